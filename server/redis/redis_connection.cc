@@ -1,0 +1,131 @@
+#include "server/redis/redis_connection.h"
+
+#include <openssl/crypto.h>
+#include <sys/time.h>
+
+#include <cerrno>
+#include <utility>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+
+namespace tlscache::server::redis {
+namespace {
+
+timeval SocketTimeout(absl::Duration d) {
+  // A zero timeval means "no timeout" to the kernel: never hand it one.
+  if (d < absl::Milliseconds(1)) d = absl::Milliseconds(1);
+  return absl::ToTimeval(d);
+}
+
+void WipeReply(redisReply* reply) {
+  if (reply->str != nullptr && reply->len > 0) OPENSSL_cleanse(reply->str, reply->len);
+  if (reply->type == REDIS_REPLY_ARRAY) {
+    for (size_t i = 0; i < reply->elements; ++i) {
+      if (reply->element[i] != nullptr) WipeReply(reply->element[i]);
+    }
+  }
+}
+
+}  // namespace
+
+std::string Endpoint::ToString() const { return absl::StrFormat("%s:%d/%d", host, port, db); }
+
+void ReplyDeleter::operator()(redisReply* reply) const {
+  if (reply == nullptr) return;
+  WipeReply(reply);
+  freeReplyObject(reply);
+}
+
+std::string DescribeReply(const redisReply& reply) {
+  switch (reply.type) {
+    case REDIS_REPLY_ERROR:
+      return std::string(reply.str, reply.len);
+    case REDIS_REPLY_STATUS:
+      return absl::StrCat("status reply ", absl::string_view(reply.str, reply.len));
+    case REDIS_REPLY_INTEGER:
+      return absl::StrCat("integer reply ", reply.integer);
+    case REDIS_REPLY_NIL:
+      return "nil reply";
+    case REDIS_REPLY_ARRAY:
+      return absl::StrCat("array reply of ", reply.elements, " elements");
+    case REDIS_REPLY_STRING:
+      return absl::StrCat("string reply of ", reply.len, " bytes");
+    default:
+      return absl::StrCat("reply of type ", reply.type);
+  }
+}
+
+absl::StatusOr<std::unique_ptr<RedisConnection>> RedisConnection::Connect(
+    const Endpoint& endpoint, absl::Duration connect_timeout, absl::Duration io_timeout) {
+  const std::string name = absl::StrCat("redis ", endpoint.ToString());
+  std::unique_ptr<redisContext, ContextDeleter> ctx(redisConnectWithTimeout(
+      endpoint.host.c_str(), endpoint.port, SocketTimeout(connect_timeout)));
+  if (ctx == nullptr) {
+    return absl::ResourceExhaustedError(absl::StrCat(name, ": cannot allocate a connection"));
+  }
+  if (ctx->err != 0) {
+    return absl::UnavailableError(absl::StrCat(name, ": connect: ", ctx->errstr));
+  }
+  if (redisSetTimeout(ctx.get(), SocketTimeout(io_timeout)) != REDIS_OK ||
+      redisEnableKeepAlive(ctx.get()) != REDIS_OK) {
+    return absl::UnavailableError(absl::StrCat(name, ": socket options: ", ctx->errstr));
+  }
+  std::unique_ptr<RedisConnection> conn(new RedisConnection(std::move(ctx), name, io_timeout));
+  if (endpoint.db != 0) {
+    const std::string db = absl::StrCat(endpoint.db);
+    absl::StatusOr<ReplyPtr> reply = conn->Command({"SELECT", db});
+    if (!reply.ok()) return reply.status();
+    if ((*reply)->type == REDIS_REPLY_ERROR) {
+      return absl::FailedPreconditionError(
+          absl::StrCat(name, ": SELECT ", db, ": ", DescribeReply(**reply)));
+    }
+  }
+  return conn;
+}
+
+void RedisConnection::Append(absl::Span<const absl::string_view> argv) {
+  std::vector<const char*> ptrs;
+  std::vector<size_t> lens;
+  ptrs.reserve(argv.size());
+  lens.reserve(argv.size());
+  for (absl::string_view arg : argv) {
+    ptrs.push_back(arg.data());
+    lens.push_back(arg.size());
+  }
+  if (redisAppendCommandArgv(ctx_.get(), static_cast<int>(argv.size()), ptrs.data(),
+                             lens.data()) != REDIS_OK) {
+    broken_ = true;  // out of memory: the output buffer no longer matches what we expect
+  }
+}
+
+absl::StatusOr<ReplyPtr> RedisConnection::GetReply() {
+  if (broken_) return absl::UnavailableError(absl::StrCat(name_, ": connection is broken"));
+  void* raw = nullptr;
+  errno = 0;
+  if (redisGetReply(ctx_.get(), &raw) != REDIS_OK || raw == nullptr) {
+    const int saved_errno = errno;
+    broken_ = true;
+    return IoError(saved_errno);
+  }
+  return ReplyPtr(static_cast<redisReply*>(raw));
+}
+
+absl::StatusOr<ReplyPtr> RedisConnection::Command(absl::Span<const absl::string_view> argv) {
+  Append(argv);
+  return GetReply();
+}
+
+absl::Status RedisConnection::IoError(int saved_errno) {
+  if (ctx_->err == REDIS_ERR_IO && (saved_errno == EAGAIN || saved_errno == EWOULDBLOCK)) {
+    return absl::DeadlineExceededError(
+        absl::StrCat(name_, " did not answer within ", absl::FormatDuration(io_timeout_)));
+  }
+  if (ctx_->err == REDIS_ERR_EOF) {
+    return absl::UnavailableError(absl::StrCat(name_, ": connection closed by server"));
+  }
+  return absl::UnavailableError(absl::StrCat(name_, ": ", ctx_->errstr));
+}
+
+}  // namespace tlscache::server::redis

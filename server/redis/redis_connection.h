@@ -1,0 +1,78 @@
+// RedisConnection: one blocking hiredis connection with connect and I/O timeouts, owned by
+// exactly one thread at a time (a RedisStore worker).
+//
+// Commands are binary-safe argv vectors. Pipelining: Append() any number of commands, then
+// GetReply() once per command, in order. Any I/O error or timeout leaves the connection
+// broken(): its pipeline is out of step and it must be discarded, never reused.
+//
+// Thread-safety: none; one owner.
+#ifndef TLSCACHE_SERVER_REDIS_REDIS_CONNECTION_H_
+#define TLSCACHE_SERVER_REDIS_REDIS_CONNECTION_H_
+
+#include <hiredis/hiredis.h>
+
+#include <memory>
+#include <string>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+#include "absl/time/time.h"
+#include "absl/types/span.h"
+
+namespace tlscache::server::redis {
+
+struct Endpoint {
+  std::string host;
+  int port = 6379;
+  int db = 0;
+
+  std::string ToString() const;
+};
+
+// Frees a reply after wiping every string in it: replies carry session bytes.
+struct ReplyDeleter {
+  void operator()(redisReply* reply) const;
+};
+using ReplyPtr = std::unique_ptr<redisReply, ReplyDeleter>;
+
+class RedisConnection {
+ public:
+  // Connects, then selects the endpoint's database. Fails with Unavailable, or
+  // DeadlineExceeded when the server does not answer in time.
+  static absl::StatusOr<std::unique_ptr<RedisConnection>> Connect(
+      const Endpoint& endpoint, absl::Duration connect_timeout, absl::Duration io_timeout);
+
+  // Queues a command in the output buffer; nothing is sent until GetReply().
+  void Append(absl::Span<const absl::string_view> argv);
+  // Sends what is queued and reads the next reply. A Redis error reply is a reply, not an
+  // error status: the status is for the connection itself.
+  absl::StatusOr<ReplyPtr> GetReply();
+  // Append + GetReply.
+  absl::StatusOr<ReplyPtr> Command(absl::Span<const absl::string_view> argv);
+
+  bool broken() const { return broken_; }
+
+ private:
+  struct ContextDeleter {
+    void operator()(redisContext* ctx) const { redisFree(ctx); }
+  };
+
+  RedisConnection(std::unique_ptr<redisContext, ContextDeleter> ctx, std::string name,
+                  absl::Duration io_timeout)
+      : ctx_(std::move(ctx)), name_(std::move(name)), io_timeout_(io_timeout) {}
+
+  absl::Status IoError(int saved_errno);
+
+  std::unique_ptr<redisContext, ContextDeleter> ctx_;
+  const std::string name_;  // "redis 127.0.0.1:6379/0", for messages
+  const absl::Duration io_timeout_;
+  bool broken_ = false;
+};
+
+// The text of an error reply, or a description of an unexpected reply type, for messages.
+std::string DescribeReply(const redisReply& reply);
+
+}  // namespace tlscache::server::redis
+
+#endif  // TLSCACHE_SERVER_REDIS_REDIS_CONNECTION_H_

@@ -1,0 +1,68 @@
+// Store: where the cache service keeps sessions. Two implementations with identical
+// semantics: MemoryStore (embedded, one process) and RedisStore (shared by every replica).
+//
+// Contract, for every implementation:
+//   - Put stores `session` under `key` for `ttl`, replacing any entry with the same key.
+//   - Get returns the bytes and the time left, or NotFound once the entry was deleted or has
+//     expired. With consume=true the entry is returned and deleted in one atomic step: of any
+//     number of concurrent consuming Gets (from any replica), at most one receives it.
+//   - Delete reports whether the entry existed.
+//   - Entries of different namespaces never see each other.
+//   - A store that cannot answer fails with Unavailable or DeadlineExceeded, never hangs.
+//
+// Every operation completes by running `done` exactly once, either before it returns or later
+// on a store thread; `done` must not block. `key` and `session` need to live only until the
+// call returns: the store copies what it keeps. Callers validate keys and bounds first
+// (server/request_validation.h); a store checks only what its own limits require.
+//
+// Thread-safety: every method may be called from any thread at any time.
+#ifndef TLSCACHE_SERVER_STORE_H_
+#define TLSCACHE_SERVER_STORE_H_
+
+#include <string>
+
+#include "absl/functional/any_invocable.h"
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+#include "absl/time/time.h"
+#include "common/secret_bytes.h"
+
+namespace tlscache::server {
+
+struct StoreKey {
+  absl::string_view ns;
+  absl::string_view session_id;
+};
+
+struct StoreEntry {
+  SecretBytes session;
+  absl::Duration ttl_remaining;
+};
+
+using PutDone = absl::AnyInvocable<void(absl::Status) &&>;
+using GetDone = absl::AnyInvocable<void(absl::StatusOr<StoreEntry>) &&>;
+using DeleteDone = absl::AnyInvocable<void(absl::StatusOr<bool>) &&>;
+
+class Store {
+ public:
+  virtual ~Store() = default;
+
+  // `deadline` is the caller's: an operation not answered by then fails with
+  // DeadlineExceeded (a store may fail it sooner, at its own timeout).
+  virtual void Put(const StoreKey& key, absl::string_view session, absl::Duration ttl,
+                   absl::Time deadline, PutDone done) = 0;
+  virtual void Get(const StoreKey& key, bool consume, absl::Time deadline, GetDone done) = 0;
+  virtual void Delete(const StoreKey& key, absl::Time deadline, DeleteDone done) = 0;
+
+  // Ok when the store is answering now; otherwise why not. Cheap and non-blocking: it reports
+  // the store's current view and sends nothing.
+  virtual absl::Status Health() = 0;
+
+  // For logs, e.g. "memory (256 MiB)" or "redis 127.0.0.1:6379/0". Never holds credentials.
+  virtual std::string Describe() const = 0;
+};
+
+}  // namespace tlscache::server
+
+#endif  // TLSCACHE_SERVER_STORE_H_

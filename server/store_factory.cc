@@ -1,0 +1,90 @@
+#include "server/store_factory.h"
+
+#include <utility>
+
+#include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "server/memory_store.h"
+#include "server/redis/redis_store.h"
+
+namespace tlscache::server {
+namespace {
+
+constexpr absl::string_view kRedisScheme = "redis://";
+
+absl::Status BadUrl(absl::string_view url, absl::string_view why) {
+  return absl::InvalidArgumentError(
+      absl::StrCat("--store=", url, ": ", why, " (expected redis://HOST[:PORT][/DB])"));
+}
+
+}  // namespace
+
+absl::StatusOr<redis::Endpoint> ParseRedisUrl(absl::string_view url) {
+  if (!absl::StartsWith(url, kRedisScheme)) return BadUrl(url, "not a redis:// URL");
+  absl::string_view rest = url.substr(kRedisScheme.size());
+  redis::Endpoint endpoint;
+  if (size_t slash = rest.find('/'); slash != absl::string_view::npos) {
+    absl::string_view db = rest.substr(slash + 1);
+    if (!absl::SimpleAtoi(db, &endpoint.db) || endpoint.db < 0 || endpoint.db > 65535) {
+      return BadUrl(url, absl::StrCat("database '", db, "' is not a number"));
+    }
+    rest = rest.substr(0, slash);
+  }
+  if (absl::StrContains(rest, '@')) {
+    return BadUrl(url, "credentials in the URL are not supported");
+  }
+  absl::string_view host = rest;
+  absl::string_view port;
+  if (absl::StartsWith(rest, "[")) {
+    size_t close = rest.find(']');
+    if (close == absl::string_view::npos) return BadUrl(url, "unterminated '[' in host");
+    host = rest.substr(1, close - 1);
+    absl::string_view after = rest.substr(close + 1);
+    if (!after.empty()) {
+      if (after[0] != ':') return BadUrl(url, "junk after ']'");
+      port = after.substr(1);
+    }
+  } else if (size_t colon = rest.rfind(':'); colon != absl::string_view::npos) {
+    host = rest.substr(0, colon);
+    port = rest.substr(colon + 1);
+  }
+  if (host.empty()) return BadUrl(url, "no host");
+  endpoint.host = std::string(host);
+  if (!port.empty() &&
+      (!absl::SimpleAtoi(port, &endpoint.port) || endpoint.port < 1 || endpoint.port > 65535)) {
+    return BadUrl(url, absl::StrCat("port '", port, "' is not within 1..65535"));
+  }
+  return endpoint;
+}
+
+absl::StatusOr<std::unique_ptr<Store>> CreateStore(const StoreConfig& config) {
+  if (config.url == "memory") {
+    MemoryStoreOptions options;
+    options.max_bytes = config.memory_max_bytes;
+    options.max_session_bytes = config.max_session_bytes;
+    absl::StatusOr<std::unique_ptr<MemoryStore>> store = MemoryStore::Create(options);
+    if (!store.ok()) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("--memory_max_bytes: ", store.status().message()));
+    }
+    return std::unique_ptr<Store>(*std::move(store));
+  }
+  if (absl::StartsWith(config.url, kRedisScheme)) {
+    absl::StatusOr<redis::Endpoint> endpoint = ParseRedisUrl(config.url);
+    if (!endpoint.ok()) return endpoint.status();
+    redis::RedisStoreOptions options;
+    options.endpoint = *std::move(endpoint);
+    options.pool_size = config.redis_pool_size;
+    options.timeout = config.redis_timeout;
+    options.max_session_bytes = config.max_session_bytes;
+    absl::StatusOr<std::unique_ptr<redis::RedisStore>> store =
+        redis::RedisStore::Create(options);
+    if (!store.ok()) return store.status();
+    return std::unique_ptr<Store>(*std::move(store));
+  }
+  return absl::InvalidArgumentError(absl::StrCat(
+      "--store=", config.url, ": unsupported store (expected memory or redis://HOST:PORT[/DB])"));
+}
+
+}  // namespace tlscache::server

@@ -1,0 +1,36 @@
+// Builds the store named by the server's --store flag.
+//
+//   memory                      the embedded MemoryStore
+//   redis://HOST[:PORT][/DB]    a standalone Redis (port 6379 and database 0 by default;
+//                               HOST may be a name, an IPv4 address or a bracketed IPv6 one)
+#ifndef TLSCACHE_SERVER_STORE_FACTORY_H_
+#define TLSCACHE_SERVER_STORE_FACTORY_H_
+
+#include <cstddef>
+#include <memory>
+#include <string>
+
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+#include "absl/time/time.h"
+#include "server/redis/redis_connection.h"
+#include "server/store.h"
+
+namespace tlscache::server {
+
+struct StoreConfig {
+  std::string url = "memory";
+  size_t max_session_bytes = 16 << 10;
+  size_t memory_max_bytes = size_t{256} << 20;
+  absl::Duration redis_timeout = absl::Milliseconds(100);
+  int redis_pool_size = 4;
+};
+
+absl::StatusOr<redis::Endpoint> ParseRedisUrl(absl::string_view url);
+
+// Errors name the offending setting, e.g. "--store: unsupported scheme 'foo'".
+absl::StatusOr<std::unique_ptr<Store>> CreateStore(const StoreConfig& config);
+
+}  // namespace tlscache::server
+
+#endif  // TLSCACHE_SERVER_STORE_FACTORY_H_

@@ -1,0 +1,92 @@
+#include "tests/testing/redis_server.h"
+
+#include <signal.h>
+#include <stdlib.h>
+
+#include <filesystem>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "absl/time/clock.h"
+
+namespace tlscache::testing {
+
+absl::StatusOr<std::unique_ptr<RedisServer>> RedisServer::Start() {
+  if (FindInPath("redis-server").empty()) {
+    return absl::NotFoundError("redis-server is not installed (apt-get install redis-server)");
+  }
+  std::unique_ptr<RedisServer> server(new RedisServer());
+  char dir[] = "/tmp/tlscache-redis-XXXXXX";
+  if (mkdtemp(dir) == nullptr) return absl::InternalError("mkdtemp failed");
+  server->dir_ = dir;
+  // A port picked a moment ago can be taken by someone else in between: try a few.
+  absl::Status status;
+  for (int attempt = 0; attempt < 5; ++attempt) {
+    server->port_ = PickFreePort();
+    status = server->Launch();
+    if (status.ok()) return server;
+  }
+  return status;
+}
+
+RedisServer::~RedisServer() {
+  process_.reset();  // kills and reaps
+  std::error_code ignored;
+  std::filesystem::remove_all(dir_, ignored);
+}
+
+std::string RedisServer::url() const { return absl::StrCat("redis://127.0.0.1:", port_); }
+
+absl::Status RedisServer::Launch() {
+  absl::StatusOr<std::unique_ptr<Subprocess>> process = Subprocess::Start(
+      {"redis-server", "--port", absl::StrCat(port_), "--bind", "127.0.0.1", "--dir", dir_,
+       "--save", "", "--appendonly", "no", "--daemonize", "no", "--protected-mode", "no",
+       "--logfile", ""});
+  if (!process.ok()) return process.status();
+  process_ = *std::move(process);
+  absl::StatusOr<std::string> ready =
+      process_->WaitForOutput("Ready to accept connections", absl::Seconds(20));
+  if (!ready.ok()) {
+    process_.reset();
+    return ready.status();
+  }
+  return absl::OkStatus();
+}
+
+void RedisServer::Kill() {
+  process_->Signal(SIGKILL);
+  (void)process_->Wait(absl::Seconds(10));
+}
+
+void RedisServer::Pause() { process_->Signal(SIGSTOP); }
+void RedisServer::Resume() { process_->Signal(SIGCONT); }
+
+absl::Status RedisServer::Restart() {
+  if (process_ != nullptr && process_->running()) Kill();
+  absl::Status status;
+  // The port is ours, but the kernel may take a moment to release it.
+  for (int attempt = 0; attempt < 20; ++attempt) {
+    status = Launch();
+    if (status.ok()) return status;
+    absl::SleepFor(absl::Milliseconds(100));
+  }
+  return status;
+}
+
+absl::StatusOr<std::string> RedisServer::Cli(const std::vector<std::string>& args) const {
+  std::vector<std::string> argv = {"redis-cli", "-h", "127.0.0.1", "-p", absl::StrCat(port_)};
+  argv.insert(argv.end(), args.begin(), args.end());
+  absl::StatusOr<std::unique_ptr<Subprocess>> cli = Subprocess::Start(argv);
+  if (!cli.ok()) return cli.status();
+  absl::StatusOr<int> code = (*cli)->Wait(absl::Seconds(10));
+  if (!code.ok()) return code.status();
+  if (*code != 0) {
+    return absl::InternalError(absl::StrCat("redis-cli ", absl::StrJoin(args, " "),
+                                            " exited ", *code, ": ", (*cli)->output()));
+  }
+  return (*cli)->FullOutput(absl::Seconds(5));
+}
+
+}  // namespace tlscache::testing
+

@@ -1,0 +1,58 @@
+// RedisServer: a real redis-server for a test, on a free loopback port, with its own
+// temporary directory and no persistence. Stopped and removed when destroyed.
+//
+// Tests that need one skip, with a printed reason, only when redis-server is not installed:
+//   TLSCACHE_START_REDIS_OR_SKIP(redis_);
+#ifndef TLSCACHE_TESTS_TESTING_REDIS_SERVER_H_
+#define TLSCACHE_TESTS_TESTING_REDIS_SERVER_H_
+
+#include <memory>
+#include <string>
+
+#include "absl/status/statusor.h"
+#include "tests/testing/subprocess.h"
+
+namespace tlscache::testing {
+
+class RedisServer {
+ public:
+  // NotFound when redis-server is not installed; any other error is a failure.
+  static absl::StatusOr<std::unique_ptr<RedisServer>> Start();
+  ~RedisServer();
+
+  int port() const { return port_; }
+  std::string url() const;  // redis://127.0.0.1:PORT
+
+  // SIGKILL, as a crash would; the port stays reserved for Restart().
+  void Kill();
+  // SIGSTOP / SIGCONT: a Redis that accepts connections but does not answer.
+  void Pause();
+  void Resume();
+  // Starts again on the same port (after Kill) and waits until it answers PING.
+  absl::Status Restart();
+
+  // Runs one command through redis-cli and returns its output, for checks from outside.
+  absl::StatusOr<std::string> Cli(const std::vector<std::string>& args) const;
+
+ private:
+  RedisServer() = default;
+  absl::Status Launch();
+
+  std::string dir_;
+  int port_ = 0;
+  std::unique_ptr<Subprocess> process_;
+};
+
+}  // namespace tlscache::testing
+
+#define TLSCACHE_START_REDIS_OR_SKIP(var)                                      \
+  do {                                                                         \
+    auto started = ::tlscache::testing::RedisServer::Start();                  \
+    if (absl::IsNotFound(started.status())) {                                  \
+      GTEST_SKIP() << started.status().message();                              \
+    }                                                                          \
+    ASSERT_TRUE(started.ok()) << started.status();                             \
+    var = *std::move(started);                                                 \
+  } while (0)
+
+#endif  // TLSCACHE_TESTS_TESTING_REDIS_SERVER_H_

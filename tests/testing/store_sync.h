@@ -1,0 +1,62 @@
+// Blocking wrappers around the callback-style Store API, for tests.
+#ifndef TLSCACHE_TESTS_TESTING_STORE_SYNC_H_
+#define TLSCACHE_TESTS_TESTING_STORE_SYNC_H_
+
+#include <optional>
+#include <utility>
+
+#include "absl/synchronization/notification.h"
+#include "absl/time/clock.h"
+#include "server/store.h"
+
+namespace tlscache::testing {
+
+inline constexpr absl::Duration kStoreCallTimeout = absl::Seconds(5);
+
+template <typename T, typename Call>
+T AwaitStore(Call call) {
+  absl::Notification done;
+  std::optional<T> result;
+  call([&](T r) {
+    result.emplace(std::move(r));
+    done.Notify();
+  });
+  done.WaitForNotification();
+  return *std::move(result);
+}
+
+inline absl::Status PutSync(server::Store& store, absl::string_view ns, absl::string_view id,
+                            absl::string_view session, absl::Duration ttl) {
+  return AwaitStore<absl::Status>([&](auto cb) {
+    store.Put({ns, id}, session, ttl, absl::Now() + kStoreCallTimeout, std::move(cb));
+  });
+}
+
+inline absl::StatusOr<server::StoreEntry> GetSync(server::Store& store, absl::string_view ns,
+                                                  absl::string_view id, bool consume = false) {
+  return AwaitStore<absl::StatusOr<server::StoreEntry>>([&](auto cb) {
+    store.Get({ns, id}, consume, absl::Now() + kStoreCallTimeout, std::move(cb));
+  });
+}
+
+inline absl::StatusOr<bool> DeleteSync(server::Store& store, absl::string_view ns,
+                                       absl::string_view id) {
+  return AwaitStore<absl::StatusOr<bool>>([&](auto cb) {
+    store.Delete({ns, id}, absl::Now() + kStoreCallTimeout, std::move(cb));
+  });
+}
+
+// Polls `condition` every few milliseconds until it holds or `timeout` passes.
+template <typename Condition>
+bool Eventually(Condition condition, absl::Duration timeout = absl::Seconds(10)) {
+  const absl::Time deadline = absl::Now() + timeout;
+  while (!condition()) {
+    if (absl::Now() >= deadline) return false;
+    absl::SleepFor(absl::Milliseconds(10));
+  }
+  return true;
+}
+
+}  // namespace tlscache::testing
+
+#endif  // TLSCACHE_TESTS_TESTING_STORE_SYNC_H_
