@@ -1,15 +1,24 @@
 #include "server/cache_server.h"
 
+#include <grpc/grpc.h>
 #include <grpcpp/ext/proto_server_reflection_plugin.h>
 #include <grpcpp/health_check_service_interface.h>
 #include <grpcpp/security/server_credentials.h>
 #include <grpcpp/server_builder.h>
 
-#include <chrono>
+#include <netdb.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cerrno>
 #include <climits>
+#include <cstring>
+#include <memory>
+#include <string>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
+#include "common/grpc_log.h"
 #include "common/log.h"
 
 namespace tlscache::server {
@@ -19,6 +28,35 @@ constexpr char kServiceName[] = "tlscache.v1.SessionCache";
 // Room for the namespace, the session ID and the framing around the largest session, so a
 // session slightly over the limit gets INVALID_ARGUMENT naming it rather than a transport error.
 constexpr int kRequestOverhead = 1024;
+
+// Why `listen` cannot be bound, found by trying as gRPC would; "" when it can be.
+std::string BindError(const std::string& listen) {
+  const size_t colon = listen.rfind(':');
+  if (colon == std::string::npos) return "expected HOST:PORT";
+  std::string host = listen.substr(0, colon);
+  const std::string port = listen.substr(colon + 1);
+  if (host.size() >= 2 && host.front() == '[' && host.back() == ']') {
+    host = host.substr(1, host.size() - 2);
+  }
+  addrinfo hints{};
+  hints.ai_family = AF_UNSPEC;
+  hints.ai_socktype = SOCK_STREAM;
+  hints.ai_flags = AI_PASSIVE;
+  addrinfo* found = nullptr;
+  if (int rc = getaddrinfo(host.empty() ? nullptr : host.c_str(), port.c_str(), &hints, &found);
+      rc != 0) {
+    return gai_strerror(rc);
+  }
+  std::unique_ptr<addrinfo, decltype(&freeaddrinfo)> addresses(found, &freeaddrinfo);
+  const int fd = socket(found->ai_family, found->ai_socktype | SOCK_CLOEXEC, 0);
+  if (fd < 0) return std::strerror(errno);
+  const int one = 1;
+  setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+  std::string error;
+  if (bind(fd, found->ai_addr, found->ai_addrlen) != 0) error = std::strerror(errno);
+  close(fd);
+  return error;
+}
 
 }  // namespace
 
@@ -35,12 +73,19 @@ absl::StatusOr<std::unique_ptr<CacheServer>> CacheServer::Start(
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
   grpc::ServerBuilder builder;
   builder.AddListeningPort(options.listen, grpc::InsecureServerCredentials(), &server->port_);
+  // Without this, gRPC sets SO_REUSEPORT and a second server on the same port would start
+  // and silently take half the connections.
+  builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);
   builder.RegisterService(&server->service_);
   builder.SetMaxReceiveMessageSize(static_cast<int>(options.service.max_session_bytes) +
                                    kRequestOverhead);
+  SetGrpcLogsQuiet(true);  // a bind failure is reported below, in one line
   server->server_ = builder.BuildAndStart();
+  SetGrpcLogsQuiet(false);
   if (server->server_ == nullptr || server->port_ == 0) {
-    return absl::UnavailableError(absl::StrCat("cannot listen on ", options.listen));
+    std::string why = BindError(options.listen);
+    return absl::UnavailableError(
+        absl::StrCat("cannot listen on ", options.listen, why.empty() ? "" : ": ", why));
   }
   server->SetServing(server->store_->Health().ok());
   server->monitor_ = std::thread([s = server.get()] { s->MonitorHealth(); });
@@ -48,7 +93,7 @@ absl::StatusOr<std::unique_ptr<CacheServer>> CacheServer::Start(
 }
 
 CacheServer::~CacheServer() {
-  if (!shut_down_) Shutdown(absl::ZeroDuration());
+  if (server_ != nullptr && !shut_down_) Shutdown(absl::ZeroDuration());
 }
 
 void CacheServer::SetServing(bool serving) {
@@ -58,10 +103,14 @@ void CacheServer::SetServing(bool serving) {
 }
 
 void CacheServer::MonitorHealth() {
+  // Start() set the first status; report a store that is still down one interval later, then
+  // every change.
   bool serving = store_->Health().ok();
+  bool first = true;
   while (!stop_monitor_.WaitForNotificationWithTimeout(options_.health_interval)) {
     const absl::Status health = store_->Health();
-    if (health.ok() != serving) {
+    const bool changed = health.ok() != serving;
+    if (changed || (first && !health.ok())) {
       serving = health.ok();
       if (serving) {
         LogInfo("store %s is answering: SERVING", store_->Describe());
@@ -70,7 +119,9 @@ void CacheServer::MonitorHealth() {
                    health.message());
       }
     }
-    SetServing(serving);
+    first = false;
+    // Only on a change: every update is pushed to each Watch stream.
+    if (changed) SetServing(serving);
   }
 }
 

@@ -13,6 +13,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/time/time.h"
+#include "common/grpc_log.h"
 #include "common/log.h"
 #include "server/cache_server.h"
 #include "server/store_factory.h"
@@ -131,5 +132,6 @@ int main(int argc, char** argv) {
       "tlscache-server: the distributed TLS session cache service.\n"
       "  tlscache-server [--listen=HOST:PORT] [--store=memory|redis://HOST:PORT[/DB]] ...");
   absl::ParseCommandLine(argc, argv);
+  tlscache::RouteGrpcLogs();
   return tlscache::server::Main();
 }

@@ -1,0 +1,331 @@
+// The store contract (server/store.h) against both stores, with real time, and the Redis
+// store against a real redis-server: restarts, a paused server, pooling, bounds.
+#include "server/redis/redis_store.h"
+
+#include <atomic>
+#include <memory>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+#include "absl/time/clock.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "server/memory_store.h"
+#include "tests/testing/redis_server.h"
+#include "tests/testing/store_sync.h"
+
+namespace tlscache::server {
+namespace {
+
+using ::testing::HasSubstr;
+using ::tlscache::testing::DeleteSync;
+using ::tlscache::testing::Eventually;
+using ::tlscache::testing::GetSync;
+using ::tlscache::testing::PutSync;
+using ::tlscache::testing::RedisServer;
+
+redis::RedisStoreOptions OptionsFor(const RedisServer& server) {
+  redis::RedisStoreOptions options;
+  options.endpoint.host = "127.0.0.1";
+  options.endpoint.port = server.port();
+  options.timeout = absl::Milliseconds(200);
+  options.min_backoff = absl::Milliseconds(20);
+  options.max_backoff = absl::Milliseconds(200);
+  options.idle_check = absl::Milliseconds(100);
+  return options;
+}
+
+std::unique_ptr<redis::RedisStore> ConnectedStore(const redis::RedisStoreOptions& options) {
+  auto store = redis::RedisStore::Create(options);
+  EXPECT_TRUE(store.ok()) << store.status();
+  if (!store.ok()) return nullptr;
+  EXPECT_TRUE(Eventually([&] { return (*store)->Health().ok(); })) << (*store)->Health();
+  return *std::move(store);
+}
+
+// ---- the contract, for both stores --------------------------------------------------------
+
+enum class Kind { kMemory, kRedis };
+
+class StoreContractTest : public ::testing::TestWithParam<Kind> {
+ protected:
+  void SetUp() override {
+    if (GetParam() == Kind::kMemory) {
+      store_ = *MemoryStore::Create(MemoryStoreOptions{});
+      return;
+    }
+    TLSCACHE_START_REDIS_OR_SKIP(redis_);
+    store_ = ConnectedStore(OptionsFor(*redis_));
+    ASSERT_NE(store_, nullptr);
+  }
+
+  std::unique_ptr<RedisServer> redis_;
+  std::unique_ptr<Store> store_;
+};
+
+TEST_P(StoreContractTest, GetReturnsWhatWasPutWithItsRemainingTtl) {
+  ASSERT_TRUE(PutSync(*store_, "ns", "id", "session", absl::Seconds(300)).ok());
+  auto entry = GetSync(*store_, "ns", "id");
+  ASSERT_TRUE(entry.ok()) << entry.status();
+  EXPECT_EQ(entry->session.view(), "session");
+  EXPECT_GT(entry->ttl_remaining, absl::Seconds(298));
+  EXPECT_LE(entry->ttl_remaining, absl::Seconds(300));
+}
+
+TEST_P(StoreContractTest, GetAfterTtlExpiryIsNotFound) {
+  ASSERT_TRUE(PutSync(*store_, "ns", "id", "session", absl::Milliseconds(150)).ok());
+  EXPECT_TRUE(GetSync(*store_, "ns", "id").ok());
+  EXPECT_TRUE(Eventually([&] { return absl::IsNotFound(GetSync(*store_, "ns", "id").status()); },
+                         absl::Seconds(5)));
+}
+
+TEST_P(StoreContractTest, ConsumeReturnsOnceThenNotFound) {
+  ASSERT_TRUE(PutSync(*store_, "ns", "id", "ticket", absl::Seconds(60)).ok());
+  auto first = GetSync(*store_, "ns", "id", /*consume=*/true);
+  ASSERT_TRUE(first.ok()) << first.status();
+  EXPECT_EQ(first->session.view(), "ticket");
+  EXPECT_GT(first->ttl_remaining, absl::Seconds(58));
+  EXPECT_TRUE(absl::IsNotFound(GetSync(*store_, "ns", "id", true).status()));
+  EXPECT_TRUE(absl::IsNotFound(GetSync(*store_, "ns", "id").status()));
+}
+
+TEST_P(StoreContractTest, ConcurrentConsumersGetTheEntryExactlyOnce) {
+  for (int round = 0; round < 20; ++round) {
+    const std::string id = absl::StrCat("ticket", round);
+    ASSERT_TRUE(PutSync(*store_, "ns", id, "ticket", absl::Seconds(60)).ok());
+    std::atomic<int> winners{0};
+    std::atomic<int> errors{0};
+    std::vector<std::thread> threads;
+    for (int t = 0; t < 8; ++t) {
+      threads.emplace_back([&] {
+        auto got = GetSync(*store_, "ns", id, true);
+        if (got.ok()) {
+          winners++;
+        } else if (!absl::IsNotFound(got.status())) {
+          errors++;
+        }
+      });
+    }
+    for (auto& t : threads) t.join();
+    EXPECT_EQ(winners.load(), 1) << "round " << round;
+    EXPECT_EQ(errors.load(), 0);
+  }
+}
+
+TEST_P(StoreContractTest, DeleteReportsWhetherTheEntryExisted) {
+  ASSERT_TRUE(PutSync(*store_, "ns", "id", "s", absl::Seconds(60)).ok());
+  auto deleted = DeleteSync(*store_, "ns", "id");
+  ASSERT_TRUE(deleted.ok()) << deleted.status();
+  EXPECT_TRUE(*deleted);
+  EXPECT_FALSE(*DeleteSync(*store_, "ns", "id"));
+  EXPECT_TRUE(absl::IsNotFound(GetSync(*store_, "ns", "id").status()));
+}
+
+TEST_P(StoreContractTest, NamespacesNeverSeeEachOthersEntries) {
+  ASSERT_TRUE(PutSync(*store_, "tenant-a", "id", "a-session", absl::Seconds(60)).ok());
+  EXPECT_TRUE(absl::IsNotFound(GetSync(*store_, "tenant-b", "id").status()));
+  EXPECT_FALSE(*DeleteSync(*store_, "tenant-b", "id"));
+  EXPECT_TRUE(absl::IsNotFound(GetSync(*store_, "tenant-b", "id", true).status()));
+  EXPECT_EQ(GetSync(*store_, "tenant-a", "id")->session.view(), "a-session");
+}
+
+TEST_P(StoreContractTest, PutReplacesAnExistingEntry) {
+  ASSERT_TRUE(PutSync(*store_, "ns", "id", "old", absl::Seconds(60)).ok());
+  ASSERT_TRUE(PutSync(*store_, "ns", "id", "new", absl::Seconds(60)).ok());
+  EXPECT_EQ(GetSync(*store_, "ns", "id")->session.view(), "new");
+}
+
+TEST_P(StoreContractTest, BinaryIdsAndSessionsRoundTrip) {
+  const std::string id("\0\xff\r\n:*$", 7);
+  std::string session;
+  for (int i = 0; i < 4096; ++i) session.push_back(static_cast<char>(i * 7));
+  ASSERT_TRUE(PutSync(*store_, "ns", id, session, absl::Seconds(60)).ok());
+  EXPECT_EQ(GetSync(*store_, "ns", id)->session.view(), session);
+  EXPECT_TRUE(absl::IsNotFound(GetSync(*store_, "ns", id.substr(0, 6)).status()));
+}
+
+TEST_P(StoreContractTest, EightConcurrentClientsNeverSeeAnotherKeysSession) {
+  std::atomic<int> mismatches{0};
+  std::atomic<int> errors{0};
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 8; ++t) {
+    threads.emplace_back([&, t] {
+      for (int i = 0; i < 300; ++i) {
+        const std::string id = absl::StrCat("t", t, "-", i % 20);
+        const std::string session = absl::StrCat("session-of-", id, "-", i);
+        if (!PutSync(*store_, "ns", id, session, absl::Seconds(60)).ok()) errors++;
+        auto got = GetSync(*store_, "ns", id);
+        if (!got.ok()) {
+          errors++;
+        } else if (got->session.view() != session) {
+          mismatches++;
+        }
+      }
+    });
+  }
+  for (auto& t : threads) t.join();
+  EXPECT_EQ(mismatches.load(), 0);
+  EXPECT_EQ(errors.load(), 0);
+}
+
+INSTANTIATE_TEST_SUITE_P(BothStores, StoreContractTest,
+                         ::testing::Values(Kind::kMemory, Kind::kRedis),
+                         [](const ::testing::TestParamInfo<Kind>& param_info) {
+                           return param_info.param == Kind::kMemory ? "Memory" : "Redis";
+                         });
+
+// ---- Redis only ---------------------------------------------------------------------------
+
+class RedisStoreTest : public ::testing::Test {
+ protected:
+  void SetUp() override { TLSCACHE_START_REDIS_OR_SKIP(redis_); }
+
+  std::unique_ptr<RedisServer> redis_;
+};
+
+TEST_F(RedisStoreTest, EntriesAreRedisStringsWithAnExpiry) {
+  auto store = ConnectedStore(OptionsFor(*redis_));
+  ASSERT_TRUE(PutSync(*store, "edge", "\x01\xab", "s", absl::Seconds(120)).ok());
+  auto pttl = redis_->Cli({"PTTL", "tlscache:edge:01ab"});
+  ASSERT_TRUE(pttl.ok()) << pttl.status();
+  int64_t ms = 0;
+  ASSERT_TRUE(absl::SimpleAtoi(absl::StripAsciiWhitespace(*pttl), &ms)) << *pttl;
+  EXPECT_GT(ms, 118'000);
+  EXPECT_LE(ms, 120'000);
+}
+
+TEST_F(RedisStoreTest, TwoStoresOnOneRedisShareEverything) {
+  auto a = ConnectedStore(OptionsFor(*redis_));
+  auto b = ConnectedStore(OptionsFor(*redis_));
+  ASSERT_TRUE(PutSync(*a, "ns", "id", "made-on-a", absl::Seconds(60)).ok());
+  EXPECT_EQ(GetSync(*b, "ns", "id")->session.view(), "made-on-a");
+  EXPECT_TRUE(GetSync(*b, "ns", "id", true).ok());
+  EXPECT_TRUE(absl::IsNotFound(GetSync(*a, "ns", "id").status()));
+}
+
+TEST_F(RedisStoreTest, DatabaseFromTheEndpointIsUsed) {
+  auto options = OptionsFor(*redis_);
+  options.endpoint.db = 5;
+  auto store = ConnectedStore(options);
+  ASSERT_TRUE(PutSync(*store, "ns", "id", "s", absl::Seconds(60)).ok());
+  EXPECT_EQ(absl::StripAsciiWhitespace(*redis_->Cli({"-n", "5", "EXISTS", "tlscache:ns:6964"})),
+            "1");
+  EXPECT_EQ(absl::StripAsciiWhitespace(*redis_->Cli({"-n", "0", "EXISTS", "tlscache:ns:6964"})),
+            "0");
+}
+
+TEST_F(RedisStoreTest, ConnectionsArePooledNotOpenedPerCall) {
+  auto options = OptionsFor(*redis_);
+  options.pool_size = 3;
+  auto store = ConnectedStore(options);
+  ASSERT_TRUE(Eventually([&] {
+    auto clients = redis_->Cli({"CLIENT", "LIST"});
+    return clients.ok() && std::count(clients->begin(), clients->end(), '\n') == 4;  // + cli
+  }));
+  auto before = redis_->Cli({"INFO", "stats"});
+  for (int i = 0; i < 500; ++i) {
+    ASSERT_TRUE(PutSync(*store, "ns", absl::StrCat(i), "s", absl::Seconds(60)).ok());
+    ASSERT_TRUE(GetSync(*store, "ns", absl::StrCat(i)).ok());
+  }
+  auto received = [&](const std::string& info) {
+    for (absl::string_view line : absl::StrSplit(info, '\n')) {
+      if (absl::ConsumePrefix(&line, "total_connections_received:")) {
+        int64_t n = 0;
+        (void)absl::SimpleAtoi(absl::StripAsciiWhitespace(line), &n);
+        return n;
+      }
+    }
+    return int64_t{-1};
+  };
+  auto after = redis_->Cli({"INFO", "stats"});
+  ASSERT_TRUE(before.ok() && after.ok());
+  // Only the redis-cli that asked connected in between.
+  EXPECT_EQ(received(*after) - received(*before), 1);
+}
+
+TEST_F(RedisStoreTest, RedisDownAtStartFailsFastThenServesWhenItComesUp) {
+  const int port = redis_->port();
+  redis_->Kill();
+  auto options = OptionsFor(*redis_);
+  auto store = redis::RedisStore::Create(options);
+  ASSERT_TRUE(store.ok());
+  EXPECT_TRUE(absl::IsUnavailable((*store)->Health()));
+  const absl::Time start = absl::Now();
+  auto status = PutSync(**store, "ns", "id", "s", absl::Seconds(60));
+  EXPECT_TRUE(absl::IsUnavailable(status)) << status;
+  EXPECT_THAT(status.message(), HasSubstr(absl::StrCat("127.0.0.1:", port)));
+  EXPECT_LT(absl::Now() - start, absl::Seconds(1));
+  ASSERT_TRUE(redis_->Restart().ok());
+  EXPECT_TRUE(Eventually([&] { return (*store)->Health().ok(); }));
+  EXPECT_TRUE(PutSync(**store, "ns", "id", "s", absl::Seconds(60)).ok());
+}
+
+TEST_F(RedisStoreTest, RedisKilledIsUnavailableThenServiceResumesAfterRestart) {
+  auto store = ConnectedStore(OptionsFor(*redis_));
+  ASSERT_TRUE(PutSync(*store, "ns", "id", "s", absl::Seconds(60)).ok());
+  redis_->Kill();
+  for (int i = 0; i < 5; ++i) {
+    const absl::Time start = absl::Now();
+    auto got = GetSync(*store, "ns", "id");
+    EXPECT_TRUE(absl::IsUnavailable(got.status()) || absl::IsDeadlineExceeded(got.status()))
+        << got.status();
+    EXPECT_LT(absl::Now() - start, absl::Seconds(2));  // bounded, never a hang
+  }
+  EXPECT_TRUE(Eventually([&] { return !store->Health().ok(); }));
+  ASSERT_TRUE(redis_->Restart().ok());
+  EXPECT_TRUE(Eventually([&] { return store->Health().ok(); }));
+  EXPECT_TRUE(PutSync(*store, "ns", "id", "again", absl::Seconds(60)).ok());
+  EXPECT_EQ(GetSync(*store, "ns", "id")->session.view(), "again");
+}
+
+TEST_F(RedisStoreTest, PausedRedisTimesOutWithinTheTimeoutAndRecovers) {
+  auto options = OptionsFor(*redis_);
+  options.timeout = absl::Milliseconds(100);
+  auto store = ConnectedStore(options);
+  ASSERT_TRUE(PutSync(*store, "ns", "id", "s", absl::Seconds(60)).ok());
+  redis_->Pause();
+  const absl::Time start = absl::Now();
+  auto got = GetSync(*store, "ns", "id");
+  const absl::Duration took = absl::Now() - start;
+  redis_->Resume();
+  EXPECT_TRUE(absl::IsDeadlineExceeded(got.status()) || absl::IsUnavailable(got.status()))
+      << got.status();
+  // One timeout to fail the call; far from a hang.
+  EXPECT_LT(took, absl::Seconds(1)) << took;
+  EXPECT_TRUE(Eventually([&] { return GetSync(*store, "ns", "id").ok(); }));
+}
+
+TEST_F(RedisStoreTest, AnOversizedValueInRedisIsNotHandedOut) {
+  auto options = OptionsFor(*redis_);
+  options.max_session_bytes = 100;
+  auto store = ConnectedStore(options);
+  ASSERT_TRUE(redis_->Cli({"SET", "tlscache:ns:6964", std::string(101, 'x')}).ok());
+  auto got = GetSync(*store, "ns", "id");
+  EXPECT_TRUE(absl::IsDataLoss(got.status())) << got.status();
+  EXPECT_THAT(got.status().message(), HasSubstr("101 bytes"));
+}
+
+TEST_F(RedisStoreTest, AWrongTypeUnderTheKeyIsAnErrorNotACrash) {
+  auto store = ConnectedStore(OptionsFor(*redis_));
+  ASSERT_TRUE(redis_->Cli({"LPUSH", "tlscache:ns:6964", "x"}).ok());
+  auto got = GetSync(*store, "ns", "id");
+  EXPECT_FALSE(got.ok());
+  EXPECT_THAT(got.status().message(), HasSubstr("WRONGTYPE"));
+  EXPECT_TRUE(Eventually([&] { return store->Health().ok(); }));
+  EXPECT_TRUE(PutSync(*store, "ns", "other", "s", absl::Seconds(60)).ok());
+}
+
+TEST_F(RedisStoreTest, ScriptFlushIsSurvived) {
+  auto store = ConnectedStore(OptionsFor(*redis_));
+  ASSERT_TRUE(PutSync(*store, "ns", "id", "s", absl::Seconds(60)).ok());
+  ASSERT_TRUE(redis_->Cli({"SCRIPT", "FLUSH"}).ok());
+  // The first Get on a connection may meet NOSCRIPT; the connection is rebuilt and reloads.
+  EXPECT_TRUE(Eventually([&] { return GetSync(*store, "ns", "id").ok(); }));
+}
+
+}  // namespace
+}  // namespace tlscache::server

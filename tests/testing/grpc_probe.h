@@ -1,0 +1,45 @@
+// Client-side probes of a running cache server for tests: health, reflection, and a running
+// tlscache-server process.
+#ifndef TLSCACHE_TESTS_TESTING_GRPC_PROBE_H_
+#define TLSCACHE_TESTS_TESTING_GRPC_PROBE_H_
+
+#include <grpcpp/channel.h>
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+#include "grpc/health/v1/health.pb.h"
+#include "tests/testing/subprocess.h"
+
+namespace tlscache::testing {
+
+using ServingStatus = ::grpc::health::v1::HealthCheckResponse::ServingStatus;
+
+std::shared_ptr<grpc::Channel> Connect(int port);
+
+// grpc.health.v1.Health/Check for `service` ("" for the whole server).
+absl::StatusOr<ServingStatus> CheckHealth(grpc::Channel& channel, const std::string& service);
+
+// Waits until Check(service) answers `want`.
+bool AwaitHealth(grpc::Channel& channel, const std::string& service, ServingStatus want,
+                 absl::Duration timeout = absl::Seconds(15));
+
+// The service names the server's reflection service lists.
+absl::StatusOr<std::vector<std::string>> ListServicesByReflection(
+    const std::shared_ptr<grpc::Channel>& channel);
+
+// A tlscache-server process on 127.0.0.1 and a port of its choosing.
+struct ServerProcess {
+  std::unique_ptr<Subprocess> process;
+  int port = 0;
+};
+// Starts build/bin/tlscache-server with `flags` (plus --listen=127.0.0.1:0) and waits until it
+// says which port it listens on.
+absl::StatusOr<ServerProcess> StartServerProcess(const std::vector<std::string>& flags);
+
+}  // namespace tlscache::testing
+
+#endif  // TLSCACHE_TESTS_TESTING_GRPC_PROBE_H_
