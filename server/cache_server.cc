@@ -87,8 +87,9 @@ absl::StatusOr<std::unique_ptr<CacheServer>> CacheServer::Start(
     return absl::UnavailableError(
         absl::StrCat("cannot listen on ", options.listen, why.empty() ? "" : ": ", why));
   }
-  server->SetServing(server->store_->Health().ok());
-  server->monitor_ = std::thread([s = server.get()] { s->MonitorHealth(); });
+  const bool serving = server->store_->Health().ok();
+  server->SetServing(serving);
+  server->monitor_ = std::thread([s = server.get(), serving] { s->MonitorHealth(serving); });
   return server;
 }
 
@@ -102,10 +103,9 @@ void CacheServer::SetServing(bool serving) {
   health->SetServingStatus(kServiceName, serving);
 }
 
-void CacheServer::MonitorHealth() {
-  // Start() set the first status; report a store that is still down one interval later, then
-  // every change.
-  bool serving = store_->Health().ok();
+void CacheServer::MonitorHealth(bool serving) {
+  // `serving` is what Start() published. A store still down one interval later is reported,
+  // then every change.
   bool first = true;
   while (!stop_monitor_.WaitForNotificationWithTimeout(options_.health_interval)) {
     const absl::Status health = store_->Health();

@@ -43,7 +43,7 @@ class CacheServer {
 
  private:
   CacheServer(const CacheServerOptions& options, std::unique_ptr<Store> store);
-  void MonitorHealth();
+  void MonitorHealth(bool serving);
   void SetServing(bool serving);
 
   const CacheServerOptions options_;
