@@ -1,9 +1,9 @@
 #include "server/memory_store.h"
+// Unit tests of MemoryStore with a fake clock; the contract shared with the Redis store, and
+// concurrency, are in tests/integration/redis_store_test.cc (StoreContractTest/Memory).
 
 #include <memory>
 #include <string>
-#include <thread>
-#include <vector>
 
 #include "absl/strings/str_cat.h"
 #include "gtest/gtest.h"
@@ -76,23 +76,6 @@ TEST_F(MemoryStoreTest, ConsumeReturnsTheEntryOnceThenNotFound) {
   EXPECT_EQ(first->session.view(), "ticket");
   EXPECT_TRUE(absl::IsNotFound(GetSync(*store, "ns", "id", true).status()));
   EXPECT_TRUE(absl::IsNotFound(GetSync(*store, "ns", "id").status()));
-}
-
-TEST_F(MemoryStoreTest, ConcurrentConsumersGetTheEntryExactlyOnce) {
-  auto store = Make();
-  for (int round = 0; round < 50; ++round) {
-    const std::string id = absl::StrCat("id", round);
-    ASSERT_TRUE(PutSync(*store, "ns", id, "ticket", absl::Seconds(60)).ok());
-    std::atomic<int> winners{0};
-    std::vector<std::thread> threads;
-    for (int t = 0; t < 8; ++t) {
-      threads.emplace_back([&] {
-        if (GetSync(*store, "ns", id, true).ok()) winners.fetch_add(1);
-      });
-    }
-    for (auto& t : threads) t.join();
-    EXPECT_EQ(winners.load(), 1) << "round " << round;
-  }
 }
 
 TEST_F(MemoryStoreTest, DeleteReportsWhetherTheEntryExisted) {
@@ -192,25 +175,6 @@ TEST_F(MemoryStoreTest, CreateRejectsABoundTooSmallForOneSession) {
   auto store = MemoryStore::Create(options);
   EXPECT_TRUE(absl::IsInvalidArgument(store.status()));
   EXPECT_NE(store.status().message().find("too small"), absl::string_view::npos);
-}
-
-TEST_F(MemoryStoreTest, ConcurrentClientsNeverSeeAnotherKeysSession) {
-  auto store = Make(16 << 20, 16);
-  std::vector<std::thread> threads;
-  std::atomic<int> mismatches{0};
-  for (int t = 0; t < 8; ++t) {
-    threads.emplace_back([&, t] {
-      for (int i = 0; i < 2000; ++i) {
-        const std::string id = absl::StrCat("t", t, "-", i % 50);
-        const std::string session = absl::StrCat("session-of-", id, "-", i);
-        if (!PutSync(*store, "ns", id, session, absl::Seconds(60)).ok()) mismatches++;
-        auto got = GetSync(*store, "ns", id);
-        if (!got.ok() || got->session.view() != session) mismatches++;
-      }
-    });
-  }
-  for (auto& t : threads) t.join();
-  EXPECT_EQ(mismatches.load(), 0);
 }
 
 }  // namespace
