@@ -18,6 +18,12 @@ SecretBytes::SecretBytes(const uint8_t* data, size_t size) {
   size_ = size;
 }
 
+SecretBytes::SecretBytes(size_t size) {
+  if (size == 0) return;
+  data_ = new uint8_t[size]();
+  size_ = size;
+}
+
 SecretBytes::~SecretBytes() { Clear(); }
 
 SecretBytes::SecretBytes(SecretBytes&& other) noexcept

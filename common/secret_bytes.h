@@ -22,6 +22,8 @@ class SecretBytes {
   SecretBytes() = default;
   explicit SecretBytes(absl::string_view bytes);
   SecretBytes(const uint8_t* data, size_t size);
+  // `size` zero bytes, to be filled through mutable_data().
+  explicit SecretBytes(size_t size);
   ~SecretBytes();
 
   SecretBytes(SecretBytes&& other) noexcept;

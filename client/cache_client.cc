@@ -1,0 +1,307 @@
+#include "client/cache_client.h"
+
+#include <grpc/grpc.h>
+#include <grpcpp/create_channel.h>
+#include <grpcpp/security/credentials.h>
+#include <grpcpp/support/channel_arguments.h>
+#include <pthread.h>
+#include <unistd.h>
+
+#include <condition_variable>
+#include <deque>
+#include <mutex>
+#include <thread>
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+#include "common/files.h"
+#include "common/secret_bytes.h"
+#include "common/status_util.h"
+#include "tlscache/v1/session_cache.grpc.pb.h"
+
+namespace tlscache::client {
+namespace {
+
+// Bound on a background Put or Delete; they are off the handshake path, so this only keeps
+// the in-flight window moving when the cache is slow.
+constexpr absl::Duration kStoreTimeout = absl::Seconds(1);
+
+// Guards the creation of every client's per-process state. Held across fork() by the
+// handlers below, so that a child never inherits it locked by a thread it does not have.
+std::mutex& StateMutex() {
+  static std::mutex* const mu = [] {
+    auto* m = new std::mutex();
+    pthread_atfork([] { StateMutex().lock(); }, [] { StateMutex().unlock(); },
+                   [] { StateMutex().unlock(); });
+    return m;
+  }();
+  return *mu;
+}
+
+struct QueuedCall {
+  ~QueuedCall() { CleanseString(put.mutable_session()); }
+
+  bool is_put = false;
+  grpc::ClientContext context;
+  v1::PutRequest put;
+  v1::PutResponse put_response;
+  v1::DeleteRequest del;
+  v1::DeleteResponse del_response;
+};
+
+}  // namespace
+
+// What one process owns: the channel, the breaker and the background sender. Never shared
+// across fork(): a child builds its own and leaves the parent's untouched.
+class CacheClient::ProcessState {
+ public:
+  explicit ProcessState(CacheClient& client)
+      : pid_(getpid()), counters_(client.counters_), options_(client.options_),
+        breaker_(client.options_.breaker) {
+    grpc::ChannelArguments args;
+    // A cache that comes back is used again within a fraction of a second.
+    args.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, 100);
+    args.SetInt(GRPC_ARG_MIN_RECONNECT_BACKOFF_MS, 100);
+    args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, 1000);
+    // A lookup has a few milliseconds: no retry fits, and the breaker handles outages.
+    args.SetInt(GRPC_ARG_ENABLE_RETRIES, 0);
+    std::shared_ptr<grpc::ChannelCredentials> credentials;
+    if (client.root_certs_.empty()) {
+      credentials = grpc::InsecureChannelCredentials();
+    } else {
+      grpc::SslCredentialsOptions ssl;
+      ssl.pem_root_certs = client.root_certs_;
+      ssl.pem_cert_chain = client.cert_chain_;
+      ssl.pem_private_key = std::string(client.private_key_.view());
+      credentials = grpc::SslCredentials(ssl);
+      CleanseString(&ssl.pem_private_key);
+    }
+    channel_ = grpc::CreateCustomChannel(options_.addr, credentials, args);
+    stub_ = v1::SessionCache::NewStub(channel_);
+    channel_->GetState(/*try_to_connect=*/true);  // connect before the first lookup needs it
+    sender_ = std::thread([this] { SendLoop(); });
+  }
+
+  ~ProcessState() {
+    std::unique_lock<std::mutex> lock(mu_);
+    stopping_ = true;
+    counters_.queue_drops += queue_.size();
+    queue_.clear();
+    cv_.notify_all();
+    lock.unlock();
+    sender_.join();
+    lock.lock();
+    // Calls in flight end by their deadline; their callbacks touch this object.
+    idle_cv_.wait(lock, [this] { return in_flight_ == 0; });
+  }
+
+  pid_t pid() const { return pid_; }
+  v1::SessionCache::Stub& stub() { return *stub_; }
+  CircuitBreaker& breaker() { return breaker_; }
+
+  void Enqueue(std::unique_ptr<QueuedCall> call) {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (queue_.size() >= options_.queue_capacity || stopping_) {
+      counters_.queue_drops++;
+      return;
+    }
+    queue_.push_back(std::move(call));
+    cv_.notify_one();
+  }
+
+  bool Flush(absl::Duration timeout) {
+    std::unique_lock<std::mutex> lock(mu_);
+    return idle_cv_.wait_for(lock, absl::ToChronoNanoseconds(timeout),
+                             [this] { return queue_.empty() && in_flight_ == 0; });
+  }
+
+ private:
+  void SendLoop() {
+    std::unique_lock<std::mutex> lock(mu_);
+    while (true) {
+      cv_.wait(lock, [this] {
+        return stopping_ || (!queue_.empty() && in_flight_ < options_.max_in_flight);
+      });
+      if (stopping_) return;
+      QueuedCall* call = queue_.front().release();
+      queue_.pop_front();
+      ++in_flight_;
+      lock.unlock();
+      call->context.set_deadline(absl::ToChronoTime(absl::Now() + kStoreTimeout));
+      auto done = [this, call](grpc::Status status) { Finished(call, status); };
+      if (call->is_put) {
+        stub_->async()->Put(&call->context, &call->put, &call->put_response, done);
+      } else {
+        stub_->async()->Delete(&call->context, &call->del, &call->del_response, done);
+      }
+      lock.lock();
+    }
+  }
+
+  void Finished(QueuedCall* call, const grpc::Status& status) {
+    (status.ok() ? counters_.stores : counters_.store_failures)++;
+    delete call;
+    std::lock_guard<std::mutex> lock(mu_);
+    --in_flight_;
+    cv_.notify_one();
+    if (queue_.empty() && in_flight_ == 0) idle_cv_.notify_all();
+  }
+
+  const pid_t pid_;
+  Counters& counters_;
+  const ClientOptions& options_;
+  CircuitBreaker breaker_;
+  std::shared_ptr<grpc::Channel> channel_;
+  std::unique_ptr<v1::SessionCache::Stub> stub_;
+
+  std::mutex mu_;
+  std::condition_variable cv_;       // work to send, or room in flight, or stopping
+  std::condition_variable idle_cv_;  // nothing queued or in flight
+  std::deque<std::unique_ptr<QueuedCall>> queue_;
+  int in_flight_ = 0;
+  bool stopping_ = false;
+  std::thread sender_;
+};
+
+absl::StatusOr<std::shared_ptr<CacheClient>> CacheClient::Create(const ClientOptions& options) {
+  if (options.addr.empty()) return absl::InvalidArgumentError("addr is empty");
+  if (options.lookup_timeout <= absl::ZeroDuration()) {
+    return absl::InvalidArgumentError("lookup timeout must be positive");
+  }
+  if (options.cert_file.empty() != options.key_file.empty()) {
+    return absl::InvalidArgumentError("cert_file and key_file go together");
+  }
+  if (!options.cert_file.empty() && options.ca_file.empty()) {
+    return absl::InvalidArgumentError("cert_file needs ca_file (mTLS to the cache)");
+  }
+  if (options.queue_capacity < 1 || options.max_in_flight < 1) {
+    return absl::InvalidArgumentError("queue capacity and in-flight limit must be positive");
+  }
+  std::string root_certs, cert_chain;
+  SecretBytes private_key;
+  if (!options.ca_file.empty()) {
+    absl::StatusOr<std::string> ca = ReadSmallFile(options.ca_file);
+    if (!ca.ok()) return absl::InvalidArgumentError(absl::StrCat("ca_file: ", ca.status().message()));
+    root_certs = *std::move(ca);
+  }
+  if (!options.cert_file.empty()) {
+    absl::StatusOr<std::string> cert = ReadSmallFile(options.cert_file);
+    if (!cert.ok()) {
+      return absl::InvalidArgumentError(absl::StrCat("cert_file: ", cert.status().message()));
+    }
+    cert_chain = *std::move(cert);
+    absl::StatusOr<std::string> key = ReadSmallFile(options.key_file);
+    if (!key.ok()) {
+      return absl::InvalidArgumentError(absl::StrCat("key_file: ", key.status().message()));
+    }
+    private_key = SecretBytes(*key);
+    CleanseString(&*key);
+  }
+  return std::shared_ptr<CacheClient>(new CacheClient(
+      options, std::move(root_certs), std::move(cert_chain), std::move(private_key)));
+}
+
+CacheClient::CacheClient(const ClientOptions& options, std::string root_certs,
+                         std::string cert_chain, SecretBytes private_key)
+    : options_(options),
+      root_certs_(std::move(root_certs)),
+      cert_chain_(std::move(cert_chain)),
+      private_key_(std::move(private_key)) {}
+
+CacheClient::~CacheClient() {
+  ProcessState* state = state_.load();
+  // A state inherited through fork() belongs to the parent: its threads do not exist here.
+  if (state != nullptr && state->pid() == getpid()) delete state;
+}
+
+CacheClient::ProcessState& CacheClient::State() {
+  const pid_t pid = getpid();
+  ProcessState* state = state_.load(std::memory_order_acquire);
+  if (state != nullptr && state->pid() == pid) return *state;
+  std::lock_guard<std::mutex> lock(StateMutex());
+  state = state_.load(std::memory_order_acquire);
+  if (state == nullptr || state->pid() != pid) {
+    // Either the first use, or the first use after a fork: the parent's state (if any) is
+    // deliberately leaked, since destroying it would join threads this process lacks.
+    state = new ProcessState(*this);
+    state_.store(state, std::memory_order_release);
+  }
+  return *state;
+}
+
+absl::StatusOr<SecretBytes> CacheClient::Get(absl::string_view ns, absl::string_view session_id,
+                                             bool consume) {
+  ProcessState& state = State();
+  if (!state.breaker().Allow()) {
+    counters_.skipped++;
+    return absl::UnavailableError("circuit breaker open: cache not asked");
+  }
+  v1::GetRequest request;
+  request.set_namespace_(std::string(ns));
+  request.set_session_id(std::string(session_id));
+  request.set_consume(consume);
+  v1::GetResponse response;
+  grpc::ClientContext context;
+  context.set_deadline(absl::ToChronoTime(absl::Now() + options_.lookup_timeout));
+  const grpc::Status status = state.stub().Get(&context, request, &response);
+  switch (status.error_code()) {
+    case grpc::StatusCode::OK: {
+      state.breaker().RecordSuccess();
+      counters_.hits++;
+      SecretBytes session(response.session());
+      CleanseString(response.mutable_session());
+      return session;
+    }
+    case grpc::StatusCode::NOT_FOUND:
+      state.breaker().RecordSuccess();
+      counters_.misses++;
+      return absl::NotFoundError("no such session");
+    case grpc::StatusCode::DEADLINE_EXCEEDED:
+      state.breaker().RecordFailure();
+      counters_.timeouts++;
+      return FromGrpcStatus(status);
+    default:
+      state.breaker().RecordFailure();
+      counters_.errors++;
+      return FromGrpcStatus(status);
+  }
+}
+
+void CacheClient::Put(absl::string_view ns, absl::string_view session_id, SecretBytes session,
+                      uint32_t ttl_seconds) {
+  auto call = std::make_unique<QueuedCall>();
+  call->is_put = true;
+  call->put.set_namespace_(std::string(ns));
+  call->put.set_session_id(std::string(session_id));
+  call->put.set_session(session.data(), session.size());
+  call->put.set_ttl_seconds(ttl_seconds);
+  session.Clear();
+  State().Enqueue(std::move(call));
+}
+
+void CacheClient::Delete(absl::string_view ns, absl::string_view session_id) {
+  auto call = std::make_unique<QueuedCall>();
+  call->del.set_namespace_(std::string(ns));
+  call->del.set_session_id(std::string(session_id));
+  State().Enqueue(std::move(call));
+}
+
+bool CacheClient::Flush(absl::Duration timeout) { return State().Flush(timeout); }
+
+ClientStats CacheClient::stats() const {
+  ClientStats stats;
+  stats.hits = counters_.hits;
+  stats.misses = counters_.misses;
+  stats.errors = counters_.errors;
+  stats.timeouts = counters_.timeouts;
+  stats.skipped = counters_.skipped;
+  stats.stores = counters_.stores;
+  stats.store_failures = counters_.store_failures;
+  stats.queue_drops = counters_.queue_drops;
+  ProcessState* state = state_.load(std::memory_order_acquire);
+  if (state != nullptr && state->pid() == getpid()) stats.breaker = state->breaker().state();
+  return stats;
+}
+
+}  // namespace tlscache::client

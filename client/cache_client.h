@@ -1,0 +1,101 @@
+// CacheClient: the TLS-server side of tlscache, a client of tlscache.v1.SessionCache built
+// for the handshake path.
+//
+//   - Get blocks for at most `lookup_timeout` (default 5 ms) and is skipped while the circuit
+//     breaker is open: a slow or dead cache costs a handshake a few milliseconds at worst.
+//   - Put and Delete never block: they go into a bounded queue that one background thread
+//     sends asynchronously. When the queue is full the call is dropped and counted.
+//   - Nothing gRPC exists until the first call in a process, and a process that was forked
+//     from one that used the client builds its own channel and thread on its first call
+//     (what it inherited belongs to the parent and is left alone). A server may therefore
+//     create the client in a master process and use it only in forked workers.
+//
+// Thread-safety: all methods are thread-safe.
+#ifndef TLSCACHE_CLIENT_CACHE_CLIENT_H_
+#define TLSCACHE_CLIENT_CACHE_CLIENT_H_
+
+#include <atomic>
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+#include "absl/time/time.h"
+#include "client/circuit_breaker.h"
+#include "common/secret_bytes.h"
+
+namespace tlscache::client {
+
+struct ClientOptions {
+  std::string addr;  // HOST:PORT of a cache replica (or a balancer in front of them)
+  absl::Duration lookup_timeout = absl::Milliseconds(5);
+  // TLS to the cache: with ca_file the channel is TLS; cert_file + key_file add a client
+  // certificate (mTLS). The files are read by Create().
+  std::string ca_file;
+  std::string cert_file;
+  std::string key_file;
+  size_t queue_capacity = 4096;
+  int max_in_flight = 64;
+  BreakerOptions breaker;
+};
+
+struct ClientStats {
+  uint64_t hits = 0;
+  uint64_t misses = 0;
+  uint64_t errors = 0;    // Get failed for another reason than a miss or a timeout
+  uint64_t timeouts = 0;  // Get ran out of its deadline
+  uint64_t skipped = 0;   // Get not sent: breaker open
+  uint64_t stores = 0;    // Put and Delete sent and answered OK
+  uint64_t store_failures = 0;
+  uint64_t queue_drops = 0;
+  BreakerState breaker = BreakerState::kClosed;
+};
+
+class CacheClient {
+ public:
+  // Checks the options and reads the TLS files; creates nothing gRPC.
+  static absl::StatusOr<std::shared_ptr<CacheClient>> Create(const ClientOptions& options);
+  ~CacheClient();
+
+  CacheClient(const CacheClient&) = delete;
+  CacheClient& operator=(const CacheClient&) = delete;
+
+  // The session, NotFound on a miss, Unavailable when skipped (breaker open), or the error
+  // of the call (DeadlineExceeded, Unavailable, ...). Every error means: no session.
+  absl::StatusOr<SecretBytes> Get(absl::string_view ns, absl::string_view session_id,
+                                  bool consume);
+  // Queued; never blocks. `session` is wiped after it was sent.
+  void Put(absl::string_view ns, absl::string_view session_id, SecretBytes session,
+           uint32_t ttl_seconds);
+  void Delete(absl::string_view ns, absl::string_view session_id);
+
+  // Waits until everything queued so far was answered; false after `timeout`.
+  bool Flush(absl::Duration timeout);
+
+  ClientStats stats() const;
+  const ClientOptions& options() const { return options_; }
+
+ private:
+  class ProcessState;
+  struct Counters {
+    std::atomic<uint64_t> hits{0}, misses{0}, errors{0}, timeouts{0}, skipped{0}, stores{0},
+        store_failures{0}, queue_drops{0};
+  };
+
+  CacheClient(const ClientOptions& options, std::string root_certs, std::string cert_chain,
+              SecretBytes private_key);
+  // This process's state, built on first use and again after a fork.
+  ProcessState& State();
+
+  const ClientOptions options_;
+  const std::string root_certs_;
+  const std::string cert_chain_;
+  const SecretBytes private_key_;
+  Counters counters_;
+  std::atomic<ProcessState*> state_{nullptr};
+};
+
+}  // namespace tlscache::client
+
+#endif  // TLSCACHE_CLIENT_CACHE_CLIENT_H_

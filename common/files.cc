@@ -1,0 +1,45 @@
+#include "common/files.h"
+
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+
+#include "absl/strings/str_cat.h"
+
+namespace tlscache {
+
+absl::StatusOr<std::string> ReadSmallFile(const std::string& path, size_t max_bytes) {
+  const int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) {
+    const int err = errno;
+    const std::string message = absl::StrCat(path, ": ", std::strerror(err));
+    if (err == ENOENT) return absl::NotFoundError(message);
+    if (err == EACCES) return absl::PermissionDeniedError(message);
+    return absl::InvalidArgumentError(message);
+  }
+  std::string contents;
+  char buf[8192];
+  while (true) {
+    const ssize_t n = read(fd, buf, sizeof(buf));
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) {
+      const int err = errno;
+      close(fd);
+      return absl::InvalidArgumentError(absl::StrCat(path, ": ", std::strerror(err)));
+    }
+    if (n == 0) break;
+    if (contents.size() + n > max_bytes) {
+      close(fd);
+      return absl::InvalidArgumentError(
+          absl::StrCat(path, ": larger than ", max_bytes, " bytes"));
+    }
+    contents.append(buf, n);
+  }
+  close(fd);
+  if (contents.empty()) return absl::InvalidArgumentError(absl::StrCat(path, ": empty"));
+  return contents;
+}
+
+}  // namespace tlscache

@@ -1,0 +1,20 @@
+// Reading the small files an operator points tlscache at (PEM certificates and keys).
+#ifndef TLSCACHE_COMMON_FILES_H_
+#define TLSCACHE_COMMON_FILES_H_
+
+#include <cstddef>
+#include <string>
+
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+
+namespace tlscache {
+
+// The whole file, or an error naming the path: NotFound, PermissionDenied, or
+// InvalidArgument when it is empty or larger than `max_bytes`.
+absl::StatusOr<std::string> ReadSmallFile(const std::string& path,
+                                          size_t max_bytes = size_t{1} << 20);
+
+}  // namespace tlscache
+
+#endif  // TLSCACHE_COMMON_FILES_H_

@@ -1,0 +1,30 @@
+// Owners for OpenSSL handles: each handle has exactly one, which frees it.
+#ifndef TLSCACHE_COMMON_OPENSSL_UTIL_H_
+#define TLSCACHE_COMMON_OPENSSL_UTIL_H_
+
+#include <openssl/ssl.h>
+
+#include <memory>
+#include <string>
+
+namespace tlscache {
+
+struct SslSessionDeleter {
+  void operator()(SSL_SESSION* s) const { SSL_SESSION_free(s); }
+};
+struct SslCtxDeleter {
+  void operator()(SSL_CTX* c) const { SSL_CTX_free(c); }
+};
+struct SslDeleter {
+  void operator()(SSL* s) const { SSL_free(s); }
+};
+using SslSessionPtr = std::unique_ptr<SSL_SESSION, SslSessionDeleter>;
+using SslCtxPtr = std::unique_ptr<SSL_CTX, SslCtxDeleter>;
+using SslPtr = std::unique_ptr<SSL, SslDeleter>;
+
+// The queued OpenSSL errors of this thread as one line (and clears them), for messages.
+std::string ConsumeOpenSslErrors();
+
+}  // namespace tlscache
+
+#endif  // TLSCACHE_COMMON_OPENSSL_UTIL_H_

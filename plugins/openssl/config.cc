@@ -1,0 +1,89 @@
+#include "plugins/openssl/config.h"
+
+#include <set>
+
+#include "absl/strings/ascii.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+#include "common/validation.h"
+
+namespace tlscache::openssl {
+namespace {
+
+constexpr size_t kMaxConfigBytes = 16 << 10;
+constexpr size_t kMaxValueBytes = 4096;
+
+absl::Status Bad(absl::string_view key, absl::string_view why) {
+  return absl::InvalidArgumentError(absl::StrCat(key, ": ", why));
+}
+
+absl::Status Apply(absl::string_view key, absl::string_view value, PluginConfig& config) {
+  if (value.size() > kMaxValueBytes) return Bad(key, "value too long");
+  if (key == "addr") {
+    if (value.empty() || value.find(':') == absl::string_view::npos) {
+      return Bad(key, absl::StrCat("'", value, "' is not HOST:PORT"));
+    }
+    config.addr = std::string(value);
+  } else if (key == "namespace") {
+    if (absl::Status s = ValidateNamespace(value); !s.ok()) return s;
+    config.ns = std::string(value);
+  } else if (key == "timeout_ms") {
+    int ms = 0;
+    if (!absl::SimpleAtoi(value, &ms) || ms < 1 || ms > 1000) {
+      return Bad(key, absl::StrCat("'", value, "' is not a number of milliseconds in 1..1000"));
+    }
+    config.timeout = absl::Milliseconds(ms);
+  } else if (key == "sid_ctx") {
+    if (value.empty() || value.size() > 32) return Bad(key, "must be 1 to 32 bytes");
+    config.sid_ctx = std::string(value);
+  } else if (key == "tickets") {
+    if (value == "off") {
+      config.tickets = TicketMode::kOff;
+    } else if (value == "farm") {
+      config.tickets = TicketMode::kFarm;
+    } else {
+      return Bad(key, absl::StrCat("'", value, "' is not off or farm"));
+    }
+  } else if (key == "ca_file") {
+    config.ca_file = std::string(value);
+  } else if (key == "cert_file") {
+    config.cert_file = std::string(value);
+  } else if (key == "key_file") {
+    config.key_file = std::string(value);
+  } else {
+    return absl::InvalidArgumentError(absl::StrCat("unknown key '", key, "'"));
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+absl::StatusOr<PluginConfig> ParsePluginConfig(absl::string_view text) {
+  if (text.size() > kMaxConfigBytes) return absl::InvalidArgumentError("config too long");
+  PluginConfig config;
+  std::set<std::string> seen;
+  for (absl::string_view item : absl::StrSplit(text, ';', absl::SkipWhitespace())) {
+    item = absl::StripAsciiWhitespace(item);
+    const size_t eq = item.find('=');
+    if (eq == absl::string_view::npos) {
+      return absl::InvalidArgumentError(absl::StrCat("'", item, "' is not key=value"));
+    }
+    const absl::string_view key = absl::StripAsciiWhitespace(item.substr(0, eq));
+    const absl::string_view value = absl::StripAsciiWhitespace(item.substr(eq + 1));
+    if (!seen.insert(std::string(key)).second) {
+      return absl::InvalidArgumentError(absl::StrCat("key '", key, "' given twice"));
+    }
+    if (absl::Status s = Apply(key, value, config); !s.ok()) return s;
+  }
+  if (config.addr.empty()) return absl::InvalidArgumentError("addr: missing (HOST:PORT)");
+  if (config.cert_file.empty() != config.key_file.empty()) {
+    return absl::InvalidArgumentError("cert_file and key_file go together");
+  }
+  if (!config.cert_file.empty() && config.ca_file.empty()) {
+    return absl::InvalidArgumentError("cert_file: needs ca_file too");
+  }
+  return config;
+}
+
+}  // namespace tlscache::openssl

@@ -1,0 +1,40 @@
+// PluginConfig: the plugin's settings, from a "key=value;key=value" string (tlscache_attach)
+// or from TLSCACHE_<KEY> environment variables (the preload library). Both accept the same
+// keys; an unknown key or a bad value is an error that names it.
+//
+//   addr        HOST:PORT of the cache service (required)
+//   namespace   [A-Za-z0-9._-]{1,64}, default "default"
+//   timeout_ms  lookup deadline, 1..1000, default 5
+//   sid_ctx     farm-wide session ID context, 1..32 bytes (default: the application's)
+//   tickets     off (default): TLS 1.3 issues stateful tickets kept in the cache;
+//               farm: stateless tickets under the farm's key ring
+//   ca_file, cert_file, key_file   TLS / mTLS to the cache service
+#ifndef TLSCACHE_PLUGINS_OPENSSL_CONFIG_H_
+#define TLSCACHE_PLUGINS_OPENSSL_CONFIG_H_
+
+#include <string>
+
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+#include "absl/time/time.h"
+
+namespace tlscache::openssl {
+
+enum class TicketMode { kOff, kFarm };
+
+struct PluginConfig {
+  std::string addr;
+  std::string ns = "default";
+  absl::Duration timeout = absl::Milliseconds(5);
+  std::string sid_ctx;  // empty: leave the application's
+  TicketMode tickets = TicketMode::kOff;
+  std::string ca_file;
+  std::string cert_file;
+  std::string key_file;
+};
+
+absl::StatusOr<PluginConfig> ParsePluginConfig(absl::string_view text);
+
+}  // namespace tlscache::openssl
+
+#endif  // TLSCACHE_PLUGINS_OPENSSL_CONFIG_H_

@@ -1,0 +1,41 @@
+/*
+ * tlscache for OpenSSL servers: a farm-wide TLS session cache behind OpenSSL's own.
+ *
+ * After tlscache_attach(ctx, "addr=cache:7700;namespace=edge"), every session a handshake on
+ * `ctx` creates is also stored in the tlscache service (in the background), and a session
+ * that OpenSSL's own cache does not have is looked up there (for at most timeout_ms). Any
+ * failure of the cache means "no session": the handshake goes on as a full one, never fails.
+ *
+ * Call tlscache_attach before the SSL_CTX handles connections; it may be called in a master
+ * process that forks workers (nothing is connected until a worker's first handshake).
+ * All functions are thread-safe.
+ */
+#ifndef TLSCACHE_OPENSSL_H_
+#define TLSCACHE_OPENSSL_H_
+
+#include <openssl/ssl.h>
+
+#ifdef __cplusplus
+#define TLSCACHE_NOEXCEPT noexcept
+extern "C" {
+#else
+#define TLSCACHE_NOEXCEPT
+#endif
+
+/*
+ * Installs tlscache's session callbacks on a server SSL_CTX. `config` is "key=value;..."
+ * with the keys addr (required), namespace, timeout_ms, sid_ctx, tickets, ca_file,
+ * cert_file, key_file. Returns 1 on success; 0 if the config is bad (ctx is left unchanged
+ * and tlscache_last_error() says why). Attaching again replaces the configuration; do it
+ * before the context serves handshakes, not while it does.
+ */
+int tlscache_attach(SSL_CTX *ctx, const char *config) TLSCACHE_NOEXCEPT;
+
+/* Why the last tlscache call on this thread failed; "" if it did not. Never NULL. */
+const char *tlscache_last_error(void) TLSCACHE_NOEXCEPT;
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* TLSCACHE_OPENSSL_H_ */

@@ -1,0 +1,228 @@
+#include "plugins/openssl/plugin.h"
+
+#include <openssl/ssl.h>
+
+#include <atomic>
+#include <ctime>
+#include <limits>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+#include "client/cache_client.h"
+#include "common/openssl_util.h"
+#include "plugins/openssl/session_codec.h"
+
+namespace tlscache::openssl {
+namespace {
+
+struct CtxState {
+  PluginConfig config;
+  std::shared_ptr<client::CacheClient> client;
+  std::atomic<uint64_t> stored{0}, skipped{0}, resumed{0}, rejected{0}, deleted{0};
+};
+
+void FreeCtxState(void* /*parent*/, void* ptr, CRYPTO_EX_DATA* /*ad*/, int /*idx*/,
+                  long /*argl*/, void* /*argp*/) {
+  delete static_cast<CtxState*>(ptr);
+}
+
+int CtxIndex() {
+  static const int index = SSL_CTX_get_ex_new_index(0, nullptr, nullptr, nullptr, FreeCtxState);
+  return index;
+}
+
+CtxState* StateOf(SSL_CTX* ctx) {
+  if (ctx == nullptr || CtxIndex() < 0) return nullptr;
+  return static_cast<CtxState*>(SSL_CTX_get_ex_data(ctx, CtxIndex()));
+}
+
+// One client (one channel, one sender) per cache address and credentials in the process,
+// however many contexts use it: a server with many virtual hosts has many SSL_CTXs.
+std::shared_ptr<client::CacheClient> SharedClient(const client::ClientOptions& options,
+                                                  absl::Status* error) {
+  static std::mutex mu;
+  static auto* clients = new std::map<std::string, std::weak_ptr<client::CacheClient>>();
+  const std::string key =
+      absl::StrCat(options.addr, "|", absl::ToInt64Microseconds(options.lookup_timeout), "|",
+                   options.ca_file, "|", options.cert_file, "|", options.key_file);
+  std::lock_guard<std::mutex> lock(mu);
+  if (auto found = clients->find(key); found != clients->end()) {
+    if (std::shared_ptr<client::CacheClient> live = found->second.lock()) return live;
+  }
+  absl::StatusOr<std::shared_ptr<client::CacheClient>> created =
+      client::CacheClient::Create(options);
+  if (!created.ok()) {
+    *error = created.status();
+    return nullptr;
+  }
+  (*clients)[key] = *created;
+  return *created;
+}
+
+// TLS 1.3 anti-replay as OpenSSL does it: early data accepted and not switched off.
+bool AntiReplay(uint32_t max_early_data, uint64_t options) {
+  return max_early_data > 0 && (options & SSL_OP_NO_ANTI_REPLAY) == 0;
+}
+
+// With anti-replay, the farm must be the only place a ticket can be found, so that consuming
+// it there is final: OpenSSL's internal lookup would let the node that issued a ticket
+// accept it again after another node consumed it.
+void SkipInternalLookupForAntiReplay(SSL_CTX* ctx) {
+  if (!AntiReplay(SSL_CTX_get_max_early_data(ctx), SSL_CTX_get_options(ctx))) return;
+  const long mode = SSL_CTX_get_session_cache_mode(ctx);
+  if ((mode & SSL_SESS_CACHE_NO_INTERNAL_LOOKUP) == 0) {
+    SSL_CTX_set_session_cache_mode(ctx, mode | SSL_SESS_CACHE_NO_INTERNAL_LOOKUP);
+  }
+}
+
+absl::string_view SessionId(const SSL_SESSION* session) {
+  unsigned int len = 0;
+  const unsigned char* id = SSL_SESSION_get_id(session, &len);
+  return absl::string_view(reinterpret_cast<const char*>(id), len);
+}
+
+int NewSessionCallback(SSL* ssl, SSL_SESSION* session) noexcept {
+  try {
+    SSL_CTX* ctx = SSL_get_SSL_CTX(ssl);
+    CtxState* state = StateOf(ctx);
+    if (state == nullptr) return 0;
+    // A TLS 1.3 stateless ticket carries the session itself: nothing the cache could resume.
+    const bool stateful_tickets = (SSL_get_options(ssl) & SSL_OP_NO_TICKET) != 0 ||
+                                  AntiReplay(SSL_get_max_early_data(ssl), SSL_get_options(ssl));
+    const absl::string_view id = SessionId(session);
+    if ((SSL_SESSION_get_protocol_version(session) == TLS1_3_VERSION && !stateful_tickets) ||
+        id.empty() || !SSL_SESSION_is_resumable(session)) {
+      state->skipped++;
+      return 0;
+    }
+    SkipInternalLookupForAntiReplay(ctx);
+    absl::StatusOr<SecretBytes> encoded = EncodeSession(session);
+    if (!encoded.ok()) {
+      state->skipped++;
+      return 0;
+    }
+    const long left = SSL_SESSION_get_time(session) + SSL_SESSION_get_timeout(session) -
+                      static_cast<long>(std::time(nullptr));
+    if (left <= 0) {
+      state->skipped++;
+      return 0;
+    }
+    const uint32_t ttl = static_cast<uint32_t>(
+        std::min<long>(left, std::numeric_limits<uint32_t>::max()));
+    state->client->Put(state->config.ns, id, *std::move(encoded), ttl);
+    state->stored++;
+  } catch (...) {
+    // Out of memory at worst: the session is simply not shared.
+  }
+  return 0;  // no reference kept: OpenSSL keeps ownership
+}
+
+SSL_SESSION* GetSessionCallback(SSL* ssl, const unsigned char* id, int id_len,
+                                int* copy) noexcept {
+  *copy = 0;  // the session returned is ours to give: OpenSSL takes our reference
+  try {
+    CtxState* state = StateOf(SSL_get_SSL_CTX(ssl));
+    if (state == nullptr || id_len <= 0 || id_len > SSL_MAX_SSL_SESSION_ID_LENGTH) {
+      return nullptr;
+    }
+    const absl::string_view session_id(reinterpret_cast<const char*>(id), id_len);
+    const bool consume = SSL_version(ssl) == TLS1_3_VERSION &&
+                         AntiReplay(SSL_get_max_early_data(ssl), SSL_get_options(ssl));
+    absl::StatusOr<SecretBytes> bytes = state->client->Get(state->config.ns, session_id, consume);
+    if (!bytes.ok()) return nullptr;
+    absl::StatusOr<SslSessionPtr> session = DecodeSession(bytes->view(), session_id);
+    if (!session.ok()) {
+      state->rejected++;
+      return nullptr;
+    }
+    state->resumed++;
+    return session->release();
+  } catch (...) {
+    return nullptr;
+  }
+}
+
+void RemoveSessionCallback(SSL_CTX* ctx, SSL_SESSION* session) noexcept {
+  try {
+    CtxState* state = StateOf(ctx);
+    if (state == nullptr) return;
+    const absl::string_view id = SessionId(session);
+    if (id.empty()) return;
+    // Expired: the farm's TTL ends it too. Evicted because this node's own cache is full
+    // (the removal leaves it one short of its size): the session is still good for the rest
+    // of the farm. Anything else (a fatal alert, a consumed ticket, the application) is a
+    // session nobody should resume.
+    if (SSL_SESSION_get_time(session) + SSL_SESSION_get_timeout(session) <=
+        static_cast<long>(std::time(nullptr))) {
+      return;
+    }
+    const long size = SSL_CTX_sess_get_cache_size(ctx);
+    if (size > 0 && SSL_CTX_sess_number(ctx) + 1 >= size) return;
+    state->client->Delete(state->config.ns, id);
+    state->deleted++;
+  } catch (...) {
+  }
+}
+
+}  // namespace
+
+absl::Status Attach(SSL_CTX* ctx, const PluginConfig& config) {
+  if (ctx == nullptr) return absl::InvalidArgumentError("no SSL_CTX");
+  if (CtxIndex() < 0) return absl::InternalError("no SSL_CTX ex_data index");
+  if (config.tickets == TicketMode::kFarm) {
+    return absl::UnimplementedError(
+        "tickets: 'farm' (a farm-wide ticket key ring) is not available in this version; use "
+        "tickets=off");
+  }
+  client::ClientOptions options;
+  options.addr = config.addr;
+  options.lookup_timeout = config.timeout;
+  options.ca_file = config.ca_file;
+  options.cert_file = config.cert_file;
+  options.key_file = config.key_file;
+  absl::Status error;
+  std::shared_ptr<client::CacheClient> shared = SharedClient(options, &error);
+  if (shared == nullptr) return error;
+  auto state = std::make_unique<CtxState>();
+  state->config = config;
+  state->client = std::move(shared);
+
+  if (!config.sid_ctx.empty() &&
+      SSL_CTX_set_session_id_context(
+          ctx, reinterpret_cast<const unsigned char*>(config.sid_ctx.data()),
+          static_cast<unsigned int>(config.sid_ctx.size())) != 1) {
+    return absl::InternalError(absl::StrCat("sid_ctx: ", ConsumeOpenSslErrors()));
+  }
+  // The previous state, if tlscache was attached before, is freed by this replacement.
+  CtxState* previous = StateOf(ctx);
+  if (SSL_CTX_set_ex_data(ctx, CtxIndex(), state.get()) != 1) {
+    return absl::InternalError("SSL_CTX_set_ex_data failed");
+  }
+  state.release();
+  delete previous;
+  SSL_CTX_set_session_cache_mode(ctx,
+                                 SSL_CTX_get_session_cache_mode(ctx) | SSL_SESS_CACHE_SERVER);
+  if (config.tickets == TicketMode::kOff) SSL_CTX_set_options(ctx, SSL_OP_NO_TICKET);
+  SkipInternalLookupForAntiReplay(ctx);
+  SSL_CTX_sess_set_new_cb(ctx, NewSessionCallback);
+  SSL_CTX_sess_set_get_cb(ctx, GetSessionCallback);
+  SSL_CTX_sess_set_remove_cb(ctx, RemoveSessionCallback);
+  return absl::OkStatus();
+}
+
+bool GetPluginStats(SSL_CTX* ctx, PluginStats* stats) {
+  CtxState* state = StateOf(ctx);
+  if (state == nullptr) return false;
+  stats->stored = state->stored;
+  stats->skipped = state->skipped;
+  stats->resumed = state->resumed;
+  stats->rejected = state->rejected;
+  stats->deleted = state->deleted;
+  return true;
+}
+
+}  // namespace tlscache::openssl

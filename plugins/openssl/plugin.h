@@ -1,0 +1,39 @@
+// The OpenSSL side of tlscache: the session callbacks installed by tlscache_attach.
+//
+// OpenSSL's internal cache stays the first tier; tlscache is the second:
+//   new_session_cb      stores the session in the farm (queued, never blocks)
+//   get_session_cb      asks the farm on an internal miss (bounded by the lookup deadline)
+//   remove_session_cb   deletes a session OpenSSL dropped as unusable (queued)
+// TLS 1.3: with tickets=off the context issues stateful tickets (SSL_OP_NO_TICKET), whose
+// identities go through the same callbacks; stateless tickets are never stored (the cache
+// could not resume them). When the context accepts early data, TLS 1.3 lookups consume the
+// entry, so a ticket resumes at most once across the farm, and the internal lookup is
+// skipped so that the farm's copy is the only one that counts.
+#ifndef TLSCACHE_PLUGINS_OPENSSL_PLUGIN_H_
+#define TLSCACHE_PLUGINS_OPENSSL_PLUGIN_H_
+
+#include <openssl/ssl.h>
+
+#include <cstdint>
+
+#include "absl/status/status.h"
+#include "plugins/openssl/config.h"
+
+namespace tlscache::openssl {
+
+absl::Status Attach(SSL_CTX* ctx, const PluginConfig& config);
+
+// Counters of the plugin on one context, for tests and stats.
+struct PluginStats {
+  uint64_t stored = 0;    // sessions queued for the farm
+  uint64_t skipped = 0;   // sessions not stored (stateless TLS 1.3, no ID, too large)
+  uint64_t resumed = 0;   // sessions the farm returned that passed the checks
+  uint64_t rejected = 0;  // sessions the farm returned that failed them (garbage, wrong ID)
+  uint64_t deleted = 0;   // removals sent to the farm
+};
+// False if `ctx` has no tlscache attached.
+bool GetPluginStats(SSL_CTX* ctx, PluginStats* stats);
+
+}  // namespace tlscache::openssl
+
+#endif  // TLSCACHE_PLUGINS_OPENSSL_PLUGIN_H_
