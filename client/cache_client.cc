@@ -16,6 +16,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "common/files.h"
+#include "common/log.h"
 #include "common/secret_bytes.h"
 #include "common/status_util.h"
 #include "tlscache/v1/session_cache.grpc.pb.h"
@@ -39,7 +40,21 @@ std::mutex& StateMutex() {
   return *mu;
 }
 
-struct QueuedCall {
+// The process in which this library first created gRPC state (0: none yet). gRPC cannot be
+// used in a process forked from one that used it (its threads and pollers stay behind in the
+// parent), so such a child runs without the cache rather than risk a hang in a handshake.
+std::atomic<pid_t> grpc_user{0};
+
+absl::Status ForkedAfterUse() {
+  return absl::UnavailableError(absl::StrCat(
+      "the cache was used in process ", grpc_user.load(),
+      " before it forked this one; a forked process can only use the cache if its parent "
+      "never did"));
+}
+
+}  // namespace
+
+struct CacheClient::QueuedCall {
   ~QueuedCall() { CleanseString(put.mutable_session()); }
 
   bool is_put = false;
@@ -49,8 +64,6 @@ struct QueuedCall {
   v1::DeleteRequest del;
   v1::DeleteResponse del_response;
 };
-
-}  // namespace
 
 // What one process owns: the channel, the breaker and the background sender. Never shared
 // across fork(): a child builds its own and leaves the parent's untouched.
@@ -215,24 +228,35 @@ CacheClient::~CacheClient() {
   if (state != nullptr && state->pid() == getpid()) delete state;
 }
 
-CacheClient::ProcessState& CacheClient::State() {
+CacheClient::ProcessState* CacheClient::State() {
   const pid_t pid = getpid();
   ProcessState* state = state_.load(std::memory_order_acquire);
-  if (state != nullptr && state->pid() == pid) return *state;
+  if (state != nullptr && state->pid() == pid) return state;
   std::lock_guard<std::mutex> lock(StateMutex());
   state = state_.load(std::memory_order_acquire);
-  if (state == nullptr || state->pid() != pid) {
-    // Either the first use, or the first use after a fork: the parent's state (if any) is
-    // deliberately leaked, since destroying it would join threads this process lacks.
-    state = new ProcessState(*this);
-    state_.store(state, std::memory_order_release);
+  if (state != nullptr && state->pid() == pid) return state;
+  const pid_t user = grpc_user.load();
+  if (user != 0 && user != pid) {
+    static std::atomic<pid_t> warned{0};
+    if (warned.exchange(pid) != pid) LogWarning("tlscache: %s", ForkedAfterUse().message());
+    return nullptr;
   }
-  return *state;
+  // The first use in this process. A state inherited from a parent is deliberately leaked:
+  // destroying it would join threads this process does not have.
+  grpc_user.store(pid);
+  state = new ProcessState(*this);
+  state_.store(state, std::memory_order_release);
+  return state;
 }
 
 absl::StatusOr<SecretBytes> CacheClient::Get(absl::string_view ns, absl::string_view session_id,
                                              bool consume) {
-  ProcessState& state = State();
+  ProcessState* process = State();
+  if (process == nullptr) {
+    counters_.errors++;
+    return ForkedAfterUse();
+  }
+  ProcessState& state = *process;
   if (!state.breaker().Allow()) {
     counters_.skipped++;
     return absl::UnavailableError("circuit breaker open: cache not asked");
@@ -277,17 +301,29 @@ void CacheClient::Put(absl::string_view ns, absl::string_view session_id, Secret
   call->put.set_session(session.data(), session.size());
   call->put.set_ttl_seconds(ttl_seconds);
   session.Clear();
-  State().Enqueue(std::move(call));
+  Enqueue(std::move(call));
 }
 
 void CacheClient::Delete(absl::string_view ns, absl::string_view session_id) {
   auto call = std::make_unique<QueuedCall>();
   call->del.set_namespace_(std::string(ns));
   call->del.set_session_id(std::string(session_id));
-  State().Enqueue(std::move(call));
+  Enqueue(std::move(call));
 }
 
-bool CacheClient::Flush(absl::Duration timeout) { return State().Flush(timeout); }
+void CacheClient::Enqueue(std::unique_ptr<QueuedCall> call) {
+  ProcessState* state = State();
+  if (state == nullptr) {
+    counters_.queue_drops++;
+    return;
+  }
+  state->Enqueue(std::move(call));
+}
+
+bool CacheClient::Flush(absl::Duration timeout) {
+  ProcessState* state = State();
+  return state == nullptr || state->Flush(timeout);
+}
 
 ClientStats CacheClient::stats() const {
   ClientStats stats;

@@ -5,10 +5,10 @@
 //     breaker is open: a slow or dead cache costs a handshake a few milliseconds at worst.
 //   - Put and Delete never block: they go into a bounded queue that one background thread
 //     sends asynchronously. When the queue is full the call is dropped and counted.
-//   - Nothing gRPC exists until the first call in a process, and a process that was forked
-//     from one that used the client builds its own channel and thread on its first call
-//     (what it inherited belongs to the parent and is left alone). A server may therefore
-//     create the client in a master process and use it only in forked workers.
+//   - Nothing gRPC exists until the first call in a process: a server may create the client
+//     in a master process and use it only in the workers it forks, each of which then builds
+//     its own channel and thread. gRPC cannot follow a fork() once used, so in a process
+//     forked from one that did call the cache, every call is a fast miss (and a warning).
 //
 // Thread-safety: all methods are thread-safe.
 #ifndef TLSCACHE_CLIENT_CACHE_CLIENT_H_
@@ -78,6 +78,7 @@ class CacheClient {
 
  private:
   class ProcessState;
+  struct QueuedCall;
   struct Counters {
     std::atomic<uint64_t> hits{0}, misses{0}, errors{0}, timeouts{0}, skipped{0}, stores{0},
         store_failures{0}, queue_drops{0};
@@ -85,8 +86,10 @@ class CacheClient {
 
   CacheClient(const ClientOptions& options, std::string root_certs, std::string cert_chain,
               SecretBytes private_key);
-  // This process's state, built on first use and again after a fork.
-  ProcessState& State();
+  // This process's state, built on its first use; null in a process forked from one that
+  // used the cache (see grpc_user in the .cc).
+  ProcessState* State();
+  void Enqueue(std::unique_ptr<QueuedCall> call);
 
   const ClientOptions options_;
   const std::string root_certs_;

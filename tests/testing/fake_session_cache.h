@@ -1,0 +1,132 @@
+// FakeSessionCache: an in-process tlscache.v1.SessionCache server for unit tests of clients.
+// Every Get answers with what the test set (bytes, an error, a delay); Puts and Deletes are
+// recorded.
+#ifndef TLSCACHE_TESTS_TESTING_FAKE_SESSION_CACHE_H_
+#define TLSCACHE_TESTS_TESTING_FAKE_SESSION_CACHE_H_
+
+#include <grpcpp/server.h>
+#include <grpcpp/server_builder.h>
+
+#include <map>
+#include <memory>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "absl/synchronization/mutex.h"
+#include "absl/time/clock.h"
+#include "absl/time/time.h"
+#include "tlscache/v1/session_cache.grpc.pb.h"
+
+namespace tlscache::testing {
+
+class FakeSessionCache final : public v1::SessionCache::Service {
+ public:
+  FakeSessionCache() {
+    grpc::ServerBuilder builder;
+    builder.AddListeningPort("127.0.0.1:0", grpc::InsecureServerCredentials(), &port_);
+    builder.RegisterService(this);
+    server_ = builder.BuildAndStart();
+  }
+  ~FakeSessionCache() override { Stop(); }
+
+  int port() const { return port_; }
+  std::string addr() const { return "127.0.0.1:" + std::to_string(port_); }
+  void Stop() {
+    if (server_ != nullptr) server_->Shutdown(absl::ToChronoTime(absl::Now()));
+  }
+
+  // What every Get answers: `status` (OK: the stored bytes, or `blob` when set).
+  void SetGetAnswer(grpc::StatusCode code) {
+    absl::MutexLock lock(&mu_);
+    code_ = code;
+  }
+  void SetBlob(std::string blob) {
+    absl::MutexLock lock(&mu_);
+    blob_ = std::move(blob);
+    has_blob_ = true;
+  }
+  void SetDelay(absl::Duration delay) {
+    absl::MutexLock lock(&mu_);
+    delay_ = delay;
+  }
+
+  int puts() const {
+    absl::MutexLock lock(&mu_);
+    return puts_;
+  }
+  int deletes() const {
+    absl::MutexLock lock(&mu_);
+    return deletes_;
+  }
+  int gets() const {
+    absl::MutexLock lock(&mu_);
+    return gets_;
+  }
+  std::vector<std::string> StoredSessions() const {
+    absl::MutexLock lock(&mu_);
+    std::vector<std::string> out;
+    for (const auto& [key, session] : stored_) out.push_back(session);
+    return out;
+  }
+  bool last_get_consumed() const {
+    absl::MutexLock lock(&mu_);
+    return last_consume_;
+  }
+
+  grpc::Status Put(grpc::ServerContext*, const v1::PutRequest* request,
+                   v1::PutResponse*) override {
+    absl::MutexLock lock(&mu_);
+    ++puts_;
+    stored_[request->namespace_() + "/" + request->session_id()] = request->session();
+    return grpc::Status::OK;
+  }
+
+  grpc::Status Get(grpc::ServerContext*, const v1::GetRequest* request,
+                   v1::GetResponse* response) override {
+    absl::Duration delay;
+    {
+      absl::MutexLock lock(&mu_);
+      ++gets_;
+      last_consume_ = request->consume();
+      delay = delay_;
+    }
+    absl::SleepFor(delay);
+    absl::MutexLock lock(&mu_);
+    if (code_ != grpc::StatusCode::OK) return grpc::Status(code_, "fake error");
+    if (has_blob_) {
+      response->set_session(blob_);
+      return grpc::Status::OK;
+    }
+    auto found = stored_.find(request->namespace_() + "/" + request->session_id());
+    if (found == stored_.end()) return grpc::Status(grpc::StatusCode::NOT_FOUND, "miss");
+    response->set_session(found->second);
+    return grpc::Status::OK;
+  }
+
+  grpc::Status Delete(grpc::ServerContext*, const v1::DeleteRequest* request,
+                      v1::DeleteResponse* response) override {
+    absl::MutexLock lock(&mu_);
+    ++deletes_;
+    response->set_existed(stored_.erase(request->namespace_() + "/" + request->session_id()) > 0);
+    return grpc::Status::OK;
+  }
+
+ private:
+  int port_ = 0;
+  std::unique_ptr<grpc::Server> server_;
+  mutable absl::Mutex mu_;
+  grpc::StatusCode code_ ABSL_GUARDED_BY(mu_) = grpc::StatusCode::OK;
+  std::string blob_ ABSL_GUARDED_BY(mu_);
+  bool has_blob_ ABSL_GUARDED_BY(mu_) = false;
+  absl::Duration delay_ ABSL_GUARDED_BY(mu_);
+  int puts_ ABSL_GUARDED_BY(mu_) = 0;
+  int deletes_ ABSL_GUARDED_BY(mu_) = 0;
+  int gets_ ABSL_GUARDED_BY(mu_) = 0;
+  bool last_consume_ ABSL_GUARDED_BY(mu_) = false;
+  std::map<std::string, std::string> stored_ ABSL_GUARDED_BY(mu_);
+};
+
+}  // namespace tlscache::testing
+
+#endif  // TLSCACHE_TESTS_TESTING_FAKE_SESSION_CACHE_H_

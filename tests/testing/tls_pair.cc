@@ -1,0 +1,98 @@
+#include "tests/testing/tls_pair.h"
+
+#include <openssl/bio.h>
+#include <openssl/evp.h>
+#include <openssl/x509.h>
+
+#include <memory>
+
+#include "absl/strings/str_cat.h"
+
+namespace tlscache::testing {
+namespace {
+
+struct PkeyDeleter {
+  void operator()(EVP_PKEY* k) const { EVP_PKEY_free(k); }
+};
+struct X509Deleter {
+  void operator()(X509* x) const { X509_free(x); }
+};
+
+}  // namespace
+
+SslCtxPtr MakeServerContext() {
+  std::unique_ptr<EVP_PKEY, PkeyDeleter> key(EVP_EC_gen("P-256"));
+  std::unique_ptr<X509, X509Deleter> cert(X509_new());
+  X509_set_version(cert.get(), 2);
+  ASN1_INTEGER_set(X509_get_serialNumber(cert.get()), 1);
+  X509_gmtime_adj(X509_getm_notBefore(cert.get()), -3600);
+  X509_gmtime_adj(X509_getm_notAfter(cert.get()), 86400);
+  X509_set_pubkey(cert.get(), key.get());
+  X509_NAME* name = X509_get_subject_name(cert.get());
+  X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_ASC,
+                             reinterpret_cast<const unsigned char*>("localhost"), -1, -1, 0);
+  X509_set_issuer_name(cert.get(), name);
+  X509_sign(cert.get(), key.get(), EVP_sha256());
+  SslCtxPtr ctx(SSL_CTX_new(TLS_server_method()));
+  SSL_CTX_set_min_proto_version(ctx.get(), TLS1_2_VERSION);
+  SSL_CTX_use_certificate(ctx.get(), cert.get());
+  SSL_CTX_use_PrivateKey(ctx.get(), key.get());
+  return ctx;
+}
+
+SslCtxPtr MakeClientContext(int version) {
+  SslCtxPtr ctx(SSL_CTX_new(TLS_client_method()));
+  SSL_CTX_set_min_proto_version(ctx.get(), version);
+  SSL_CTX_set_max_proto_version(ctx.get(), version);
+  SSL_CTX_set_verify(ctx.get(), SSL_VERIFY_NONE, nullptr);
+  SSL_CTX_set_session_cache_mode(ctx.get(), SSL_SESS_CACHE_CLIENT);
+  return ctx;
+}
+
+absl::StatusOr<Handshake> RunHandshake(SSL_CTX* client_ctx, SSL_CTX* server_ctx,
+                                       SSL_SESSION* session) {
+  Handshake h;
+  h.client.reset(SSL_new(client_ctx));
+  h.server.reset(SSL_new(server_ctx));
+  BIO* client_bio = nullptr;
+  BIO* server_bio = nullptr;
+  if (BIO_new_bio_pair(&client_bio, 0, &server_bio, 0) != 1) {
+    return absl::InternalError("BIO_new_bio_pair failed");
+  }
+  SSL_set_bio(h.client.get(), client_bio, client_bio);
+  SSL_set_bio(h.server.get(), server_bio, server_bio);
+  SSL_set_connect_state(h.client.get());
+  SSL_set_accept_state(h.server.get());
+  if (session != nullptr) SSL_set_session(h.client.get(), session);
+  bool client_done = false;
+  bool server_done = false;
+  for (int round = 0; round < 100 && !(client_done && server_done); ++round) {
+    for (auto [ssl, done] : {std::pair{h.client.get(), &client_done},
+                             std::pair{h.server.get(), &server_done}}) {
+      if (*done) continue;
+      const int r = SSL_do_handshake(ssl);
+      if (r == 1) {
+        *done = true;
+      } else {
+        const int err = SSL_get_error(ssl, r);
+        if (err != SSL_ERROR_WANT_READ && err != SSL_ERROR_WANT_WRITE) {
+          return absl::InternalError(absl::StrCat("handshake failed: ", ConsumeOpenSslErrors()));
+        }
+      }
+    }
+  }
+  if (!client_done || !server_done) return absl::InternalError("handshake did not finish");
+  // TLS 1.3 tickets arrive after the handshake: let the client read them.
+  char byte;
+  SSL_write(h.server.get(), "x", 1);
+  SSL_read(h.client.get(), &byte, 1);
+  h.resumed = SSL_session_reused(h.server.get()) == 1;
+  // A connection freed without a clean shutdown marks its session bad (and OpenSSL removes
+  // it from both caches): close both ends as a well-behaved client and server would.
+  SSL_shutdown(h.client.get());
+  SSL_shutdown(h.server.get());
+  SSL_shutdown(h.client.get());
+  return h;
+}
+
+}  // namespace tlscache::testing

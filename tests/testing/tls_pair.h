@@ -1,0 +1,30 @@
+// In-memory TLS for unit tests: a throwaway self-signed certificate, server and client
+// contexts, and a handshake between two SSL objects over a BIO pair (no sockets, no threads).
+#ifndef TLSCACHE_TESTS_TESTING_TLS_PAIR_H_
+#define TLSCACHE_TESTS_TESTING_TLS_PAIR_H_
+
+#include <openssl/ssl.h>
+
+#include "absl/status/statusor.h"
+#include "common/openssl_util.h"
+
+namespace tlscache::testing {
+
+// A server context with a fresh P-256 key and self-signed certificate, TLS 1.2 to 1.3.
+SslCtxPtr MakeServerContext();
+// A client context that accepts any certificate, pinned to `version` (e.g. TLS1_2_VERSION).
+SslCtxPtr MakeClientContext(int version);
+
+struct Handshake {
+  SslPtr client;
+  SslPtr server;
+  bool resumed = false;
+};
+// Runs a full handshake, offering `session` (may be null) from the client. Error if the
+// handshake fails.
+absl::StatusOr<Handshake> RunHandshake(SSL_CTX* client_ctx, SSL_CTX* server_ctx,
+                                       SSL_SESSION* session);
+
+}  // namespace tlscache::testing
+
+#endif  // TLSCACHE_TESTS_TESTING_TLS_PAIR_H_

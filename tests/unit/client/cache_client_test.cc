@@ -1,0 +1,155 @@
+#include "client/cache_client.h"
+
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <memory>
+#include <string>
+
+#include "absl/time/clock.h"
+#include "gtest/gtest.h"
+#include "tests/testing/fake_session_cache.h"
+#include "tests/testing/store_sync.h"
+#include "tests/testing/subprocess.h"
+
+namespace tlscache::client {
+namespace {
+
+using ::tlscache::testing::Eventually;
+using ::tlscache::testing::FakeSessionCache;
+
+std::shared_ptr<CacheClient> MakeClient(const std::string& addr,
+                                        absl::Duration timeout = absl::Milliseconds(200)) {
+  ClientOptions options;
+  options.addr = addr;
+  options.lookup_timeout = timeout;
+  options.breaker.failure_threshold = 3;
+  options.breaker.initial_open = absl::Milliseconds(200);
+  auto client = CacheClient::Create(options);
+  EXPECT_TRUE(client.ok()) << client.status();
+  return *client;
+}
+
+TEST(CacheClientTest, PutIsSentInTheBackgroundAndGetFindsIt) {
+  FakeSessionCache fake;
+  auto client = MakeClient(fake.addr());
+  client->Put("ns", "id", SecretBytes(absl::string_view("session")), 60);
+  ASSERT_TRUE(client->Flush(absl::Seconds(5)));
+  EXPECT_EQ(fake.puts(), 1);
+  auto got = client->Get("ns", "id", false);
+  ASSERT_TRUE(got.ok()) << got.status();
+  EXPECT_EQ(got->view(), "session");
+  EXPECT_TRUE(absl::IsNotFound(client->Get("ns", "other", false).status()));
+  client->Delete("ns", "id");
+  ASSERT_TRUE(client->Flush(absl::Seconds(5)));
+  EXPECT_EQ(fake.deletes(), 1);
+  ClientStats stats = client->stats();
+  EXPECT_EQ(stats.hits, 1u);
+  EXPECT_EQ(stats.misses, 1u);
+  EXPECT_EQ(stats.stores, 2u);
+}
+
+TEST(CacheClientTest, ConsumeIsPassedThrough) {
+  FakeSessionCache fake;
+  auto client = MakeClient(fake.addr());
+  (void)client->Get("ns", "id", /*consume=*/true);
+  EXPECT_TRUE(fake.last_get_consumed());
+  (void)client->Get("ns", "id", /*consume=*/false);
+  EXPECT_FALSE(fake.last_get_consumed());
+}
+
+TEST(CacheClientTest, ASlowCacheCostsAGetNoMoreThanItsDeadline) {
+  FakeSessionCache fake;
+  auto client = MakeClient(fake.addr(), absl::Milliseconds(20));
+  ASSERT_TRUE(absl::IsNotFound(client->Get("ns", "warm-up", false).status()));
+  fake.SetDelay(absl::Seconds(1));
+  const absl::Time start = absl::Now();
+  auto got = client->Get("ns", "id", false);
+  const absl::Duration took = absl::Now() - start;
+  EXPECT_TRUE(absl::IsDeadlineExceeded(got.status())) << got.status();
+  EXPECT_LT(took, absl::Milliseconds(500)) << took;  // 20 ms deadline; far from 1 s
+  EXPECT_EQ(client->stats().timeouts, 1u);
+}
+
+TEST(CacheClientTest, RepeatedFailuresOpenTheBreakerThenAProbeClosesIt) {
+  FakeSessionCache fake;
+  auto client = MakeClient(fake.addr());
+  fake.SetGetAnswer(grpc::StatusCode::UNAVAILABLE);
+  for (int i = 0; i < 3; ++i) EXPECT_FALSE(client->Get("ns", "id", false).ok());
+  EXPECT_EQ(client->stats().breaker, BreakerState::kOpen);
+  const int asked = fake.gets();
+  EXPECT_TRUE(absl::IsUnavailable(client->Get("ns", "id", false).status()));
+  EXPECT_EQ(fake.gets(), asked);  // not sent
+  EXPECT_EQ(client->stats().skipped, 1u);
+  fake.SetGetAnswer(grpc::StatusCode::OK);
+  EXPECT_TRUE(Eventually([&] { return client->Get("ns", "id", false).status().code() ==
+                                      absl::StatusCode::kNotFound; }));
+  EXPECT_EQ(client->stats().breaker, BreakerState::kClosed);
+}
+
+TEST(CacheClientTest, NoCacheAtAllIsAFastError) {
+  const int port = testing::PickFreePort();  // nothing listens there
+  auto client = MakeClient("127.0.0.1:" + std::to_string(port), absl::Milliseconds(50));
+  for (int i = 0; i < 10; ++i) {
+    const absl::Time start = absl::Now();
+    EXPECT_FALSE(client->Get("ns", "id", false).ok());
+    EXPECT_LT(absl::Now() - start, absl::Milliseconds(500));
+  }
+  client->Put("ns", "id", SecretBytes(absl::string_view("s")), 60);  // must not block
+}
+
+TEST(CacheClientTest, AFullQueueDropsAndCountsInsteadOfBlocking) {
+  const int port = testing::PickFreePort();
+  ClientOptions options;
+  options.addr = "127.0.0.1:" + std::to_string(port);
+  options.queue_capacity = 4;
+  options.max_in_flight = 1;
+  auto client = *CacheClient::Create(options);
+  const absl::Time start = absl::Now();
+  for (int i = 0; i < 1000; ++i) {
+    client->Put("ns", std::to_string(i), SecretBytes(absl::string_view("s")), 60);
+  }
+  EXPECT_LT(absl::Now() - start, absl::Seconds(1));
+  EXPECT_GT(client->stats().queue_drops, 900u);
+}
+
+TEST(CacheClientTest, CreateRejectsBadOptions) {
+  ClientOptions options;
+  EXPECT_TRUE(absl::IsInvalidArgument(CacheClient::Create(options).status()));
+  options.addr = "127.0.0.1:1";
+  options.cert_file = "/nonexistent.pem";
+  EXPECT_TRUE(absl::IsInvalidArgument(CacheClient::Create(options).status()));
+  options.cert_file.clear();
+  options.ca_file = "/nonexistent/ca.pem";
+  auto missing = CacheClient::Create(options);
+  EXPECT_TRUE(absl::IsInvalidArgument(missing.status()));
+  EXPECT_NE(missing.status().message().find("/nonexistent/ca.pem"), absl::string_view::npos);
+}
+
+// gRPC cannot follow a fork() once this process used it, so a child of a process that used
+// the cache must run without it: fast misses, no hang. (The supported pattern, a parent that
+// only attaches and children that serve, is shown end to end with tlscache-tls-server
+// --workers in tests/e2e/farm_test.py.)
+TEST(CacheClientTest, AChildOfAProcessThatUsedTheCacheRunsWithoutItAndNeverHangs) {
+  FakeSessionCache fake;
+  auto client = MakeClient(fake.addr());
+  ASSERT_TRUE(absl::IsNotFound(client->Get("ns", "id", false).status()));
+  const pid_t pid = fork();
+  ASSERT_GE(pid, 0);
+  if (pid == 0) {
+    const absl::Time start = absl::Now();
+    absl::Status got = client->Get("ns", "id", false).status();
+    client->Put("ns", "id", SecretBytes(absl::string_view("s")), 60);
+    const bool flushed = client->Flush(absl::Seconds(1));
+    const bool fast = absl::Now() - start < absl::Seconds(1);
+    _exit(absl::IsUnavailable(got) && flushed && fast ? 0 : 1);
+  }
+  int status = 0;
+  ASSERT_EQ(waitpid(pid, &status, 0), pid);
+  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << status;
+  // The parent is unaffected.
+  EXPECT_TRUE(absl::IsNotFound(client->Get("ns", "id", false).status()));
+}
+
+}  // namespace
+}  // namespace tlscache::client

@@ -1,0 +1,179 @@
+// The plugin's callbacks in real (in-memory) OpenSSL handshakes against a fake cache service.
+#include "plugins/openssl/plugin.h"
+
+#include <openssl/ssl.h>
+
+#include <string>
+
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "tests/testing/fake_session_cache.h"
+#include "tests/testing/store_sync.h"
+#include "tests/testing/tls_pair.h"
+#include "tlscache/openssl.h"
+
+namespace tlscache::openssl {
+namespace {
+
+using ::testing::HasSubstr;
+using ::tlscache::testing::Eventually;
+using ::tlscache::testing::FakeSessionCache;
+using ::tlscache::testing::MakeClientContext;
+using ::tlscache::testing::MakeServerContext;
+using ::tlscache::testing::RunHandshake;
+
+class PluginTest : public ::testing::TestWithParam<int> {
+ protected:
+  void SetUp() override {
+    // Two nodes of a farm: the same certificate is not needed, the same cache is.
+    origin_ = MakeServerContext();
+    other_ = MakeServerContext();
+    client_ctx_ = MakeClientContext(GetParam());
+    Attach(origin_.get());
+    Attach(other_.get());
+  }
+
+  void Attach(SSL_CTX* ctx) {
+    const std::string config = "addr=" + fake_.addr() + ";timeout_ms=500;namespace=test";
+    ASSERT_EQ(tlscache_attach(ctx, config.c_str()), 1) << tlscache_last_error();
+  }
+
+  // A full handshake on the origin node; returns the client's session once it was stored.
+  SslSessionPtr SessionFromOrigin() {
+    const int puts = fake_.puts();
+    auto h = RunHandshake(client_ctx_.get(), origin_.get(), nullptr);
+    EXPECT_TRUE(h.ok()) << h.status();
+    if (!h.ok()) return nullptr;
+    EXPECT_FALSE(h->resumed);
+    EXPECT_TRUE(Eventually([&] { return fake_.puts() > puts; }));
+    return SslSessionPtr(SSL_get1_session(h->client.get()));
+  }
+
+  PluginStats StatsOf(SSL_CTX* ctx) {
+    PluginStats stats;
+    EXPECT_TRUE(GetPluginStats(ctx, &stats));
+    return stats;
+  }
+
+  FakeSessionCache fake_;
+  SslCtxPtr origin_, other_, client_ctx_;
+};
+
+TEST_P(PluginTest, AnotherNodeResumesTheSessionTheOriginStored) {
+  SslSessionPtr session = SessionFromOrigin();
+  ASSERT_NE(session, nullptr);
+  auto h = RunHandshake(client_ctx_.get(), other_.get(), session.get());
+  ASSERT_TRUE(h.ok()) << h.status();
+  EXPECT_TRUE(h->resumed);
+  EXPECT_EQ(StatsOf(other_.get()).resumed, 1u);
+  EXPECT_GE(StatsOf(origin_.get()).stored, 1u);
+}
+
+TEST_P(PluginTest, GarbageTruncatedOrForeignSessionsAreAMissNotACrash) {
+  SslSessionPtr offered = SessionFromOrigin();
+  SslSessionPtr other = SessionFromOrigin();
+  ASSERT_NE(offered, nullptr);
+  ASSERT_NE(other, nullptr);
+  std::vector<std::string> stored = fake_.StoredSessions();
+  ASSERT_GE(stored.size(), 2u);
+  // Whichever stored session is not the offered one belongs to another ID.
+  std::vector<std::string> blobs = {std::string("\x30\x82garbage", 9), std::string(1, '\0'),
+                                    std::string(5000, '\xff')};
+  for (const std::string& der : stored) {
+    blobs.push_back(der.substr(0, der.size() / 2));  // truncated
+    blobs.push_back(der + "x");                      // trailing bytes
+  }
+  uint64_t rejected_before = StatsOf(other_.get()).rejected;
+  for (const std::string& blob : blobs) {
+    fake_.SetBlob(blob);
+    auto h = RunHandshake(client_ctx_.get(), other_.get(), offered.get());
+    ASSERT_TRUE(h.ok()) << h.status();
+    EXPECT_FALSE(h->resumed);
+  }
+  EXPECT_EQ(StatsOf(other_.get()).rejected - rejected_before, blobs.size());
+  // Exactly one of the stored sessions belongs to the offered ID; the others are foreign.
+  // Each is offered to a node of its own, whose internal cache has not seen the session yet.
+  int resumed = 0;
+  for (const std::string& der : stored) {
+    fake_.SetBlob(der);
+    SslCtxPtr node = MakeServerContext();
+    Attach(node.get());
+    auto h = RunHandshake(client_ctx_.get(), node.get(), offered.get());
+    ASSERT_TRUE(h.ok()) << h.status();
+    resumed += h->resumed ? 1 : 0;
+  }
+  EXPECT_EQ(resumed, 1);
+}
+
+TEST_P(PluginTest, ACacheThatFailsMeansAFullHandshake) {
+  SslSessionPtr session = SessionFromOrigin();
+  ASSERT_NE(session, nullptr);
+  fake_.SetGetAnswer(grpc::StatusCode::UNAVAILABLE);
+  auto h = RunHandshake(client_ctx_.get(), other_.get(), session.get());
+  ASSERT_TRUE(h.ok()) << h.status();
+  EXPECT_FALSE(h->resumed);
+  fake_.Stop();
+  auto after_stop = RunHandshake(client_ctx_.get(), other_.get(), session.get());
+  ASSERT_TRUE(after_stop.ok()) << after_stop.status();
+  EXPECT_FALSE(after_stop->resumed);
+}
+
+INSTANTIATE_TEST_SUITE_P(Versions, PluginTest, ::testing::Values(TLS1_2_VERSION, TLS1_3_VERSION),
+                         [](const ::testing::TestParamInfo<int>& param_info) {
+                           return param_info.param == TLS1_2_VERSION ? "Tls12" : "Tls13";
+                         });
+
+TEST(PluginTls13Test, StatelessTicketsAreNotStored) {
+  FakeSessionCache fake;
+  SslCtxPtr server = MakeServerContext();
+  const std::string config = "addr=" + fake.addr();
+  ASSERT_EQ(tlscache_attach(server.get(), config.c_str()), 1) << tlscache_last_error();
+  SSL_CTX_clear_options(server.get(), SSL_OP_NO_TICKET);  // the application turns them back on
+  SslCtxPtr client = MakeClientContext(TLS1_3_VERSION);
+  ASSERT_TRUE(RunHandshake(client.get(), server.get(), nullptr).ok());
+  PluginStats stats;
+  ASSERT_TRUE(GetPluginStats(server.get(), &stats));
+  EXPECT_EQ(stats.stored, 0u);
+  EXPECT_GE(stats.skipped, 1u);
+}
+
+TEST(PluginTls13Test, WithEarlyDataLookupsConsumeTheTicket) {
+  FakeSessionCache fake;
+  SslCtxPtr origin = MakeServerContext();
+  SslCtxPtr other = MakeServerContext();
+  for (SSL_CTX* ctx : {origin.get(), other.get()}) {
+    SSL_CTX_set_max_early_data(ctx, 16384);
+    const std::string config = "addr=" + fake.addr() + ";timeout_ms=500";
+    ASSERT_EQ(tlscache_attach(ctx, config.c_str()), 1) << tlscache_last_error();
+    // The farm is the only place a ticket is found, so consuming it there is final.
+    EXPECT_NE(SSL_CTX_get_session_cache_mode(ctx) & SSL_SESS_CACHE_NO_INTERNAL_LOOKUP, 0);
+  }
+  SslCtxPtr client = MakeClientContext(TLS1_3_VERSION);
+  auto first = RunHandshake(client.get(), origin.get(), nullptr);
+  ASSERT_TRUE(first.ok());
+  SslSessionPtr session(SSL_get1_session(first->client.get()));
+  ASSERT_TRUE(Eventually([&] { return fake.puts() >= 1; }));
+  auto resumed = RunHandshake(client.get(), other.get(), session.get());
+  ASSERT_TRUE(resumed.ok());
+  EXPECT_TRUE(resumed->resumed);
+  EXPECT_TRUE(fake.last_get_consumed());
+}
+
+TEST(PluginAttachTest, ABadConfigLeavesTheContextAloneAndSaysWhy) {
+  SslCtxPtr ctx = MakeServerContext();
+  EXPECT_EQ(tlscache_attach(ctx.get(), "addr=127.0.0.1:1;bogus=1"), 0);
+  EXPECT_THAT(tlscache_last_error(), HasSubstr("unknown key 'bogus'"));
+  EXPECT_EQ(SSL_CTX_sess_get_new_cb(ctx.get()), nullptr);
+  EXPECT_EQ(SSL_CTX_get_options(ctx.get()) & SSL_OP_NO_TICKET, 0u);
+  EXPECT_EQ(tlscache_attach(ctx.get(), "addr=127.0.0.1:1;tickets=farm"), 0);
+  EXPECT_THAT(tlscache_last_error(), HasSubstr("tickets"));
+  EXPECT_EQ(tlscache_attach(nullptr, "addr=127.0.0.1:1"), 0);
+  EXPECT_EQ(tlscache_attach(ctx.get(), nullptr), 0);
+  EXPECT_EQ(tlscache_attach(ctx.get(), "addr=127.0.0.1:1;sid_ctx=farm"), 1);
+  EXPECT_STREQ(tlscache_last_error(), "");
+  EXPECT_NE(SSL_CTX_sess_get_new_cb(ctx.get()), nullptr);
+  EXPECT_NE(SSL_CTX_get_options(ctx.get()) & SSL_OP_NO_TICKET, 0u);
+}
+
+}  // namespace
+}  // namespace tlscache::openssl
