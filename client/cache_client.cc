@@ -19,6 +19,7 @@
 #include "common/log.h"
 #include "common/secret_bytes.h"
 #include "common/status_util.h"
+#include "grpc/health/v1/health.grpc.pb.h"
 #include "tlscache/v1/session_cache.grpc.pb.h"
 
 namespace tlscache::client {
@@ -113,14 +114,24 @@ class CacheClient::ProcessState {
   v1::SessionCache::Stub& stub() { return *stub_; }
   CircuitBreaker& breaker() { return breaker_; }
 
+  // Starts the call at once when the in-flight window has room (starting an asynchronous
+  // call does not wait for the network), so that a session is in the cache before its client
+  // can come back; otherwise queues it for the sender, or drops it when the queue is full.
   void Enqueue(std::unique_ptr<QueuedCall> call) {
-    std::lock_guard<std::mutex> lock(mu_);
-    if (queue_.size() >= options_.queue_capacity || stopping_) {
-      counters_.queue_drops++;
-      return;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      if (stopping_ || queue_.size() >= options_.queue_capacity) {
+        counters_.queue_drops++;
+        return;
+      }
+      if (!queue_.empty() || in_flight_ >= options_.max_in_flight) {
+        queue_.push_back(std::move(call));
+        cv_.notify_one();
+        return;
+      }
+      ++in_flight_;
     }
-    queue_.push_back(std::move(call));
-    cv_.notify_one();
+    Start(call.release());
   }
 
   bool Flush(absl::Duration timeout) {
@@ -130,7 +141,9 @@ class CacheClient::ProcessState {
   }
 
  private:
+  // Sends what Enqueue had to queue, as the in-flight window allows.
   void SendLoop() {
+    WarmUp();
     std::unique_lock<std::mutex> lock(mu_);
     while (true) {
       cv_.wait(lock, [this] {
@@ -141,14 +154,40 @@ class CacheClient::ProcessState {
       queue_.pop_front();
       ++in_flight_;
       lock.unlock();
-      call->context.set_deadline(absl::ToChronoTime(absl::Now() + kStoreTimeout));
-      auto done = [this, call](grpc::Status status) { Finished(call, status); };
-      if (call->is_put) {
-        stub_->async()->Put(&call->context, &call->put, &call->put_response, done);
-      } else {
-        stub_->async()->Delete(&call->context, &call->del, &call->del_response, done);
-      }
+      Start(call);
       lock.lock();
+    }
+  }
+
+  // Off the handshake path: waits for the connection and makes one asynchronous call (a
+  // health check), so that neither the first lookup nor the first store of this process
+  // pays for setting up gRPC's connection and callback threads.
+  void WarmUp() {
+    channel_->WaitForConnected(absl::ToChronoTime(absl::Now() + absl::Seconds(1)));
+    auto health = grpc::health::v1::Health::NewStub(channel_);
+    grpc::ClientContext context;
+    context.set_deadline(absl::ToChronoTime(absl::Now() + absl::Seconds(1)));
+    grpc::health::v1::HealthCheckRequest request;
+    grpc::health::v1::HealthCheckResponse response;
+    std::mutex done_mu;
+    std::condition_variable done_cv;
+    bool done = false;
+    health->async()->Check(&context, &request, &response, [&](grpc::Status) {
+      std::lock_guard<std::mutex> lock(done_mu);
+      done = true;
+      done_cv.notify_all();
+    });
+    std::unique_lock<std::mutex> lock(done_mu);
+    done_cv.wait(lock, [&] { return done; });
+  }
+
+  void Start(QueuedCall* call) {
+    call->context.set_deadline(absl::ToChronoTime(absl::Now() + kStoreTimeout));
+    auto done = [this, call](grpc::Status status) { Finished(call, status); };
+    if (call->is_put) {
+      stub_->async()->Put(&call->context, &call->put, &call->put_response, done);
+    } else {
+      stub_->async()->Delete(&call->context, &call->del, &call->del_response, done);
     }
   }
 

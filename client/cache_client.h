@@ -3,8 +3,9 @@
 //
 //   - Get blocks for at most `lookup_timeout` (default 5 ms) and is skipped while the circuit
 //     breaker is open: a slow or dead cache costs a handshake a few milliseconds at worst.
-//   - Put and Delete never block: they go into a bounded queue that one background thread
-//     sends asynchronously. When the queue is full the call is dropped and counted.
+//   - Put and Delete never block: each starts as an asynchronous call at once while fewer
+//     than `max_in_flight` are unanswered, and otherwise waits in a bounded queue that a
+//     background thread drains. When the queue is full the call is dropped and counted.
 //   - Nothing gRPC exists until the first call in a process: a server may create the client
 //     in a master process and use it only in the workers it forks, each of which then builds
 //     its own channel and thread. gRPC cannot follow a fork() once used, so in a process

@@ -1,0 +1,234 @@
+"""Real processes for farm tests: redis-server, tlscache-server, tlscache-tls-server nodes and
+HAProxy on loopback, plus a TLS client that offers its newest session on every reconnect.
+
+Everything a test starts is registered with its Farm and stopped (and its logs printed on a
+failure) when the Farm closes.
+"""
+
+import os
+import shutil
+import signal
+import socket
+import ssl
+import subprocess
+import tempfile
+import time
+import unittest
+
+BIN_DIR = os.environ.get("TLSCACHE_BIN_DIR", os.path.join(os.path.dirname(__file__),
+                                                         "../../../build/bin"))
+NODE_IPS = ["127.0.0.11", "127.0.0.12", "127.0.0.13"]
+REQUEST = b"GET / HTTP/1.0\r\nHost: farm\r\n\r\n"
+
+
+def require(binary):
+    """The path of `binary`, or skip the test (saying why) when it is not installed."""
+    path = shutil.which(binary) or shutil.which(binary, path="/usr/sbin:/usr/local/sbin")
+    if path is None:
+        raise unittest.SkipTest(f"{binary} is not installed")
+    return path
+
+
+def built(name):
+    path = os.path.join(BIN_DIR, name)
+    if not os.access(path, os.X_OK):
+        raise AssertionError(f"{path} is not built (run make build)")
+    return path
+
+
+def free_port(ips=("127.0.0.1",)):
+    """A TCP port free on every address in `ips` a moment ago."""
+    for _ in range(100):
+        with socket.socket() as probe:
+            probe.bind((ips[0], 0))
+            port = probe.getsockname()[1]
+        try:
+            for ip in ips:
+                with socket.socket() as s:
+                    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+                    s.bind((ip, port))
+            return port
+        except OSError:
+            continue
+    raise RuntimeError("no free port")
+
+
+def wait_for_port(ip, port, timeout=15.0, process=None):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process is not None and process.poll() is not None:
+            raise RuntimeError(f"{process.args[0]} exited with {process.returncode}")
+        try:
+            with socket.create_connection((ip, port), timeout=0.5):
+                return
+        except OSError:
+            time.sleep(0.02)
+    raise TimeoutError(f"nothing listens on {ip}:{port}")
+
+
+class Process:
+    def __init__(self, farm, name, argv):
+        self.name = name
+        self.argv = argv
+        self.log_path = os.path.join(farm.dir, f"{name}.log")
+        self.log = open(self.log_path, "ab")
+        self.popen = subprocess.Popen(argv, stdout=self.log, stderr=subprocess.STDOUT,
+                                      stdin=subprocess.DEVNULL)
+
+    def stop(self, sig=signal.SIGTERM, timeout=15):
+        if self.popen.poll() is None:
+            self.popen.send_signal(sig)
+            try:
+                self.popen.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.popen.kill()
+                self.popen.wait()
+        self.log.close()
+        return self.popen.returncode
+
+    def kill(self):
+        return self.stop(signal.SIGKILL)
+
+    def output(self):
+        with open(self.log_path, "rb") as f:
+            return f.read().decode(errors="replace")
+
+
+class Farm:
+    """Owns the processes of one test and a temporary directory for their files."""
+
+    def __init__(self):
+        self.dir = tempfile.mkdtemp(prefix="tlscache-farm-")
+        self.processes = []
+        self.cert, self.key = self._make_certificate()
+
+    def close(self, print_logs=False):
+        for process in reversed(self.processes):
+            process.stop()
+            if print_logs:
+                print(f"--- {process.name} ({' '.join(process.argv)})\n{process.output()}")
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+    def _make_certificate(self):
+        cert = os.path.join(self.dir, "cert.pem")
+        key = os.path.join(self.dir, "key.pem")
+        subprocess.run([require("openssl"), "req", "-x509", "-newkey", "ec", "-pkeyopt",
+                        "ec_paramgen_curve:P-256", "-nodes", "-keyout", key, "-out", cert,
+                        "-days", "2", "-subj", "/CN=farm.test"],
+                       check=True, capture_output=True)
+        return cert, key
+
+    def start(self, name, argv):
+        process = Process(self, name, argv)
+        self.processes.append(process)
+        return process
+
+    def redis(self):
+        port = free_port()
+        process = self.start("redis", [require("redis-server"), "--port", str(port), "--bind",
+                                       "127.0.0.1", "--dir", self.dir, "--save", "",
+                                       "--appendonly", "no"])
+        wait_for_port("127.0.0.1", port, process=process.popen)
+        process.port = port
+        return process
+
+    def cache(self, store="memory", port=None):
+        port = port or free_port()
+        process = self.start(f"cache-{port}", [built("tlscache-server"),
+                                               f"--listen=127.0.0.1:{port}", f"--store={store}"])
+        wait_for_port("127.0.0.1", port, process=process.popen)
+        process.port = port
+        process.addr = f"127.0.0.1:{port}"
+        return process
+
+    def node(self, ip, port, tlscache=None, name=None, extra=()):
+        argv = [built("tlscache-tls-server"), f"--listen={ip}:{port}", f"--cert={self.cert}",
+                f"--key={self.key}", f"--name={name or ip}", *extra]
+        if tlscache:
+            argv.append(f"--tlscache={tlscache}")
+        process = self.start(name or ip, argv)
+        wait_for_port(ip, port, process=process.popen)
+        return process
+
+    def nodes(self, tlscache=None, extra=()):
+        """Three nodes on 127.0.0.11-13, one port (as a real farm). Returns the port."""
+        port = free_port(NODE_IPS)
+        for i, ip in enumerate(NODE_IPS):
+            self.node(ip, port, tlscache, name=f"node{i + 1}", extra=extra)
+        return port
+
+    def haproxy(self, backend_port):
+        """HAProxy in TCP mode, strict round robin over the three nodes. Returns its port."""
+        port = free_port()
+        config = os.path.join(self.dir, "haproxy.cfg")
+        servers = "\n".join(f"  server node{i + 1} {ip}:{backend_port}"
+                            for i, ip in enumerate(NODE_IPS))
+        with open(config, "w") as f:
+            f.write(f"""global
+  maxconn 2000
+defaults
+  mode tcp
+  timeout connect 2s
+  timeout client 10s
+  timeout server 10s
+frontend tls
+  bind 127.0.0.1:{port}
+  default_backend farm
+backend farm
+  balance roundrobin
+{servers}
+""")
+        process = self.start("haproxy", [require("haproxy"), "-f", config, "-db"])
+        wait_for_port("127.0.0.1", port, process=process.popen)
+        return port
+
+
+class Client:
+    """A TLS client that offers its newest session on every connection, as browsers do."""
+
+    def __init__(self, version):
+        self.context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+        self.context.check_hostname = False
+        self.context.verify_mode = ssl.CERT_NONE
+        self.context.minimum_version = version
+        self.context.maximum_version = version
+        self.session = None
+
+    def connect(self, ip, port, timeout=5.0):
+        """One connection and request. Returns (resumed, node_line, handshake_seconds)."""
+        start = time.monotonic()
+        with socket.create_connection((ip, port), timeout=timeout) as raw:
+            with self.context.wrap_socket(raw, session=self.session) as tls:
+                handshake = time.monotonic() - start
+                tls.sendall(REQUEST)
+                data = b""
+                while True:
+                    chunk = tls.recv(4096)
+                    if not chunk:
+                        break
+                    data += chunk
+                resumed = tls.session_reused
+                self.session = tls.session  # the newest: TLS 1.3 tickets came with the reply
+        body = data.decode(errors="replace").split("\r\n\r\n", 1)[-1].strip()
+        return resumed, body, handshake
+
+
+def resumption_rate(client, ip, port, reconnects):
+    """Connects 1 + `reconnects` times; the fraction of reconnects that resumed."""
+    client.connect(ip, port)
+    resumed = sum(1 for _ in range(reconnects) if client.connect(ip, port)[0])
+    return resumed / reconnects
+
+
+def s_client(ip, port, version, sess_out=None, sess_in=None, early_data=None):
+    """openssl s_client with one request; returns its output."""
+    argv = [require("openssl"), "s_client", "-connect", f"{ip}:{port}", f"-{version}",
+            "-ign_eof"]
+    if sess_out:
+        argv += ["-sess_out", sess_out]
+    if sess_in:
+        argv += ["-sess_in", sess_in]
+    if early_data:
+        argv += ["-early_data", early_data]
+    result = subprocess.run(argv, input=REQUEST, capture_output=True, timeout=30)
+    return result.stdout.decode(errors="replace") + result.stderr.decode(errors="replace")
