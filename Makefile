@@ -12,7 +12,7 @@ CTEST_ARGS ?=
 DEB_PACKAGES := build-essential cmake ninja-build ccache pkg-config \
 	libgrpc++-dev libprotobuf-dev protobuf-compiler protobuf-compiler-grpc \
 	libabsl-dev libssl-dev libhiredis-dev libgtest-dev libgmock-dev \
-	redis-server redis-tools
+	redis-server redis-tools haproxy openssl python3
 
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
