@@ -71,7 +71,9 @@ struct CacheClient::QueuedCall {
 class CacheClient::ProcessState {
  public:
   explicit ProcessState(CacheClient& client)
-      : pid_(getpid()), counters_(client.counters_), options_(client.options_),
+      : pid_(getpid()),
+        counters_(client.counters_),
+        options_(client.options_),
         breaker_(client.options_.breaker) {
     grpc::ChannelArguments args;
     // A cache that comes back is used again within a fraction of a second.
@@ -163,10 +165,14 @@ class CacheClient::ProcessState {
   // health check), so that neither the first lookup nor the first store of this process
   // pays for setting up gRPC's connection and callback threads.
   void WarmUp() {
-    channel_->WaitForConnected(absl::ToChronoTime(absl::Now() + absl::Seconds(1)));
+    const absl::Time give_up = absl::Now() + absl::Seconds(1);
+    while (!channel_->WaitForConnected(absl::ToChronoTime(absl::Now() + absl::Milliseconds(50)))) {
+      std::lock_guard<std::mutex> lock(mu_);
+      if (stopping_ || absl::Now() >= give_up) return;  // lookups will fail fast meanwhile
+    }
     auto health = grpc::health::v1::Health::NewStub(channel_);
     grpc::ClientContext context;
-    context.set_deadline(absl::ToChronoTime(absl::Now() + absl::Seconds(1)));
+    context.set_deadline(absl::ToChronoTime(absl::Now() + absl::Milliseconds(200)));
     grpc::health::v1::HealthCheckRequest request;
     grpc::health::v1::HealthCheckResponse response;
     std::mutex done_mu;
@@ -234,7 +240,8 @@ absl::StatusOr<std::shared_ptr<CacheClient>> CacheClient::Create(const ClientOpt
   SecretBytes private_key;
   if (!options.ca_file.empty()) {
     absl::StatusOr<std::string> ca = ReadSmallFile(options.ca_file);
-    if (!ca.ok()) return absl::InvalidArgumentError(absl::StrCat("ca_file: ", ca.status().message()));
+    if (!ca.ok())
+      return absl::InvalidArgumentError(absl::StrCat("ca_file: ", ca.status().message()));
     root_certs = *std::move(ca);
   }
   if (!options.cert_file.empty()) {

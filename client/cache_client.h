@@ -64,8 +64,7 @@ class CacheClient {
 
   // The session, NotFound on a miss, Unavailable when skipped (breaker open), or the error
   // of the call (DeadlineExceeded, Unavailable, ...). Every error means: no session.
-  absl::StatusOr<SecretBytes> Get(absl::string_view ns, absl::string_view session_id,
-                                  bool consume);
+  absl::StatusOr<SecretBytes> Get(absl::string_view ns, absl::string_view session_id, bool consume);
   // Queued; never blocks. `session` is wiped after it was sent.
   void Put(absl::string_view ns, absl::string_view session_id, SecretBytes session,
            uint32_t ttl_seconds);

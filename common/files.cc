@@ -32,8 +32,7 @@ absl::StatusOr<std::string> ReadSmallFile(const std::string& path, size_t max_by
     if (n == 0) break;
     if (contents.size() + n > max_bytes) {
       close(fd);
-      return absl::InvalidArgumentError(
-          absl::StrCat(path, ": larger than ", max_bytes, " bytes"));
+      return absl::InvalidArgumentError(absl::StrCat(path, ": larger than ", max_bytes, " bytes"));
     }
     contents.append(buf, n);
   }

@@ -14,9 +14,9 @@ void LogMessage(LogLevel level, absl::string_view message) {
   const char* name = "INFO";
   if (level == LogLevel::kWarning) name = "WARNING";
   if (level == LogLevel::kError) name = "ERROR";
-  std::string line = absl::StrCat(
-      absl::FormatTime("%Y-%m-%dT%H:%M:%E3SZ", absl::Now(), absl::UTCTimeZone()), " ", name,
-      " ", message, "\n");
+  std::string line =
+      absl::StrCat(absl::FormatTime("%Y-%m-%dT%H:%M:%E3SZ", absl::Now(), absl::UTCTimeZone()), " ",
+                   name, " ", message, "\n");
   // A short write to stderr loses a log line at worst; there is nothing better to do with it.
   ssize_t ignored = write(STDERR_FILENO, line.data(), line.size());
   (void)ignored;

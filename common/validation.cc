@@ -8,13 +8,11 @@ namespace tlscache {
 absl::Status ValidateNamespace(absl::string_view ns) {
   if (ns.empty()) return absl::InvalidArgumentError("namespace is empty");
   if (ns.size() > kMaxNamespaceBytes) {
-    return absl::InvalidArgumentError(absl::StrCat("namespace is ", ns.size(),
-                                                   " bytes long; the limit is ",
-                                                   kMaxNamespaceBytes));
+    return absl::InvalidArgumentError(
+        absl::StrCat("namespace is ", ns.size(), " bytes long; the limit is ", kMaxNamespaceBytes));
   }
   for (char c : ns) {
-    if (!absl::ascii_isalnum(static_cast<unsigned char>(c)) && c != '.' && c != '_' &&
-        c != '-') {
+    if (!absl::ascii_isalnum(static_cast<unsigned char>(c)) && c != '.' && c != '_' && c != '-') {
       return absl::InvalidArgumentError(
           "namespace may only contain letters, digits, '.', '_' and '-'");
     }
@@ -25,9 +23,8 @@ absl::Status ValidateNamespace(absl::string_view ns) {
 absl::Status ValidateSessionId(absl::string_view session_id) {
   if (session_id.empty()) return absl::InvalidArgumentError("session_id is empty");
   if (session_id.size() > kMaxSessionIdBytes) {
-    return absl::InvalidArgumentError(absl::StrCat("session_id is ", session_id.size(),
-                                                   " bytes long; the limit is ",
-                                                   kMaxSessionIdBytes));
+    return absl::InvalidArgumentError(absl::StrCat(
+        "session_id is ", session_id.size(), " bytes long; the limit is ", kMaxSessionIdBytes));
   }
   return absl::OkStatus();
 }
@@ -35,8 +32,8 @@ absl::Status ValidateSessionId(absl::string_view session_id) {
 absl::Status ValidateSession(absl::string_view session, size_t max_bytes) {
   if (session.empty()) return absl::InvalidArgumentError("session is empty");
   if (session.size() > max_bytes) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "session is ", session.size(), " bytes long; the limit is ", max_bytes));
+    return absl::InvalidArgumentError(
+        absl::StrCat("session is ", session.size(), " bytes long; the limit is ", max_bytes));
   }
   return absl::OkStatus();
 }

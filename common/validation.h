@@ -16,8 +16,8 @@ inline constexpr size_t kMaxSessionIdBytes = 32;
 inline constexpr size_t kMaxNamespaceBytes = 64;
 
 // InvalidArgument naming the field when the value is out of bounds.
-absl::Status ValidateNamespace(absl::string_view ns);        // [A-Za-z0-9._-]{1,64}
-absl::Status ValidateSessionId(absl::string_view session_id);  // 1..32 bytes
+absl::Status ValidateNamespace(absl::string_view ns);                       // [A-Za-z0-9._-]{1,64}
+absl::Status ValidateSessionId(absl::string_view session_id);               // 1..32 bytes
 absl::Status ValidateSession(absl::string_view session, size_t max_bytes);  // 1..max bytes
 
 }  // namespace tlscache

@@ -5,7 +5,6 @@
 #include <grpcpp/health_check_service_interface.h>
 #include <grpcpp/security/server_credentials.h>
 #include <grpcpp/server_builder.h>
-
 #include <netdb.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -63,8 +62,8 @@ std::string BindError(const std::string& listen) {
 CacheServer::CacheServer(const CacheServerOptions& options, std::unique_ptr<Store> store)
     : options_(options), store_(std::move(store)), service_(store_.get(), options.service) {}
 
-absl::StatusOr<std::unique_ptr<CacheServer>> CacheServer::Start(
-    const CacheServerOptions& options, std::unique_ptr<Store> store) {
+absl::StatusOr<std::unique_ptr<CacheServer>> CacheServer::Start(const CacheServerOptions& options,
+                                                                std::unique_ptr<Store> store) {
   if (options.service.max_session_bytes > INT_MAX - kRequestOverhead) {
     return absl::InvalidArgumentError("max session bytes is too large");
   }

@@ -45,9 +45,8 @@ absl::Status CheckFlags() {
         absl::StrCat("--max_ttl=", absl::FormatDuration(max_ttl), ": must be 1s or more"));
   }
   if (default_ttl < absl::Seconds(1) || default_ttl > max_ttl) {
-    return absl::InvalidArgumentError(absl::StrCat("--default_ttl=",
-                                                   absl::FormatDuration(default_ttl),
-                                                   ": must be between 1s and --max_ttl"));
+    return absl::InvalidArgumentError(absl::StrCat(
+        "--default_ttl=", absl::FormatDuration(default_ttl), ": must be between 1s and --max_ttl"));
   }
   const int64_t max_session = absl::GetFlag(FLAGS_max_session_bytes);
   if (max_session < 1 || max_session > kMaxSessionBytesLimit) {

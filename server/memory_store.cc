@@ -65,8 +65,7 @@ void MemoryStore::Put(const StoreKey& key, absl::string_view session, absl::Dura
     while (!shard.lru.empty() && shard.bytes + cost > shard_budget_) {
       EraseLocked(shard, std::prev(shard.lru.end()));
     }
-    for (int i = 0; i < 2 && !shard.lru.empty() && shard.lru.back().expiry <= now;
-         ++i) {
+    for (int i = 0; i < 2 && !shard.lru.empty() && shard.lru.back().expiry <= now; ++i) {
       EraseLocked(shard, std::prev(shard.lru.end()));
     }
     shard.lru.push_front(Entry{std::move(flat), SecretBytes(session), expiry, cost});
@@ -76,8 +75,7 @@ void MemoryStore::Put(const StoreKey& key, absl::string_view session, absl::Dura
   std::move(done)(absl::OkStatus());
 }
 
-void MemoryStore::Get(const StoreKey& key, bool consume, absl::Time /*deadline*/,
-                      GetDone done) {
+void MemoryStore::Get(const StoreKey& key, bool consume, absl::Time /*deadline*/, GetDone done) {
   const std::string flat = FlatKey(key);
   Shard& shard = ShardFor(flat);
   const absl::Time now = options_.clock->Now();
@@ -118,8 +116,7 @@ void MemoryStore::Delete(const StoreKey& key, absl::Time /*deadline*/, DeleteDon
 }
 
 std::string MemoryStore::Describe() const {
-  return absl::StrFormat("memory (%d bytes in %d shards)", options_.max_bytes,
-                         options_.num_shards);
+  return absl::StrFormat("memory (%d bytes in %d shards)", options_.max_bytes, options_.num_shards);
 }
 
 size_t MemoryStore::entries() const {

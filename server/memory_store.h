@@ -41,8 +41,8 @@ class MemoryStore final : public Store {
 
   static absl::StatusOr<std::unique_ptr<MemoryStore>> Create(const MemoryStoreOptions& options);
 
-  void Put(const StoreKey& key, absl::string_view session, absl::Duration ttl,
-           absl::Time deadline, PutDone done) override;
+  void Put(const StoreKey& key, absl::string_view session, absl::Duration ttl, absl::Time deadline,
+           PutDone done) override;
   void Get(const StoreKey& key, bool consume, absl::Time deadline, GetDone done) override;
   void Delete(const StoreKey& key, absl::Time deadline, DeleteDone done) override;
   absl::Status Health() override { return absl::OkStatus(); }

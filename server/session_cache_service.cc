@@ -30,8 +30,7 @@ class SecretReactor final : public grpc::ServerUnaryReactor {
   const std::vector<std::string*> secrets_;
 };
 
-grpc::ServerUnaryReactor* Reject(grpc::CallbackServerContext* context,
-                                 const absl::Status& status) {
+grpc::ServerUnaryReactor* Reject(grpc::CallbackServerContext* context, const absl::Status& status) {
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
   reactor->Finish(ToGrpcStatus(status));
   return reactor;
@@ -83,23 +82,22 @@ grpc::ServerUnaryReactor* SessionCacheService::Get(grpc::CallbackServerContext* 
   }
   auto* reactor = new SecretReactor({response->mutable_session()});
   const int64_t max_ttl_seconds = absl::ToInt64Seconds(options_.max_ttl);
-  store_->Get({request->namespace_(), request->session_id()}, request->consume(),
-              Deadline(context),
+  store_->Get({request->namespace_(), request->session_id()}, request->consume(), Deadline(context),
               [reactor, response, max_ttl_seconds](absl::StatusOr<StoreEntry> entry) {
                 if (!entry.ok()) return reactor->Finish(ToGrpcStatus(entry.status()));
                 response->set_session(entry->session.data(), entry->session.size());
                 // Rounded up: an entry that is still there never reports 0 seconds left.
                 const double left = std::ceil(absl::ToDoubleSeconds(entry->ttl_remaining));
-                response->set_ttl_remaining_seconds(static_cast<uint32_t>(
-                    std::min<double>(std::max(left, 1.0), max_ttl_seconds)));
+                response->set_ttl_remaining_seconds(
+                    static_cast<uint32_t>(std::min<double>(std::max(left, 1.0), max_ttl_seconds)));
                 reactor->Finish(grpc::Status::OK);
               });
   return reactor;
 }
 
-grpc::ServerUnaryReactor* SessionCacheService::Delete(
-    grpc::CallbackServerContext* context, const tlscache::v1::DeleteRequest* request,
-    tlscache::v1::DeleteResponse* response) {
+grpc::ServerUnaryReactor* SessionCacheService::Delete(grpc::CallbackServerContext* context,
+                                                      const tlscache::v1::DeleteRequest* request,
+                                                      tlscache::v1::DeleteResponse* response) {
   if (absl::Status s = ValidateKey(request->namespace_(), request->session_id()); !s.ok()) {
     return Reject(context, s);
   }

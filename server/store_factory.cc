@@ -78,8 +78,7 @@ absl::StatusOr<std::unique_ptr<Store>> CreateStore(const StoreConfig& config) {
     options.pool_size = config.redis_pool_size;
     options.timeout = config.redis_timeout;
     options.max_session_bytes = config.max_session_bytes;
-    absl::StatusOr<std::unique_ptr<redis::RedisStore>> store =
-        redis::RedisStore::Create(options);
+    absl::StatusOr<std::unique_ptr<redis::RedisStore>> store = redis::RedisStore::Create(options);
     if (!store.ok()) return store.status();
     return std::unique_ptr<Store>(*std::move(store));
   }

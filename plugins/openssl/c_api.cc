@@ -3,9 +3,9 @@
 #include <string>
 
 #include "absl/status/status.h"
-#include "tlscache/openssl.h"
 #include "plugins/openssl/config.h"
 #include "plugins/openssl/plugin.h"
+#include "tlscache/openssl.h"
 
 namespace {
 
@@ -25,7 +25,7 @@ int Fail(const absl::Status& status) {
 extern "C" {
 
 __attribute__((visibility("default"))) int tlscache_attach(SSL_CTX* ctx,
-                                                          const char* config) noexcept {
+                                                           const char* config) noexcept {
   try {
     last_error.clear();
     if (ctx == nullptr) return Fail(absl::InvalidArgumentError("ctx is NULL"));

@@ -25,8 +25,8 @@ struct CtxState {
   std::atomic<uint64_t> stored{0}, skipped{0}, resumed{0}, rejected{0}, deleted{0};
 };
 
-void FreeCtxState(void* /*parent*/, void* ptr, CRYPTO_EX_DATA* /*ad*/, int /*idx*/,
-                  long /*argl*/, void* /*argp*/) {
+void FreeCtxState(void* /*parent*/, void* ptr, CRYPTO_EX_DATA* /*ad*/, int /*idx*/, long /*argl*/,
+                  void* /*argp*/) {
   delete static_cast<CtxState*>(ptr);
 }
 
@@ -111,8 +111,8 @@ int NewSessionCallback(SSL* ssl, SSL_SESSION* session) noexcept {
       state->skipped++;
       return 0;
     }
-    const uint32_t ttl = static_cast<uint32_t>(
-        std::min<long>(left, std::numeric_limits<uint32_t>::max()));
+    const uint32_t ttl =
+        static_cast<uint32_t>(std::min<long>(left, std::numeric_limits<uint32_t>::max()));
     state->client->Put(state->config.ns, id, *std::move(encoded), ttl);
     state->stored++;
   } catch (...) {
@@ -121,8 +121,7 @@ int NewSessionCallback(SSL* ssl, SSL_SESSION* session) noexcept {
   return 0;  // no reference kept: OpenSSL keeps ownership
 }
 
-SSL_SESSION* GetSessionCallback(SSL* ssl, const unsigned char* id, int id_len,
-                                int* copy) noexcept {
+SSL_SESSION* GetSessionCallback(SSL* ssl, const unsigned char* id, int id_len, int* copy) noexcept {
   *copy = 0;  // the session returned is ours to give: OpenSSL takes our reference
   try {
     CtxState* state = StateOf(SSL_get_SSL_CTX(ssl));
@@ -192,9 +191,9 @@ absl::Status Attach(SSL_CTX* ctx, const PluginConfig& config) {
   state->client = std::move(shared);
 
   if (!config.sid_ctx.empty() &&
-      SSL_CTX_set_session_id_context(
-          ctx, reinterpret_cast<const unsigned char*>(config.sid_ctx.data()),
-          static_cast<unsigned int>(config.sid_ctx.size())) != 1) {
+      SSL_CTX_set_session_id_context(ctx,
+                                     reinterpret_cast<const unsigned char*>(config.sid_ctx.data()),
+                                     static_cast<unsigned int>(config.sid_ctx.size())) != 1) {
     return absl::InternalError(absl::StrCat("sid_ctx: ", ConsumeOpenSslErrors()));
   }
   // The previous state, if tlscache was attached before, is freed by this replacement.
@@ -204,8 +203,7 @@ absl::Status Attach(SSL_CTX* ctx, const PluginConfig& config) {
   }
   state.release();
   delete previous;
-  SSL_CTX_set_session_cache_mode(ctx,
-                                 SSL_CTX_get_session_cache_mode(ctx) | SSL_SESS_CACHE_SERVER);
+  SSL_CTX_set_session_cache_mode(ctx, SSL_CTX_get_session_cache_mode(ctx) | SSL_SESS_CACHE_SERVER);
   if (config.tickets == TicketMode::kOff) SSL_CTX_set_options(ctx, SSL_OP_NO_TICKET);
   SkipInternalLookupForAntiReplay(ctx);
   SSL_CTX_sess_set_new_cb(ctx, NewSessionCallback);

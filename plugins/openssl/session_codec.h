@@ -23,8 +23,7 @@ absl::StatusOr<SecretBytes> EncodeSession(SSL_SESSION* session);
 
 // Decodes `bytes` and accepts the session only if the encoding is exact (no trailing bytes),
 // its ID is `expected_id`, it is resumable, and it has not expired.
-absl::StatusOr<SslSessionPtr> DecodeSession(absl::string_view bytes,
-                                            absl::string_view expected_id);
+absl::StatusOr<SslSessionPtr> DecodeSession(absl::string_view bytes, absl::string_view expected_id);
 
 }  // namespace tlscache::openssl
 

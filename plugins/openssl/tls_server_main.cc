@@ -89,8 +89,8 @@ void Serve(SSL_CTX* ctx, int fd, const std::string& name) {
     // 0-RTT: take what the client sent early, then finish the handshake.
     while (true) {
       size_t n = 0;
-      const int r = SSL_read_early_data(ssl.get(), request + request_len,
-                                        sizeof(request) - request_len, &n);
+      const int r =
+          SSL_read_early_data(ssl.get(), request + request_len, sizeof(request) - request_len, &n);
       request_len += n;
       if (r == SSL_READ_EARLY_DATA_ERROR) return;
       if (r == SSL_READ_EARLY_DATA_FINISH || request_len == sizeof(request)) break;
@@ -111,11 +111,11 @@ void Serve(SSL_CTX* ctx, int fd, const std::string& name) {
   const std::string body =
       absl::StrFormat("node %s pid %d %s %s\n", name, getpid(), SSL_get_version(ssl.get()),
                       resumed ? "resumed" : "full");
-  const std::string response = absl::StrCat(
-      "HTTP/1.0 200 OK\r\nContent-Type: text/plain\r\nConnection: close\r\n",
-      "X-Tlscache-Node: ", name, "\r\nX-Tlscache-Pid: ", getpid(),
-      "\r\nX-Tlscache-Resumed: ", resumed ? "1" : "0", "\r\nContent-Length: ", body.size(),
-      "\r\n\r\n", body);
+  const std::string response =
+      absl::StrCat("HTTP/1.0 200 OK\r\nContent-Type: text/plain\r\nConnection: close\r\n",
+                   "X-Tlscache-Node: ", name, "\r\nX-Tlscache-Pid: ", getpid(),
+                   "\r\nX-Tlscache-Resumed: ", resumed ? "1" : "0",
+                   "\r\nContent-Length: ", body.size(), "\r\n\r\n", body);
   SSL_write(ssl.get(), response.data(), static_cast<int>(response.size()));
   SSL_shutdown(ssl.get());
   ERR_clear_error();
@@ -171,8 +171,8 @@ int Main() {
   if (ctx == nullptr) return Fatal(ConsumeOpenSslErrors());
   SSL_CTX_set_min_proto_version(ctx.get(), TLS1_2_VERSION);
   if (SSL_CTX_use_certificate_chain_file(ctx.get(), absl::GetFlag(FLAGS_cert).c_str()) != 1 ||
-      SSL_CTX_use_PrivateKey_file(ctx.get(), absl::GetFlag(FLAGS_key).c_str(),
-                                  SSL_FILETYPE_PEM) != 1 ||
+      SSL_CTX_use_PrivateKey_file(ctx.get(), absl::GetFlag(FLAGS_key).c_str(), SSL_FILETYPE_PEM) !=
+          1 ||
       SSL_CTX_check_private_key(ctx.get()) != 1) {
     return Fatal(absl::StrCat("--cert/--key: ", ConsumeOpenSslErrors()));
   }

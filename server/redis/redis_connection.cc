@@ -94,8 +94,8 @@ void RedisConnection::Append(absl::Span<const absl::string_view> argv) {
     ptrs.push_back(arg.data());
     lens.push_back(arg.size());
   }
-  if (redisAppendCommandArgv(ctx_.get(), static_cast<int>(argv.size()), ptrs.data(),
-                             lens.data()) != REDIS_OK) {
+  if (redisAppendCommandArgv(ctx_.get(), static_cast<int>(argv.size()), ptrs.data(), lens.data()) !=
+      REDIS_OK) {
     broken_ = true;  // out of memory: the output buffer no longer matches what we expect
   }
 }

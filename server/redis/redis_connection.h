@@ -40,8 +40,9 @@ class RedisConnection {
  public:
   // Connects, then selects the endpoint's database. Fails with Unavailable, or
   // DeadlineExceeded when the server does not answer in time.
-  static absl::StatusOr<std::unique_ptr<RedisConnection>> Connect(
-      const Endpoint& endpoint, absl::Duration connect_timeout, absl::Duration io_timeout);
+  static absl::StatusOr<std::unique_ptr<RedisConnection>> Connect(const Endpoint& endpoint,
+                                                                  absl::Duration connect_timeout,
+                                                                  absl::Duration io_timeout);
 
   // Queues a command in the output buffer; nothing is sent until GetReply().
   void Append(absl::Span<const absl::string_view> argv);

@@ -46,8 +46,7 @@ struct RedisStore::Op {
   ReplyHandler handler;
 };
 
-absl::StatusOr<std::unique_ptr<RedisStore>> RedisStore::Create(
-    const RedisStoreOptions& options) {
+absl::StatusOr<std::unique_ptr<RedisStore>> RedisStore::Create(const RedisStoreOptions& options) {
   if (options.endpoint.host.empty()) return absl::InvalidArgumentError("redis: empty host");
   if (options.endpoint.port < 1 || options.endpoint.port > 65535) {
     return absl::InvalidArgumentError(
@@ -74,8 +73,7 @@ RedisStore::RedisStore(const RedisStoreOptions& options)
     : options_(options),
       name_(absl::StrCat("redis ", options.endpoint.ToString())),
       script_sha_(Sha1Hex(kGetScript)),
-      last_error_(absl::UnavailableError(
-          absl::StrCat(name_, ": not connected yet"))) {}
+      last_error_(absl::UnavailableError(absl::StrCat(name_, ": not connected yet"))) {}
 
 RedisStore::~RedisStore() {
   std::vector<std::unique_ptr<Op>> left;
@@ -116,32 +114,29 @@ void RedisStore::Put(const StoreKey& key, absl::string_view session, absl::Durat
 }
 
 void RedisStore::Get(const StoreKey& key, bool consume, absl::Time deadline, GetDone done) {
-  std::vector<std::string> argv = {"EVALSHA", script_sha_, "1", RedisKey(key),
-                                   consume ? "1" : "0"};
-  Submit(std::move(argv), deadline,
-         [this, done = std::move(done)](absl::StatusOr<ReplyPtr> reply) mutable {
-           if (!reply.ok()) return std::move(done)(reply.status());
-           const redisReply& r = **reply;
-           if (r.type == REDIS_REPLY_NIL) {
-             return std::move(done)(absl::NotFoundError("no such session"));
-           }
-           if (r.type != REDIS_REPLY_ARRAY || r.elements != 2 ||
-               r.element[0]->type != REDIS_REPLY_STRING ||
-               r.element[1]->type != REDIS_REPLY_INTEGER) {
-             return std::move(done)(UnexpectedReply("EVALSHA get", r));
-           }
-           const redisReply& value = *r.element[0];
-           if (value.len == 0 || value.len > options_.max_session_bytes) {
-             return std::move(done)(absl::DataLossError(
-                 absl::StrCat("stored session of ", value.len,
-                              " bytes is outside the accepted 1..",
-                              options_.max_session_bytes, " bytes")));
-           }
-           const long long pttl = r.element[1]->integer;  // -1: stored without expiry
-           std::move(done)(StoreEntry{
-               SecretBytes(absl::string_view(value.str, value.len)),
-               pttl < 0 ? absl::InfiniteDuration() : absl::Milliseconds(pttl)});
-         });
+  std::vector<std::string> argv = {"EVALSHA", script_sha_, "1", RedisKey(key), consume ? "1" : "0"};
+  Submit(
+      std::move(argv), deadline,
+      [this, done = std::move(done)](absl::StatusOr<ReplyPtr> reply) mutable {
+        if (!reply.ok()) return std::move(done)(reply.status());
+        const redisReply& r = **reply;
+        if (r.type == REDIS_REPLY_NIL) {
+          return std::move(done)(absl::NotFoundError("no such session"));
+        }
+        if (r.type != REDIS_REPLY_ARRAY || r.elements != 2 ||
+            r.element[0]->type != REDIS_REPLY_STRING || r.element[1]->type != REDIS_REPLY_INTEGER) {
+          return std::move(done)(UnexpectedReply("EVALSHA get", r));
+        }
+        const redisReply& value = *r.element[0];
+        if (value.len == 0 || value.len > options_.max_session_bytes) {
+          return std::move(done)(absl::DataLossError(
+              absl::StrCat("stored session of ", value.len, " bytes is outside the accepted 1..",
+                           options_.max_session_bytes, " bytes")));
+        }
+        const long long pttl = r.element[1]->integer;  // -1: stored without expiry
+        std::move(done)(StoreEntry{SecretBytes(absl::string_view(value.str, value.len)),
+                                   pttl < 0 ? absl::InfiniteDuration() : absl::Milliseconds(pttl)});
+      });
 }
 
 void RedisStore::Delete(const StoreKey& key, absl::Time deadline, DeleteDone done) {
@@ -161,8 +156,7 @@ absl::Status RedisStore::Health() {
   return last_error_;
 }
 
-void RedisStore::Submit(std::vector<std::string> argv, absl::Time deadline,
-                        ReplyHandler handler) {
+void RedisStore::Submit(std::vector<std::string> argv, absl::Time deadline, ReplyHandler handler) {
   auto op = std::make_unique<Op>();
   op->argv = std::move(argv);
   op->deadline = std::min(deadline, absl::Now() + options_.timeout);
@@ -187,16 +181,15 @@ void RedisStore::Submit(std::vector<std::string> argv, absl::Time deadline,
 }
 
 absl::StatusOr<std::unique_ptr<RedisConnection>> RedisStore::Open() {
-  absl::StatusOr<std::unique_ptr<RedisConnection>> conn = RedisConnection::Connect(
-      options_.endpoint, options_.connect_timeout, options_.timeout);
+  absl::StatusOr<std::unique_ptr<RedisConnection>> conn =
+      RedisConnection::Connect(options_.endpoint, options_.connect_timeout, options_.timeout);
   if (!conn.ok()) return conn.status();
   // Load the script now, so that EVALSHA finds it (after a Redis restart or SCRIPT FLUSH too).
   absl::StatusOr<ReplyPtr> loaded = (*conn)->Command({"SCRIPT", "LOAD", kGetScript});
   if (!loaded.ok()) return loaded.status();
   if ((*loaded)->type != REDIS_REPLY_STRING ||
       absl::string_view((*loaded)->str, (*loaded)->len) != script_sha_) {
-    return absl::UnavailableError(
-        absl::StrCat(name_, ": SCRIPT LOAD: ", DescribeReply(**loaded)));
+    return absl::UnavailableError(absl::StrCat(name_, ": SCRIPT LOAD: ", DescribeReply(**loaded)));
   }
   return conn;
 }
@@ -256,8 +249,7 @@ std::vector<std::unique_ptr<RedisStore::Op>> RedisStore::TakeBatch() {
   return batch;
 }
 
-absl::Status RedisStore::RunBatch(RedisConnection& conn,
-                                  std::vector<std::unique_ptr<Op>> batch) {
+absl::Status RedisStore::RunBatch(RedisConnection& conn, std::vector<std::unique_ptr<Op>> batch) {
   const absl::Time now = absl::Now();
   std::vector<std::unique_ptr<Op>> live;
   live.reserve(batch.size());

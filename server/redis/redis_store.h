@@ -57,8 +57,8 @@ class RedisStore final : public Store {
   // Fails whatever is still queued with Unavailable and joins the workers.
   ~RedisStore() override;
 
-  void Put(const StoreKey& key, absl::string_view session, absl::Duration ttl,
-           absl::Time deadline, PutDone done) override;
+  void Put(const StoreKey& key, absl::string_view session, absl::Duration ttl, absl::Time deadline,
+           PutDone done) override;
   void Get(const StoreKey& key, bool consume, absl::Time deadline, GetDone done) override;
   void Delete(const StoreKey& key, absl::Time deadline, DeleteDone done) override;
   absl::Status Health() override;

@@ -51,8 +51,7 @@ absl::StatusOr<std::string> GetVia(int port, const std::string& id,
   context.set_deadline(absl::ToChronoTime(absl::Now() + deadline));
   grpc::Status status = stub->Get(&context, request, &response);
   if (!status.ok()) {
-    return absl::Status(static_cast<absl::StatusCode>(status.error_code()),
-                        status.error_message());
+    return absl::Status(static_cast<absl::StatusCode>(status.error_code()), status.error_message());
   }
   return response.session();
 }
@@ -195,8 +194,8 @@ TEST(ServerProcessTest, BadFlagsAreOneClearLineAndANonZeroExit) {
 TEST(ServerProcessTest, AnAddressInUseIsAClearStartupError) {
   ServerProcess first = MustStart({});
   ASSERT_NE(first.process, nullptr);
-  auto second = Subprocess::Start({testing::BuiltBinary("tlscache-server"),
-                                   absl::StrCat("--listen=127.0.0.1:", first.port)});
+  auto second = Subprocess::Start(
+      {testing::BuiltBinary("tlscache-server"), absl::StrCat("--listen=127.0.0.1:", first.port)});
   ASSERT_TRUE(second.ok());
   auto code = (*second)->Wait(absl::Seconds(10));
   ASSERT_TRUE(code.ok());

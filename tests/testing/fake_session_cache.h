@@ -4,6 +4,7 @@
 #ifndef TLSCACHE_TESTS_TESTING_FAKE_SESSION_CACHE_H_
 #define TLSCACHE_TESTS_TESTING_FAKE_SESSION_CACHE_H_
 
+#include <grpcpp/security/server_credentials.h>
 #include <grpcpp/server.h>
 #include <grpcpp/server_builder.h>
 
@@ -22,9 +23,10 @@ namespace tlscache::testing {
 
 class FakeSessionCache final : public v1::SessionCache::Service {
  public:
-  FakeSessionCache() {
+  explicit FakeSessionCache(
+      std::shared_ptr<grpc::ServerCredentials> credentials = grpc::InsecureServerCredentials()) {
     grpc::ServerBuilder builder;
-    builder.AddListeningPort("127.0.0.1:0", grpc::InsecureServerCredentials(), &port_);
+    builder.AddListeningPort("127.0.0.1:0", credentials, &port_);
     builder.RegisterService(this);
     server_ = builder.BuildAndStart();
   }
@@ -74,8 +76,7 @@ class FakeSessionCache final : public v1::SessionCache::Service {
     return last_consume_;
   }
 
-  grpc::Status Put(grpc::ServerContext*, const v1::PutRequest* request,
-                   v1::PutResponse*) override {
+  grpc::Status Put(grpc::ServerContext*, const v1::PutRequest* request, v1::PutResponse*) override {
     absl::MutexLock lock(&mu_);
     ++puts_;
     stored_[request->namespace_() + "/" + request->session_id()] = request->session();

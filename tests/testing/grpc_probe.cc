@@ -15,8 +15,7 @@
 namespace tlscache::testing {
 
 std::shared_ptr<grpc::Channel> Connect(int port) {
-  return grpc::CreateChannel(absl::StrCat("127.0.0.1:", port),
-                             grpc::InsecureChannelCredentials());
+  return grpc::CreateChannel(absl::StrCat("127.0.0.1:", port), grpc::InsecureChannelCredentials());
 }
 
 absl::StatusOr<ServingStatus> CheckHealth(grpc::Channel& channel, const std::string& service) {
@@ -29,8 +28,7 @@ absl::StatusOr<ServingStatus> CheckHealth(grpc::Channel& channel, const std::str
   grpc::health::v1::HealthCheckResponse response;
   grpc::Status status = stub->Check(&context, request, &response);
   if (!status.ok()) {
-    return absl::Status(static_cast<absl::StatusCode>(status.error_code()),
-                        status.error_message());
+    return absl::Status(static_cast<absl::StatusCode>(status.error_code()), status.error_message());
   }
   return response.status();
 }
@@ -65,8 +63,7 @@ absl::StatusOr<std::vector<std::string>> ListServicesByReflection(
   request.set_list_services("*");
   grpc::ByteBuffer request_bytes;
   bool own_buffer = false;
-  if (!grpc::SerializationTraits<ReflectionRequest>::Serialize(request, &request_bytes,
-                                                               &own_buffer)
+  if (!grpc::SerializationTraits<ReflectionRequest>::Serialize(request, &request_bytes, &own_buffer)
            .ok()) {
     return absl::InternalError("reflection: cannot serialize the request");
   }
@@ -102,7 +99,8 @@ absl::StatusOr<ServerProcess> StartServerProcess(const std::vector<std::string>&
   absl::StatusOr<std::string> line =
       (*process)->WaitForOutput(std::string(kMarker), absl::Seconds(20));
   if (!line.ok()) return line.status();
-  absl::string_view rest = absl::string_view(*line).substr(line->find(std::string(kMarker)) + kMarker.size());
+  absl::string_view rest =
+      absl::string_view(*line).substr(line->find(std::string(kMarker)) + kMarker.size());
   rest = rest.substr(0, rest.find(','));
   ServerProcess server;
   if (!absl::SimpleAtoi(rest, &server.port)) {

@@ -39,10 +39,10 @@ RedisServer::~RedisServer() {
 std::string RedisServer::url() const { return absl::StrCat("redis://127.0.0.1:", port_); }
 
 absl::Status RedisServer::Launch() {
-  absl::StatusOr<std::unique_ptr<Subprocess>> process = Subprocess::Start(
-      {"redis-server", "--port", absl::StrCat(port_), "--bind", "127.0.0.1", "--dir", dir_,
-       "--save", "", "--appendonly", "no", "--daemonize", "no", "--protected-mode", "no",
-       "--logfile", ""});
+  absl::StatusOr<std::unique_ptr<Subprocess>> process =
+      Subprocess::Start({"redis-server", "--port", absl::StrCat(port_), "--bind", "127.0.0.1",
+                         "--dir", dir_, "--save", "", "--appendonly", "no", "--daemonize", "no",
+                         "--protected-mode", "no", "--logfile", ""});
   if (!process.ok()) return process.status();
   process_ = *std::move(process);
   absl::StatusOr<std::string> ready =
@@ -82,11 +82,10 @@ absl::StatusOr<std::string> RedisServer::Cli(const std::vector<std::string>& arg
   absl::StatusOr<int> code = (*cli)->Wait(absl::Seconds(10));
   if (!code.ok()) return code.status();
   if (*code != 0) {
-    return absl::InternalError(absl::StrCat("redis-cli ", absl::StrJoin(args, " "),
-                                            " exited ", *code, ": ", (*cli)->output()));
+    return absl::InternalError(absl::StrCat("redis-cli ", absl::StrJoin(args, " "), " exited ",
+                                            *code, ": ", (*cli)->output()));
   }
   return (*cli)->FullOutput(absl::Seconds(5));
 }
 
 }  // namespace tlscache::testing
-

@@ -45,14 +45,14 @@ class RedisServer {
 
 }  // namespace tlscache::testing
 
-#define TLSCACHE_START_REDIS_OR_SKIP(var)                                      \
-  do {                                                                         \
-    auto started = ::tlscache::testing::RedisServer::Start();                  \
-    if (absl::IsNotFound(started.status())) {                                  \
-      GTEST_SKIP() << started.status().message();                              \
-    }                                                                          \
-    ASSERT_TRUE(started.ok()) << started.status();                             \
-    var = *std::move(started);                                                 \
+#define TLSCACHE_START_REDIS_OR_SKIP(var)                     \
+  do {                                                        \
+    auto started = ::tlscache::testing::RedisServer::Start(); \
+    if (absl::IsNotFound(started.status())) {                 \
+      GTEST_SKIP() << started.status().message();             \
+    }                                                         \
+    ASSERT_TRUE(started.ok()) << started.status();            \
+    var = *std::move(started);                                \
   } while (0)
 
 #endif  // TLSCACHE_TESTS_TESTING_REDIS_SERVER_H_

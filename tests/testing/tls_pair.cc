@@ -2,8 +2,11 @@
 
 #include <openssl/bio.h>
 #include <openssl/evp.h>
+#include <openssl/pem.h>
 #include <openssl/x509.h>
+#include <openssl/x509v3.h>
 
+#include <cstdio>
 #include <memory>
 
 #include "absl/strings/str_cat.h"
@@ -18,21 +21,51 @@ struct X509Deleter {
   void operator()(X509* x) const { X509_free(x); }
 };
 
-}  // namespace
+using Pkey = std::unique_ptr<EVP_PKEY, PkeyDeleter>;
+using Cert = std::unique_ptr<X509, X509Deleter>;
 
-SslCtxPtr MakeServerContext() {
-  std::unique_ptr<EVP_PKEY, PkeyDeleter> key(EVP_EC_gen("P-256"));
-  std::unique_ptr<X509, X509Deleter> cert(X509_new());
+Cert SelfSigned(EVP_PKEY* key, const char* cn) {
+  Cert cert(X509_new());
   X509_set_version(cert.get(), 2);
   ASN1_INTEGER_set(X509_get_serialNumber(cert.get()), 1);
   X509_gmtime_adj(X509_getm_notBefore(cert.get()), -3600);
   X509_gmtime_adj(X509_getm_notAfter(cert.get()), 86400);
-  X509_set_pubkey(cert.get(), key.get());
+  X509_set_pubkey(cert.get(), key);
   X509_NAME* name = X509_get_subject_name(cert.get());
-  X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_ASC,
-                             reinterpret_cast<const unsigned char*>("localhost"), -1, -1, 0);
+  X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_ASC, reinterpret_cast<const unsigned char*>(cn),
+                             -1, -1, 0);
   X509_set_issuer_name(cert.get(), name);
-  X509_sign(cert.get(), key.get(), EVP_sha256());
+  X509V3_CTX ctx;
+  X509V3_set_ctx_nodb(&ctx);
+  X509V3_set_ctx(&ctx, cert.get(), cert.get(), nullptr, nullptr, 0);
+  for (auto [nid, value] : {std::pair{NID_subject_alt_name, "DNS:localhost,IP:127.0.0.1"},
+                            std::pair{NID_basic_constraints, "critical,CA:TRUE"}}) {
+    X509_EXTENSION* ext = X509V3_EXT_conf_nid(nullptr, &ctx, nid, value);
+    X509_add_ext(cert.get(), ext, -1);
+    X509_EXTENSION_free(ext);
+  }
+  X509_sign(cert.get(), key, EVP_sha256());
+  return cert;
+}
+
+}  // namespace
+
+absl::Status WriteSelfSignedPem(const std::string& cn, const std::string& cert_path,
+                                const std::string& key_path) {
+  Pkey key(EVP_EC_gen("P-256"));
+  Cert cert = SelfSigned(key.get(), cn.c_str());
+  FILE* c = std::fopen(cert_path.c_str(), "w");
+  FILE* k = std::fopen(key_path.c_str(), "w");
+  const bool ok = c != nullptr && k != nullptr && PEM_write_X509(c, cert.get()) == 1 &&
+                  PEM_write_PrivateKey(k, key.get(), nullptr, nullptr, 0, nullptr, nullptr) == 1;
+  if (c != nullptr) std::fclose(c);
+  if (k != nullptr) std::fclose(k);
+  return ok ? absl::OkStatus() : absl::InternalError("cannot write PEM files");
+}
+
+SslCtxPtr MakeServerContext() {
+  Pkey key(EVP_EC_gen("P-256"));
+  Cert cert = SelfSigned(key.get(), "localhost");
   SslCtxPtr ctx(SSL_CTX_new(TLS_server_method()));
   SSL_CTX_set_min_proto_version(ctx.get(), TLS1_2_VERSION);
   SSL_CTX_use_certificate(ctx.get(), cert.get());
@@ -67,8 +100,8 @@ absl::StatusOr<Handshake> RunHandshake(SSL_CTX* client_ctx, SSL_CTX* server_ctx,
   bool client_done = false;
   bool server_done = false;
   for (int round = 0; round < 100 && !(client_done && server_done); ++round) {
-    for (auto [ssl, done] : {std::pair{h.client.get(), &client_done},
-                             std::pair{h.server.get(), &server_done}}) {
+    for (auto [ssl, done] :
+         {std::pair{h.client.get(), &client_done}, std::pair{h.server.get(), &server_done}}) {
       if (*done) continue;
       const int r = SSL_do_handshake(ssl);
       if (r == 1) {

@@ -5,10 +5,17 @@
 
 #include <openssl/ssl.h>
 
+#include <string>
+
 #include "absl/status/statusor.h"
 #include "common/openssl_util.h"
 
 namespace tlscache::testing {
+
+// A fresh P-256 key and a self-signed certificate for CN `cn` with SANs DNS:localhost and
+// IP:127.0.0.1, written as PEM files (the certificate also serves as its own CA).
+absl::Status WriteSelfSignedPem(const std::string& cn, const std::string& cert_path,
+                                const std::string& key_path);
 
 // A server context with a fresh P-256 key and self-signed certificate, TLS 1.2 to 1.3.
 SslCtxPtr MakeServerContext();

@@ -3,14 +3,17 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <filesystem>
 #include <memory>
 #include <string>
 
 #include "absl/time/clock.h"
+#include "common/files.h"
 #include "gtest/gtest.h"
 #include "tests/testing/fake_session_cache.h"
 #include "tests/testing/store_sync.h"
 #include "tests/testing/subprocess.h"
+#include "tests/testing/tls_pair.h"
 
 namespace tlscache::client {
 namespace {
@@ -82,8 +85,9 @@ TEST(CacheClientTest, RepeatedFailuresOpenTheBreakerThenAProbeClosesIt) {
   EXPECT_EQ(fake.gets(), asked);  // not sent
   EXPECT_EQ(client->stats().skipped, 1u);
   fake.SetGetAnswer(grpc::StatusCode::OK);
-  EXPECT_TRUE(Eventually([&] { return client->Get("ns", "id", false).status().code() ==
-                                      absl::StatusCode::kNotFound; }));
+  EXPECT_TRUE(Eventually([&] {
+    return client->Get("ns", "id", false).status().code() == absl::StatusCode::kNotFound;
+  }));
   EXPECT_EQ(client->stats().breaker, BreakerState::kClosed);
 }
 
@@ -149,6 +153,59 @@ TEST(CacheClientTest, AChildOfAProcessThatUsedTheCacheRunsWithoutItAndNeverHangs
   EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << status;
   // The parent is unaffected.
   EXPECT_TRUE(absl::IsNotFound(client->Get("ns", "id", false).status()));
+}
+
+class CacheClientTlsTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    char dir[] = "/tmp/tlscache-tls-XXXXXX";
+    ASSERT_NE(mkdtemp(dir), nullptr);
+    dir_ = dir;
+    ASSERT_TRUE(testing::WriteSelfSignedPem("server", Path("server.pem"), Path("server.key")).ok());
+    ASSERT_TRUE(testing::WriteSelfSignedPem("client", Path("client.pem"), Path("client.key")).ok());
+  }
+  void TearDown() override { std::filesystem::remove_all(dir_); }
+
+  std::string Path(const std::string& name) const { return dir_ + "/" + name; }
+  std::string Read(const std::string& name) const { return *ReadSmallFile(Path(name)); }
+
+  std::shared_ptr<grpc::ServerCredentials> ServerCredentials(bool require_client_cert) const {
+    grpc::SslServerCredentialsOptions options(
+        require_client_cert ? GRPC_SSL_REQUEST_AND_REQUIRE_CLIENT_CERTIFICATE_AND_VERIFY
+                            : GRPC_SSL_DONT_REQUEST_CLIENT_CERTIFICATE);
+    options.pem_root_certs = require_client_cert ? Read("client.pem") : "";
+    options.pem_key_cert_pairs.push_back({Read("server.key"), Read("server.pem")});
+    return grpc::SslServerCredentials(options);
+  }
+
+  std::shared_ptr<CacheClient> Client(const std::string& addr, bool tls, bool client_cert) {
+    ClientOptions options;
+    options.addr = addr;
+    options.lookup_timeout = absl::Milliseconds(500);
+    if (tls) options.ca_file = Path("server.pem");
+    if (client_cert) {
+      options.cert_file = Path("client.pem");
+      options.key_file = Path("client.key");
+    }
+    auto client = CacheClient::Create(options);
+    EXPECT_TRUE(client.ok()) << client.status();
+    return *client;
+  }
+
+  std::string dir_;
+};
+
+TEST_F(CacheClientTlsTest, TlsToTheCacheWithItsCa) {
+  FakeSessionCache fake(ServerCredentials(/*require_client_cert=*/false));
+  EXPECT_TRUE(absl::IsNotFound(Client(fake.addr(), true, false)->Get("ns", "id", false).status()));
+  EXPECT_FALSE(Client(fake.addr(), false, false)->Get("ns", "id", false).ok());  // plaintext
+}
+
+TEST_F(CacheClientTlsTest, MutualTlsNeedsTheClientCertificate) {
+  FakeSessionCache fake(ServerCredentials(/*require_client_cert=*/true));
+  EXPECT_TRUE(absl::IsNotFound(Client(fake.addr(), true, true)->Get("ns", "id", false).status()));
+  EXPECT_FALSE(Client(fake.addr(), true, false)->Get("ns", "id", false).ok());
+  EXPECT_EQ(fake.gets(), 1);
 }
 
 }  // namespace

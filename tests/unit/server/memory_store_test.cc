@@ -126,8 +126,8 @@ TEST_F(MemoryStoreTest, BinarySessionIdsAndSessionsRoundTrip) {
 TEST_F(MemoryStoreTest, EvictsLeastRecentlyUsedPastTheByteBound) {
   // One shard holding exactly four entries of this size.
   const std::string session(200, 's');
-  const size_t entry_cost = std::string("ns:idN").size() + session.size() +
-                            MemoryStore::kEntryOverhead;
+  const size_t entry_cost =
+      std::string("ns:idN").size() + session.size() + MemoryStore::kEntryOverhead;
   auto store = Make(/*max_bytes=*/4 * entry_cost, /*shards=*/1, /*max_session=*/200);
   ASSERT_NE(store, nullptr);
   for (int i = 0; i < 4; ++i) {
