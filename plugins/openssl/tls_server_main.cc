@@ -103,8 +103,13 @@ void Serve(SSL_CTX* ctx, int fd, const std::string& name) {
   if (request_len == 0) {
     const int n = SSL_read(ssl.get(), request, sizeof(request));
     if (n <= 0) {
+      // The client went away without a request (openssl s_time resets the connection right
+      // after its handshake). The handshake completed, so the session is good: end the
+      // connection quietly, or OpenSSL would drop the session as bad (and tlscache would
+      // delete it from the farm). nginx does the same.
+      SSL_set_shutdown(ssl.get(), SSL_SENT_SHUTDOWN | SSL_RECEIVED_SHUTDOWN);
       ERR_clear_error();
-      return;  // the client closed without a request (e.g. openssl s_client < /dev/null)
+      return;
     }
   }
   const bool resumed = SSL_session_reused(ssl.get()) == 1;
@@ -170,6 +175,10 @@ int Main() {
   SslCtxPtr ctx(SSL_CTX_new(TLS_server_method()));
   if (ctx == nullptr) return Fatal(ConsumeOpenSslErrors());
   SSL_CTX_set_min_proto_version(ctx.get(), TLS1_2_VERSION);
+  // A client that closes without close_notify (many do, openssl s_time among them) ends the
+  // connection, not the session: otherwise OpenSSL 3 drops the session as bad (and tlscache
+  // would delete it from the farm). nginx sets the same.
+  SSL_CTX_set_options(ctx.get(), SSL_OP_IGNORE_UNEXPECTED_EOF);
   if (SSL_CTX_use_certificate_chain_file(ctx.get(), absl::GetFlag(FLAGS_cert).c_str()) != 1 ||
       SSL_CTX_use_PrivateKey_file(ctx.get(), absl::GetFlag(FLAGS_key).c_str(), SSL_FILETYPE_PEM) !=
           1 ||
