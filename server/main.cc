@@ -15,6 +15,7 @@
 #include "absl/time/time.h"
 #include "common/grpc_log.h"
 #include "common/log.h"
+#include "common/signals.h"
 #include "server/cache_server.h"
 #include "server/store_factory.h"
 
@@ -78,15 +79,7 @@ int Fatal(const absl::Status& status) {
 int Main() {
   if (absl::Status s = CheckFlags(); !s.ok()) return Fatal(s);
 
-  // Signals are taken synchronously by this thread alone: block them before any other thread
-  // exists so that every thread inherits the mask. A peer closing a socket is an error return,
-  // not a reason to die.
-  signal(SIGPIPE, SIG_IGN);
-  sigset_t signals;
-  sigemptyset(&signals);
-  sigaddset(&signals, SIGTERM);
-  sigaddset(&signals, SIGINT);
-  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+  const sigset_t signals = BlockTerminationSignals();  // before any thread exists
 
   StoreConfig store_config;
   store_config.url = absl::GetFlag(FLAGS_store);
@@ -111,9 +104,7 @@ int Main() {
   const std::string host = listen.substr(0, listen.rfind(':'));
   LogInfo("tlscache-server listening on %s:%d, store %s", host, (*server)->port(), store_name);
 
-  int received = 0;
-  while (sigwait(&signals, &received) != 0) {
-  }
+  const int received = WaitForTermination(signals);
   LogInfo("received %s: NOT_SERVING, draining in-flight calls for up to %s",
           received == SIGTERM ? "SIGTERM" : "SIGINT",
           absl::FormatDuration(absl::GetFlag(FLAGS_shutdown_grace)));

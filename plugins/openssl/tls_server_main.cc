@@ -30,6 +30,7 @@
 #include "absl/strings/str_format.h"
 #include "common/log.h"
 #include "common/openssl_util.h"
+#include "common/signals.h"
 #include "tlscache/openssl.h"
 
 ABSL_FLAG(std::string, listen, "127.0.0.1:8443", "IPv4:PORT to serve TLS on");
@@ -146,9 +147,7 @@ void ServeProcess(SSL_CTX* ctx, int listen_fd, const std::string& name, int thre
   for (int i = 0; i < threads; ++i) {
     std::thread([ctx, listen_fd, name] { AcceptLoop(ctx, listen_fd, name); }).detach();
   }
-  int received = 0;
-  while (sigwait(&signals, &received) != 0) {
-  }
+  WaitForTermination(signals);
 }
 
 int Main() {
@@ -165,12 +164,7 @@ int Main() {
   if (absl::GetFlag(FLAGS_max_early_data) < 0) return Fatal("--max_early_data: negative");
   if (absl::GetFlag(FLAGS_session_timeout) < 1) return Fatal("--session_timeout: must be >= 1");
 
-  signal(SIGPIPE, SIG_IGN);
-  sigset_t signals;
-  sigemptyset(&signals);
-  sigaddset(&signals, SIGTERM);
-  sigaddset(&signals, SIGINT);
-  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+  const sigset_t signals = BlockTerminationSignals();  // before any thread exists
 
   SslCtxPtr ctx(SSL_CTX_new(TLS_server_method()));
   if (ctx == nullptr) return Fatal(ConsumeOpenSslErrors());
@@ -212,9 +206,7 @@ int Main() {
     }
     children.push_back(pid);
   }
-  int received = 0;
-  while (sigwait(&signals, &received) != 0) {
-  }
+  WaitForTermination(signals);
   for (pid_t child : children) kill(child, SIGTERM);
   for (pid_t child : children) waitpid(child, nullptr, 0);
   return 0;

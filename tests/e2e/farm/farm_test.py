@@ -45,21 +45,23 @@ class FarmTestCase(unittest.TestCase):
 
 
 class RoundRobinResumptionTest(FarmTestCase):
+    def resumption(self, lb, label):
+        """Resumption rate per TLS version of a client offering its newest session."""
+        rates = {}
+        for name, version in VERSIONS.items():
+            rates[name] = tlsfarm.resumption_rate(tlsfarm.Client(version), "127.0.0.1", lb,
+                                                  RECONNECTS)
+            self.report(f"{name} {label}: {rates[name]:.1%} of {RECONNECTS} reconnects resumed")
+        return rates
+
     def test_with_tlscache_every_node_resumes_every_session(self):
         _, _, lb = self.cached_farm()
-        for name, version in VERSIONS.items():
-            client = tlsfarm.Client(version)
-            rate = tlsfarm.resumption_rate(client, "127.0.0.1", lb, RECONNECTS)
-            self.report(f"{name} with tlscache: {rate:.1%} of {RECONNECTS} reconnects resumed")
+        for name, rate in self.resumption(lb, "with tlscache").items():
             self.assertGreaterEqual(rate, 0.99, name)
 
     def test_without_tlscache_round_robin_defeats_per_node_caches(self):
-        port = self.farm.nodes()
-        lb = self.farm.haproxy(port)
-        for name, version in VERSIONS.items():
-            client = tlsfarm.Client(version)
-            rate = tlsfarm.resumption_rate(client, "127.0.0.1", lb, RECONNECTS)
-            self.report(f"{name} per-node caches: {rate:.1%} of {RECONNECTS} reconnects resumed")
+        lb = self.farm.haproxy(self.farm.nodes())
+        for name, rate in self.resumption(lb, "per-node caches").items():
             self.assertLessEqual(rate, 0.05, name)
 
     def test_round_robin_really_spreads_connections(self):
