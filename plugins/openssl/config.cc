@@ -3,6 +3,7 @@
 #include <set>
 
 #include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
@@ -57,11 +58,23 @@ absl::Status Apply(absl::string_view key, absl::string_view value, PluginConfig&
   return absl::OkStatus();
 }
 
+absl::Status Check(const PluginConfig& config) {
+  if (config.addr.empty()) return absl::InvalidArgumentError("addr: missing (HOST:PORT)");
+  if (config.cert_file.empty() != config.key_file.empty()) {
+    return absl::InvalidArgumentError("cert_file and key_file go together");
+  }
+  if (!config.cert_file.empty() && config.ca_file.empty()) {
+    return absl::InvalidArgumentError("cert_file: needs ca_file too");
+  }
+  return absl::OkStatus();
+}
+
 }  // namespace
 
 absl::StatusOr<PluginConfig> ParsePluginConfig(absl::string_view text) {
   if (text.size() > kMaxConfigBytes) return absl::InvalidArgumentError("config too long");
   PluginConfig config;
+  config.tickets = TicketMode::kOff;
   std::set<std::string> seen;
   for (absl::string_view item : absl::StrSplit(text, ';', absl::SkipWhitespace())) {
     item = absl::StripAsciiWhitespace(item);
@@ -76,12 +89,37 @@ absl::StatusOr<PluginConfig> ParsePluginConfig(absl::string_view text) {
     }
     if (absl::Status s = Apply(key, value, config); !s.ok()) return s;
   }
-  if (config.addr.empty()) return absl::InvalidArgumentError("addr: missing (HOST:PORT)");
-  if (config.cert_file.empty() != config.key_file.empty()) {
-    return absl::InvalidArgumentError("cert_file and key_file go together");
+  if (absl::Status s = Check(config); !s.ok()) return s;
+  return config;
+}
+
+absl::StatusOr<PluginConfig> PluginConfigFromEnvironment(char** environ) {
+  constexpr absl::string_view kPrefix = "TLSCACHE_";
+  PluginConfig config;
+  config.tickets = TicketMode::kApplication;
+  bool has_addr = false;
+  for (char** entry = environ; entry != nullptr && *entry != nullptr; ++entry) {
+    absl::string_view var(*entry);
+    if (!absl::StartsWith(var, kPrefix)) continue;
+    const size_t eq = var.find('=');
+    if (eq == absl::string_view::npos) continue;
+    const std::string name(var.substr(0, eq));
+    const std::string key = absl::AsciiStrToLower(name.substr(kPrefix.size()));
+    const absl::string_view value = var.substr(eq + 1);
+    if (absl::Status s = Apply(key, value, config); !s.ok()) {
+      // Name the variable the operator set, not the key it maps to.
+      absl::string_view why = s.message();
+      if (absl::StartsWith(why, "unknown key")) {
+        return absl::InvalidArgumentError(absl::StrCat("unknown variable ", name));
+      }
+      absl::ConsumePrefix(&why, absl::StrCat(key, ": "));
+      return absl::InvalidArgumentError(absl::StrCat(name, ": ", why));
+    }
+    has_addr = has_addr || key == "addr";
   }
-  if (!config.cert_file.empty() && config.ca_file.empty()) {
-    return absl::InvalidArgumentError("cert_file: needs ca_file too");
+  if (!has_addr) return absl::NotFoundError("TLSCACHE_ADDR is not set");
+  if (absl::Status s = Check(config); !s.ok()) {
+    return absl::InvalidArgumentError(absl::StrCat("TLSCACHE_* variables: ", s.message()));
   }
   return config;
 }

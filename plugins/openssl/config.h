@@ -6,8 +6,9 @@
 //   namespace   [A-Za-z0-9._-]{1,64}, default "default"
 //   timeout_ms  lookup deadline, 1..1000, default 5
 //   sid_ctx     farm-wide session ID context, 1..32 bytes (default: the application's)
-//   tickets     off (default): TLS 1.3 issues stateful tickets kept in the cache;
-//               farm: stateless tickets under the farm's key ring
+//   tickets     off: TLS 1.3 issues stateful tickets kept in the cache (the default of
+//               tlscache_attach); farm: stateless tickets under the farm's key ring. Unset
+//               in the environment: the application's own choice stays.
 //   ca_file, cert_file, key_file   TLS / mTLS to the cache service
 #ifndef TLSCACHE_PLUGINS_OPENSSL_CONFIG_H_
 #define TLSCACHE_PLUGINS_OPENSSL_CONFIG_H_
@@ -20,7 +21,7 @@
 
 namespace tlscache::openssl {
 
-enum class TicketMode { kOff, kFarm };
+enum class TicketMode { kApplication, kOff, kFarm };
 
 struct PluginConfig {
   std::string addr;
@@ -34,6 +35,11 @@ struct PluginConfig {
 };
 
 absl::StatusOr<PluginConfig> ParsePluginConfig(absl::string_view text);
+
+// From TLSCACHE_ADDR, TLSCACHE_NAMESPACE, ... in `environ` (a NULL-terminated array of
+// "NAME=value"). NotFound when TLSCACHE_ADDR is not set; InvalidArgument naming the variable
+// for a bad value or an unknown TLSCACHE_ variable.
+absl::StatusOr<PluginConfig> PluginConfigFromEnvironment(char** environ);
 
 }  // namespace tlscache::openssl
 

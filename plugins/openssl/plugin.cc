@@ -19,9 +19,18 @@
 namespace tlscache::openssl {
 namespace {
 
+using NewCallback = int (*)(SSL*, SSL_SESSION*);
+using GetCallback = SSL_SESSION* (*)(SSL*, const unsigned char*, int, int*);
+using RemoveCallback = void (*)(SSL_CTX*, SSL_SESSION*);
+
 struct CtxState {
   PluginConfig config;
   std::shared_ptr<client::CacheClient> client;
+  // The application's own cache callbacks, found on the context at attach: its cache stays
+  // the first tier.
+  NewCallback app_new = nullptr;
+  GetCallback app_get = nullptr;
+  RemoveCallback app_remove = nullptr;
   std::atomic<uint64_t> stored{0}, skipped{0}, resumed{0}, rejected{0}, deleted{0};
 };
 
@@ -35,9 +44,23 @@ int CtxIndex() {
   return index;
 }
 
+// Set on a connection by BindConnection: the state of the context it started on, which
+// OpenSSL keeps using for sessions even after the application switches SSL_CTX (SNI).
+int SslIndex() {
+  static const int index = SSL_get_ex_new_index(0, nullptr, nullptr, nullptr, nullptr);
+  return index;
+}
+
 CtxState* StateOf(SSL_CTX* ctx) {
   if (ctx == nullptr || CtxIndex() < 0) return nullptr;
   return static_cast<CtxState*>(SSL_CTX_get_ex_data(ctx, CtxIndex()));
+}
+
+CtxState* StateOf(SSL* ssl) {
+  if (SslIndex() >= 0) {
+    if (auto* bound = static_cast<CtxState*>(SSL_get_ex_data(ssl, SslIndex()))) return bound;
+  }
+  return StateOf(SSL_get_SSL_CTX(ssl));
 }
 
 // One client (one channel, one sender) per cache address and credentials in the process,
@@ -85,70 +108,81 @@ absl::string_view SessionId(const SSL_SESSION* session) {
   return absl::string_view(reinterpret_cast<const char*>(id), len);
 }
 
+void StoreInFarm(SSL* ssl, SSL_SESSION* session, CtxState& state) {
+  // A TLS 1.3 stateless ticket carries the session itself: nothing the cache could resume.
+  const bool stateful_tickets = (SSL_get_options(ssl) & SSL_OP_NO_TICKET) != 0 ||
+                                AntiReplay(SSL_get_max_early_data(ssl), SSL_get_options(ssl));
+  const absl::string_view id = SessionId(session);
+  if ((SSL_SESSION_get_protocol_version(session) == TLS1_3_VERSION && !stateful_tickets) ||
+      id.empty() || !SSL_SESSION_is_resumable(session)) {
+    state.skipped++;
+    return;
+  }
+  SkipInternalLookupForAntiReplay(SSL_get_SSL_CTX(ssl));
+  const long left = SSL_SESSION_get_time(session) + SSL_SESSION_get_timeout(session) -
+                    static_cast<long>(std::time(nullptr));
+  absl::StatusOr<SecretBytes> encoded = EncodeSession(session);
+  if (!encoded.ok() || left <= 0) {
+    state.skipped++;
+    return;
+  }
+  const uint32_t ttl =
+      static_cast<uint32_t>(std::min<long>(left, std::numeric_limits<uint32_t>::max()));
+  state.client->Put(state.config.ns, id, *std::move(encoded), ttl);
+  state.stored++;
+}
+
 int NewSessionCallback(SSL* ssl, SSL_SESSION* session) noexcept {
+  CtxState* state = StateOf(ssl);
+  if (state == nullptr) return 0;
+  // The application's cache first. Its answer (1: it kept OpenSSL's reference) is ours: we
+  // keep no reference, and copy what we store before returning.
+  const int kept = state->app_new != nullptr ? state->app_new(ssl, session) : 0;
   try {
-    SSL_CTX* ctx = SSL_get_SSL_CTX(ssl);
-    CtxState* state = StateOf(ctx);
-    if (state == nullptr) return 0;
-    // A TLS 1.3 stateless ticket carries the session itself: nothing the cache could resume.
-    const bool stateful_tickets = (SSL_get_options(ssl) & SSL_OP_NO_TICKET) != 0 ||
-                                  AntiReplay(SSL_get_max_early_data(ssl), SSL_get_options(ssl));
-    const absl::string_view id = SessionId(session);
-    if ((SSL_SESSION_get_protocol_version(session) == TLS1_3_VERSION && !stateful_tickets) ||
-        id.empty() || !SSL_SESSION_is_resumable(session)) {
-      state->skipped++;
-      return 0;
-    }
-    SkipInternalLookupForAntiReplay(ctx);
-    absl::StatusOr<SecretBytes> encoded = EncodeSession(session);
-    if (!encoded.ok()) {
-      state->skipped++;
-      return 0;
-    }
-    const long left = SSL_SESSION_get_time(session) + SSL_SESSION_get_timeout(session) -
-                      static_cast<long>(std::time(nullptr));
-    if (left <= 0) {
-      state->skipped++;
-      return 0;
-    }
-    const uint32_t ttl =
-        static_cast<uint32_t>(std::min<long>(left, std::numeric_limits<uint32_t>::max()));
-    state->client->Put(state->config.ns, id, *std::move(encoded), ttl);
-    state->stored++;
+    StoreInFarm(ssl, session, *state);
   } catch (...) {
     // Out of memory at worst: the session is simply not shared.
   }
-  return 0;  // no reference kept: OpenSSL keeps ownership
+  return kept;
+}
+
+SSL_SESSION* LookUpInFarm(SSL* ssl, absl::string_view session_id, CtxState& state) {
+  const bool consume = SSL_version(ssl) == TLS1_3_VERSION &&
+                       AntiReplay(SSL_get_max_early_data(ssl), SSL_get_options(ssl));
+  absl::StatusOr<SecretBytes> bytes = state.client->Get(state.config.ns, session_id, consume);
+  if (!bytes.ok()) return nullptr;
+  absl::StatusOr<SslSessionPtr> session = DecodeSession(bytes->view(), session_id);
+  if (!session.ok()) {
+    state.rejected++;
+    return nullptr;
+  }
+  state.resumed++;
+  return session->release();
 }
 
 SSL_SESSION* GetSessionCallback(SSL* ssl, const unsigned char* id, int id_len, int* copy) noexcept {
+  CtxState* state = StateOf(ssl);
+  if (state == nullptr) {
+    *copy = 0;
+    return nullptr;
+  }
+  if (state->app_get != nullptr) {
+    if (SSL_SESSION* found = state->app_get(ssl, id, id_len, copy)) return found;
+  }
   *copy = 0;  // the session returned is ours to give: OpenSSL takes our reference
+  if (id_len <= 0 || id_len > SSL_MAX_SSL_SESSION_ID_LENGTH) return nullptr;
   try {
-    CtxState* state = StateOf(SSL_get_SSL_CTX(ssl));
-    if (state == nullptr || id_len <= 0 || id_len > SSL_MAX_SSL_SESSION_ID_LENGTH) {
-      return nullptr;
-    }
-    const absl::string_view session_id(reinterpret_cast<const char*>(id), id_len);
-    const bool consume = SSL_version(ssl) == TLS1_3_VERSION &&
-                         AntiReplay(SSL_get_max_early_data(ssl), SSL_get_options(ssl));
-    absl::StatusOr<SecretBytes> bytes = state->client->Get(state->config.ns, session_id, consume);
-    if (!bytes.ok()) return nullptr;
-    absl::StatusOr<SslSessionPtr> session = DecodeSession(bytes->view(), session_id);
-    if (!session.ok()) {
-      state->rejected++;
-      return nullptr;
-    }
-    state->resumed++;
-    return session->release();
+    return LookUpInFarm(ssl, absl::string_view(reinterpret_cast<const char*>(id), id_len), *state);
   } catch (...) {
     return nullptr;
   }
 }
 
 void RemoveSessionCallback(SSL_CTX* ctx, SSL_SESSION* session) noexcept {
+  CtxState* state = StateOf(ctx);
+  if (state == nullptr) return;
+  if (state->app_remove != nullptr) state->app_remove(ctx, session);
   try {
-    CtxState* state = StateOf(ctx);
-    if (state == nullptr) return;
     const absl::string_view id = SessionId(session);
     if (id.empty()) return;
     // Expired: the farm's TTL ends it too. Evicted because this node's own cache is full
@@ -169,9 +203,9 @@ void RemoveSessionCallback(SSL_CTX* ctx, SSL_SESSION* session) noexcept {
 
 }  // namespace
 
-absl::Status Attach(SSL_CTX* ctx, const PluginConfig& config) {
+absl::Status Attach(SSL_CTX* ctx, const PluginConfig& config, AttachReport* report) {
   if (ctx == nullptr) return absl::InvalidArgumentError("no SSL_CTX");
-  if (CtxIndex() < 0) return absl::InternalError("no SSL_CTX ex_data index");
+  if (CtxIndex() < 0 || SslIndex() < 0) return absl::InternalError("no ex_data index");
   if (config.tickets == TicketMode::kFarm) {
     return absl::UnimplementedError(
         "tickets: 'farm' (a farm-wide ticket key ring) is not available in this version; use "
@@ -189,6 +223,17 @@ absl::Status Attach(SSL_CTX* ctx, const PluginConfig& config) {
   auto state = std::make_unique<CtxState>();
   state->config = config;
   state->client = std::move(shared);
+  CtxState* previous = StateOf(ctx);
+  if (previous != nullptr) {
+    // Attached before: the callbacks on the context are ours; the application's are these.
+    state->app_new = previous->app_new;
+    state->app_get = previous->app_get;
+    state->app_remove = previous->app_remove;
+  } else {
+    state->app_new = SSL_CTX_sess_get_new_cb(ctx);
+    state->app_get = SSL_CTX_sess_get_get_cb(ctx);
+    state->app_remove = SSL_CTX_sess_get_remove_cb(ctx);
+  }
 
   if (!config.sid_ctx.empty() &&
       SSL_CTX_set_session_id_context(ctx,
@@ -196,20 +241,33 @@ absl::Status Attach(SSL_CTX* ctx, const PluginConfig& config) {
                                      static_cast<unsigned int>(config.sid_ctx.size())) != 1) {
     return absl::InternalError(absl::StrCat("sid_ctx: ", ConsumeOpenSslErrors()));
   }
-  // The previous state, if tlscache was attached before, is freed by this replacement.
-  CtxState* previous = StateOf(ctx);
   if (SSL_CTX_set_ex_data(ctx, CtxIndex(), state.get()) != 1) {
     return absl::InternalError("SSL_CTX_set_ex_data failed");
   }
   state.release();
-  delete previous;
-  SSL_CTX_set_session_cache_mode(ctx, SSL_CTX_get_session_cache_mode(ctx) | SSL_SESS_CACHE_SERVER);
+  // A replaced state is left allocated: connections bound to it may still be running.
+  const long mode = SSL_CTX_get_session_cache_mode(ctx);
+  if (report != nullptr) {
+    report->server_cache_was_off = (mode & SSL_SESS_CACHE_SERVER) == 0;
+    report->tickets_turned_off =
+        config.tickets == TicketMode::kOff && (SSL_CTX_get_options(ctx) & SSL_OP_NO_TICKET) == 0;
+    report->application_cache = previous == nullptr ? SSL_CTX_sess_get_get_cb(ctx) != nullptr
+                                                    : previous->app_get != nullptr;
+  }
+  SSL_CTX_set_session_cache_mode(ctx, mode | SSL_SESS_CACHE_SERVER);
   if (config.tickets == TicketMode::kOff) SSL_CTX_set_options(ctx, SSL_OP_NO_TICKET);
   SkipInternalLookupForAntiReplay(ctx);
   SSL_CTX_sess_set_new_cb(ctx, NewSessionCallback);
   SSL_CTX_sess_set_get_cb(ctx, GetSessionCallback);
   SSL_CTX_sess_set_remove_cb(ctx, RemoveSessionCallback);
   return absl::OkStatus();
+}
+
+bool IsAttached(SSL_CTX* ctx) { return StateOf(ctx) != nullptr; }
+
+void BindConnection(SSL* ssl) {
+  if (SslIndex() < 0 || SSL_get_ex_data(ssl, SslIndex()) != nullptr) return;
+  if (CtxState* state = StateOf(SSL_get_SSL_CTX(ssl))) SSL_set_ex_data(ssl, SslIndex(), state);
 }
 
 bool GetPluginStats(SSL_CTX* ctx, PluginStats* stats) {

@@ -1,6 +1,7 @@
 // The OpenSSL side of tlscache: the session callbacks installed by tlscache_attach.
 //
-// OpenSSL's internal cache stays the first tier; tlscache is the second:
+// OpenSSL's internal cache, and any cache callbacks the application installed, stay the first
+// tier; tlscache is the second:
 //   new_session_cb      stores the session in the farm (queued, never blocks)
 //   get_session_cb      asks the farm on an internal miss (bounded by the lookup deadline)
 //   remove_session_cb   deletes a session OpenSSL dropped as unusable (queued)
@@ -21,7 +22,24 @@
 
 namespace tlscache::openssl {
 
-absl::Status Attach(SSL_CTX* ctx, const PluginConfig& config);
+// What Attach found on the context, for the preload library's one-line reports.
+struct AttachReport {
+  bool server_cache_was_off = false;  // the application had turned session caching off
+  bool tickets_turned_off = false;    // tickets=off turned the application's tickets off
+  bool application_cache = false;     // the application has its own cache callbacks
+};
+
+// Installs tlscache's callbacks on `ctx`. Callbacks the application installed before stay
+// the first tier: each of ours calls the application's first. Attaching again replaces the
+// configuration.
+absl::Status Attach(SSL_CTX* ctx, const PluginConfig& config, AttachReport* report = nullptr);
+bool IsAttached(SSL_CTX* ctx);
+
+// Ties a server connection to the tlscache of the context it was created on, so that its
+// sessions still go through tlscache after the application switches it to another SSL_CTX
+// (SNI): OpenSSL keeps using the first context's session cache. A no-op when that context
+// has no tlscache.
+void BindConnection(SSL* ssl);
 
 // Counters of the plugin on one context, for tests and stats.
 struct PluginStats {

@@ -36,6 +36,13 @@ def built(name):
     return path
 
 
+def preload_library():
+    path = os.path.normpath(os.path.join(BIN_DIR, "..", "lib", "libtlscache_preload.so"))
+    if not os.path.exists(path):
+        raise AssertionError(f"{path} is not built (run make build)")
+    return path
+
+
 def free_port(ips=("127.0.0.1",)):
     """A TCP port free on every address in `ips` a moment ago."""
     for _ in range(100):
@@ -67,13 +74,13 @@ def wait_for_port(ip, port, timeout=15.0, process=None):
 
 
 class Process:
-    def __init__(self, farm, name, argv):
+    def __init__(self, farm, name, argv, env=None):
         self.name = name
         self.argv = argv
         self.log_path = os.path.join(farm.dir, f"{name}.log")
         self.log = open(self.log_path, "ab")
         self.popen = subprocess.Popen(argv, stdout=self.log, stderr=subprocess.STDOUT,
-                                      stdin=subprocess.DEVNULL)
+                                      stdin=subprocess.DEVNULL, env=env)
 
     def stop(self, sig=signal.SIGTERM, timeout=15):
         if self.popen.poll() is None:
@@ -118,8 +125,8 @@ class Farm:
                        check=True, capture_output=True)
         return cert, key
 
-    def start(self, name, argv):
-        process = Process(self, name, argv)
+    def start(self, name, argv, env=None):
+        process = Process(self, name, argv, env)
         self.processes.append(process)
         return process
 
@@ -147,6 +154,80 @@ class Farm:
         if tlscache:
             argv.append(f"--tlscache={tlscache}")
         process = self.start(name or ip, argv)
+        wait_for_port(ip, port, process=process.popen)
+        return process
+
+    def nginx(self, ip, port, name, env=None, shared_cache=False, workers=2):
+        """Stock nginx (master and `workers` workers) serving TLS on ip:port; with `env`, run
+        with the tlscache preload library and those TLSCACHE_* variables."""
+        prefix = os.path.join(self.dir, name)
+        os.makedirs(os.path.join(prefix, "logs"), exist_ok=True)
+        config = os.path.join(prefix, "nginx.conf")
+        cache = "ssl_session_cache shared:SSL:10m;" if shared_cache else ""
+        with open(config, "w") as f:
+            f.write(f"""daemon off;
+master_process on;
+worker_processes {workers};
+user root;
+pid {prefix}/nginx.pid;
+error_log {prefix}/logs/error.log info;
+events {{ worker_connections 512; }}
+http {{
+  access_log off;
+  client_body_temp_path {prefix}/body;
+  proxy_temp_path {prefix}/proxy;
+  fastcgi_temp_path {prefix}/fastcgi;
+  uwsgi_temp_path {prefix}/uwsgi;
+  scgi_temp_path {prefix}/scgi;
+  server {{
+    listen {ip}:{port} ssl;
+    ssl_certificate {self.cert};
+    ssl_certificate_key {self.key};
+    ssl_protocols TLSv1.2 TLSv1.3;
+    ssl_session_tickets off;
+    {cache}
+    location / {{
+      return 200 "node {name} pid $pid $ssl_protocol $ssl_session_reused\n";
+    }}
+  }}
+}}
+""")
+        argv = [require("nginx"), "-p", prefix, "-c", config, "-e", f"{prefix}/logs/error.log"]
+        environment = {"PATH": os.environ.get("PATH", "/usr/bin:/bin")}
+        if env is not None:
+            environment["LD_PRELOAD"] = preload_library()
+            environment.update(env)
+        process = self.start(name, argv, env=environment)
+        wait_for_port(ip, port, process=process.popen)
+        process.config = config
+        process.prefix = prefix
+        return process
+
+    def haproxy_tls(self, ip, port, name, env=None):
+        """HAProxy terminating TLS on ip:port and answering itself; with `env`, run with the
+        tlscache preload library and those TLSCACHE_* variables."""
+        pem = os.path.join(self.dir, "haproxy.pem")
+        if not os.path.exists(pem):
+            with open(pem, "w") as f:
+                f.write(open(self.cert).read() + open(self.key).read())
+        config = os.path.join(self.dir, f"{name}.cfg")
+        with open(config, "w") as f:
+            f.write(f"""global
+  maxconn 2000
+defaults
+  mode http
+  timeout connect 2s
+  timeout client 10s
+  timeout server 10s
+frontend tls
+  bind {ip}:{port} ssl crt {pem}
+  http-request return status 200 content-type text/plain lf-string "node {name} pid %pid %[ssl_fc_protocol] %[ssl_fc_is_resumed]"
+""")
+        environment = {"PATH": os.environ.get("PATH", "/usr/bin:/bin")}
+        if env is not None:
+            environment["LD_PRELOAD"] = preload_library()
+            environment.update(env)
+        process = self.start(name, [require("haproxy"), "-f", config, "-db"], env=environment)
         wait_for_port(ip, port, process=process.popen)
         return process
 

@@ -1,0 +1,117 @@
+// libtlscache_preload.so: tlscache for unmodified, dynamically linked TLS servers.
+//
+//   LD_PRELOAD=/path/libtlscache_preload.so TLSCACHE_ADDR=cache:7700 nginx
+//
+// It interposes the two calls by which a server puts a connection on the server side of TLS,
+// SSL_set_accept_state and SSL_accept, and on a connection's first one attaches tlscache to
+// the SSL_CTX it was created on (once per context, after the application configured it). So:
+//   - client-side contexts (a proxy's upstream connections) are never touched;
+//   - the application's own session cache callbacks stay the first tier;
+//   - nothing runs in a master process that only configures and forks: the first
+//     connection, hence the first gRPC state, is in a worker.
+// Without TLSCACHE_ADDR it changes nothing; a bad TLSCACHE_* variable leaves the server running
+// without tlscache. Either is said once on stderr.
+#include <dlfcn.h>
+#include <openssl/ssl.h>
+
+#include <atomic>
+#include <cstdio>
+#include <mutex>
+#include <string>
+
+#include "absl/strings/str_cat.h"
+#include "plugins/openssl/config.h"
+#include "plugins/openssl/plugin.h"
+
+extern char** environ;
+
+namespace tlscache::openssl {
+namespace {
+
+void Say(const std::string& message) {
+  std::fprintf(stderr, "tlscache preload: %s\n", message.c_str());
+  std::fflush(stderr);
+}
+
+// The configuration from the environment, read once per process image.
+const PluginConfig* Config() {
+  static const PluginConfig* const config = []() -> const PluginConfig* {
+    absl::StatusOr<PluginConfig> parsed = PluginConfigFromEnvironment(environ);
+    if (absl::IsNotFound(parsed.status())) {
+      Say("TLSCACHE_ADDR is not set: this process runs without tlscache");
+      return nullptr;
+    }
+    if (!parsed.ok()) {
+      Say(absl::StrCat(parsed.status().message(), ": this process runs without tlscache"));
+      return nullptr;
+    }
+    return new PluginConfig(*std::move(parsed));
+  }();
+  return config;
+}
+
+void OnServerConnection(SSL* ssl) noexcept {
+  try {
+    const PluginConfig* config = Config();
+    if (config == nullptr || ssl == nullptr) return;
+    SSL_CTX* ctx = SSL_get_SSL_CTX(ssl);
+    if (!IsAttached(ctx)) {
+      static std::mutex mu;
+      std::lock_guard<std::mutex> lock(mu);
+      if (!IsAttached(ctx)) {
+        AttachReport report;
+        absl::Status attached = Attach(ctx, *config, &report);
+        static std::atomic<bool> said_attach{false}, said_cache{false}, said_tickets{false};
+        if (!attached.ok()) {
+          Say(absl::StrCat(attached.message(), ": this context runs without tlscache"));
+          return;
+        }
+        if (!said_attach.exchange(true)) {
+          Say(absl::StrCat(
+              "sessions are shared through ", config->addr, " (namespace ", config->ns,
+              report.application_cache ? "), behind the application's own session cache" : ")"));
+        }
+        if (report.server_cache_was_off && !said_cache.exchange(true)) {
+          Say("the application had turned the server session cache off; tlscache turned it on");
+        }
+        if (config->tickets == TicketMode::kOff && !said_tickets.exchange(true)) {
+          Say(absl::StrCat("TLSCACHE_TICKETS=off: TLS 1.3 uses stateful tickets kept in the cache",
+                           report.tickets_turned_off
+                               ? " (the application's session tickets are turned off)"
+                               : ""));
+        }
+      }
+    }
+    BindConnection(ssl);
+  } catch (...) {
+    // Out of memory at worst: this connection runs without tlscache.
+  }
+}
+
+// Read at load time, in the process the operator started: servers such as nginx clear the
+// environment of the workers they fork, which inherit what was read here.
+__attribute__((constructor)) void ReadConfigAtLoad() { Config(); }
+
+template <typename Fn>
+Fn Next(const char* name) {
+  return reinterpret_cast<Fn>(dlsym(RTLD_NEXT, name));
+}
+
+}  // namespace
+}  // namespace tlscache::openssl
+
+extern "C" {
+
+__attribute__((visibility("default"))) void SSL_set_accept_state(SSL* ssl) {
+  static const auto next = tlscache::openssl::Next<void (*)(SSL*)>("SSL_set_accept_state");
+  next(ssl);
+  tlscache::openssl::OnServerConnection(ssl);
+}
+
+__attribute__((visibility("default"))) int SSL_accept(SSL* ssl) {
+  static const auto next = tlscache::openssl::Next<int (*)(SSL*)>("SSL_accept");
+  tlscache::openssl::OnServerConnection(ssl);
+  return next(ssl);
+}
+
+}  // extern "C"
