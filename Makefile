@@ -12,11 +12,11 @@ CTEST_ARGS ?=
 DEB_PACKAGES := build-essential cmake ninja-build ccache pkg-config \
 	libgrpc++-dev libprotobuf-dev protobuf-compiler protobuf-compiler-grpc \
 	libabsl-dev libssl-dev libhiredis-dev libgtest-dev libgmock-dev \
-	redis-server redis-tools haproxy openssl python3
+	redis-server redis-tools haproxy nginx openssl python3
 
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: all deps build run test clean
+.PHONY: all deps build run test demo clean
 
 all: build
 
@@ -45,6 +45,10 @@ run: build
 
 test: build
 	cd $(BUILD_DIR) && ctest --output-on-failure -j $(JOBS) $(CTEST_ARGS)
+
+# A 3-node nginx farm with the preload behind HAProxy; 10 connections; then everything stops.
+demo: build
+	TLSCACHE_BIN_DIR=$(abspath $(BUILD_DIR))/bin python3 tools/demo.py
 
 clean:
 	rm -rf $(BUILD_DIR)

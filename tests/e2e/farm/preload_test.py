@@ -1,0 +1,163 @@
+"""Unmodified servers with libtlscache_preload.so: stock nginx and HAProxy from Debian, three of
+each on 127.0.0.11-13 behind HAProxy round robin, with real clients.
+"""
+
+import os
+import ssl
+import subprocess
+import sys
+import threading
+import time
+import unittest
+
+sys.path.insert(0, os.path.dirname(__file__))
+import tlsfarm  # noqa: E402
+from farm_test import RECONNECTS, VERSIONS, FarmTestCase  # noqa: E402
+
+
+class NginxPreloadTest(FarmTestCase):
+    def nginx_farm(self, env, shared_cache=False):
+        port = tlsfarm.free_port(tlsfarm.NODE_IPS)
+        nodes = [self.farm.nginx(ip, port, f"node{i + 1}", env=env, shared_cache=shared_cache)
+                 for i, ip in enumerate(tlsfarm.NODE_IPS)]
+        lb = self.farm.haproxy(port)
+        warm = tlsfarm.Client(ssl.TLSVersion.TLSv1_3)
+        for _ in range(12):  # each worker's first handshake connects it to the cache
+            warm.connect("127.0.0.1", lb)
+        return nodes, port, lb
+
+    def resumption(self, lb, label):
+        rates = {}
+        for name, version in VERSIONS.items():
+            rates[name] = tlsfarm.resumption_rate(tlsfarm.Client(version), "127.0.0.1", lb,
+                                                  RECONNECTS)
+            self.report(f"{name} {label}: {rates[name]:.1%} of {RECONNECTS} reconnects resumed")
+        return rates
+
+    def env(self, cache, **extra):
+        return {"TLSCACHE_ADDR": cache.addr, "TLSCACHE_TICKETS": "off", **extra}
+
+    def test_every_nginx_resumes_every_session_with_tickets_off(self):
+        cache = self.farm.cache()
+        nodes, port, lb = self.nginx_farm(self.env(cache))
+        for name, rate in self.resumption(lb, "nginx + preload").items():
+            self.assertGreaterEqual(rate, 0.99, name)
+        session = os.path.join(self.farm.dir, "session.pem")
+        self.assertIn("New,", tlsfarm.s_client(tlsfarm.NODE_IPS[0], port, "tls1_2",
+                                               sess_out=session))
+        time.sleep(0.2)
+        reused = tlsfarm.s_client(tlsfarm.NODE_IPS[2], port, "tls1_2", sess_in=session)
+        self.assertIn("Reused,", reused)
+        self.assertIn("node node3", reused)
+        # Nothing of gRPC in the masters: only the workers connect to the cache.
+        for node in nodes:
+            with open(f"/proc/{node.popen.pid}/status") as status:
+                threads = [line for line in status if line.startswith("Threads:")][0]
+            self.assertEqual(threads.split()[1], "1", f"{node.name} master: {threads}")
+        log = open(os.path.join(nodes[0].prefix, "logs", "error.log")).read()
+        self.assertIn("tlscache preload: sessions are shared through", log)
+        self.assertEqual(log.count("TLSCACHE_TICKETS=off"), 2, log)  # once per worker
+
+    def test_nginx_shared_cache_stays_the_first_tier(self):
+        cache = self.farm.cache()
+        nodes, port, lb = self.nginx_farm(self.env(cache), shared_cache=True)
+        for name, rate in self.resumption(lb, "nginx shared cache + preload").items():
+            self.assertGreaterEqual(rate, 0.99, name)
+        log = open(os.path.join(nodes[0].prefix, "logs", "error.log")).read()
+        self.assertIn("behind the application's own session cache", log)
+        # With the cache service gone, a node still resumes what its own cache holds.
+        cache.kill()
+        client = tlsfarm.Client(ssl.TLSVersion.TLSv1_2)
+        client.connect(tlsfarm.NODE_IPS[0], port)
+        resumed = [client.connect(tlsfarm.NODE_IPS[0], port)[0] for _ in range(10)]
+        self.assertEqual(resumed, [True] * 10)
+
+    def test_without_the_preload_round_robin_defeats_nginx_caches(self):
+        port = tlsfarm.free_port(tlsfarm.NODE_IPS)
+        for i, ip in enumerate(tlsfarm.NODE_IPS):
+            self.farm.nginx(ip, port, f"node{i + 1}", shared_cache=True)
+        lb = self.farm.haproxy(port)
+        for name, rate in self.resumption(lb, "stock nginx shared cache").items():
+            self.assertLessEqual(rate, 0.05, name)
+
+    def test_reloading_nginx_mid_run_fails_no_connection(self):
+        cache = self.farm.cache()
+        nodes, _, lb = self.nginx_farm(self.env(cache))
+        client = tlsfarm.Client(ssl.TLSVersion.TLSv1_3)
+        failures, results = [], []
+        stop = threading.Event()
+
+        def load():
+            while not stop.is_set():
+                try:
+                    results.append(client.connect("127.0.0.1", lb)[0])
+                except Exception as e:
+                    failures.append(repr(e))
+
+        worker = threading.Thread(target=load)
+        worker.start()
+        try:
+            for node in nodes:
+                time.sleep(0.5)
+                subprocess.run([tlsfarm.require("nginx"), "-p", node.prefix, "-c", node.config,
+                                "-s", "reload"], check=True, capture_output=True)
+            time.sleep(1.0)
+        finally:
+            stop.set()
+            worker.join()
+        resumed = sum(results) / len(results)
+        self.report(f"{len(results)} connections across 3 reloads, {len(failures)} failed, "
+                    f"{resumed:.1%} resumed")
+        self.assertEqual(failures, [])
+        self.assertGreaterEqual(resumed, 0.9)
+
+    def test_a_bad_variable_is_one_line_and_nginx_serves_without_tlscache(self):
+        cache = self.farm.cache()
+        port = tlsfarm.free_port()
+        node = self.farm.nginx("127.0.0.1", port, "solo",
+                               env=self.env(cache, TLSCACHE_TIMEOUT_MS="fast"))
+        client = tlsfarm.Client(ssl.TLSVersion.TLSv1_2)
+        self.assertIn("node solo", client.connect("127.0.0.1", port)[1])
+        lines = [line for line in node.output().splitlines() if "tlscache" in line]
+        self.assertEqual(lines, ["tlscache preload: TLSCACHE_TIMEOUT_MS: 'fast' is not a number "
+                                 "of milliseconds in 1..1000: this process runs without "
+                                 "tlscache"])
+
+    def test_without_tlscache_addr_nothing_changes_and_it_says_so(self):
+        port = tlsfarm.free_port()
+        node = self.farm.nginx("127.0.0.1", port, "solo", env={})
+        client = tlsfarm.Client(ssl.TLSVersion.TLSv1_2)
+        self.assertIn("node solo", client.connect("127.0.0.1", port)[1])
+        self.assertIn("tlscache preload: TLSCACHE_ADDR is not set", node.output())
+
+
+class HaproxyPreloadTest(FarmTestCase):
+    def test_haproxy_terminators_resume_every_session(self):
+        cache = self.farm.cache()
+        port = tlsfarm.free_port(tlsfarm.NODE_IPS)
+        for i, ip in enumerate(tlsfarm.NODE_IPS):
+            self.farm.haproxy_tls(ip, port, f"node{i + 1}",
+                                  env={"TLSCACHE_ADDR": cache.addr, "TLSCACHE_TICKETS": "off"})
+        lb = self.farm.haproxy(port)
+        warm = tlsfarm.Client(ssl.TLSVersion.TLSv1_3)
+        for _ in range(6):
+            warm.connect("127.0.0.1", lb)
+        for name, version in VERSIONS.items():
+            rate = tlsfarm.resumption_rate(tlsfarm.Client(version), "127.0.0.1", lb, RECONNECTS)
+            self.report(f"{name} HAProxy + preload: {rate:.1%} of {RECONNECTS} reconnects resumed")
+            if name == "TLSv1.2":
+                self.assertGreaterEqual(rate, 0.99)
+
+    def test_without_the_preload_haproxy_terminators_do_not_share(self):
+        port = tlsfarm.free_port(tlsfarm.NODE_IPS)
+        for i, ip in enumerate(tlsfarm.NODE_IPS):
+            self.farm.haproxy_tls(ip, port, f"node{i + 1}")
+        lb = self.farm.haproxy(port)
+        rate = tlsfarm.resumption_rate(tlsfarm.Client(ssl.TLSVersion.TLSv1_2), "127.0.0.1", lb,
+                                       RECONNECTS)
+        self.report(f"TLSv1.2 stock HAProxy terminators: {rate:.1%} resumed")
+        self.assertLessEqual(rate, 0.05)
+
+
+if __name__ == "__main__":
+    unittest.main(verbosity=2)
