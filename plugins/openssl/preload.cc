@@ -61,7 +61,8 @@ void OnServerConnection(SSL* ssl) noexcept {
       if (!IsAttached(ctx)) {
         AttachReport report;
         absl::Status attached = Attach(ctx, *config, &report);
-        static std::atomic<bool> said_attach{false}, said_cache{false}, said_tickets{false};
+        static std::atomic<bool> said_attach{false}, said_cache{false}, said_tickets{false},
+            said_sid_ctx{false};
         if (!attached.ok()) {
           Say(absl::StrCat(attached.message(), ": this context runs without tlscache"));
           return;
@@ -73,6 +74,10 @@ void OnServerConnection(SSL* ssl) noexcept {
         }
         if (report.server_cache_was_off && !said_cache.exchange(true)) {
           Say("the application had turned the server session cache off; tlscache turned it on");
+        }
+        if (!config->sid_ctx.empty() && !said_sid_ctx.exchange(true)) {
+          Say("TLSCACHE_SID_CTX: the session ID context is set for every server context, in "
+              "place of the application's");
         }
         if (config->tickets == TicketMode::kOff && !said_tickets.exchange(true)) {
           Say(absl::StrCat("TLSCACHE_TICKETS=off: TLS 1.3 uses stateful tickets kept in the cache",

@@ -80,7 +80,7 @@ class NginxPreloadTest(FarmTestCase):
         for name, rate in self.resumption(lb, "stock nginx shared cache").items():
             self.assertLessEqual(rate, 0.05, name)
 
-    def test_reloading_nginx_mid_run_fails_no_connection(self):
+    def test_reloads_and_worker_restarts_fail_no_connection(self):
         cache = self.farm.cache()
         nodes, _, lb = self.nginx_farm(self.env(cache))
         client = tlsfarm.Client(ssl.TLSVersion.TLSv1_3)
@@ -110,6 +110,23 @@ class NginxPreloadTest(FarmTestCase):
                     f"{resumed:.1%} resumed")
         self.assertEqual(failures, [])
         self.assertGreaterEqual(resumed, 0.9)
+
+        # A worker that dies is replaced by the master; the new one joins the farm too.
+        master = nodes[0].popen.pid
+        workers = subprocess.run(["pgrep", "-P", str(master)], capture_output=True,
+                                 text=True).stdout.split()
+        os.kill(int(workers[0]), 9)
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            now = subprocess.run(["pgrep", "-P", str(master)], capture_output=True,
+                                 text=True).stdout.split()
+            if len(now) == len(workers) and workers[0] not in now:
+                break
+            time.sleep(0.05)
+        self.assertNotIn(workers[0], now)
+        after = [client.connect("127.0.0.1", lb)[0] for _ in range(60)]
+        self.report(f"after a worker restart: {sum(after)} of {len(after)} resumed")
+        self.assertGreaterEqual(sum(after) / len(after), 0.9)
 
     def test_a_bad_variable_is_one_line_and_nginx_serves_without_tlscache(self):
         cache = self.farm.cache()
