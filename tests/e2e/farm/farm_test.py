@@ -30,6 +30,15 @@ class FarmTestCase(unittest.TestCase):
     def report(self, line):
         print(f"\n  figure: {self.id().split('.')[-1]}: {line}", flush=True)
 
+    def resumption(self, lb, label):
+        """Resumption rate per TLS version of a client offering its newest session."""
+        rates = {}
+        for name, version in VERSIONS.items():
+            rates[name] = tlsfarm.resumption_rate(tlsfarm.Client(version), "127.0.0.1", lb,
+                                                  RECONNECTS)
+            self.report(f"{name} {label}: {rates[name]:.1%} of {RECONNECTS} reconnects resumed")
+        return rates
+
     def cached_farm(self, extra=()):
         """redis-server, tlscache-server on it, three nodes with tlscache, HAProxy."""
         redis = self.farm.redis()
@@ -45,15 +54,6 @@ class FarmTestCase(unittest.TestCase):
 
 
 class RoundRobinResumptionTest(FarmTestCase):
-    def resumption(self, lb, label):
-        """Resumption rate per TLS version of a client offering its newest session."""
-        rates = {}
-        for name, version in VERSIONS.items():
-            rates[name] = tlsfarm.resumption_rate(tlsfarm.Client(version), "127.0.0.1", lb,
-                                                  RECONNECTS)
-            self.report(f"{name} {label}: {rates[name]:.1%} of {RECONNECTS} reconnects resumed")
-        return rates
-
     def test_with_tlscache_every_node_resumes_every_session(self):
         _, _, lb = self.cached_farm()
         for name, rate in self.resumption(lb, "with tlscache").items():

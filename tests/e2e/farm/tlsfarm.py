@@ -36,11 +36,17 @@ def built(name):
     return path
 
 
-def preload_library():
-    path = os.path.normpath(os.path.join(BIN_DIR, "..", "lib", "libtlscache_preload.so"))
-    if not os.path.exists(path):
-        raise AssertionError(f"{path} is not built (run make build)")
-    return path
+def preload_environment(env):
+    """The environment of a stock server: with `env` (TLSCACHE_* variables), loaded with the
+    tlscache preload library; with None, as it comes."""
+    environment = {"PATH": os.environ.get("PATH", "/usr/bin:/bin")}
+    if env is not None:
+        path = os.path.normpath(os.path.join(BIN_DIR, "..", "lib", "libtlscache_preload.so"))
+        if not os.path.exists(path):
+            raise AssertionError(f"{path} is not built (run make build)")
+        environment["LD_PRELOAD"] = path
+        environment.update(env)
+    return environment
 
 
 def free_port(ips=("127.0.0.1",)):
@@ -193,11 +199,7 @@ http {{
 }}
 """)
         argv = [require("nginx"), "-p", prefix, "-c", config, "-e", f"{prefix}/logs/error.log"]
-        environment = {"PATH": os.environ.get("PATH", "/usr/bin:/bin")}
-        if env is not None:
-            environment["LD_PRELOAD"] = preload_library()
-            environment.update(env)
-        process = self.start(name, argv, env=environment)
+        process = self.start(name, argv, env=preload_environment(env))
         wait_for_port(ip, port, process=process.popen)
         process.config = config
         process.prefix = prefix
@@ -223,11 +225,8 @@ frontend tls
   bind {ip}:{port} ssl crt {pem}
   http-request return status 200 content-type text/plain lf-string "node {name} pid %pid %[ssl_fc_protocol] %[ssl_fc_is_resumed]"
 """)
-        environment = {"PATH": os.environ.get("PATH", "/usr/bin:/bin")}
-        if env is not None:
-            environment["LD_PRELOAD"] = preload_library()
-            environment.update(env)
-        process = self.start(name, [require("haproxy"), "-f", config, "-db"], env=environment)
+        process = self.start(name, [require("haproxy"), "-f", config, "-db"],
+                             env=preload_environment(env))
         wait_for_port(ip, port, process=process.popen)
         return process
 
