@@ -115,6 +115,32 @@ void MemoryStore::Delete(const StoreKey& key, absl::Time /*deadline*/, DeleteDon
   std::move(done)(existed);
 }
 
+void MemoryStore::GetRing(absl::string_view ns, absl::Time /*deadline*/, GetRingDone done) {
+  absl::StatusOr<StoredRing> result = absl::NotFoundError("no ticket key ring");
+  {
+    absl::MutexLock lock(&rings_mu_);
+    if (auto found = rings_.find(ns); found != rings_.end()) {
+      result = StoredRing{found->second.ring.Clone(), found->second.version};
+    }
+  }
+  std::move(done)(std::move(result));
+}
+
+void MemoryStore::SwapRing(absl::string_view ns, uint64_t expected, uint64_t version,
+                           absl::string_view ring, absl::Time /*deadline*/, SwapRingDone done) {
+  bool swapped = false;
+  {
+    absl::MutexLock lock(&rings_mu_);
+    auto found = rings_.find(ns);
+    const uint64_t stored = found == rings_.end() ? 0 : found->second.version;
+    if (stored == expected) {
+      rings_[ns] = StoredRing{SecretBytes(ring), version};
+      swapped = true;
+    }
+  }
+  std::move(done)(swapped);
+}
+
 std::string MemoryStore::Describe() const {
   return absl::StrFormat("memory (%d bytes in %d shards)", options_.max_bytes, options_.num_shards);
 }

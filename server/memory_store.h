@@ -45,6 +45,9 @@ class MemoryStore final : public Store {
            PutDone done) override;
   void Get(const StoreKey& key, bool consume, absl::Time deadline, GetDone done) override;
   void Delete(const StoreKey& key, absl::Time deadline, DeleteDone done) override;
+  void GetRing(absl::string_view ns, absl::Time deadline, GetRingDone done) override;
+  void SwapRing(absl::string_view ns, uint64_t expected, uint64_t version, absl::string_view ring,
+                absl::Time deadline, SwapRingDone done) override;
   absl::Status Health() override { return absl::OkStatus(); }
   std::string Describe() const override;
 
@@ -79,6 +82,8 @@ class MemoryStore final : public Store {
   const MemoryStoreOptions options_;
   const size_t shard_budget_;
   std::vector<std::unique_ptr<Shard>> shards_;
+  absl::Mutex rings_mu_;
+  absl::flat_hash_map<std::string, StoredRing> rings_ ABSL_GUARDED_BY(rings_mu_);
 };
 
 }  // namespace tlscache::server

@@ -19,6 +19,7 @@
 #ifndef TLSCACHE_SERVER_STORE_H_
 #define TLSCACHE_SERVER_STORE_H_
 
+#include <cstdint>
 #include <string>
 
 #include "absl/functional/any_invocable.h"
@@ -40,9 +41,17 @@ struct StoreEntry {
   absl::Duration ttl_remaining;
 };
 
+// A namespace's serialized ticket key ring and the version it was stored as.
+struct StoredRing {
+  SecretBytes ring;
+  uint64_t version = 0;
+};
+
 using PutDone = absl::AnyInvocable<void(absl::Status) &&>;
 using GetDone = absl::AnyInvocable<void(absl::StatusOr<StoreEntry>) &&>;
 using DeleteDone = absl::AnyInvocable<void(absl::StatusOr<bool>) &&>;
+using GetRingDone = absl::AnyInvocable<void(absl::StatusOr<StoredRing>) &&>;
+using SwapRingDone = absl::AnyInvocable<void(absl::StatusOr<bool>) &&>;
 
 class Store {
  public:
@@ -54,6 +63,17 @@ class Store {
                    absl::Time deadline, PutDone done) = 0;
   virtual void Get(const StoreKey& key, bool consume, absl::Time deadline, GetDone done) = 0;
   virtual void Delete(const StoreKey& key, absl::Time deadline, DeleteDone done) = 0;
+
+  // Ticket key rings, one per namespace, apart from sessions and without expiry. A ring is
+  // only ever replaced by compare-and-set on its version, so replicas that rotate at the same
+  // moment cannot leave two rings: exactly one swap succeeds.
+  //
+  // GetRing: the stored ring, or NotFound when the namespace has none yet.
+  virtual void GetRing(absl::string_view ns, absl::Time deadline, GetRingDone done) = 0;
+  // Stores `ring` as `version` if the stored version is `expected` (0: no ring yet); reports
+  // whether it did.
+  virtual void SwapRing(absl::string_view ns, uint64_t expected, uint64_t version,
+                        absl::string_view ring, absl::Time deadline, SwapRingDone done) = 0;
 
   // Ok when the store is answering now; otherwise why not. Cheap and non-blocking: it reports
   // the store's current view and sends nothing.

@@ -6,6 +6,7 @@
 #include <utility>
 
 #include "absl/strings/escaping.h"
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "common/log.h"
@@ -23,12 +24,24 @@ if ARGV[1] == '1' then redis.call('DEL', KEYS[1]) end
 return {v, t}
 )lua";
 
+// KEYS[1] the ring, ARGV[1] the expected version ("0": none), ARGV[2] the new version,
+// ARGV[3] the ring. 1 if swapped, 0 if the stored version was another.
+constexpr absl::string_view kSwapRingScript = R"lua(
+local v = redis.call('HGET', KEYS[1], 'v')
+if (v or '0') ~= ARGV[1] then return 0 end
+redis.call('HSET', KEYS[1], 'v', ARGV[2], 'r', ARGV[3])
+return 1
+)lua";
+
 std::string Sha1Hex(absl::string_view text) {
   unsigned char digest[SHA_DIGEST_LENGTH];
   SHA1(reinterpret_cast<const unsigned char*>(text.data()), text.size(), digest);
   return absl::BytesToHexString(
       absl::string_view(reinterpret_cast<const char*>(digest), sizeof(digest)));
 }
+
+// Far above any real ring (64 keys of about 100 bytes); bounds what is read back.
+constexpr size_t kMaxRingBytes = 64 << 10;
 
 absl::Status UnexpectedReply(absl::string_view command, const redisReply& reply) {
   return absl::InternalError(
@@ -137,6 +150,47 @@ void RedisStore::Get(const StoreKey& key, bool consume, absl::Time deadline, Get
         std::move(done)(StoreEntry{SecretBytes(absl::string_view(value.str, value.len)),
                                    pttl < 0 ? absl::InfiniteDuration() : absl::Milliseconds(pttl)});
       });
+}
+
+std::string RedisStore::RingKey(absl::string_view ns) const {
+  return absl::StrCat(options_.key_prefix, "@ring:", ns);
+}
+
+void RedisStore::GetRing(absl::string_view ns, absl::Time deadline, GetRingDone done) {
+  Submit(
+      {"HMGET", RingKey(ns), "v", "r"}, deadline,
+      [this, done = std::move(done)](absl::StatusOr<ReplyPtr> reply) mutable {
+        if (!reply.ok()) return std::move(done)(reply.status());
+        const redisReply& r = **reply;
+        if (r.type != REDIS_REPLY_ARRAY || r.elements != 2) {
+          return std::move(done)(UnexpectedReply("HMGET ring", r));
+        }
+        if (r.element[0]->type == REDIS_REPLY_NIL || r.element[1]->type == REDIS_REPLY_NIL) {
+          return std::move(done)(absl::NotFoundError("no ticket key ring"));
+        }
+        uint64_t version = 0;
+        const redisReply& ring = *r.element[1];
+        if (r.element[0]->type != REDIS_REPLY_STRING || ring.type != REDIS_REPLY_STRING ||
+            !absl::SimpleAtoi(absl::string_view(r.element[0]->str, r.element[0]->len), &version) ||
+            ring.len > kMaxRingBytes) {
+          return std::move(done)(absl::DataLossError(
+              absl::StrCat(name_, ": the stored ticket key ring is malformed")));
+        }
+        std::move(done)(StoredRing{SecretBytes(absl::string_view(ring.str, ring.len)), version});
+      });
+}
+
+void RedisStore::SwapRing(absl::string_view ns, uint64_t expected, uint64_t version,
+                          absl::string_view ring, absl::Time deadline, SwapRingDone done) {
+  Submit({"EVAL", std::string(kSwapRingScript), "1", RingKey(ns), absl::StrCat(expected),
+          absl::StrCat(version), std::string(ring)},
+         deadline, [done = std::move(done)](absl::StatusOr<ReplyPtr> reply) mutable {
+           if (!reply.ok()) return std::move(done)(reply.status());
+           if ((*reply)->type != REDIS_REPLY_INTEGER) {
+             return std::move(done)(UnexpectedReply("EVAL swap ring", **reply));
+           }
+           std::move(done)((*reply)->integer == 1);
+         });
 }
 
 void RedisStore::Delete(const StoreKey& key, absl::Time deadline, DeleteDone done) {

@@ -8,6 +8,8 @@
 // a restart of the service. While no connection is up, calls fail at once with Unavailable.
 //
 // Entries are Redis strings under "<prefix><namespace>:<hex session id>" with a PX expiry.
+// Ticket key rings are hashes {v: version, r: ring} under "<prefix>@ring:<namespace>" ('@' is
+// not in the namespace alphabet, so the two never meet), swapped by a Lua compare-and-set.
 // Get is one Lua script (GET, PTTL, and DEL when consuming), so a consuming Get is atomic
 // across every replica sharing the Redis.
 //
@@ -61,6 +63,9 @@ class RedisStore final : public Store {
            PutDone done) override;
   void Get(const StoreKey& key, bool consume, absl::Time deadline, GetDone done) override;
   void Delete(const StoreKey& key, absl::Time deadline, DeleteDone done) override;
+  void GetRing(absl::string_view ns, absl::Time deadline, GetRingDone done) override;
+  void SwapRing(absl::string_view ns, uint64_t expected, uint64_t version, absl::string_view ring,
+                absl::Time deadline, SwapRingDone done) override;
   absl::Status Health() override;
   std::string Describe() const override;
 
@@ -71,6 +76,7 @@ class RedisStore final : public Store {
   explicit RedisStore(const RedisStoreOptions& options);
 
   std::string RedisKey(const StoreKey& key) const;
+  std::string RingKey(absl::string_view ns) const;
   void Submit(std::vector<std::string> argv, absl::Time deadline, ReplyHandler handler);
   absl::StatusOr<std::unique_ptr<RedisConnection>> Open();
   void WorkerLoop();

@@ -24,9 +24,11 @@ namespace {
 using ::testing::HasSubstr;
 using ::tlscache::testing::DeleteSync;
 using ::tlscache::testing::Eventually;
+using ::tlscache::testing::GetRingSync;
 using ::tlscache::testing::GetSync;
 using ::tlscache::testing::PutSync;
 using ::tlscache::testing::RedisServer;
+using ::tlscache::testing::SwapRingSync;
 
 redis::RedisStoreOptions OptionsFor(const RedisServer& server) {
   redis::RedisStoreOptions options;
@@ -170,6 +172,41 @@ TEST_P(StoreContractTest, EightConcurrentClientsNeverSeeAnotherKeysSession) {
   for (auto& t : threads) t.join();
   EXPECT_EQ(mismatches.load(), 0);
   EXPECT_EQ(errors.load(), 0);
+}
+
+TEST_P(StoreContractTest, ARingIsCreatedOnceAndReplacedOnlyByCompareAndSet) {
+  EXPECT_TRUE(absl::IsNotFound(GetRingSync(*store_, "ns").status()));
+  EXPECT_TRUE(*SwapRingSync(*store_, "ns", 0, 1, std::string("ring\0one", 8)));
+  EXPECT_FALSE(*SwapRingSync(*store_, "ns", 0, 1, "another first ring"));
+  auto stored = GetRingSync(*store_, "ns");
+  ASSERT_TRUE(stored.ok()) << stored.status();
+  EXPECT_EQ(stored->version, 1u);
+  EXPECT_EQ(stored->ring.view(), std::string("ring\0one", 8));
+  EXPECT_FALSE(*SwapRingSync(*store_, "ns", 5, 6, "stale"));
+  EXPECT_TRUE(*SwapRingSync(*store_, "ns", 1, 2, "ring two"));
+  EXPECT_EQ(GetRingSync(*store_, "ns")->ring.view(), "ring two");
+  EXPECT_TRUE(absl::IsNotFound(GetRingSync(*store_, "other-ns").status()));
+  // Rings and sessions live apart, even under a namespace named like the ring prefix.
+  ASSERT_TRUE(PutSync(*store_, "ring", "ns", "session", absl::Seconds(60)).ok());
+  EXPECT_EQ(GetRingSync(*store_, "ns")->ring.view(), "ring two");
+}
+
+TEST_P(StoreContractTest, OfConcurrentRotationsExactlyOneSwaps) {
+  ASSERT_TRUE(*SwapRingSync(*store_, "ns", 0, 1, "v1"));
+  for (uint64_t version = 1; version < 11; ++version) {
+    std::atomic<int> won{0};
+    std::vector<std::thread> replicas;
+    for (int r = 0; r < 4; ++r) {
+      replicas.emplace_back([&, r] {
+        auto swapped = SwapRingSync(*store_, "ns", version, version + 1,
+                                    absl::StrCat("v", version + 1, " by ", r));
+        if (swapped.ok() && *swapped) won++;
+      });
+    }
+    for (auto& t : replicas) t.join();
+    EXPECT_EQ(won.load(), 1) << "version " << version;
+    EXPECT_EQ(GetRingSync(*store_, "ns")->version, version + 1);
+  }
 }
 
 INSTANTIATE_TEST_SUITE_P(BothStores, StoreContractTest,

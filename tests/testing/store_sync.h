@@ -46,6 +46,19 @@ inline absl::StatusOr<bool> DeleteSync(server::Store& store, absl::string_view n
   });
 }
 
+inline absl::StatusOr<server::StoredRing> GetRingSync(server::Store& store, absl::string_view ns) {
+  return AwaitStore<absl::StatusOr<server::StoredRing>>(
+      [&](auto cb) { store.GetRing(ns, absl::Now() + kStoreCallTimeout, std::move(cb)); });
+}
+
+inline absl::StatusOr<bool> SwapRingSync(server::Store& store, absl::string_view ns,
+                                         uint64_t expected, uint64_t version,
+                                         absl::string_view ring) {
+  return AwaitStore<absl::StatusOr<bool>>([&](auto cb) {
+    store.SwapRing(ns, expected, version, ring, absl::Now() + kStoreCallTimeout, std::move(cb));
+  });
+}
+
 // Polls `condition` every few milliseconds until it holds or `timeout` passes.
 template <typename Condition>
 bool Eventually(Condition condition, absl::Duration timeout = absl::Seconds(10)) {
