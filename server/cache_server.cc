@@ -60,7 +60,10 @@ std::string BindError(const std::string& listen) {
 }  // namespace
 
 CacheServer::CacheServer(const CacheServerOptions& options, std::unique_ptr<Store> store)
-    : options_(options), store_(std::move(store)), service_(store_.get(), options.service) {}
+    : options_(options),
+      store_(std::move(store)),
+      service_(store_.get(), options.service),
+      ticket_keys_(store_.get(), options.ticket_keys) {}
 
 absl::StatusOr<std::unique_ptr<CacheServer>> CacheServer::Start(const CacheServerOptions& options,
                                                                 std::unique_ptr<Store> store) {
@@ -76,6 +79,7 @@ absl::StatusOr<std::unique_ptr<CacheServer>> CacheServer::Start(const CacheServe
   // and silently take half the connections.
   builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);
   builder.RegisterService(&server->service_);
+  builder.RegisterService(&server->ticket_keys_);
   builder.SetMaxReceiveMessageSize(static_cast<int>(options.service.max_session_bytes) +
                                    kRequestOverhead);
   SetGrpcLogsQuiet(true);  // a bind failure is reported below, in one line
@@ -130,6 +134,7 @@ void CacheServer::Shutdown(absl::Duration grace) {
   if (monitor_.joinable()) monitor_.join();
   // NOT_SERVING for good: the health service ignores later changes once shut down.
   server_->GetHealthCheckService()->Shutdown();
+  ticket_keys_.StopWatches();  // long-lived streams would hold the shutdown to its deadline
   server_->Shutdown(absl::ToChronoTime(absl::Now() + grace));
   server_->Wait();
 }

@@ -1,5 +1,5 @@
 // CacheServer: the running gRPC server of tlscache-server, with its store, the
-// SessionCache service, gRPC health checking and server reflection.
+// SessionCache and TicketKeys services, gRPC health checking and server reflection.
 //
 // Health ("" and "tlscache.v1.SessionCache") is SERVING while the store answers and
 // NOT_SERVING otherwise; a monitor re-checks the store every `health_interval`. Shutdown()
@@ -20,6 +20,7 @@
 #include "absl/time/time.h"
 #include "server/session_cache_service.h"
 #include "server/store.h"
+#include "server/ticket_key_service.h"
 
 namespace tlscache::server {
 
@@ -27,6 +28,7 @@ struct CacheServerOptions {
   // HOST:PORT; port 0 picks a free one (see port()).
   std::string listen = "0.0.0.0:7700";
   ServiceOptions service;
+  TicketKeyOptions ticket_keys;
   absl::Duration health_interval = absl::Milliseconds(250);
 };
 
@@ -49,6 +51,7 @@ class CacheServer {
   const CacheServerOptions options_;
   std::unique_ptr<Store> store_;
   SessionCacheService service_;
+  TicketKeyService ticket_keys_;
   std::unique_ptr<grpc::Server> server_;
   int port_ = 0;
   absl::Notification stop_monitor_;

@@ -1,6 +1,7 @@
 // tlscache-server: the tlscache session cache service.
 #include <signal.h>
 
+#include <algorithm>
 #include <cstdint>
 #include <cstdio>
 #include <memory>
@@ -30,6 +31,10 @@ ABSL_FLAG(int64_t, memory_max_bytes, int64_t{256} << 20,
           "bound on the memory store; least recently used entries are evicted past it");
 ABSL_FLAG(int32_t, redis_timeout_ms, 100, "bound on one Redis call, queueing included");
 ABSL_FLAG(int32_t, redis_pool_size, 4, "Redis connections per server");
+ABSL_FLAG(absl::Duration, ticket_rotation, absl::Hours(1),
+          "how often each namespace's session-ticket key rotates");
+ABSL_FLAG(absl::Duration, ticket_decrypt_window, absl::Hours(12),
+          "how long a ticket key still decrypts after it stopped encrypting");
 ABSL_FLAG(absl::Duration, shutdown_grace, absl::Seconds(10),
           "on SIGTERM, how long in-flight calls get to finish");
 
@@ -65,6 +70,17 @@ absl::Status CheckFlags() {
     return absl::InvalidArgumentError(
         absl::StrCat("--redis_pool_size=", pool, ": must be between 1 and 256"));
   }
+  const absl::Duration rotation = absl::GetFlag(FLAGS_ticket_rotation);
+  const absl::Duration window = absl::GetFlag(FLAGS_ticket_decrypt_window);
+  if (rotation < absl::Seconds(1)) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("--ticket_rotation=", absl::FormatDuration(rotation), ": must be 1s or more"));
+  }
+  if (window < rotation) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("--ticket_decrypt_window=", absl::FormatDuration(window),
+                     ": must be at least --ticket_rotation"));
+  }
   if (absl::GetFlag(FLAGS_shutdown_grace) < absl::ZeroDuration()) {
     return absl::InvalidArgumentError("--shutdown_grace: must not be negative");
   }
@@ -96,6 +112,11 @@ int Main() {
   options.service.default_ttl = absl::GetFlag(FLAGS_default_ttl);
   options.service.max_ttl = absl::GetFlag(FLAGS_max_ttl);
   options.service.max_session_bytes = store_config.max_session_bytes;
+  options.ticket_keys.policy.rotation = absl::GetFlag(FLAGS_ticket_rotation);
+  options.ticket_keys.policy.decrypt_window = absl::GetFlag(FLAGS_ticket_decrypt_window);
+  // Rotations land within a tenth of the interval (at most a second) of being due.
+  options.ticket_keys.check_interval =
+      std::min(absl::Seconds(1), options.ticket_keys.policy.rotation / 10);
   absl::StatusOr<std::unique_ptr<CacheServer>> server =
       CacheServer::Start(options, *std::move(store));
   if (!server.ok()) return Fatal(server.status());

@@ -2,7 +2,6 @@
 
 #include <chrono>
 #include <cmath>
-#include <initializer_list>
 #include <string>
 #include <utility>
 #include <vector>
@@ -11,24 +10,10 @@
 #include "common/secret_bytes.h"
 #include "common/status_util.h"
 #include "common/validation.h"
+#include "server/reactors.h"
 
 namespace tlscache::server {
 namespace {
-
-// Wipes the given message fields after the call is complete: OnDone runs once gRPC no longer
-// needs the request or the response, and before either is freed.
-class SecretReactor final : public grpc::ServerUnaryReactor {
- public:
-  explicit SecretReactor(std::initializer_list<std::string*> secrets) : secrets_(secrets) {}
-
-  void OnDone() override {
-    for (std::string* secret : secrets_) CleanseString(secret);
-    delete this;
-  }
-
- private:
-  const std::vector<std::string*> secrets_;
-};
 
 grpc::ServerUnaryReactor* Reject(grpc::CallbackServerContext* context, const absl::Status& status) {
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
@@ -67,7 +52,7 @@ grpc::ServerUnaryReactor* SessionCacheService::Put(grpc::CallbackServerContext* 
     CleanseString(session);
     return Reject(context, s);
   }
-  auto* reactor = new SecretReactor({session});
+  auto* reactor = new CleanupReactor([session] { CleanseString(session); });
   store_->Put({request->namespace_(), request->session_id()}, *session,
               EffectiveTtl(request->ttl_seconds()), Deadline(context),
               [reactor](absl::Status status) { reactor->Finish(ToGrpcStatus(status)); });
@@ -80,7 +65,7 @@ grpc::ServerUnaryReactor* SessionCacheService::Get(grpc::CallbackServerContext* 
   if (absl::Status s = ValidateKey(request->namespace_(), request->session_id()); !s.ok()) {
     return Reject(context, s);
   }
-  auto* reactor = new SecretReactor({response->mutable_session()});
+  auto* reactor = new CleanupReactor([response] { CleanseString(response->mutable_session()); });
   const int64_t max_ttl_seconds = absl::ToInt64Seconds(options_.max_ttl);
   store_->Get({request->namespace_(), request->session_id()}, request->consume(), Deadline(context),
               [reactor, response, max_ttl_seconds](absl::StatusOr<StoreEntry> entry) {

@@ -8,22 +8,13 @@
 #include "absl/synchronization/notification.h"
 #include "absl/time/clock.h"
 #include "server/store.h"
+#include "server/store_sync.h"
 
 namespace tlscache::testing {
 
 inline constexpr absl::Duration kStoreCallTimeout = absl::Seconds(5);
 
-template <typename T, typename Call>
-T AwaitStore(Call call) {
-  absl::Notification done;
-  std::optional<T> result;
-  call([&](T r) {
-    result.emplace(std::move(r));
-    done.Notify();
-  });
-  done.WaitForNotification();
-  return *std::move(result);
-}
+using server::AwaitStore;
 
 inline absl::Status PutSync(server::Store& store, absl::string_view ns, absl::string_view id,
                             absl::string_view session, absl::Duration ttl) {
@@ -47,16 +38,13 @@ inline absl::StatusOr<bool> DeleteSync(server::Store& store, absl::string_view n
 }
 
 inline absl::StatusOr<server::StoredRing> GetRingSync(server::Store& store, absl::string_view ns) {
-  return AwaitStore<absl::StatusOr<server::StoredRing>>(
-      [&](auto cb) { store.GetRing(ns, absl::Now() + kStoreCallTimeout, std::move(cb)); });
+  return server::GetRingSync(store, ns, kStoreCallTimeout);
 }
 
 inline absl::StatusOr<bool> SwapRingSync(server::Store& store, absl::string_view ns,
                                          uint64_t expected, uint64_t version,
                                          absl::string_view ring) {
-  return AwaitStore<absl::StatusOr<bool>>([&](auto cb) {
-    store.SwapRing(ns, expected, version, ring, absl::Now() + kStoreCallTimeout, std::move(cb));
-  });
+  return server::SwapRingSync(store, ns, expected, version, ring, kStoreCallTimeout);
 }
 
 // Polls `condition` every few milliseconds until it holds or `timeout` passes.

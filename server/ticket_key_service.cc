@@ -1,0 +1,259 @@
+#include "server/ticket_key_service.h"
+
+#include <utility>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+#include "common/log.h"
+#include "common/secret_bytes.h"
+#include "common/status_util.h"
+#include "common/validation.h"
+#include "server/reactors.h"
+#include "server/store_sync.h"
+
+namespace tlscache::server {
+namespace {
+
+absl::StatusOr<SecretBytes> Serialize(const v1::TicketKeySet& ring) {
+  SecretBytes bytes(ring.ByteSizeLong());
+  if (!ring.SerializeToArray(bytes.mutable_data(), static_cast<int>(bytes.size()))) {
+    return absl::InternalError("cannot serialize a ticket key ring");
+  }
+  return bytes;
+}
+
+// A ring read back from the store is checked like any outside bytes.
+absl::StatusOr<v1::TicketKeySet> Parse(absl::string_view ns, const StoredRing& stored) {
+  v1::TicketKeySet ring;
+  absl::Status status;
+  if (!ring.ParseFromArray(stored.ring.data(), static_cast<int>(stored.ring.size()))) {
+    status = absl::DataLossError("does not parse");
+  } else if (ring.version() != stored.version) {
+    status = absl::DataLossError("its version is not the one it was stored as");
+  } else {
+    status = ValidateRing(ring);
+  }
+  if (!status.ok()) {
+    WipeRing(&ring);
+    return absl::DataLossError(
+        absl::StrCat("the ticket key ring of namespace ", ns, ": ", status.message()));
+  }
+  return ring;
+}
+
+}  // namespace
+
+// One WatchTicketKeys stream: sends the newest ring it was given, one write at a time.
+class TicketKeyService::Watch final : public grpc::ServerWriteReactor<v1::TicketKeySet> {
+ public:
+  explicit Watch(TicketKeyService* service) : service_(service) {}
+
+  // Queues `ring` unless the stream already has it or a newer one.
+  void Push(const v1::TicketKeySet& ring) {
+    absl::MutexLock lock(&mu_);
+    if (finished_ || ring.version() <= queued_version_) return;
+    WipeRing(&pending_);
+    pending_ = ring;
+    queued_version_ = ring.version();
+    has_pending_ = true;
+    WriteNextLocked();
+  }
+
+  void End(const grpc::Status& status) {
+    absl::MutexLock lock(&mu_);
+    if (finished_) return;
+    finished_ = true;
+    Finish(status);
+  }
+
+  void OnWriteDone(bool ok) override {
+    absl::MutexLock lock(&mu_);
+    writing_ = false;
+    WipeRing(&sent_);
+    if (!ok) {
+      if (!finished_) {
+        finished_ = true;
+        Finish(grpc::Status(grpc::StatusCode::UNAVAILABLE, "watch stream broke"));
+      }
+      return;
+    }
+    WriteNextLocked();
+  }
+
+  void OnCancel() override { End(grpc::Status::CANCELLED); }
+
+  void OnDone() override {
+    service_->Forget(this);
+    WipeRing(&pending_);
+    WipeRing(&sent_);
+    delete this;
+  }
+
+ private:
+  void WriteNextLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    if (writing_ || !has_pending_ || finished_) return;
+    sent_ = std::move(pending_);
+    pending_.Clear();
+    has_pending_ = false;
+    writing_ = true;
+    StartWrite(&sent_);
+  }
+
+  TicketKeyService* const service_;
+  absl::Mutex mu_;
+  v1::TicketKeySet pending_ ABSL_GUARDED_BY(mu_);
+  v1::TicketKeySet sent_ ABSL_GUARDED_BY(mu_);  // owned by gRPC while a write is out
+  uint64_t queued_version_ ABSL_GUARDED_BY(mu_) = 0;
+  bool has_pending_ ABSL_GUARDED_BY(mu_) = false;
+  bool writing_ ABSL_GUARDED_BY(mu_) = false;
+  bool finished_ ABSL_GUARDED_BY(mu_) = false;
+};
+
+TicketKeyService::TicketKeyService(Store* store, const TicketKeyOptions& options)
+    : store_(store), options_(options) {
+  loop_ = std::thread([this] { Loop(); });
+}
+
+TicketKeyService::~TicketKeyService() {
+  stop_.Notify();
+  loop_.join();
+}
+
+void TicketKeyService::Loop() {
+  while (!stop_.WaitForNotificationWithTimeout(options_.check_interval)) CheckRings();
+}
+
+void TicketKeyService::FetchRing(const std::string& ns, RingDone done) {
+  {
+    absl::MutexLock lock(&mu_);
+    namespaces_.insert(ns);
+  }
+  store_->GetRing(ns, absl::Now() + options_.store_timeout,
+                  [this, ns, done = std::move(done)](absl::StatusOr<StoredRing> stored) mutable {
+                    if (absl::IsNotFound(stored.status())) return CreateRing(ns, std::move(done));
+                    if (!stored.ok()) return std::move(done)(stored.status());
+                    std::move(done)(Parse(ns, *stored));
+                  });
+}
+
+void TicketKeyService::CreateRing(const std::string& ns, RingDone done) {
+  absl::StatusOr<v1::TicketKeySet> ring = NewRing(options_.clock->Now(), options_.policy);
+  if (!ring.ok()) return std::move(done)(ring.status());
+  absl::StatusOr<SecretBytes> bytes = Serialize(*ring);
+  if (!bytes.ok()) return std::move(done)(bytes.status());
+  // Of replicas creating the namespace's first ring at once, one swap lands; the others read
+  // the ring that did.
+  store_->SwapRing(ns, 0, ring->version(), bytes->view(), absl::Now() + options_.store_timeout,
+                   [this, ns, ring = *std::move(ring),
+                    done = std::move(done)](absl::StatusOr<bool> swapped) mutable {
+                     if (swapped.ok() && *swapped) {
+                       LogInfo("ticket keys: namespace %s has a new key ring", ns);
+                       return std::move(done)(std::move(ring));
+                     }
+                     WipeRing(&ring);
+                     if (!swapped.ok()) return std::move(done)(swapped.status());
+                     FetchRing(ns, std::move(done));
+                   });
+}
+
+void TicketKeyService::CheckRings() {
+  std::set<std::string> namespaces;
+  {
+    absl::MutexLock lock(&mu_);
+    namespaces = namespaces_;
+  }
+  for (const std::string& ns : namespaces) {
+    absl::StatusOr<StoredRing> stored = GetRingSync(*store_, ns, options_.store_timeout);
+    if (!stored.ok()) continue;  // not created yet, or the store is down: next time
+    absl::StatusOr<v1::TicketKeySet> ring = Parse(ns, *stored);
+    if (!ring.ok()) {
+      LogError("%s", ring.status().message());
+      continue;
+    }
+    const absl::Time now = options_.clock->Now();
+    if (RotationDue(*ring, now)) {
+      absl::StatusOr<v1::TicketKeySet> next = Rotate(*ring, now, options_.policy);
+      absl::StatusOr<SecretBytes> bytes =
+          next.ok() ? Serialize(*next) : absl::StatusOr<SecretBytes>(next.status());
+      absl::StatusOr<bool> swapped =
+          bytes.ok() ? SwapRingSync(*store_, ns, ring->version(), next->version(), bytes->view(),
+                                    options_.store_timeout)
+                     : absl::StatusOr<bool>(bytes.status());
+      if (swapped.ok() && *swapped) {
+        LogInfo("ticket keys: namespace %s rotated to version %d", ns, next->version());
+        WipeRing(&*ring);
+        ring = *std::move(next);
+      } else {
+        if (next.ok()) WipeRing(&*next);
+        if (!swapped.ok())
+          LogWarning("ticket keys: namespace %s: %s", ns, swapped.status().message());
+        // Another replica rotated first (or the store failed): its ring shows next time.
+      }
+    }
+    Publish(ns, *ring);
+    WipeRing(&*ring);
+  }
+}
+
+void TicketKeyService::Publish(const std::string& ns, const v1::TicketKeySet& ring) {
+  absl::MutexLock lock(&mu_);
+  auto range = watches_.equal_range(ns);
+  for (auto it = range.first; it != range.second; ++it) it->second->Push(ring);
+}
+
+void TicketKeyService::Forget(Watch* watch) {
+  absl::MutexLock lock(&mu_);
+  for (auto it = watches_.begin(); it != watches_.end(); ++it) {
+    if (it->second == watch) {
+      watches_.erase(it);
+      return;
+    }
+  }
+}
+
+void TicketKeyService::StopWatches() {
+  absl::MutexLock lock(&mu_);
+  for (auto& [ns, watch] : watches_) watch->End(grpc::Status::OK);
+}
+
+grpc::ServerUnaryReactor* TicketKeyService::GetTicketKeys(grpc::CallbackServerContext* context,
+                                                          const v1::TicketKeysRequest* request,
+                                                          v1::TicketKeySet* response) {
+  if (absl::Status s = ValidateNamespace(request->namespace_()); !s.ok()) {
+    grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+    reactor->Finish(ToGrpcStatus(s));
+    return reactor;
+  }
+  auto* reactor = new CleanupReactor([response] { WipeRing(response); });
+  FetchRing(request->namespace_(), [reactor, response](absl::StatusOr<v1::TicketKeySet> ring) {
+    if (!ring.ok()) return reactor->Finish(ToGrpcStatus(ring.status()));
+    *response = *std::move(ring);
+    reactor->Finish(grpc::Status::OK);
+  });
+  return reactor;
+}
+
+grpc::ServerWriteReactor<v1::TicketKeySet>* TicketKeyService::WatchTicketKeys(
+    grpc::CallbackServerContext* /*context*/, const v1::TicketKeysRequest* request) {
+  auto* watch = new Watch(this);
+  const std::string ns = request->namespace_();
+  if (absl::Status s = ValidateNamespace(ns); !s.ok()) {
+    watch->End(ToGrpcStatus(s));
+    return watch;
+  }
+  {
+    absl::MutexLock lock(&mu_);
+    watches_.emplace(ns, watch);
+  }
+  // The first message: the ring as it is now (through Publish, so that a stream that ended
+  // meanwhile is not touched).
+  FetchRing(ns, [this, ns](absl::StatusOr<v1::TicketKeySet> ring) {
+    if (!ring.ok()) return;  // the loop publishes it once the store answers
+    Publish(ns, *ring);
+    WipeRing(&*ring);
+  });
+  return watch;
+}
+
+}  // namespace tlscache::server
