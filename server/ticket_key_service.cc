@@ -144,7 +144,8 @@ void TicketKeyService::CreateRing(const std::string& ns, RingDone done) {
   if (!bytes.ok()) return std::move(done)(bytes.status());
   // Of replicas creating the namespace's first ring at once, one swap lands; the others read
   // the ring that did.
-  store_->SwapRing(ns, 0, ring->version(), bytes->view(), absl::Now() + options_.store_timeout,
+  const uint64_t version = ring->version();  // read before the ring moves into the callback
+  store_->SwapRing(ns, 0, version, bytes->view(), absl::Now() + options_.store_timeout,
                    [this, ns, ring = *std::move(ring),
                     done = std::move(done)](absl::StatusOr<bool> swapped) mutable {
                      if (swapped.ok() && *swapped) {

@@ -6,6 +6,7 @@ failure) when the Farm closes.
 """
 
 import os
+import random
 import shutil
 import signal
 import socket
@@ -50,15 +51,14 @@ def preload_environment(env):
 
 
 def free_port(ips=("127.0.0.1",)):
-    """A TCP port free on every address in `ips` a moment ago."""
-    for _ in range(100):
-        with socket.socket() as probe:
-            probe.bind((ips[0], 0))
-            port = probe.getsockname()[1]
+    """A TCP port free on every address in `ips` a moment ago. Taken below the kernel's
+    ephemeral range, where the many short client connections of a test take their source
+    ports: a port picked there can be in use again by the time a server binds it."""
+    for _ in range(200):
+        port = random.randint(20000, 32000)
         try:
             for ip in ips:
                 with socket.socket() as s:
-                    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
                     s.bind((ip, port))
             return port
         except OSError:

@@ -1,0 +1,171 @@
+// tlscache.v1.TicketKeys through real gRPC channels: rings created once, shared by replicas on
+// one Redis, rotated once per interval whatever the number of replicas, pushed to watchers.
+#include <signal.h>
+
+#include <memory>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "absl/strings/escaping.h"
+#include "absl/time/clock.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "server/cache_server.h"
+#include "server/store_factory.h"
+#include "tests/testing/grpc_probe.h"
+#include "tests/testing/redis_server.h"
+#include "tlscache/v1/ticket_keys.grpc.pb.h"
+
+namespace tlscache::server {
+namespace {
+
+using ::testing::HasSubstr;
+using ::testing::Not;
+using ::tlscache::testing::RedisServer;
+using v1::TicketKey;
+
+std::unique_ptr<CacheServer> StartReplica(const std::string& store_url, absl::Duration rotation) {
+  StoreConfig store;
+  store.url = store_url;
+  auto created = CreateStore(store);
+  EXPECT_TRUE(created.ok()) << created.status();
+  CacheServerOptions options;
+  options.listen = "127.0.0.1:0";
+  options.ticket_keys.policy.rotation = rotation;
+  options.ticket_keys.policy.decrypt_window = rotation * 3;
+  options.ticket_keys.check_interval = absl::Milliseconds(20);
+  auto server = CacheServer::Start(options, *std::move(created));
+  EXPECT_TRUE(server.ok()) << server.status();
+  return server.ok() ? *std::move(server) : nullptr;
+}
+
+absl::StatusOr<v1::TicketKeySet> GetKeys(int port, const std::string& ns) {
+  auto stub = v1::TicketKeys::NewStub(testing::Connect(port));
+  v1::TicketKeysRequest request;
+  request.set_namespace_(ns);
+  v1::TicketKeySet ring;
+  grpc::ClientContext context;
+  context.set_deadline(absl::ToChronoTime(absl::Now() + absl::Seconds(5)));
+  grpc::Status status = stub->GetTicketKeys(&context, request, &ring);
+  if (!status.ok()) {
+    return absl::Status(static_cast<absl::StatusCode>(status.error_code()), status.error_message());
+  }
+  return ring;
+}
+
+std::vector<std::string> Names(const v1::TicketKeySet& ring) {
+  std::vector<std::string> names;
+  for (const TicketKey& key : ring.keys()) names.push_back(key.name());
+  return names;
+}
+
+TEST(TicketKeysGrpcTest, ARingIsCreatedOnFirstUseAndThenServedAsIs) {
+  auto server = StartReplica("memory", absl::Hours(1));
+  ASSERT_NE(server, nullptr);
+  auto first = GetKeys(server->port(), "edge");
+  ASSERT_TRUE(first.ok()) << first.status();
+  EXPECT_EQ(first->version(), 1u);
+  ASSERT_EQ(first->keys_size(), 2);
+  std::multiset<int> states;
+  for (const TicketKey& key : first->keys()) {
+    states.insert(key.state());
+    EXPECT_EQ(key.name().size(), 16u);
+    EXPECT_EQ(key.aes_key().size(), 32u);
+    EXPECT_EQ(key.hmac_key().size(), 32u);
+  }
+  EXPECT_EQ(states, (std::multiset<int>{TicketKey::PENDING, TicketKey::ACTIVE}));
+  auto again = GetKeys(server->port(), "edge");
+  ASSERT_TRUE(again.ok()) << again.status();
+  EXPECT_EQ(again->version(), 1u);
+  EXPECT_EQ(Names(*again), Names(*first));
+  auto other = GetKeys(server->port(), "other");
+  ASSERT_TRUE(other.ok());
+  EXPECT_NE(Names(*other), Names(*first));
+  auto bad = GetKeys(server->port(), "bad namespace");
+  EXPECT_TRUE(absl::IsInvalidArgument(bad.status()));
+  EXPECT_THAT(bad.status().message(), HasSubstr("namespace"));
+}
+
+TEST(TicketKeysGrpcTest, ReplicasOnOneRedisShareOneRingAndRotateOncePerInterval) {
+  std::unique_ptr<RedisServer> redis;
+  TLSCACHE_START_REDIS_OR_SKIP(redis);
+  const absl::Duration rotation = absl::Milliseconds(300);
+  auto a = StartReplica(redis->url(), rotation);
+  auto b = StartReplica(redis->url(), rotation);
+  ASSERT_NE(a, nullptr);
+  ASSERT_NE(b, nullptr);
+  ASSERT_TRUE(GetKeys(a->port(), "edge").ok());
+  const absl::Time start = absl::Now();
+  uint64_t last_version = 0;
+  while (absl::Now() - start < absl::Milliseconds(2100)) {
+    auto from_a = GetKeys(a->port(), "edge");
+    auto from_b = GetKeys(b->port(), "edge");
+    ASSERT_TRUE(from_a.ok() && from_b.ok());
+    for (const auto& ring : {*from_a, *from_b}) {
+      EXPECT_GE(ring.version(), last_version);  // never goes back
+    }
+    if (from_a->version() == from_b->version()) {
+      EXPECT_EQ(Names(*from_a), Names(*from_b)) << "two rings for version " << from_a->version();
+    }
+    last_version = std::max(from_a->version(), from_b->version());
+    absl::SleepFor(absl::Milliseconds(25));
+  }
+  // Seven intervals of 300 ms: one rotation each, not two (one per replica).
+  EXPECT_GE(last_version, 6u);
+  EXPECT_LE(last_version, 9u);
+}
+
+TEST(TicketKeysGrpcTest, AWatchReceivesTheRingThenEveryRotation) {
+  auto server = StartReplica("memory", absl::Milliseconds(200));
+  ASSERT_NE(server, nullptr);
+  auto stub = v1::TicketKeys::NewStub(testing::Connect(server->port()));
+  grpc::ClientContext context;
+  context.set_deadline(absl::ToChronoTime(absl::Now() + absl::Seconds(10)));
+  v1::TicketKeysRequest request;
+  request.set_namespace_("edge");
+  auto stream = stub->WatchTicketKeys(&context, request);
+  std::vector<v1::TicketKeySet> rings;
+  v1::TicketKeySet ring;
+  while (rings.size() < 5 && stream->Read(&ring)) rings.push_back(ring);
+  context.TryCancel();
+  ASSERT_EQ(rings.size(), 5u);
+  for (size_t i = 1; i < rings.size(); ++i) {
+    EXPECT_EQ(rings[i].version(), rings[i - 1].version() + 1);
+    // The key that was PENDING is now ACTIVE: every watcher had it before it encrypted.
+    std::string pending;
+    for (const TicketKey& key : rings[i - 1].keys()) {
+      if (key.state() == TicketKey::PENDING) pending = key.name();
+    }
+    bool promoted = false;
+    for (const TicketKey& key : rings[i].keys()) {
+      promoted = promoted || (key.state() == TicketKey::ACTIVE && key.name() == pending);
+    }
+    EXPECT_TRUE(promoted) << "version " << rings[i].version();
+  }
+}
+
+TEST(TicketKeysGrpcTest, RotationsAreLoggedWithoutKeyBytes) {
+  auto process = testing::StartServerProcess({"--ticket_rotation=1s"});
+  ASSERT_TRUE(process.ok()) << process.status();
+  auto ring = GetKeys(process->port, "edge");
+  ASSERT_TRUE(ring.ok());
+  ASSERT_TRUE(process->process->WaitForOutput("rotated to version 2", absl::Seconds(10)).ok());
+  auto rotated = GetKeys(process->port, "edge");
+  ASSERT_TRUE(rotated.ok());
+  process->process->Signal(SIGTERM);
+  ASSERT_TRUE(process->process->Wait(absl::Seconds(15)).ok());
+  const std::string log = *process->process->FullOutput(absl::Seconds(5));
+  for (const auto* r : {&*ring, &*rotated}) {
+    for (const TicketKey& key : r->keys()) {
+      for (const std::string& secret : {key.aes_key(), key.hmac_key()}) {
+        EXPECT_THAT(log, Not(HasSubstr(secret)));
+        EXPECT_THAT(log, Not(HasSubstr(absl::BytesToHexString(secret))));
+        EXPECT_THAT(log, Not(HasSubstr(absl::Base64Escape(secret))));
+      }
+    }
+  }
+}
+
+}  // namespace
+}  // namespace tlscache::server
