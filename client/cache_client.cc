@@ -9,6 +9,7 @@
 
 #include <condition_variable>
 #include <deque>
+#include <map>
 #include <mutex>
 #include <thread>
 #include <utility>
@@ -101,6 +102,10 @@ class CacheClient::ProcessState {
 
   ~ProcessState() {
     std::unique_lock<std::mutex> lock(mu_);
+    std::map<std::string, std::unique_ptr<TicketKeyFollower>> followers = std::move(followers_);
+    lock.unlock();
+    followers.clear();  // each ends its watch and joins
+    lock.lock();
     stopping_ = true;
     counters_.queue_drops += queue_.size();
     queue_.clear();
@@ -134,6 +139,17 @@ class CacheClient::ProcessState {
       ++in_flight_;
     }
     Start(call.release());
+  }
+
+  std::shared_ptr<const TicketKeySnapshot> TicketKeys(absl::string_view ns) {
+    std::unique_lock<std::mutex> lock(mu_);
+    std::unique_ptr<TicketKeyFollower>& follower = followers_[std::string(ns)];
+    const bool first = follower == nullptr;
+    if (first) follower = std::make_unique<TicketKeyFollower>(channel_, std::string(ns));
+    TicketKeyFollower* found = follower.get();
+    lock.unlock();
+    // A process's first handshake waits, like a lookup, for the ring it cannot work without.
+    return first ? found->AwaitFirst(options_.lookup_timeout) : found->Current();
   }
 
   bool Flush(absl::Duration timeout) {
@@ -220,6 +236,7 @@ class CacheClient::ProcessState {
   int in_flight_ = 0;
   bool stopping_ = false;
   std::thread sender_;
+  std::map<std::string, std::unique_ptr<TicketKeyFollower>> followers_;  // guarded by mu_
 };
 
 absl::StatusOr<std::shared_ptr<CacheClient>> CacheClient::Create(const ClientOptions& options) {
@@ -364,6 +381,11 @@ void CacheClient::Enqueue(std::unique_ptr<QueuedCall> call) {
     return;
   }
   state->Enqueue(std::move(call));
+}
+
+std::shared_ptr<const TicketKeySnapshot> CacheClient::TicketKeys(absl::string_view ns) {
+  ProcessState* state = State();
+  return state == nullptr ? nullptr : state->TicketKeys(ns);
 }
 
 bool CacheClient::Flush(absl::Duration timeout) {

@@ -24,6 +24,7 @@
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
 #include "client/circuit_breaker.h"
+#include "client/ticket_key_follower.h"
 #include "common/secret_bytes.h"
 
 namespace tlscache::client {
@@ -69,6 +70,11 @@ class CacheClient {
   void Put(absl::string_view ns, absl::string_view session_id, SecretBytes session,
            uint32_t ttl_seconds);
   void Delete(absl::string_view ns, absl::string_view session_id);
+
+  // The namespace's farm ticket key ring as this process last received it; null until the
+  // first one arrives. The first call in a process starts following the ring and waits up to
+  // the lookup timeout for it (once: later calls never block).
+  std::shared_ptr<const TicketKeySnapshot> TicketKeys(absl::string_view ns);
 
   // Waits until everything queued so far was answered; false after `timeout`.
   bool Flush(absl::Duration timeout);

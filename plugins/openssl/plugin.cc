@@ -1,8 +1,12 @@
 #include "plugins/openssl/plugin.h"
 
+#include <openssl/core_names.h>
+#include <openssl/evp.h>
+#include <openssl/rand.h>
 #include <openssl/ssl.h>
 
 #include <atomic>
+#include <cstring>
 #include <ctime>
 #include <limits>
 #include <map>
@@ -31,7 +35,8 @@ struct CtxState {
   NewCallback app_new = nullptr;
   GetCallback app_get = nullptr;
   RemoveCallback app_remove = nullptr;
-  std::atomic<uint64_t> stored{0}, skipped{0}, resumed{0}, rejected{0}, deleted{0};
+  std::atomic<uint64_t> stored{0}, skipped{0}, resumed{0}, rejected{0}, deleted{0},
+      tickets_issued{0};
 };
 
 void FreeCtxState(void* /*parent*/, void* ptr, CRYPTO_EX_DATA* /*ad*/, int /*idx*/, long /*argl*/,
@@ -201,16 +206,50 @@ void RemoveSessionCallback(SSL_CTX* ctx, SSL_SESSION* session) noexcept {
   }
 }
 
+// tickets=farm: RFC 5077 tickets (TLS 1.2) and TLS 1.3 stateless tickets under the farm's key
+// ring. Encrypts with the ACTIVE key; decrypts with any key of the ring found by name, asking
+// for a new ticket (2) when that key is no longer the ACTIVE one; 0 (no ticket issued, or a
+// full handshake) while this process has no ring yet, or for a name the ring does not have.
+int TicketKeyCallback(SSL* ssl, unsigned char name[16], unsigned char iv[EVP_MAX_IV_LENGTH],
+                      EVP_CIPHER_CTX* cipher, EVP_MAC_CTX* mac, int enc) noexcept {
+  try {
+    CtxState* state = StateOf(ssl);
+    if (state == nullptr) return 0;
+    std::shared_ptr<const client::TicketKeySnapshot> ring =
+        state->client->TicketKeys(state->config.ns);
+    if (ring == nullptr) return 0;
+    const client::TicketKeyMaterial* key = enc == 1 ? ring->Active() : ring->Find(name);
+    if (key == nullptr) return 0;
+    OSSL_PARAM params[] = {
+        OSSL_PARAM_construct_octet_string(
+            OSSL_MAC_PARAM_KEY, const_cast<uint8_t*>(key->hmac_key.data()), key->hmac_key.size()),
+        OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST, const_cast<char*>("SHA256"), 0),
+        OSSL_PARAM_construct_end()};
+    if (enc == 1) {
+      if (RAND_bytes(iv, EVP_CIPHER_get_iv_length(EVP_aes_256_cbc())) != 1) return 0;
+      std::memcpy(name, key->name.data(), key->name.size());
+      if (EVP_EncryptInit_ex(cipher, EVP_aes_256_cbc(), nullptr, key->aes_key.data(), iv) != 1 ||
+          EVP_MAC_CTX_set_params(mac, params) != 1) {
+        return 0;
+      }
+      state->tickets_issued++;
+      return 1;
+    }
+    if (EVP_MAC_CTX_set_params(mac, params) != 1 ||
+        EVP_DecryptInit_ex(cipher, EVP_aes_256_cbc(), nullptr, key->aes_key.data(), iv) != 1) {
+      return 0;
+    }
+    return key->active ? 1 : 2;
+  } catch (...) {
+    return 0;
+  }
+}
+
 }  // namespace
 
 absl::Status Attach(SSL_CTX* ctx, const PluginConfig& config, AttachReport* report) {
   if (ctx == nullptr) return absl::InvalidArgumentError("no SSL_CTX");
   if (CtxIndex() < 0 || SslIndex() < 0) return absl::InternalError("no ex_data index");
-  if (config.tickets == TicketMode::kFarm) {
-    return absl::UnimplementedError(
-        "tickets: 'farm' (a farm-wide ticket key ring) is not available in this version; use "
-        "tickets=off");
-  }
   client::ClientOptions options;
   options.addr = config.addr;
   options.lookup_timeout = config.timeout;
@@ -256,6 +295,10 @@ absl::Status Attach(SSL_CTX* ctx, const PluginConfig& config, AttachReport* repo
   }
   SSL_CTX_set_session_cache_mode(ctx, mode | SSL_SESS_CACHE_SERVER);
   if (config.tickets == TicketMode::kOff) SSL_CTX_set_options(ctx, SSL_OP_NO_TICKET);
+  if (config.tickets == TicketMode::kFarm) {
+    SSL_CTX_clear_options(ctx, SSL_OP_NO_TICKET);
+    SSL_CTX_set_tlsext_ticket_key_evp_cb(ctx, TicketKeyCallback);
+  }
   SkipInternalLookupForAntiReplay(ctx);
   SSL_CTX_sess_set_new_cb(ctx, NewSessionCallback);
   SSL_CTX_sess_set_get_cb(ctx, GetSessionCallback);

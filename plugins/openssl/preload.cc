@@ -79,6 +79,10 @@ void OnServerConnection(SSL* ssl) noexcept {
           Say("TLSCACHE_SID_CTX: the session ID context is set for every server context, in "
               "place of the application's");
         }
+        if (config->tickets == TicketMode::kFarm && !said_tickets.exchange(true)) {
+          Say("TLSCACHE_TICKETS=farm: session tickets are encrypted under the farm's key ring, "
+              "in place of the application's ticket keys");
+        }
         if (config->tickets == TicketMode::kOff && !said_tickets.exchange(true)) {
           Say(absl::StrCat("TLSCACHE_TICKETS=off: TLS 1.3 uses stateful tickets kept in the cache",
                            report.tickets_turned_off

@@ -83,6 +83,59 @@ class RoundRobinResumptionTest(FarmTestCase):
             self.assertIn("node node2", second)
 
 
+class FarmTicketKeysTest(FarmTestCase):
+    """tickets=farm: stateless tickets under the farm's key ring, rotated by the service."""
+
+    def ticket_farm(self, rotation="1h", window="12h"):
+        redis = self.farm.redis()
+        cache = self.farm.start("cache", [tlsfarm.built("tlscache-server"),
+                                          f"--listen=127.0.0.1:{tlsfarm.free_port()}",
+                                          f"--store=redis://127.0.0.1:{redis.port}",
+                                          f"--ticket_rotation={rotation}",
+                                          f"--ticket_decrypt_window={window}"])
+        addr = cache.argv[1].split("=", 1)[1]
+        tlsfarm.wait_for_port(*addr.split(":")[0:1], int(addr.split(":")[1]),
+                              process=cache.popen)
+        port = self.farm.nodes(tlscache=f"addr={addr};tickets=farm")
+        lb = self.farm.haproxy(port)
+        warm = tlsfarm.Client(ssl.TLSVersion.TLSv1_3)
+        for _ in range(6):  # each node fetches the ring on its first handshake
+            warm.connect("127.0.0.1", lb)
+        return cache, port, lb
+
+    def test_every_node_decrypts_every_nodes_tickets(self):
+        _, _, lb = self.ticket_farm()
+        for name, rate in self.resumption(lb, "farm tickets").items():
+            self.assertGreaterEqual(rate, 0.99, name)
+
+    def test_rotations_during_a_run_lose_no_resumption(self):
+        cache, _, lb = self.ticket_farm(rotation="1s", window="3s")
+        client = tlsfarm.Client(ssl.TLSVersion.TLSv1_3)
+        client.connect("127.0.0.1", lb)
+        start = time.monotonic()
+        results = [client.connect("127.0.0.1", lb)[0] for _ in range(500)]
+        elapsed = time.monotonic() - start
+        while time.monotonic() - start < 5.0:  # several rotations inside the run
+            results.append(client.connect("127.0.0.1", lb)[0])
+        rotations = cache.output().count("rotated to version")
+        rate = sum(results) / len(results)
+        self.report(f"{len(results)} reconnects over {time.monotonic() - start:.1f} s "
+                    f"(500 in {elapsed:.1f} s), {rotations} rotations: {rate:.1%} resumed")
+        self.assertGreaterEqual(rotations, 3)
+        self.assertGreaterEqual(rate, 0.99)
+
+    def test_a_ticket_older_than_the_decrypt_window_is_refused(self):
+        _, _, lb = self.ticket_farm(rotation="1s", window="1s")
+        client = tlsfarm.Client(ssl.TLSVersion.TLSv1_2)
+        client.connect("127.0.0.1", lb)
+        self.assertTrue(client.connect("127.0.0.1", lb)[0])  # fresh: resumes
+        old = client.session
+        # Its key becomes decrypt-only at the next rotation and is dropped a window later.
+        time.sleep(3.5)
+        client.session = old
+        self.assertFalse(client.connect("127.0.0.1", lb)[0])
+
+
 class FaultTest(FarmTestCase):
     def test_without_a_cache_server_every_handshake_succeeds(self):
         # tlscache configured, but nothing listens at its address.
@@ -97,11 +150,15 @@ class FaultTest(FarmTestCase):
 
     def test_cache_killed_mid_run_fails_no_handshake_and_recovers_after_restart(self):
         cache, _, lb = self.cached_farm()
-        client = tlsfarm.Client(ssl.TLSVersion.TLSv1_2)
+        # TLS 1.3 with stateful tickets: every connection brings a new ticket that only the
+        # cache can hand to the next node, so resumption shows whether the cache is there.
+        client = tlsfarm.Client(ssl.TLSVersion.TLSv1_3)
         failures, slowest, handshakes = [], 0.0, 0
         stop = threading.Event()
         resumed_after_restart = threading.Event()
         restarted_at = [None]
+        killed = [False]
+        full_while_down = [0]
 
         def load():
             nonlocal slowest, handshakes
@@ -110,6 +167,8 @@ class FaultTest(FarmTestCase):
                     resumed, _, seconds = client.connect("127.0.0.1", lb)
                     handshakes += 1
                     slowest = max(slowest, seconds)
+                    if killed[0] and restarted_at[0] is None and not resumed:
+                        full_while_down[0] += 1
                     if resumed and restarted_at[0] is not None:
                         resumed_after_restart.set()
                 except Exception as e:  # any failed handshake fails the test
@@ -120,6 +179,7 @@ class FaultTest(FarmTestCase):
         try:
             time.sleep(1.0)
             cache.kill()
+            killed[0] = True
             time.sleep(2.0)
             self.farm.cache(store=cache.argv[-1].split("=", 1)[1], port=cache.port)
             restarted_at[0] = time.monotonic()
@@ -129,8 +189,10 @@ class FaultTest(FarmTestCase):
             stop.set()
             worker.join()
         self.report(f"{handshakes} handshakes, {len(failures)} failed, slowest "
-                    f"{slowest * 1000:.1f} ms; resumed again {recovery:.2f} s after restart")
+                    f"{slowest * 1000:.1f} ms, {full_while_down[0]} full while the cache was "
+                    f"down; resumed again {recovery:.2f} s after restart")
         self.assertEqual(failures, [])
+        self.assertGreater(full_while_down[0], 0)  # the cache really was in the path
         self.assertLess(slowest, 0.050)
         self.assertTrue(recovered, "no resumption within 15 s of the restart")
 

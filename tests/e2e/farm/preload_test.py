@@ -16,9 +16,10 @@ from farm_test import RECONNECTS, FarmTestCase  # noqa: E402
 
 
 class NginxPreloadTest(FarmTestCase):
-    def nginx_farm(self, env, shared_cache=False):
+    def nginx_farm(self, env, shared_cache=False, tickets=False):
         port = tlsfarm.free_port(tlsfarm.NODE_IPS)
-        nodes = [self.farm.nginx(ip, port, f"node{i + 1}", env=env, shared_cache=shared_cache)
+        nodes = [self.farm.nginx(ip, port, f"node{i + 1}", env=env, shared_cache=shared_cache,
+                                 tickets=tickets)
                  for i, ip in enumerate(tlsfarm.NODE_IPS)]
         lb = self.farm.haproxy(port)
         warm = tlsfarm.Client(ssl.TLSVersion.TLSv1_3)
@@ -63,6 +64,23 @@ class NginxPreloadTest(FarmTestCase):
         client.connect(tlsfarm.NODE_IPS[0], port)
         resumed = [client.connect(tlsfarm.NODE_IPS[0], port)[0] for _ in range(10)]
         self.assertEqual(resumed, [True] * 10)
+
+    def test_nginx_with_its_default_tickets_on_uses_the_farm_key_ring(self):
+        cache = self.farm.cache()
+        nodes, _, lb = self.nginx_farm({"TLSCACHE_ADDR": cache.addr, "TLSCACHE_TICKETS": "farm"},
+                                       tickets=True)
+        for name, rate in self.resumption(lb, "nginx tickets on + farm key ring").items():
+            self.assertGreaterEqual(rate, 0.99, name)
+        log = open(os.path.join(nodes[0].prefix, "logs", "error.log")).read()
+        self.assertIn("TLSCACHE_TICKETS=farm", log)
+
+    def test_nginx_tickets_on_without_the_preload_do_not_travel(self):
+        port = tlsfarm.free_port(tlsfarm.NODE_IPS)
+        for i, ip in enumerate(tlsfarm.NODE_IPS):
+            self.farm.nginx(ip, port, f"node{i + 1}", tickets=True)
+        lb = self.farm.haproxy(port)
+        for name, rate in self.resumption(lb, "stock nginx, own ticket keys").items():
+            self.assertLessEqual(rate, 0.05, name)
 
     def test_without_the_preload_round_robin_defeats_nginx_caches(self):
         port = tlsfarm.free_port(tlsfarm.NODE_IPS)

@@ -163,13 +163,14 @@ class Farm:
         wait_for_port(ip, port, process=process.popen)
         return process
 
-    def nginx(self, ip, port, name, env=None, shared_cache=False, workers=2):
+    def nginx(self, ip, port, name, env=None, shared_cache=False, workers=2, tickets=False):
         """Stock nginx (master and `workers` workers) serving TLS on ip:port; with `env`, run
         with the tlscache preload library and those TLSCACHE_* variables."""
         prefix = os.path.join(self.dir, name)
         os.makedirs(os.path.join(prefix, "logs"), exist_ok=True)
         config = os.path.join(prefix, "nginx.conf")
         cache = "ssl_session_cache shared:SSL:10m;" if shared_cache else ""
+        tickets = "" if tickets else "ssl_session_tickets off;"  # nginx's default is on
         with open(config, "w") as f:
             f.write(f"""daemon off;
 master_process on;
@@ -190,7 +191,7 @@ http {{
     ssl_certificate {self.cert};
     ssl_certificate_key {self.key};
     ssl_protocols TLSv1.2 TLSv1.3;
-    ssl_session_tickets off;
+    {tickets}
     {cache}
     location / {{
       return 200 "node {name} pid $pid $ssl_protocol $ssl_session_reused\n";
@@ -278,6 +279,9 @@ class Client:
         """One connection and request. Returns (resumed, node_line, handshake_seconds)."""
         start = time.monotonic()
         with socket.create_connection((ip, port), timeout=timeout) as raw:
+            # As browsers do: without it, the request written right after the client's
+            # Finished waits for a delayed ACK (40 ms) on every resumed TLS 1.2 connection.
+            raw.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             with self.context.wrap_socket(raw, session=self.session) as tls:
                 handshake = time.monotonic() - start
                 tls.sendall(REQUEST)

@@ -1,0 +1,133 @@
+#include "client/ticket_key_follower.h"
+
+#include <openssl/crypto.h>
+
+#include <cstring>
+#include <utility>
+
+#include "absl/time/clock.h"
+#include "tlscache/v1/ticket_keys.grpc.pb.h"
+
+namespace tlscache::client {
+namespace {
+
+// A ring as received, checked like any bytes from the network; null if it is not usable.
+std::shared_ptr<const TicketKeySnapshot> Convert(v1::TicketKeySet& ring) {
+  auto snapshot = std::make_shared<TicketKeySnapshot>();
+  snapshot->version = ring.version();
+  int active = 0;
+  bool ok = ring.keys_size() <= 64;
+  for (v1::TicketKey& key : *ring.mutable_keys()) {
+    TicketKeyMaterial material;
+    if (key.name().size() != material.name.size() ||
+        key.aes_key().size() != material.aes_key.size() ||
+        key.hmac_key().size() != material.hmac_key.size()) {
+      ok = false;
+    } else {
+      std::memcpy(material.name.data(), key.name().data(), material.name.size());
+      std::memcpy(material.aes_key.data(), key.aes_key().data(), material.aes_key.size());
+      std::memcpy(material.hmac_key.data(), key.hmac_key().data(), material.hmac_key.size());
+      material.active = key.state() == v1::TicketKey::ACTIVE;
+      active += material.active ? 1 : 0;
+      snapshot->keys.push_back(material);
+      OPENSSL_cleanse(&material, sizeof(material));
+    }
+    OPENSSL_cleanse(&(*key.mutable_aes_key())[0], key.aes_key().size());
+    OPENSSL_cleanse(&(*key.mutable_hmac_key())[0], key.hmac_key().size());
+  }
+  if (!ok || active != 1) return nullptr;
+  return snapshot;
+}
+
+}  // namespace
+
+TicketKeySnapshot::~TicketKeySnapshot() {
+  if (!keys.empty()) OPENSSL_cleanse(keys.data(), keys.size() * sizeof(TicketKeyMaterial));
+}
+
+const TicketKeyMaterial* TicketKeySnapshot::Active() const {
+  for (const TicketKeyMaterial& key : keys) {
+    if (key.active) return &key;
+  }
+  return nullptr;
+}
+
+const TicketKeyMaterial* TicketKeySnapshot::Find(const uint8_t name[16]) const {
+  const TicketKeyMaterial* found = nullptr;
+  for (const TicketKeyMaterial& key : keys) {  // every name compared: no early exit
+    if (CRYPTO_memcmp(key.name.data(), name, key.name.size()) == 0) found = &key;
+  }
+  return found;
+}
+
+TicketKeyFollower::TicketKeyFollower(std::shared_ptr<grpc::Channel> channel, std::string ns,
+                                     absl::Duration poll_interval)
+    : channel_(std::move(channel)), ns_(std::move(ns)), poll_interval_(poll_interval) {
+  thread_ = std::thread([this] { Run(); });
+}
+
+TicketKeyFollower::~TicketKeyFollower() {
+  {
+    absl::MutexLock lock(&mu_);
+    stopping_ = true;
+    if (watch_ != nullptr) watch_->TryCancel();
+    stop_cv_.SignalAll();
+  }
+  thread_.join();
+}
+
+std::shared_ptr<const TicketKeySnapshot> TicketKeyFollower::Current() const {
+  absl::MutexLock lock(&mu_);
+  return current_;
+}
+
+std::shared_ptr<const TicketKeySnapshot> TicketKeyFollower::AwaitFirst(
+    absl::Duration timeout) const {
+  absl::MutexLock lock(&mu_);
+  const absl::Time deadline = absl::Now() + timeout;
+  while (current_ == nullptr && !ring_cv_.WaitWithDeadline(&mu_, deadline)) {
+  }
+  return current_;
+}
+
+void TicketKeyFollower::Accept(std::shared_ptr<const TicketKeySnapshot> snapshot) {
+  if (snapshot == nullptr) return;
+  absl::MutexLock lock(&mu_);
+  if (current_ == nullptr || snapshot->version > current_->version) current_ = std::move(snapshot);
+  ring_cv_.SignalAll();
+}
+
+void TicketKeyFollower::Run() {
+  auto stub = v1::TicketKeys::NewStub(channel_);
+  v1::TicketKeysRequest request;
+  request.set_namespace_(ns_);
+  while (true) {
+    // Poll once (a ring at once, even when the stream cannot start), then follow the stream
+    // until it ends, then wait and start over.
+    {
+      grpc::ClientContext context;
+      context.set_deadline(absl::ToChronoTime(absl::Now() + absl::Seconds(2)));
+      v1::TicketKeySet ring;
+      if (stub->GetTicketKeys(&context, request, &ring).ok()) Accept(Convert(ring));
+    }
+    grpc::ClientContext watch;
+    {
+      absl::MutexLock lock(&mu_);
+      if (stopping_) return;
+      watch_ = &watch;
+    }
+    std::unique_ptr<grpc::ClientReader<v1::TicketKeySet>> stream =
+        stub->WatchTicketKeys(&watch, request);
+    v1::TicketKeySet ring;
+    while (stream->Read(&ring)) Accept(Convert(ring));
+    (void)stream->Finish();
+    absl::MutexLock lock(&mu_);
+    watch_ = nullptr;
+    const absl::Time until = absl::Now() + poll_interval_;
+    while (!stopping_ && !stop_cv_.WaitWithDeadline(&mu_, until)) {
+    }
+    if (stopping_) return;
+  }
+}
+
+}  // namespace tlscache::client

@@ -1,0 +1,76 @@
+// TicketKeyFollower: a TLS server process's copy of its namespace's farm ticket key ring.
+//
+// A background thread follows the ring through WatchTicketKeys, and while the stream is down
+// asks GetTicketKeys every `poll_interval`, so a node keeps up with rotations even when the
+// stream breaks. Handshakes read the current snapshot without blocking; until the first ring
+// arrives there is none (and the plugin issues no ticket rather than one under a local key).
+// Key bytes are wiped when a snapshot is dropped.
+//
+// Thread-safety: Current() may be called from any thread.
+#ifndef TLSCACHE_CLIENT_TICKET_KEY_FOLLOWER_H_
+#define TLSCACHE_CLIENT_TICKET_KEY_FOLLOWER_H_
+
+#include <grpcpp/channel.h>
+#include <grpcpp/client_context.h>
+
+#include <array>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/synchronization/notification.h"
+#include "absl/time/time.h"
+
+namespace tlscache::client {
+
+struct TicketKeyMaterial {
+  std::array<uint8_t, 16> name;
+  std::array<uint8_t, 32> aes_key;
+  std::array<uint8_t, 32> hmac_key;
+  bool active = false;  // encrypts; the others only decrypt
+};
+
+// One version of a ring. Immutable once published; wiped when the last holder drops it.
+struct TicketKeySnapshot {
+  ~TicketKeySnapshot();
+  uint64_t version = 0;
+  std::vector<TicketKeyMaterial> keys;
+
+  const TicketKeyMaterial* Active() const;
+  // The key called `name`, compared in constant time; null if the ring has none.
+  const TicketKeyMaterial* Find(const uint8_t name[16]) const;
+};
+
+class TicketKeyFollower {
+ public:
+  TicketKeyFollower(std::shared_ptr<grpc::Channel> channel, std::string ns,
+                    absl::Duration poll_interval = absl::Seconds(1));
+  ~TicketKeyFollower();  // ends the watch and joins the thread
+
+  std::shared_ptr<const TicketKeySnapshot> Current() const;
+  // Current(), waiting up to `timeout` for a first ring if there is none yet.
+  std::shared_ptr<const TicketKeySnapshot> AwaitFirst(absl::Duration timeout) const;
+
+ private:
+  void Run();
+  void Accept(std::shared_ptr<const TicketKeySnapshot> snapshot);
+
+  const std::shared_ptr<grpc::Channel> channel_;
+  const std::string ns_;
+  const absl::Duration poll_interval_;
+  mutable absl::Mutex mu_;
+  std::shared_ptr<const TicketKeySnapshot> current_ ABSL_GUARDED_BY(mu_);
+  grpc::ClientContext* watch_ ABSL_GUARDED_BY(mu_) = nullptr;  // to cancel on stop
+  bool stopping_ ABSL_GUARDED_BY(mu_) = false;
+  absl::CondVar stop_cv_;
+  mutable absl::CondVar ring_cv_;  // the first ring arrived
+  std::thread thread_;
+};
+
+}  // namespace tlscache::client
+
+#endif  // TLSCACHE_CLIENT_TICKET_KEY_FOLLOWER_H_
