@@ -165,36 +165,50 @@ void TicketKeyService::CheckRings() {
     namespaces = namespaces_;
   }
   for (const std::string& ns : namespaces) {
+    absl::StatusOr<v1::TicketKeySet> ring = Refresh(ns, /*force=*/false);
+    if (ring.ok()) WipeRing(&*ring);
+  }
+}
+
+absl::StatusOr<v1::TicketKeySet> TicketKeyService::Refresh(const std::string& ns, bool force) {
+  // Two tries: a forced rotation that loses its swap to another replica's rotation retries on
+  // the ring that won (an operator asked for one more rotation, not for none).
+  for (int attempt = 0; attempt < 2; ++attempt) {
     absl::StatusOr<StoredRing> stored = GetRingSync(*store_, ns, options_.store_timeout);
-    if (!stored.ok()) continue;  // not created yet, or the store is down: next time
+    if (!stored.ok()) return stored.status();  // not created yet, or the store is down
     absl::StatusOr<v1::TicketKeySet> ring = Parse(ns, *stored);
     if (!ring.ok()) {
       LogError("%s", ring.status().message());
-      continue;
+      return ring.status();
     }
     const absl::Time now = options_.clock->Now();
-    if (RotationDue(*ring, now)) {
-      absl::StatusOr<v1::TicketKeySet> next = Rotate(*ring, now, options_.policy);
-      absl::StatusOr<SecretBytes> bytes =
-          next.ok() ? Serialize(*next) : absl::StatusOr<SecretBytes>(next.status());
-      absl::StatusOr<bool> swapped =
-          bytes.ok() ? SwapRingSync(*store_, ns, ring->version(), next->version(), bytes->view(),
-                                    options_.store_timeout)
-                     : absl::StatusOr<bool>(bytes.status());
-      if (swapped.ok() && *swapped) {
-        LogInfo("ticket keys: namespace %s rotated to version %d", ns, next->version());
-        WipeRing(&*ring);
-        ring = *std::move(next);
-      } else {
-        if (next.ok()) WipeRing(&*next);
-        if (!swapped.ok())
-          LogWarning("ticket keys: namespace %s: %s", ns, swapped.status().message());
-        // Another replica rotated first (or the store failed): its ring shows next time.
-      }
+    if (!force && !RotationDue(*ring, now)) {
+      Publish(ns, *ring);
+      return ring;
     }
-    Publish(ns, *ring);
+    absl::StatusOr<v1::TicketKeySet> next = Rotate(*ring, now, options_.policy);
+    if (!next.ok()) {
+      WipeRing(&*ring);
+      return next.status();
+    }
+    absl::StatusOr<SecretBytes> bytes = Serialize(*next);
+    absl::StatusOr<bool> swapped = bytes.ok()
+                                       ? SwapRingSync(*store_, ns, ring->version(), next->version(),
+                                                      bytes->view(), options_.store_timeout)
+                                       : absl::StatusOr<bool>(bytes.status());
     WipeRing(&*ring);
+    if (swapped.ok() && *swapped) {
+      LogInfo("ticket keys: namespace %s rotated to version %d%s", ns, next->version(),
+              force ? " (on request)" : "");
+      Publish(ns, *next);
+      return next;
+    }
+    WipeRing(&*next);
+    if (!swapped.ok()) return swapped.status();
+    if (!force) return Refresh(ns, false);  // another replica rotated first: serve its ring
   }
+  return absl::AbortedError(
+      absl::StrCat("ticket keys of namespace ", ns, " changed under two rotations in a row"));
 }
 
 void TicketKeyService::Publish(const std::string& ns, const v1::TicketKeySet& ring) {
@@ -231,6 +245,30 @@ grpc::ServerUnaryReactor* TicketKeyService::GetTicketKeys(grpc::CallbackServerCo
     if (!ring.ok()) return reactor->Finish(ToGrpcStatus(ring.status()));
     *response = *std::move(ring);
     reactor->Finish(grpc::Status::OK);
+  });
+  return reactor;
+}
+
+grpc::ServerUnaryReactor* TicketKeyService::RotateTicketKeys(grpc::CallbackServerContext* context,
+                                                             const v1::TicketKeysRequest* request,
+                                                             v1::TicketKeySet* response) {
+  if (absl::Status s = ValidateNamespace(request->namespace_()); !s.ok()) {
+    grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+    reactor->Finish(ToGrpcStatus(s));
+    return reactor;
+  }
+  auto* reactor = new CleanupReactor([response] { WipeRing(response); });
+  // Make sure the ring exists, then rotate it off the gRPC thread: Refresh blocks on the store.
+  const std::string ns = request->namespace_();
+  FetchRing(ns, [this, ns, reactor, response](absl::StatusOr<v1::TicketKeySet> ring) {
+    if (!ring.ok()) return reactor->Finish(ToGrpcStatus(ring.status()));
+    WipeRing(&*ring);
+    std::thread([this, ns, reactor, response] {
+      absl::StatusOr<v1::TicketKeySet> rotated = Refresh(ns, /*force=*/true);
+      if (!rotated.ok()) return reactor->Finish(ToGrpcStatus(rotated.status()));
+      *response = *std::move(rotated);
+      reactor->Finish(grpc::Status::OK);
+    }).detach();
   });
   return reactor;
 }

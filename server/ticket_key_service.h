@@ -49,12 +49,19 @@ class TicketKeyService final : public v1::TicketKeys::CallbackService {
                                           v1::TicketKeySet* response) override;
   grpc::ServerWriteReactor<v1::TicketKeySet>* WatchTicketKeys(
       grpc::CallbackServerContext* context, const v1::TicketKeysRequest* request) override;
+  grpc::ServerUnaryReactor* RotateTicketKeys(grpc::CallbackServerContext* context,
+                                             const v1::TicketKeysRequest* request,
+                                             v1::TicketKeySet* response) override;
 
   // Ends every watch stream (before a server shuts down).
   void StopWatches();
 
   // Re-reads every served ring now and rotates what is due. The loop calls it; tests too.
   void CheckRings();
+
+  // Reads the namespace's ring and rotates it if `force` or due, by compare-and-set; then
+  // publishes it to this replica's watchers. Blocking: for the loop and an operator's rotation.
+  absl::StatusOr<v1::TicketKeySet> Refresh(const std::string& ns, bool force);
 
  private:
   class Watch;

@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "absl/strings/escaping.h"
+#include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
@@ -145,7 +146,7 @@ TEST(TicketKeysGrpcTest, AWatchReceivesTheRingThenEveryRotation) {
   }
 }
 
-TEST(TicketKeysGrpcTest, RotationsAreLoggedWithoutKeyBytes) {
+TEST(TicketKeysGrpcTest, NeitherTheLogNorKeysShowHoldKeyBytes) {
   auto process = testing::StartServerProcess({"--ticket_rotation=1s"});
   ASSERT_TRUE(process.ok()) << process.status();
   auto ring = GetKeys(process->port, "edge");
@@ -153,9 +154,18 @@ TEST(TicketKeysGrpcTest, RotationsAreLoggedWithoutKeyBytes) {
   ASSERT_TRUE(process->process->WaitForOutput("rotated to version 2", absl::Seconds(10)).ok());
   auto rotated = GetKeys(process->port, "edge");
   ASSERT_TRUE(rotated.ok());
+  auto ctl = testing::Subprocess::Start({testing::BuiltBinary("tlscachectl"),
+                                         absl::StrCat("--addr=127.0.0.1:", process->port),
+                                         "--namespace=edge", "keys", "show"});
+  ASSERT_TRUE(ctl.ok());
+  ASSERT_EQ(*(*ctl)->Wait(absl::Seconds(10)), 0);
+  const std::string shown = *(*ctl)->FullOutput(absl::Seconds(5));
+  for (const TicketKey& key : rotated->keys()) {
+    EXPECT_THAT(shown, HasSubstr(absl::BytesToHexString(key.name())));
+  }
   process->process->Signal(SIGTERM);
   ASSERT_TRUE(process->process->Wait(absl::Seconds(15)).ok());
-  const std::string log = *process->process->FullOutput(absl::Seconds(5));
+  const std::string log = *process->process->FullOutput(absl::Seconds(5)) + shown;
   for (const auto* r : {&*ring, &*rotated}) {
     for (const TicketKey& key : r->keys()) {
       for (const std::string& secret : {key.aes_key(), key.hmac_key()}) {

@@ -6,6 +6,7 @@ real farm), HAProxy in TCP mode, and real clients (Python's ssl module, openssl 
 
 import os
 import ssl
+import subprocess
 import sys
 import threading
 import time
@@ -122,6 +123,38 @@ class FarmTicketKeysTest(FarmTestCase):
         self.report(f"{len(results)} reconnects over {time.monotonic() - start:.1f} s "
                     f"(500 in {elapsed:.1f} s), {rotations} rotations: {rate:.1%} resumed")
         self.assertGreaterEqual(rotations, 3)
+        self.assertGreaterEqual(rate, 0.99)
+
+    def test_three_operator_rotations_a_second_apart_lose_no_resumption(self):
+        cache, _, lb = self.ticket_farm()
+        addr = cache.argv[1].split("=", 1)[1]
+        client = tlsfarm.Client(ssl.TLSVersion.TLSv1_3)
+        client.connect("127.0.0.1", lb)
+        results, stop = [], threading.Event()
+
+        def load():
+            while not stop.is_set():
+                results.append(client.connect("127.0.0.1", lb)[0])
+
+        worker = threading.Thread(target=load)
+        worker.start()
+        versions = []
+        try:
+            for _ in range(3):
+                time.sleep(1.0)
+                out = subprocess.run([tlsfarm.built("tlscachectl"), f"--addr={addr}",
+                                      "--namespace=default", "keys", "rotate"],
+                                     capture_output=True, text=True, check=True).stdout
+                versions.append(int(out.split("ring version ")[1].split(",")[0]))
+            time.sleep(1.0)
+        finally:
+            stop.set()
+            worker.join()
+        rate = sum(results) / len(results)
+        self.report(f"{len(results)} reconnects across `keys rotate` to versions {versions}: "
+                    f"{rate:.1%} resumed")
+        self.assertEqual(versions, [versions[0], versions[0] + 1, versions[0] + 2])
+        self.assertGreaterEqual(len(results), 500)
         self.assertGreaterEqual(rate, 0.99)
 
     def test_a_ticket_older_than_the_decrypt_window_is_refused(self):
