@@ -1,10 +1,14 @@
-// A unary reactor that runs a cleanup (wiping secrets from the request or response) once gRPC
-// is done with the call: OnDone runs after the response was sent and before the messages are
-// freed.
+// Unary reactors of tlscache's services.
+//
+// CleanupReactor: a unary reactor that runs a cleanup (wiping secrets from the request or response)
+// once gRPC is done with the call: OnDone runs after the response was sent and before the messages
+// are freed.
 #ifndef TLSCACHE_SERVER_REACTORS_H_
 #define TLSCACHE_SERVER_REACTORS_H_
 
+#include <grpcpp/server_context.h>
 #include <grpcpp/support/server_callback.h>
+#include <grpcpp/support/status.h>
 
 #include <utility>
 
@@ -24,6 +28,14 @@ class CleanupReactor final : public grpc::ServerUnaryReactor {
  private:
   absl::AnyInvocable<void()> cleanup_;
 };
+
+// A call answered at once (bad input): gRPC's default reactor, already finished.
+inline grpc::ServerUnaryReactor* FinishNow(grpc::CallbackServerContext* context,
+                                           const grpc::Status& status) {
+  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  reactor->Finish(status);
+  return reactor;
+}
 
 }  // namespace tlscache::server
 

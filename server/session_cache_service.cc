@@ -15,12 +15,6 @@
 namespace tlscache::server {
 namespace {
 
-grpc::ServerUnaryReactor* Reject(grpc::CallbackServerContext* context, const absl::Status& status) {
-  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
-  reactor->Finish(ToGrpcStatus(status));
-  return reactor;
-}
-
 absl::Time Deadline(const grpc::CallbackServerContext* context) {
   const std::chrono::system_clock::time_point deadline = context->deadline();
   if (deadline == std::chrono::system_clock::time_point::max()) return absl::InfiniteFuture();
@@ -46,11 +40,11 @@ grpc::ServerUnaryReactor* SessionCacheService::Put(grpc::CallbackServerContext* 
   auto* session = const_cast<std::string*>(&request->session());
   if (absl::Status s = ValidateKey(request->namespace_(), request->session_id()); !s.ok()) {
     CleanseString(session);
-    return Reject(context, s);
+    return FinishNow(context, ToGrpcStatus(s));
   }
   if (absl::Status s = ValidateSession(*session, options_.max_session_bytes); !s.ok()) {
     CleanseString(session);
-    return Reject(context, s);
+    return FinishNow(context, ToGrpcStatus(s));
   }
   auto* reactor = new CleanupReactor([session] { CleanseString(session); });
   store_->Put({request->namespace_(), request->session_id()}, *session,
@@ -63,7 +57,7 @@ grpc::ServerUnaryReactor* SessionCacheService::Get(grpc::CallbackServerContext* 
                                                    const tlscache::v1::GetRequest* request,
                                                    tlscache::v1::GetResponse* response) {
   if (absl::Status s = ValidateKey(request->namespace_(), request->session_id()); !s.ok()) {
-    return Reject(context, s);
+    return FinishNow(context, ToGrpcStatus(s));
   }
   auto* reactor = new CleanupReactor([response] { CleanseString(response->mutable_session()); });
   const int64_t max_ttl_seconds = absl::ToInt64Seconds(options_.max_ttl);
@@ -84,7 +78,7 @@ grpc::ServerUnaryReactor* SessionCacheService::Delete(grpc::CallbackServerContex
                                                       const tlscache::v1::DeleteRequest* request,
                                                       tlscache::v1::DeleteResponse* response) {
   if (absl::Status s = ValidateKey(request->namespace_(), request->session_id()); !s.ok()) {
-    return Reject(context, s);
+    return FinishNow(context, ToGrpcStatus(s));
   }
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
   store_->Delete({request->namespace_(), request->session_id()}, Deadline(context),

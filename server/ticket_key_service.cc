@@ -236,9 +236,7 @@ grpc::ServerUnaryReactor* TicketKeyService::GetTicketKeys(grpc::CallbackServerCo
                                                           const v1::TicketKeysRequest* request,
                                                           v1::TicketKeySet* response) {
   if (absl::Status s = ValidateNamespace(request->namespace_()); !s.ok()) {
-    grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
-    reactor->Finish(ToGrpcStatus(s));
-    return reactor;
+    return FinishNow(context, ToGrpcStatus(s));
   }
   auto* reactor = new CleanupReactor([response] { WipeRing(response); });
   FetchRing(request->namespace_(), [reactor, response](absl::StatusOr<v1::TicketKeySet> ring) {
@@ -253,9 +251,7 @@ grpc::ServerUnaryReactor* TicketKeyService::RotateTicketKeys(grpc::CallbackServe
                                                              const v1::TicketKeysRequest* request,
                                                              v1::TicketKeySet* response) {
   if (absl::Status s = ValidateNamespace(request->namespace_()); !s.ok()) {
-    grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
-    reactor->Finish(ToGrpcStatus(s));
-    return reactor;
+    return FinishNow(context, ToGrpcStatus(s));
   }
   auto* reactor = new CleanupReactor([response] { WipeRing(response); });
   // Make sure the ring exists, then rotate it off the gRPC thread: Refresh blocks on the store.
