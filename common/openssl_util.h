@@ -18,9 +18,17 @@ struct SslCtxDeleter {
 struct SslDeleter {
   void operator()(SSL* s) const { SSL_free(s); }
 };
+struct PkeyDeleter {
+  void operator()(EVP_PKEY* k) const { EVP_PKEY_free(k); }
+};
+struct X509Deleter {
+  void operator()(X509* x) const { X509_free(x); }
+};
 using SslSessionPtr = std::unique_ptr<SSL_SESSION, SslSessionDeleter>;
 using SslCtxPtr = std::unique_ptr<SSL_CTX, SslCtxDeleter>;
 using SslPtr = std::unique_ptr<SSL, SslDeleter>;
+using PkeyPtr = std::unique_ptr<EVP_PKEY, PkeyDeleter>;
+using X509Ptr = std::unique_ptr<X509, X509Deleter>;
 
 // The queued OpenSSL errors of this thread as one line (and clears them), for messages.
 std::string ConsumeOpenSslErrors();

@@ -14,15 +14,8 @@
 namespace tlscache::testing {
 namespace {
 
-struct PkeyDeleter {
-  void operator()(EVP_PKEY* k) const { EVP_PKEY_free(k); }
-};
-struct X509Deleter {
-  void operator()(X509* x) const { X509_free(x); }
-};
-
-using Pkey = std::unique_ptr<EVP_PKEY, PkeyDeleter>;
-using Cert = std::unique_ptr<X509, X509Deleter>;
+using Pkey = PkeyPtr;
+using Cert = X509Ptr;
 
 Cert SelfSigned(EVP_PKEY* key, const char* cn) {
   Cert cert(X509_new());

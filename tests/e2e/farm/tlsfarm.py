@@ -213,16 +213,7 @@ http {{
         if not os.path.exists(pem):
             with open(pem, "w") as f:
                 f.write(open(self.cert).read() + open(self.key).read())
-        config = os.path.join(self.dir, f"{name}.cfg")
-        with open(config, "w") as f:
-            f.write(f"""global
-  maxconn 2000
-defaults
-  mode http
-  timeout connect 2s
-  timeout client 10s
-  timeout server 10s
-frontend tls
+        config = self._haproxy_config(f"{name}.cfg", "http", f"""frontend tls
   bind {ip}:{port} ssl crt {pem}
   http-request return status 200 content-type text/plain lf-string "node {name} pid %pid %[ssl_fc_protocol] %[ssl_fc_is_resumed]"
 """)
@@ -230,6 +221,19 @@ frontend tls
                              env=preload_environment(env))
         wait_for_port(ip, port, process=process.popen)
         return process
+
+    def _haproxy_config(self, file_name, mode, sections):
+        config = os.path.join(self.dir, file_name)
+        with open(config, "w") as f:
+            f.write(f"""global
+  maxconn 2000
+defaults
+  mode {mode}
+  timeout connect 2s
+  timeout client 10s
+  timeout server 10s
+{sections}""")
+        return config
 
     def nodes(self, tlscache=None, extra=()):
         """Three nodes on 127.0.0.11-13, one port (as a real farm). Returns the port."""
@@ -241,18 +245,9 @@ frontend tls
     def haproxy(self, backend_port):
         """HAProxy in TCP mode, strict round robin over the three nodes. Returns its port."""
         port = free_port()
-        config = os.path.join(self.dir, "haproxy.cfg")
         servers = "\n".join(f"  server node{i + 1} {ip}:{backend_port}"
                             for i, ip in enumerate(NODE_IPS))
-        with open(config, "w") as f:
-            f.write(f"""global
-  maxconn 2000
-defaults
-  mode tcp
-  timeout connect 2s
-  timeout client 10s
-  timeout server 10s
-frontend tls
+        config = self._haproxy_config("haproxy.cfg", "tcp", f"""frontend tls
   bind 127.0.0.1:{port}
   default_backend farm
 backend farm
