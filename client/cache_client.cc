@@ -102,7 +102,7 @@ class CacheClient::ProcessState {
 
   ~ProcessState() {
     std::unique_lock<std::mutex> lock(mu_);
-    std::map<std::string, std::unique_ptr<TicketKeyFollower>> followers = std::move(followers_);
+    auto followers = std::move(followers_);
     lock.unlock();
     followers.clear();  // each ends its watch and joins
     lock.lock();
@@ -143,10 +143,15 @@ class CacheClient::ProcessState {
 
   std::shared_ptr<const TicketKeySnapshot> TicketKeys(absl::string_view ns) {
     std::unique_lock<std::mutex> lock(mu_);
-    std::unique_ptr<TicketKeyFollower>& follower = followers_[std::string(ns)];
-    const bool first = follower == nullptr;
-    if (first) follower = std::make_unique<TicketKeyFollower>(channel_, std::string(ns));
-    TicketKeyFollower* found = follower.get();
+    auto it = followers_.find(ns);  // on every ticket: no allocation once following
+    const bool first = it == followers_.end();
+    if (first) {
+      it = followers_
+               .emplace(std::string(ns),
+                        std::make_unique<TicketKeyFollower>(channel_, std::string(ns)))
+               .first;
+    }
+    TicketKeyFollower* found = it->second.get();
     lock.unlock();
     // A process's first handshake waits, like a lookup, for the ring it cannot work without.
     return first ? found->AwaitFirst(options_.lookup_timeout) : found->Current();
@@ -236,7 +241,8 @@ class CacheClient::ProcessState {
   int in_flight_ = 0;
   bool stopping_ = false;
   std::thread sender_;
-  std::map<std::string, std::unique_ptr<TicketKeyFollower>> followers_;  // guarded by mu_
+  std::map<std::string, std::unique_ptr<TicketKeyFollower>, std::less<>>
+      followers_;  // guarded by mu_
 };
 
 absl::StatusOr<std::shared_ptr<CacheClient>> CacheClient::Create(const ClientOptions& options) {
