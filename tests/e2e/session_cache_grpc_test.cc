@@ -14,6 +14,7 @@
 #include "server/store_factory.h"
 #include "tests/testing/grpc_probe.h"
 #include "tests/testing/redis_server.h"
+#include "tests/testing/store_kind.h"
 #include "tests/testing/store_sync.h"
 #include "tlscache/v1/session_cache.grpc.pb.h"
 
@@ -36,15 +37,16 @@ using ::tlscache::v1::SessionCache;
 
 constexpr size_t kMaxSession = 4096;
 
-enum class Kind { kMemory, kRedis };
+using ::tlscache::testing::StoreKind;
+using ::tlscache::testing::StoreKindName;
 
-class SessionCacheGrpcTest : public ::testing::TestWithParam<Kind> {
+class SessionCacheGrpcTest : public ::testing::TestWithParam<StoreKind> {
  protected:
   void SetUp() override {
     StoreConfig store;
     store.max_session_bytes = kMaxSession;
     store.memory_max_bytes = 8 << 20;
-    if (GetParam() == Kind::kRedis) {
+    if (GetParam() == StoreKind::kRedis) {
       TLSCACHE_START_REDIS_OR_SKIP(redis_);
       store.url = redis_->url();
     }
@@ -247,10 +249,7 @@ TEST_P(SessionCacheGrpcTest, EightConcurrentClientsNeverSeeAnotherKeysSession) {
 }
 
 INSTANTIATE_TEST_SUITE_P(BothStores, SessionCacheGrpcTest,
-                         ::testing::Values(Kind::kMemory, Kind::kRedis),
-                         [](const ::testing::TestParamInfo<Kind>& param_info) {
-                           return param_info.param == Kind::kMemory ? "Memory" : "Redis";
-                         });
+                         ::testing::Values(StoreKind::kMemory, StoreKind::kRedis), StoreKindName);
 
 class RedisOutageGrpcTest : public SessionCacheGrpcTest {};
 
@@ -270,8 +269,8 @@ TEST_P(RedisOutageGrpcTest, RedisDownIsUnavailableAndNotServingThenServesAgain) 
   EXPECT_EQ(got.session(), "back");
 }
 
-INSTANTIATE_TEST_SUITE_P(Redis, RedisOutageGrpcTest, ::testing::Values(Kind::kRedis),
-                         [](const ::testing::TestParamInfo<Kind>&) { return "Redis"; });
+INSTANTIATE_TEST_SUITE_P(Redis, RedisOutageGrpcTest, ::testing::Values(StoreKind::kRedis),
+                         StoreKindName);
 
 }  // namespace
 }  // namespace tlscache::server

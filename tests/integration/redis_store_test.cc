@@ -16,6 +16,7 @@
 #include "gtest/gtest.h"
 #include "server/memory_store.h"
 #include "tests/testing/redis_server.h"
+#include "tests/testing/store_kind.h"
 #include "tests/testing/store_sync.h"
 
 namespace tlscache::server {
@@ -51,12 +52,13 @@ std::unique_ptr<redis::RedisStore> ConnectedStore(const redis::RedisStoreOptions
 
 // ---- the contract, for both stores --------------------------------------------------------
 
-enum class Kind { kMemory, kRedis };
+using ::tlscache::testing::StoreKind;
+using ::tlscache::testing::StoreKindName;
 
-class StoreContractTest : public ::testing::TestWithParam<Kind> {
+class StoreContractTest : public ::testing::TestWithParam<StoreKind> {
  protected:
   void SetUp() override {
-    if (GetParam() == Kind::kMemory) {
+    if (GetParam() == StoreKind::kMemory) {
       store_ = *MemoryStore::Create(MemoryStoreOptions{});
       return;
     }
@@ -210,10 +212,7 @@ TEST_P(StoreContractTest, OfConcurrentRotationsExactlyOneSwaps) {
 }
 
 INSTANTIATE_TEST_SUITE_P(BothStores, StoreContractTest,
-                         ::testing::Values(Kind::kMemory, Kind::kRedis),
-                         [](const ::testing::TestParamInfo<Kind>& param_info) {
-                           return param_info.param == Kind::kMemory ? "Memory" : "Redis";
-                         });
+                         ::testing::Values(StoreKind::kMemory, StoreKind::kRedis), StoreKindName);
 
 // ---- Redis only ---------------------------------------------------------------------------
 
