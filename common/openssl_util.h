@@ -24,11 +24,19 @@ struct PkeyDeleter {
 struct X509Deleter {
   void operator()(X509* x) const { X509_free(x); }
 };
+struct BioDeleter {
+  void operator()(BIO* b) const { BIO_free(b); }
+};
+struct CipherCtxDeleter {
+  void operator()(EVP_CIPHER_CTX* c) const { EVP_CIPHER_CTX_free(c); }
+};
 using SslSessionPtr = std::unique_ptr<SSL_SESSION, SslSessionDeleter>;
 using SslCtxPtr = std::unique_ptr<SSL_CTX, SslCtxDeleter>;
 using SslPtr = std::unique_ptr<SSL, SslDeleter>;
 using PkeyPtr = std::unique_ptr<EVP_PKEY, PkeyDeleter>;
 using X509Ptr = std::unique_ptr<X509, X509Deleter>;
+using BioPtr = std::unique_ptr<BIO, BioDeleter>;
+using CipherCtxPtr = std::unique_ptr<EVP_CIPHER_CTX, CipherCtxDeleter>;
 
 // The queued OpenSSL errors of this thread as one line (and clears them), for messages.
 std::string ConsumeOpenSslErrors();

@@ -10,15 +10,18 @@ sigset_t BlockTerminationSignals() {
   sigemptyset(&signals);
   sigaddset(&signals, SIGTERM);
   sigaddset(&signals, SIGINT);
+  sigaddset(&signals, SIGHUP);
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
   return signals;
 }
 
-int WaitForTermination(const sigset_t& signals) {
-  int received = 0;
-  while (sigwait(&signals, &received) != 0) {
+int WaitForTermination(const sigset_t& signals, const std::function<void()>& on_hangup) {
+  while (true) {
+    int received = 0;
+    if (sigwait(&signals, &received) != 0) continue;
+    if (received != SIGHUP) return received;
+    if (on_hangup) on_hangup();
   }
-  return received;
 }
 
 }  // namespace tlscache

@@ -4,11 +4,15 @@
 #include <grpcpp/ext/proto_server_reflection_plugin.h>
 #include <grpcpp/health_check_service_interface.h>
 #include <grpcpp/security/server_credentials.h>
+#include <grpcpp/security/tls_certificate_provider.h>
+#include <grpcpp/security/tls_credentials_options.h>
 #include <grpcpp/server_builder.h>
 #include <netdb.h>
+#include <openssl/pem.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <climits>
 #include <cstring>
@@ -17,8 +21,11 @@
 #include <utility>
 
 #include "absl/strings/str_cat.h"
+#include "common/files.h"
 #include "common/grpc_log.h"
 #include "common/log.h"
+#include "common/openssl_util.h"
+#include "common/secret_bytes.h"
 
 namespace tlscache::server {
 namespace {
@@ -57,6 +64,70 @@ std::string BindError(const std::string& listen) {
   return error;
 }
 
+BioPtr MemoryBio(const std::string& bytes) {
+  return BioPtr(BIO_new_mem_buf(bytes.data(), static_cast<int>(bytes.size())));
+}
+
+// Reads the TLS files as gRPC will, so that a wrong path, a key that does not match its
+// certificate or an empty CA bundle stops the server at startup with the file named, rather
+// than failing every handshake later.
+absl::Status CheckTlsFiles(const ServerTlsOptions& tls) {
+  if (tls.key_file.empty()) return absl::InvalidArgumentError("a TLS certificate needs its key");
+  absl::StatusOr<std::string> cert_pem = ReadSmallFile(tls.cert_file);
+  if (!cert_pem.ok()) return cert_pem.status();
+  absl::StatusOr<std::string> key_pem = ReadSmallFile(tls.key_file);
+  if (!key_pem.ok()) return key_pem.status();
+  BioPtr cert_bio = MemoryBio(*cert_pem);
+  BioPtr key_bio = MemoryBio(*key_pem);  // reads key_pem in place
+  X509Ptr cert(PEM_read_bio_X509(cert_bio.get(), nullptr, nullptr, nullptr));
+  if (cert == nullptr) {
+    ConsumeOpenSslErrors();
+    return absl::InvalidArgumentError(absl::StrCat(tls.cert_file, ": no PEM certificate in it"));
+  }
+  PkeyPtr key(PEM_read_bio_PrivateKey(key_bio.get(), nullptr, nullptr, nullptr));
+  CleanseString(&*key_pem);
+  if (key == nullptr) {
+    ConsumeOpenSslErrors();
+    return absl::InvalidArgumentError(
+        absl::StrCat(tls.key_file, ": no unencrypted PEM private key in it"));
+  }
+  if (X509_check_private_key(cert.get(), key.get()) != 1) {
+    ConsumeOpenSslErrors();
+    return absl::InvalidArgumentError(
+        absl::StrCat(tls.key_file, ": not the key of the certificate in ", tls.cert_file));
+  }
+  if (!tls.client_ca_file.empty()) {
+    absl::StatusOr<std::string> ca_pem = ReadSmallFile(tls.client_ca_file);
+    if (!ca_pem.ok()) return ca_pem.status();
+    BioPtr ca_bio = MemoryBio(*ca_pem);
+    X509Ptr ca(PEM_read_bio_X509(ca_bio.get(), nullptr, nullptr, nullptr));
+    if (ca == nullptr) {
+      ConsumeOpenSslErrors();
+      return absl::InvalidArgumentError(
+          absl::StrCat(tls.client_ca_file, ": no PEM certificate in it"));
+    }
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> Credentials(const ServerTlsOptions& tls) {
+  if (tls.cert_file.empty()) return grpc::InsecureServerCredentials();
+  if (absl::Status s = CheckTlsFiles(tls); !s.ok()) return s;
+  const auto interval =
+      static_cast<unsigned int>(std::max<int64_t>(1, absl::ToInt64Seconds(tls.reload_interval)));
+  auto provider = std::make_shared<grpc::experimental::FileWatcherCertificateProvider>(
+      tls.key_file, tls.cert_file, tls.client_ca_file, interval);
+  grpc::experimental::TlsServerCredentialsOptions options(provider);
+  options.watch_identity_key_cert_pairs();
+  if (tls.client_ca_file.empty()) {
+    options.set_cert_request_type(GRPC_SSL_DONT_REQUEST_CLIENT_CERTIFICATE);
+  } else {
+    options.watch_root_certs();
+    options.set_cert_request_type(GRPC_SSL_REQUEST_AND_REQUIRE_CLIENT_CERTIFICATE_AND_VERIFY);
+  }
+  return grpc::experimental::TlsServerCredentials(options);
+}
+
 }  // namespace
 
 CacheServer::CacheServer(const CacheServerOptions& options, std::unique_ptr<Store> store)
@@ -70,11 +141,15 @@ absl::StatusOr<std::unique_ptr<CacheServer>> CacheServer::Start(const CacheServe
   if (options.service.max_session_bytes > INT_MAX - kRequestOverhead) {
     return absl::InvalidArgumentError("max session bytes is too large");
   }
+  absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> credentials = Credentials(options.tls);
+  if (!credentials.ok()) return credentials.status();
   std::unique_ptr<CacheServer> server(new CacheServer(options, std::move(store)));
   grpc::EnableDefaultHealthCheckService(true);
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
   grpc::ServerBuilder builder;
-  builder.AddListeningPort(options.listen, grpc::InsecureServerCredentials(), &server->port_);
+  builder.AddListeningPort(options.listen, *credentials, &server->port_);
+  builder.AddChannelArgument(GRPC_ARG_MAX_CONCURRENT_STREAMS, options.max_concurrent_streams);
+  builder.AddChannelArgument(GRPC_ARG_MAX_METADATA_SIZE, options.max_metadata_bytes);
   // Without this, gRPC sets SO_REUSEPORT and a second server on the same port would start
   // and silently take half the connections.
   builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);

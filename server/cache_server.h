@@ -5,6 +5,9 @@
 // NOT_SERVING otherwise; a monitor re-checks the store every `health_interval`. Shutdown()
 // first turns health NOT_SERVING, then lets in-flight calls finish within the grace period.
 //
+// With TLS the port speaks nothing else; with a client CA, a client without a certificate it
+// issued cannot complete a handshake, let alone call.
+//
 // Thread-safety: Shutdown() may be called from any thread, once.
 #ifndef TLSCACHE_SERVER_CACHE_SERVER_H_
 #define TLSCACHE_SERVER_CACHE_SERVER_H_
@@ -24,9 +27,22 @@
 
 namespace tlscache::server {
 
+// TLS on the gRPC port. The certificate, key and client CA files are re-read every
+// `reload_interval`, so renewed certificates take effect without a restart.
+struct ServerTlsOptions {
+  std::string cert_file;  // empty: plaintext
+  std::string key_file;
+  std::string client_ca_file;  // set: every client must present a certificate it issued
+  absl::Duration reload_interval = absl::Minutes(1);
+};
+
 struct CacheServerOptions {
   // HOST:PORT; port 0 picks a free one (see port()).
   std::string listen = "0.0.0.0:7700";
+  ServerTlsOptions tls;
+  // Bounds on what one connection may ask of the server.
+  int max_concurrent_streams = 128;
+  int max_metadata_bytes = 8 << 10;
   ServiceOptions service;
   TicketKeyOptions ticket_keys;
   absl::Duration health_interval = absl::Milliseconds(250);

@@ -1,5 +1,8 @@
 // tlscache-server: the tlscache session cache service.
+#include <netdb.h>
+#include <netinet/in.h>
 #include <signal.h>
+#include <sys/stat.h>
 
 #include <algorithm>
 #include <cstdint>
@@ -14,13 +17,18 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/time/time.h"
+#include "common/files.h"
 #include "common/grpc_log.h"
 #include "common/log.h"
 #include "common/signals.h"
+#include "server/authorizer.h"
 #include "server/cache_server.h"
+#include "server/sealer.h"
 #include "server/store_factory.h"
 
-ABSL_FLAG(std::string, listen, "0.0.0.0:7700", "HOST:PORT to serve gRPC on (port 0: any free)");
+ABSL_FLAG(std::string, listen, "",
+          "HOST:PORT to serve gRPC on (port 0: any free); default 0.0.0.0:7700 with --tls_cert, "
+          "127.0.0.1:7700 without");
 ABSL_FLAG(std::string, store, "memory",
           "where sessions live: memory (embedded) or redis://HOST:PORT[/DB]");
 ABSL_FLAG(absl::Duration, default_ttl, absl::Seconds(300),
@@ -35,6 +43,20 @@ ABSL_FLAG(absl::Duration, ticket_rotation, absl::Hours(1),
           "how often each namespace's session-ticket key rotates");
 ABSL_FLAG(absl::Duration, ticket_decrypt_window, absl::Hours(12),
           "how long a ticket key still decrypts after it stopped encrypting");
+ABSL_FLAG(std::string, tls_cert, "",
+          "PEM certificate chain to serve TLS with (re-read every minute)");
+ABSL_FLAG(std::string, tls_key, "", "PEM private key of --tls_cert");
+ABSL_FLAG(std::string, tls_client_ca, "",
+          "PEM CA bundle: with it, every client must present a certificate it issued (mTLS)");
+ABSL_FLAG(bool, allow_insecure, false,
+          "allow plaintext gRPC on an address other than loopback (without --tls_cert)");
+ABSL_FLAG(std::string, authz_file, "",
+          "lines 'IDENTITY NAMESPACE[,NAMESPACE...]': which client identity may use which "
+          "namespaces ('*': all); needs --tls_client_ca; SIGHUP reloads it");
+ABSL_FLAG(std::string, seal_key_file, "",
+          "file of 32-byte keys, 64 hex digits per line: every stored value is sealed "
+          "(AES-256-GCM) with the first, opened with any");
+ABSL_FLAG(int32_t, max_concurrent_streams, 128, "concurrent calls one client connection may have");
 ABSL_FLAG(absl::Duration, shutdown_grace, absl::Seconds(10),
           "on SIGTERM, how long in-flight calls get to finish");
 
@@ -84,7 +106,67 @@ absl::Status CheckFlags() {
   if (absl::GetFlag(FLAGS_shutdown_grace) < absl::ZeroDuration()) {
     return absl::InvalidArgumentError("--shutdown_grace: must not be negative");
   }
+  const int32_t streams = absl::GetFlag(FLAGS_max_concurrent_streams);
+  if (streams < 1 || streams > 65536) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("--max_concurrent_streams=", streams, ": must be between 1 and 65536"));
+  }
+  const bool tls = !absl::GetFlag(FLAGS_tls_cert).empty();
+  if (tls != !absl::GetFlag(FLAGS_tls_key).empty()) {
+    return absl::InvalidArgumentError("--tls_cert and --tls_key go together");
+  }
+  if (!tls && !absl::GetFlag(FLAGS_tls_client_ca).empty()) {
+    return absl::InvalidArgumentError("--tls_client_ca needs --tls_cert and --tls_key");
+  }
+  if (!absl::GetFlag(FLAGS_authz_file).empty() && absl::GetFlag(FLAGS_tls_client_ca).empty()) {
+    return absl::InvalidArgumentError(
+        "--authz_file needs --tls_client_ca: identities come from client certificates");
+  }
   return absl::OkStatus();
+}
+
+// Whether every address `host` resolves to is a loopback address.
+bool IsLoopbackHost(std::string host) {
+  if (host.size() >= 2 && host.front() == '[' && host.back() == ']') {
+    host = host.substr(1, host.size() - 2);
+  }
+  if (host.empty()) return false;  // every interface
+  addrinfo hints{};
+  hints.ai_socktype = SOCK_STREAM;
+  addrinfo* found = nullptr;
+  if (getaddrinfo(host.c_str(), nullptr, &hints, &found) != 0) return false;
+  bool loopback = true;
+  for (addrinfo* a = found; a != nullptr; a = a->ai_next) {
+    if (a->ai_family == AF_INET) {
+      const auto* in = reinterpret_cast<const sockaddr_in*>(a->ai_addr);
+      loopback &= (ntohl(in->sin_addr.s_addr) >> 24) == 127;
+    } else if (a->ai_family == AF_INET6) {
+      const auto* in6 = reinterpret_cast<const sockaddr_in6*>(a->ai_addr);
+      loopback &= IN6_IS_ADDR_LOOPBACK(&in6->sin6_addr) != 0;
+    } else {
+      loopback = false;
+    }
+  }
+  freeaddrinfo(found);
+  return loopback;
+}
+
+absl::StatusOr<std::unique_ptr<Sealer>> LoadSealer(const std::string& path) {
+  if (path.empty()) return nullptr;
+  struct stat info {};
+  if (stat(path.c_str(), &info) == 0 && (info.st_mode & (S_IRWXG | S_IRWXO)) != 0) {
+    LogWarning("--seal_key_file=%s is readable by other users (mode %o); make it 0600", path,
+               info.st_mode & 0777);
+  }
+  absl::StatusOr<std::string> text = ReadSmallFile(path, 64 << 10);
+  if (!text.ok()) return text.status();
+  absl::StatusOr<std::vector<SecretBytes>> keys = ParseSealKeys(*text);
+  CleanseString(&*text);
+  if (!keys.ok()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("--seal_key_file=", path, ": ", keys.status().message()));
+  }
+  return Sealer::Create(*std::move(keys));
 }
 
 int Fatal(const absl::Status& status) {
@@ -97,18 +179,51 @@ int Main() {
 
   const sigset_t signals = BlockTerminationSignals();  // before any thread exists
 
+  const bool tls = !absl::GetFlag(FLAGS_tls_cert).empty();
+  std::string listen = absl::GetFlag(FLAGS_listen);
+  if (listen.empty()) listen = tls ? "0.0.0.0:7700" : "127.0.0.1:7700";
+  if (!tls && !absl::GetFlag(FLAGS_allow_insecure) &&
+      !IsLoopbackHost(listen.substr(0, listen.rfind(':')))) {
+    return Fatal(absl::InvalidArgumentError(
+        absl::StrCat("--listen=", listen,
+                     " is not a loopback address: serving plaintext there needs --allow_insecure; "
+                     "give --tls_cert and --tls_key (and --tls_client_ca) to serve TLS")));
+  }
+
+  std::unique_ptr<Authorizer> authz;
+  if (const std::string path = absl::GetFlag(FLAGS_authz_file); !path.empty()) {
+    absl::StatusOr<std::unique_ptr<Authorizer>> loaded = Authorizer::FromFile(path);
+    if (!loaded.ok()) return Fatal(loaded.status());
+    authz = *std::move(loaded);
+  }
+  absl::StatusOr<std::unique_ptr<Sealer>> sealer = LoadSealer(absl::GetFlag(FLAGS_seal_key_file));
+  if (!sealer.ok()) return Fatal(sealer.status());
+  const bool sealed = *sealer != nullptr;
+
   StoreConfig store_config;
   store_config.url = absl::GetFlag(FLAGS_store);
   store_config.max_session_bytes = absl::GetFlag(FLAGS_max_session_bytes);
   store_config.memory_max_bytes = absl::GetFlag(FLAGS_memory_max_bytes);
   store_config.redis_timeout = absl::Milliseconds(absl::GetFlag(FLAGS_redis_timeout_ms));
   store_config.redis_pool_size = absl::GetFlag(FLAGS_redis_pool_size);
-  absl::StatusOr<std::unique_ptr<Store>> store = CreateStore(store_config);
+  absl::StatusOr<std::unique_ptr<Store>> store = CreateStore(store_config, *std::move(sealer));
   if (!store.ok()) return Fatal(store.status());
   const std::string store_name = (*store)->Describe();
+  if (!sealed && store_config.url != "memory") {
+    LogWarning(
+        "the store %s keeps session master secrets and ticket keys in the clear: give "
+        "--seal_key_file to seal them",
+        store_name);
+  }
 
   CacheServerOptions options;
-  options.listen = absl::GetFlag(FLAGS_listen);
+  options.listen = listen;
+  options.tls.cert_file = absl::GetFlag(FLAGS_tls_cert);
+  options.tls.key_file = absl::GetFlag(FLAGS_tls_key);
+  options.tls.client_ca_file = absl::GetFlag(FLAGS_tls_client_ca);
+  options.max_concurrent_streams = absl::GetFlag(FLAGS_max_concurrent_streams);
+  options.service.authz = authz.get();
+  options.ticket_keys.authz = authz.get();
   options.service.default_ttl = absl::GetFlag(FLAGS_default_ttl);
   options.service.max_ttl = absl::GetFlag(FLAGS_max_ttl);
   options.service.max_session_bytes = store_config.max_session_bytes;
@@ -121,11 +236,21 @@ int Main() {
       CacheServer::Start(options, *std::move(store));
   if (!server.ok()) return Fatal(server.status());
 
-  const std::string& listen = options.listen;
   const std::string host = listen.substr(0, listen.rfind(':'));
-  LogInfo("tlscache-server listening on %s:%d, store %s", host, (*server)->port(), store_name);
+  LogInfo("tlscache-server listening on %s:%d (%s), store %s", host, (*server)->port(),
+          !tls                                 ? "plaintext"
+          : options.tls.client_ca_file.empty() ? "TLS"
+          : authz != nullptr                   ? "mTLS, authorization by --authz_file"
+                                               : "mTLS",
+          store_name);
 
-  const int received = WaitForTermination(signals);
+  const int received = WaitForTermination(signals, [&authz] {
+    if (authz == nullptr) return LogInfo("SIGHUP: nothing to reload");
+    if (absl::Status s = authz->Reload(); !s.ok()) {
+      return LogError("SIGHUP: keeping the authorization policy in force: %s", s.message());
+    }
+    LogInfo("SIGHUP: reloaded %s", absl::GetFlag(FLAGS_authz_file));
+  });
   LogInfo("received %s: NOT_SERVING, draining in-flight calls for up to %s",
           received == SIGTERM ? "SIGTERM" : "SIGINT",
           absl::FormatDuration(absl::GetFlag(FLAGS_shutdown_grace)));

@@ -21,12 +21,13 @@ absl::Time Deadline(const grpc::CallbackServerContext* context) {
   return absl::FromChrono(deadline);
 }
 
-absl::Status ValidateKey(absl::string_view ns, absl::string_view session_id) {
-  if (absl::Status s = ValidateNamespace(ns); !s.ok()) return s;
+}  // namespace
+
+absl::Status SessionCacheService::Admit(const grpc::CallbackServerContext& context,
+                                        absl::string_view ns, absl::string_view session_id) const {
+  if (absl::Status s = AdmitNamespace(options_.authz, context, ns); !s.ok()) return s;
   return ValidateSessionId(session_id);
 }
-
-}  // namespace
 
 absl::Duration SessionCacheService::EffectiveTtl(uint32_t ttl_seconds) const {
   if (ttl_seconds == 0) return options_.default_ttl;
@@ -38,7 +39,7 @@ grpc::ServerUnaryReactor* SessionCacheService::Put(grpc::CallbackServerContext* 
                                                    tlscache::v1::PutResponse* /*response*/) {
   // The request is ours until OnDone; wiping the session there is the last use of it.
   auto* session = const_cast<std::string*>(&request->session());
-  if (absl::Status s = ValidateKey(request->namespace_(), request->session_id()); !s.ok()) {
+  if (absl::Status s = Admit(*context, request->namespace_(), request->session_id()); !s.ok()) {
     CleanseString(session);
     return FinishNow(context, ToGrpcStatus(s));
   }
@@ -56,7 +57,7 @@ grpc::ServerUnaryReactor* SessionCacheService::Put(grpc::CallbackServerContext* 
 grpc::ServerUnaryReactor* SessionCacheService::Get(grpc::CallbackServerContext* context,
                                                    const tlscache::v1::GetRequest* request,
                                                    tlscache::v1::GetResponse* response) {
-  if (absl::Status s = ValidateKey(request->namespace_(), request->session_id()); !s.ok()) {
+  if (absl::Status s = Admit(*context, request->namespace_(), request->session_id()); !s.ok()) {
     return FinishNow(context, ToGrpcStatus(s));
   }
   auto* reactor = new CleanupReactor([response] { CleanseString(response->mutable_session()); });
@@ -77,7 +78,7 @@ grpc::ServerUnaryReactor* SessionCacheService::Get(grpc::CallbackServerContext* 
 grpc::ServerUnaryReactor* SessionCacheService::Delete(grpc::CallbackServerContext* context,
                                                       const tlscache::v1::DeleteRequest* request,
                                                       tlscache::v1::DeleteResponse* response) {
-  if (absl::Status s = ValidateKey(request->namespace_(), request->session_id()); !s.ok()) {
+  if (absl::Status s = Admit(*context, request->namespace_(), request->session_id()); !s.ok()) {
     return FinishNow(context, ToGrpcStatus(s));
   }
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();

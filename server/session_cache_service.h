@@ -1,6 +1,7 @@
 // SessionCacheService: the tlscache.v1.SessionCache gRPC service on top of a Store.
 //
-// Validates each request (InvalidArgument naming the field), applies the TTL policy (0 means
+// Validates each request (InvalidArgument naming the field), checks the caller may use the
+// namespace (PermissionDenied), applies the TTL policy (0 means
 // the default; above the maximum is clamped) and hands the call to the store without
 // blocking the gRPC thread: the store finishes the call when it has the answer. Session
 // bytes in requests and responses are wiped once the call is done.
@@ -12,6 +13,7 @@
 #include <cstddef>
 
 #include "absl/time/time.h"
+#include "server/authorizer.h"
 #include "server/store.h"
 #include "tlscache/v1/session_cache.grpc.pb.h"
 
@@ -21,6 +23,8 @@ struct ServiceOptions {
   absl::Duration default_ttl = absl::Seconds(300);
   absl::Duration max_ttl = absl::Hours(24);
   size_t max_session_bytes = 16 << 10;
+  // Who may use which namespace; null: every caller may use every namespace.
+  const Authorizer* authz = nullptr;
 };
 
 class SessionCacheService final : public tlscache::v1::SessionCache::CallbackService {
@@ -42,6 +46,9 @@ class SessionCacheService final : public tlscache::v1::SessionCache::CallbackSer
   absl::Duration EffectiveTtl(uint32_t ttl_seconds) const;
 
  private:
+  absl::Status Admit(const grpc::CallbackServerContext& context, absl::string_view ns,
+                     absl::string_view session_id) const;
+
   Store* const store_;
   const ServiceOptions options_;
 };

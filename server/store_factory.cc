@@ -7,6 +7,7 @@
 #include "absl/strings/str_cat.h"
 #include "server/memory_store.h"
 #include "server/redis/redis_store.h"
+#include "server/sealed_store.h"
 
 namespace tlscache::server {
 namespace {
@@ -58,7 +59,9 @@ absl::StatusOr<redis::Endpoint> ParseRedisUrl(absl::string_view url) {
   return endpoint;
 }
 
-absl::StatusOr<std::unique_ptr<Store>> CreateStore(const StoreConfig& config) {
+namespace {
+
+absl::StatusOr<std::unique_ptr<Store>> CreateBareStore(const StoreConfig& config) {
   if (config.url == "memory") {
     MemoryStoreOptions options;
     options.max_bytes = config.memory_max_bytes;
@@ -84,6 +87,19 @@ absl::StatusOr<std::unique_ptr<Store>> CreateStore(const StoreConfig& config) {
   }
   return absl::InvalidArgumentError(absl::StrCat(
       "--store=", config.url, ": unsupported store (expected memory or redis://HOST:PORT[/DB])"));
+}
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<Store>> CreateStore(const StoreConfig& config,
+                                                   std::unique_ptr<Sealer> sealer) {
+  if (sealer == nullptr) return CreateBareStore(config);
+  // The store beneath holds sealed values, each longer by the seal's overhead.
+  StoreConfig bare = config;
+  bare.max_session_bytes += kSealOverheadBytes;
+  absl::StatusOr<std::unique_ptr<Store>> store = CreateBareStore(bare);
+  if (!store.ok()) return store.status();
+  return std::unique_ptr<Store>(new SealedStore(*std::move(store), std::move(sealer)));
 }
 
 }  // namespace tlscache::server

@@ -14,6 +14,7 @@
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
 #include "server/redis/redis_connection.h"
+#include "server/sealer.h"
 #include "server/store.h"
 
 namespace tlscache::server {
@@ -28,8 +29,10 @@ struct StoreConfig {
 
 absl::StatusOr<redis::Endpoint> ParseRedisUrl(absl::string_view url);
 
-// Errors name the offending setting, e.g. "--store: unsupported scheme 'foo'".
-absl::StatusOr<std::unique_ptr<Store>> CreateStore(const StoreConfig& config);
+// Errors name the offending setting, e.g. "--store: unsupported scheme 'foo'". With a
+// `sealer`, every value is sealed before it reaches the store (server/sealed_store.h).
+absl::StatusOr<std::unique_ptr<Store>> CreateStore(const StoreConfig& config,
+                                                   std::unique_ptr<Sealer> sealer = nullptr);
 
 }  // namespace tlscache::server
 

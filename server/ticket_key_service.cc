@@ -27,7 +27,9 @@ absl::StatusOr<SecretBytes> Serialize(const v1::TicketKeySet& ring) {
 absl::StatusOr<v1::TicketKeySet> Parse(absl::string_view ns, const StoredRing& stored) {
   v1::TicketKeySet ring;
   absl::Status status;
-  if (!ring.ParseFromArray(stored.ring.data(), static_cast<int>(stored.ring.size()))) {
+  if (stored.ring.empty()) {
+    status = absl::DataLossError("it cannot be opened with the configured seal keys");
+  } else if (!ring.ParseFromArray(stored.ring.data(), static_cast<int>(stored.ring.size()))) {
     status = absl::DataLossError("does not parse");
   } else if (ring.version() != stored.version) {
     status = absl::DataLossError("its version is not the one it was stored as");
@@ -131,21 +133,27 @@ void TicketKeyService::FetchRing(const std::string& ns, RingDone done) {
   }
   store_->GetRing(ns, absl::Now() + options_.store_timeout,
                   [this, ns, done = std::move(done)](absl::StatusOr<StoredRing> stored) mutable {
-                    if (absl::IsNotFound(stored.status())) return CreateRing(ns, std::move(done));
+                    if (absl::IsNotFound(stored.status())) {
+                      return CreateRing(ns, 0, std::move(done));
+                    }
                     if (!stored.ok()) return std::move(done)(stored.status());
-                    std::move(done)(Parse(ns, *stored));
+                    absl::StatusOr<v1::TicketKeySet> ring = Parse(ns, *stored);
+                    if (ring.ok()) return std::move(done)(std::move(ring));
+                    LogError("%s: replacing it with a new ring", ring.status().message());
+                    CreateRing(ns, stored->version, std::move(done));
                   });
 }
 
-void TicketKeyService::CreateRing(const std::string& ns, RingDone done) {
+void TicketKeyService::CreateRing(const std::string& ns, uint64_t replaces, RingDone done) {
   absl::StatusOr<v1::TicketKeySet> ring = NewRing(options_.clock->Now(), options_.policy);
   if (!ring.ok()) return std::move(done)(ring.status());
+  ring->set_version(replaces + 1);
   absl::StatusOr<SecretBytes> bytes = Serialize(*ring);
   if (!bytes.ok()) return std::move(done)(bytes.status());
   // Of replicas creating the namespace's first ring at once, one swap lands; the others read
   // the ring that did.
   const uint64_t version = ring->version();  // read before the ring moves into the callback
-  store_->SwapRing(ns, 0, version, bytes->view(), absl::Now() + options_.store_timeout,
+  store_->SwapRing(ns, replaces, version, bytes->view(), absl::Now() + options_.store_timeout,
                    [this, ns, ring = *std::move(ring),
                     done = std::move(done)](absl::StatusOr<bool> swapped) mutable {
                      if (swapped.ok() && *swapped) {
@@ -178,8 +186,16 @@ absl::StatusOr<v1::TicketKeySet> TicketKeyService::Refresh(const std::string& ns
     if (!stored.ok()) return stored.status();  // not created yet, or the store is down
     absl::StatusOr<v1::TicketKeySet> ring = Parse(ns, *stored);
     if (!ring.ok()) {
-      LogError("%s", ring.status().message());
-      return ring.status();
+      // FetchRing replaces an unreadable ring; serve what it settles on.
+      absl::Notification fetched;
+      absl::StatusOr<v1::TicketKeySet> replaced;
+      FetchRing(ns, [&](absl::StatusOr<v1::TicketKeySet> r) {
+        replaced = std::move(r);
+        fetched.Notify();
+      });
+      fetched.WaitForNotification();
+      if (replaced.ok()) Publish(ns, *replaced);
+      return replaced;
     }
     const absl::Time now = options_.clock->Now();
     if (!force && !RotationDue(*ring, now)) {
@@ -235,7 +251,7 @@ void TicketKeyService::StopWatches() {
 grpc::ServerUnaryReactor* TicketKeyService::GetTicketKeys(grpc::CallbackServerContext* context,
                                                           const v1::TicketKeysRequest* request,
                                                           v1::TicketKeySet* response) {
-  if (absl::Status s = ValidateNamespace(request->namespace_()); !s.ok()) {
+  if (absl::Status s = AdmitNamespace(options_.authz, *context, request->namespace_()); !s.ok()) {
     return FinishNow(context, ToGrpcStatus(s));
   }
   auto* reactor = new CleanupReactor([response] { WipeRing(response); });
@@ -250,7 +266,7 @@ grpc::ServerUnaryReactor* TicketKeyService::GetTicketKeys(grpc::CallbackServerCo
 grpc::ServerUnaryReactor* TicketKeyService::RotateTicketKeys(grpc::CallbackServerContext* context,
                                                              const v1::TicketKeysRequest* request,
                                                              v1::TicketKeySet* response) {
-  if (absl::Status s = ValidateNamespace(request->namespace_()); !s.ok()) {
+  if (absl::Status s = AdmitNamespace(options_.authz, *context, request->namespace_()); !s.ok()) {
     return FinishNow(context, ToGrpcStatus(s));
   }
   auto* reactor = new CleanupReactor([response] { WipeRing(response); });
@@ -270,10 +286,10 @@ grpc::ServerUnaryReactor* TicketKeyService::RotateTicketKeys(grpc::CallbackServe
 }
 
 grpc::ServerWriteReactor<v1::TicketKeySet>* TicketKeyService::WatchTicketKeys(
-    grpc::CallbackServerContext* /*context*/, const v1::TicketKeysRequest* request) {
+    grpc::CallbackServerContext* context, const v1::TicketKeysRequest* request) {
   auto* watch = new Watch(this);
   const std::string ns = request->namespace_();
-  if (absl::Status s = ValidateNamespace(ns); !s.ok()) {
+  if (absl::Status s = AdmitNamespace(options_.authz, *context, ns); !s.ok()) {
     watch->End(ToGrpcStatus(s));
     return watch;
   }

@@ -24,6 +24,7 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/synchronization/notification.h"
 #include "common/clock.h"
+#include "server/authorizer.h"
 #include "server/store.h"
 #include "server/ticket_ring.h"
 #include "tlscache/v1/ticket_keys.grpc.pb.h"
@@ -37,6 +38,8 @@ struct TicketKeyOptions {
   absl::Duration check_interval = absl::Seconds(1);
   absl::Duration store_timeout = absl::Seconds(2);
   Clock* clock = Clock::Real();
+  // Who may use which namespace; null: every caller may use every namespace.
+  const Authorizer* authz = nullptr;
 };
 
 class TicketKeyService final : public v1::TicketKeys::CallbackService {
@@ -69,7 +72,9 @@ class TicketKeyService final : public v1::TicketKeys::CallbackService {
 
   // The namespace's ring, created on first use. Asynchronous; `done` may run on a store thread.
   void FetchRing(const std::string& ns, RingDone done);
-  void CreateRing(const std::string& ns, RingDone done);
+  // Stores a new ring in place of version `replaces` (0: none yet, else one that cannot be
+  // read back) by compare-and-set, then serves whichever ring won.
+  void CreateRing(const std::string& ns, uint64_t replaces, RingDone done);
   // Pushes `ring` to the namespace's watch streams (each skips what it already has).
   void Publish(const std::string& ns, const v1::TicketKeySet& ring);
   void Forget(Watch* watch);

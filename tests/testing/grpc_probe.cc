@@ -101,7 +101,7 @@ absl::StatusOr<ServerProcess> StartServerProcess(const std::vector<std::string>&
   if (!line.ok()) return line.status();
   absl::string_view rest =
       absl::string_view(*line).substr(line->find(std::string(kMarker)) + kMarker.size());
-  rest = rest.substr(0, rest.find(','));
+  rest = rest.substr(0, rest.find_first_of(" ,"));
   ServerProcess server;
   if (!absl::SimpleAtoi(rest, &server.port)) {
     return absl::InternalError(absl::StrCat("no port in '", *line, "'"));
