@@ -153,11 +153,6 @@ bool IsLoopbackHost(std::string host) {
 
 absl::StatusOr<std::unique_ptr<Sealer>> LoadSealer(const std::string& path) {
   if (path.empty()) return nullptr;
-  struct stat info {};
-  if (stat(path.c_str(), &info) == 0 && (info.st_mode & (S_IRWXG | S_IRWXO)) != 0) {
-    LogWarning("--seal_key_file=%s is readable by other users (mode %o); make it 0600", path,
-               info.st_mode & 0777);
-  }
   absl::StatusOr<std::string> text = ReadSmallFile(path, 64 << 10);
   if (!text.ok()) return text.status();
   absl::StatusOr<std::vector<SecretBytes>> keys = ParseSealKeys(*text);
@@ -165,6 +160,11 @@ absl::StatusOr<std::unique_ptr<Sealer>> LoadSealer(const std::string& path) {
   if (!keys.ok()) {
     return absl::InvalidArgumentError(
         absl::StrCat("--seal_key_file=", path, ": ", keys.status().message()));
+  }
+  struct stat info {};
+  if (stat(path.c_str(), &info) == 0 && (info.st_mode & (S_IRWXG | S_IRWXO)) != 0) {
+    LogWarning("--seal_key_file=%s is readable by other users (mode %o); make it 0600", path,
+               info.st_mode & 0777);
   }
   return Sealer::Create(*std::move(keys));
 }

@@ -1,7 +1,10 @@
 // The tlscache-server binary as operators run it: flags, startup errors, SIGTERM, replicas and
 // restarts on one Redis.
 #include <signal.h>
+#include <sys/stat.h>
 
+#include <filesystem>
+#include <fstream>
 #include <future>
 #include <memory>
 #include <string>
@@ -172,6 +175,15 @@ TEST(ServerProcessTest, BadFlagsAreOneClearLineAndANonZeroExit) {
       {{"--memory_max_bytes=1000"}, "--memory_max_bytes"},
       {{"--default_ttl=soon"}, "default_ttl"},
       {{"--no_such_flag=1"}, "no_such_flag"},
+      {{"--max_concurrent_streams=0"}, "--max_concurrent_streams=0"},
+      {{"--tls_cert=/etc/hostname"}, "--tls_cert and --tls_key go together"},
+      {{"--tls_client_ca=/etc/hostname"}, "--tls_client_ca needs --tls_cert"},
+      {{"--tls_cert=/nonexistent.pem", "--tls_key=/nonexistent.key"}, "/nonexistent.pem"},
+      {{"--tls_cert=/etc/hostname", "--tls_key=/etc/hostname"}, "no PEM certificate"},
+      {{"--authz_file=/etc/hostname"}, "--authz_file needs --tls_client_ca"},
+      {{"--seal_key_file=/nonexistent"}, "/nonexistent"},
+      {{"--seal_key_file=/etc/hostname"}, "--seal_key_file=/etc/hostname: line 1"},
+      {{"--listen=0.0.0.0:0"}, "--listen=0.0.0.0:0 is not a loopback address"},
   };
   for (const BadFlags& c : cases) {
     std::vector<std::string> argv = {testing::BuiltBinary("tlscache-server"),
@@ -204,6 +216,103 @@ TEST(ServerProcessTest, AnAddressInUseIsAClearStartupError) {
   ASSERT_TRUE(output.ok());
   EXPECT_EQ(*output, absl::StrCat("tlscache-server: cannot listen on 127.0.0.1:", first.port,
                                   ": Address already in use\n"));
+}
+
+}  // namespace
+}  // namespace tlscache
+
+namespace tlscache {
+namespace {
+
+using ::tlscache::testing::CertFiles;
+using ::tlscache::testing::TestPki;
+
+class SecureServerProcessTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    char dir[] = "/tmp/tlscache-secure-XXXXXX";
+    ASSERT_NE(mkdtemp(dir), nullptr);
+    dir_ = dir;
+    auto pki = TestPki::Create(dir_);
+    ASSERT_TRUE(pki.ok()) << pki.status();
+    pki_ = std::make_unique<TestPki>(*std::move(pki));
+  }
+  void TearDown() override { std::filesystem::remove_all(dir_); }
+
+  std::string Path(const std::string& name) const { return dir_ + "/" + name; }
+  void Write(const std::string& name, const std::string& text) {
+    std::ofstream(Path(name)) << text;
+  }
+
+  std::string dir_;
+  std::unique_ptr<TestPki> pki_;
+};
+
+grpc::Status PutOn(grpc::Channel* channel, const std::string& ns) {
+  auto stub = v1::SessionCache::NewStub(std::shared_ptr<grpc::Channel>(channel, [](auto*) {}));
+  v1::PutRequest request;
+  request.set_namespace_(ns);
+  request.set_session_id("id");
+  request.set_session("session");
+  v1::PutResponse response;
+  grpc::ClientContext context;
+  context.set_deadline(absl::ToChronoTime(absl::Now() + absl::Seconds(5)));
+  return stub->Put(&context, request, &response);
+}
+
+TEST_F(SecureServerProcessTest, SighupReloadsTheAuthzFileAndABadFileKeepsThePolicyInForce) {
+  CertFiles tenant = *pki_->IssueClient("tenant", "t", "URI:spiffe://farm/t");
+  Write("authz", "spiffe://farm/t shop\n");
+  ServerProcess server =
+      MustStart({"--tls_cert=" + pki_->server().cert, "--tls_key=" + pki_->server().key,
+                 "--tls_client_ca=" + pki_->ca_file(), "--authz_file=" + Path("authz"),
+                 "--shutdown_grace=2s"});
+  ASSERT_NE(server.process, nullptr);
+  EXPECT_THAT(server.process->output(), HasSubstr("(mTLS, authorization by --authz_file)"));
+  auto channel = testing::ConnectTls(server.port, pki_->ca_file(), &tenant);
+  ASSERT_TRUE(PutOn(channel.get(), "shop").ok());
+  ASSERT_EQ(PutOn(channel.get(), "blog").error_code(), grpc::StatusCode::PERMISSION_DENIED);
+
+  Write("authz", "spiffe://farm/t shop,blog\n");
+  server.process->Signal(SIGHUP);
+  ASSERT_TRUE(server.process->WaitForOutput("SIGHUP: reloaded", absl::Seconds(10)).ok());
+  EXPECT_TRUE(PutOn(channel.get(), "blog").ok());
+
+  Write("authz", "spiffe://farm/t shop\nspiffe://farm/t blog\n");
+  server.process->Signal(SIGHUP);
+  auto why =
+      server.process->WaitForOutput("keeping the authorization policy in force", absl::Seconds(10));
+  ASSERT_TRUE(why.ok()) << server.process->output();
+  EXPECT_THAT(*why, HasSubstr("line 2"));
+  EXPECT_TRUE(PutOn(channel.get(), "blog").ok());
+  server.process->Signal(SIGTERM);
+  EXPECT_EQ(*server.process->Wait(absl::Seconds(15)), 0);
+}
+
+TEST_F(SecureServerProcessTest, PlaintextBeyondLoopbackNeedsAllowInsecure) {
+  auto process = Subprocess::Start(
+      {testing::BuiltBinary("tlscache-server"), "--listen=0.0.0.0:0", "--allow_insecure"});
+  ASSERT_TRUE(process.ok());
+  EXPECT_TRUE((*process)->WaitForOutput("(plaintext)", absl::Seconds(20)).ok())
+      << (*process)->output();
+  (*process)->Signal(SIGTERM);
+  EXPECT_EQ(*(*process)->Wait(absl::Seconds(15)), 0);
+}
+
+TEST_F(SecureServerProcessTest, ARedisStoreWithoutASealKeyIsWarnedAbout) {
+  // Redis need not be up: the warning comes at startup.
+  ServerProcess unsealed = MustStart({"--store=redis://127.0.0.1:1"});
+  ASSERT_NE(unsealed.process, nullptr);
+  EXPECT_THAT(unsealed.process->output(), HasSubstr("in the clear"));
+
+  Write("seal.keys", "# current\n" + std::string(64, 'a') + "\n");
+  chmod(Path("seal.keys").c_str(), 0600);
+  ServerProcess sealed =
+      MustStart({"--store=redis://127.0.0.1:1", "--seal_key_file=" + Path("seal.keys")});
+  ASSERT_NE(sealed.process, nullptr);
+  EXPECT_THAT(sealed.process->output(), HasSubstr("sealed (1 key)"));
+  EXPECT_THAT(sealed.process->output(), ::testing::Not(HasSubstr("in the clear")));
+  EXPECT_THAT(sealed.process->output(), ::testing::Not(HasSubstr("aaaaaaaa")));
 }
 
 }  // namespace

@@ -1,5 +1,6 @@
-// The store contract (server/store.h) against both stores, with real time, and the Redis
-// store against a real redis-server: restarts, a paused server, pooling, bounds.
+// The store contract (server/store.h) against every store, with real time, and the Redis
+// store against a real redis-server: restarts, a paused server, pooling, bounds; and what a
+// sealed store leaves in Redis.
 #include "server/redis/redis_store.h"
 
 #include <atomic>
@@ -15,6 +16,7 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "server/memory_store.h"
+#include "server/sealed_store.h"
 #include "tests/testing/redis_server.h"
 #include "tests/testing/store_kind.h"
 #include "tests/testing/store_sync.h"
@@ -42,6 +44,13 @@ redis::RedisStoreOptions OptionsFor(const RedisServer& server) {
   return options;
 }
 
+constexpr char kSealKeyA[] = "6a1f0c9e3b7d25e48f10a2c3d4e5f60718293a4b5c6d7e8f90a1b2c3d4e5f607";
+constexpr char kSealKeyB[] = "0f1e2d3c4b5a69788796a5b4c3d2e1f00f1e2d3c4b5a69788796a5b4c3d2e1f0";
+
+std::unique_ptr<Sealer> TestSealer(absl::string_view key_file) {
+  return *Sealer::Create(*ParseSealKeys(key_file));
+}
+
 std::unique_ptr<redis::RedisStore> ConnectedStore(const redis::RedisStoreOptions& options) {
   auto store = redis::RedisStore::Create(options);
   EXPECT_TRUE(store.ok()) << store.status();
@@ -65,6 +74,9 @@ class StoreContractTest : public ::testing::TestWithParam<StoreKind> {
     TLSCACHE_START_REDIS_OR_SKIP(redis_);
     store_ = ConnectedStore(OptionsFor(*redis_));
     ASSERT_NE(store_, nullptr);
+    if (GetParam() == StoreKind::kSealedRedis) {
+      store_ = std::make_unique<SealedStore>(std::move(store_), TestSealer(kSealKeyA));
+    }
   }
 
   std::unique_ptr<RedisServer> redis_;
@@ -211,8 +223,10 @@ TEST_P(StoreContractTest, OfConcurrentRotationsExactlyOneSwaps) {
   }
 }
 
-INSTANTIATE_TEST_SUITE_P(BothStores, StoreContractTest,
-                         ::testing::Values(StoreKind::kMemory, StoreKind::kRedis), StoreKindName);
+INSTANTIATE_TEST_SUITE_P(EveryStore, StoreContractTest,
+                         ::testing::Values(StoreKind::kMemory, StoreKind::kRedis,
+                                           StoreKind::kSealedRedis),
+                         StoreKindName);
 
 // ---- Redis only ---------------------------------------------------------------------------
 
@@ -361,6 +375,80 @@ TEST_F(RedisStoreTest, ScriptFlushIsSurvived) {
   ASSERT_TRUE(redis_->Cli({"SCRIPT", "FLUSH"}).ok());
   // The first Get on a connection may meet NOSCRIPT; the connection is rebuilt and reloads.
   EXPECT_TRUE(Eventually([&] { return GetSync(*store, "ns", "id").ok(); }));
+}
+
+}  // namespace
+}  // namespace tlscache::server
+
+// ---- sealed ---------------------------------------------------------------------------------
+
+namespace tlscache::server {
+namespace {
+
+class SealedRedisStoreTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    TLSCACHE_START_REDIS_OR_SKIP(redis_);
+    auto inner = ConnectedStore(OptionsFor(*redis_));
+    ASSERT_NE(inner, nullptr);
+    store_ = std::make_unique<SealedStore>(std::move(inner), TestSealer(kSealKeyA));
+  }
+
+  std::string Raw(const std::string& key) { return *redis_->Cli({"GET", key}); }
+
+  std::unique_ptr<RedisServer> redis_;
+  std::unique_ptr<SealedStore> store_;
+};
+
+TEST_F(SealedRedisStoreTest, RedisHoldsNeitherTheSessionNorTheRingInTheClear) {
+  const std::string session = "MASTER-SECRET-0123456789abcdef";
+  ASSERT_TRUE(PutSync(*store_, "edge", "\x01", session, absl::Seconds(60)).ok());
+  const std::string raw = Raw("tlscache:edge:01");
+  EXPECT_FALSE(raw.empty());
+  EXPECT_EQ(raw.find("MASTER-SECRET"), std::string::npos) << raw;
+  EXPECT_EQ(GetSync(*store_, "edge", "\x01")->session.view(), session);
+
+  const std::string ring = "RING-WITH-TICKET-KEYS";
+  ASSERT_TRUE(*SwapRingSync(*store_, "edge", 0, 1, ring));
+  const std::string raw_ring = *redis_->Cli({"HGET", "tlscache:@ring:edge", "r"});
+  EXPECT_FALSE(raw_ring.empty());
+  EXPECT_EQ(raw_ring.find("TICKET-KEYS"), std::string::npos) << raw_ring;
+  auto stored = GetRingSync(*store_, "edge");
+  ASSERT_TRUE(stored.ok()) << stored.status();
+  EXPECT_EQ(stored->ring.view(), ring);
+  EXPECT_EQ(store_->open_failures(), 0u);
+}
+
+TEST_F(SealedRedisStoreTest, AnEntryMovedOrTamperedWithInRedisIsAMissAndCounted) {
+  ASSERT_TRUE(PutSync(*store_, "a", "\x01", "session of a/01", absl::Seconds(60)).ok());
+  ASSERT_TRUE(PutSync(*store_, "a", "\x02", "session of a/02", absl::Seconds(60)).ok());
+  // Another session's sealed bytes copied over this one, and into another namespace.
+  ASSERT_TRUE(redis_->Cli({"COPY", "tlscache:a:01", "tlscache:a:02", "REPLACE"}).ok());
+  ASSERT_TRUE(redis_->Cli({"COPY", "tlscache:a:01", "tlscache:b:01"}).ok());
+  EXPECT_TRUE(absl::IsNotFound(GetSync(*store_, "a", "\x02").status()));
+  EXPECT_TRUE(absl::IsNotFound(GetSync(*store_, "b", "\x01").status()));
+  EXPECT_EQ(store_->open_failures(), 2u);
+  // One byte changed in place.
+  ASSERT_TRUE(redis_->Cli({"SETRANGE", "tlscache:a:01", "40", "Z"}).ok());
+  EXPECT_TRUE(absl::IsNotFound(GetSync(*store_, "a", "\x01").status()));
+  EXPECT_EQ(store_->open_failures(), 3u);
+  // A value too short to be sealed at all.
+  ASSERT_TRUE(redis_->Cli({"SET", "tlscache:a:03", "x"}).ok());
+  EXPECT_TRUE(absl::IsNotFound(GetSync(*store_, "a", "\x03").status()));
+  EXPECT_EQ(store_->open_failures(), 4u);
+}
+
+TEST_F(SealedRedisStoreTest, AfterAKeyRotationOldEntriesStillOpenUntilTheOldKeyIsDropped) {
+  ASSERT_TRUE(PutSync(*store_, "ns", "\x01", "sealed with A", absl::Seconds(60)).ok());
+  auto both = std::make_unique<SealedStore>(ConnectedStore(OptionsFor(*redis_)),
+                                            TestSealer(absl::StrCat(kSealKeyB, "\n", kSealKeyA)));
+  EXPECT_EQ(GetSync(*both, "ns", "\x01")->session.view(), "sealed with A");
+  ASSERT_TRUE(PutSync(*both, "ns", "\x02", "sealed with B", absl::Seconds(60)).ok());
+  auto only_b =
+      std::make_unique<SealedStore>(ConnectedStore(OptionsFor(*redis_)), TestSealer(kSealKeyB));
+  EXPECT_EQ(GetSync(*only_b, "ns", "\x02")->session.view(), "sealed with B");
+  EXPECT_TRUE(absl::IsNotFound(GetSync(*only_b, "ns", "\x01").status()));
+  EXPECT_EQ(only_b->open_failures(), 1u);
 }
 
 }  // namespace

@@ -9,6 +9,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
+#include "common/files.h"
 #include "grpc/health/v1/health.grpc.pb.h"
 #include "reflection_probe.pb.h"
 
@@ -16,6 +17,17 @@ namespace tlscache::testing {
 
 std::shared_ptr<grpc::Channel> Connect(int port) {
   return grpc::CreateChannel(absl::StrCat("127.0.0.1:", port), grpc::InsecureChannelCredentials());
+}
+
+std::shared_ptr<grpc::Channel> ConnectTls(int port, const std::string& ca_file,
+                                          const CertFiles* client) {
+  grpc::SslCredentialsOptions ssl;
+  ssl.pem_root_certs = ReadSmallFile(ca_file).value_or("");
+  if (client != nullptr) {
+    ssl.pem_cert_chain = ReadSmallFile(client->cert).value_or("");
+    ssl.pem_private_key = ReadSmallFile(client->key).value_or("");
+  }
+  return grpc::CreateChannel(absl::StrCat("127.0.0.1:", port), grpc::SslCredentials(ssl));
 }
 
 absl::StatusOr<ServingStatus> CheckHealth(grpc::Channel& channel, const std::string& service) {

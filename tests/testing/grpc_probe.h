@@ -13,12 +13,16 @@
 #include "absl/time/time.h"
 #include "grpc/health/v1/health.pb.h"
 #include "tests/testing/subprocess.h"
+#include "tests/testing/test_pki.h"
 
 namespace tlscache::testing {
 
 using ServingStatus = ::grpc::health::v1::HealthCheckResponse::ServingStatus;
 
 std::shared_ptr<grpc::Channel> Connect(int port);
+// TLS to 127.0.0.1:port, trusting `ca_file`, with a client certificate when `client` is set.
+std::shared_ptr<grpc::Channel> ConnectTls(int port, const std::string& ca_file,
+                                          const CertFiles* client = nullptr);
 
 // grpc.health.v1.Health/Check for `service` ("" for the whole server).
 absl::StatusOr<ServingStatus> CheckHealth(grpc::Channel& channel, const std::string& service);

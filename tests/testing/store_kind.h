@@ -10,10 +10,19 @@
 
 namespace tlscache::testing {
 
-enum class StoreKind { kMemory, kRedis };
+// kSealedRedis: the Redis store beneath a SealedStore.
+enum class StoreKind { kMemory, kRedis, kSealedRedis };
 
 inline std::string StoreKindName(const ::testing::TestParamInfo<StoreKind>& info) {
-  return info.param == StoreKind::kMemory ? "Memory" : "Redis";
+  switch (info.param) {
+    case StoreKind::kMemory:
+      return "Memory";
+    case StoreKind::kRedis:
+      return "Redis";
+    case StoreKind::kSealedRedis:
+      return "SealedRedis";
+  }
+  return "Unknown";
 }
 
 }  // namespace tlscache::testing

@@ -1,0 +1,204 @@
+// TLS, mTLS and per-identity namespaces, through real gRPC channels to an in-process
+// CacheServer with a test CA's certificates.
+#include <grpcpp/create_channel.h>
+
+#include <filesystem>
+#include <fstream>
+#include <memory>
+#include <string>
+
+#include "absl/strings/str_cat.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "server/authorizer.h"
+#include "server/cache_server.h"
+#include "server/store_factory.h"
+#include "tests/testing/grpc_probe.h"
+#include "tests/testing/test_pki.h"
+#include "tlscache/v1/session_cache.grpc.pb.h"
+#include "tlscache/v1/ticket_keys.grpc.pb.h"
+
+namespace tlscache::server {
+namespace {
+
+using ::testing::HasSubstr;
+using ::tlscache::testing::CertFiles;
+using ::tlscache::testing::TestPki;
+
+class SecurityGrpcTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    char dir[] = "/tmp/tlscache-security-XXXXXX";
+    ASSERT_NE(mkdtemp(dir), nullptr);
+    dir_ = dir;
+    auto pki = TestPki::Create(dir_);
+    ASSERT_TRUE(pki.ok()) << pki.status();
+    pki_ = std::make_unique<TestPki>(*std::move(pki));
+    tenant_a_ = *pki_->IssueClient("a", "cn-a", "URI:spiffe://farm/a,DNS:a.example.com");
+    tenant_b_ = *pki_->IssueClient("b", "cn-b", "DNS:b.example.com");
+    cn_only_ = *pki_->IssueClient("c", "tenant-c", "");
+    WriteAuthz("spiffe://farm/a shop\nb.example.com blog,shared\ntenant-c shared\n");
+    auto authz = Authorizer::FromFile(Path("authz"));
+    ASSERT_TRUE(authz.ok()) << authz.status();
+    authz_ = *std::move(authz);
+  }
+  void TearDown() override {
+    server_.reset();
+    std::filesystem::remove_all(dir_);
+  }
+
+  std::string Path(const std::string& name) const { return dir_ + "/" + name; }
+  void WriteAuthz(const std::string& text) { std::ofstream(Path("authz")) << text; }
+
+  void StartServer(bool client_ca, bool authz) {
+    CacheServerOptions options;
+    options.listen = "127.0.0.1:0";
+    options.tls.cert_file = pki_->server().cert;
+    options.tls.key_file = pki_->server().key;
+    if (client_ca) options.tls.client_ca_file = pki_->ca_file();
+    if (authz) {
+      options.service.authz = authz_.get();
+      options.ticket_keys.authz = authz_.get();
+    }
+    auto store = CreateStore(StoreConfig{});
+    ASSERT_TRUE(store.ok()) << store.status();
+    auto server = CacheServer::Start(options, *std::move(store));
+    ASSERT_TRUE(server.ok()) << server.status();
+    server_ = *std::move(server);
+  }
+
+  std::shared_ptr<grpc::Channel> Channel(const CertFiles* client) {
+    return testing::ConnectTls(server_->port(), pki_->ca_file(), client);
+  }
+
+  static grpc::Status Put(grpc::Channel* channel, const std::string& ns) {
+    v1::PutRequest request;
+    request.set_namespace_(ns);
+    request.set_session_id("id");
+    request.set_session("session");
+    v1::PutResponse response;
+    grpc::ClientContext context;
+    context.set_deadline(absl::ToChronoTime(absl::Now() + absl::Seconds(5)));
+    return v1::SessionCache::NewStub(std::shared_ptr<grpc::Channel>(channel, [](auto*) {}))
+        ->Put(&context, request, &response);
+  }
+  static grpc::Status Get(grpc::Channel* channel, const std::string& ns) {
+    v1::GetRequest request;
+    request.set_namespace_(ns);
+    request.set_session_id("id");
+    v1::GetResponse response;
+    grpc::ClientContext context;
+    context.set_deadline(absl::ToChronoTime(absl::Now() + absl::Seconds(5)));
+    return v1::SessionCache::NewStub(std::shared_ptr<grpc::Channel>(channel, [](auto*) {}))
+        ->Get(&context, request, &response);
+  }
+  static grpc::Status TicketKeys(grpc::Channel* channel, const std::string& ns) {
+    v1::TicketKeysRequest request;
+    request.set_namespace_(ns);
+    v1::TicketKeySet response;
+    grpc::ClientContext context;
+    context.set_deadline(absl::ToChronoTime(absl::Now() + absl::Seconds(5)));
+    return v1::TicketKeys::NewStub(std::shared_ptr<grpc::Channel>(channel, [](auto*) {}))
+        ->GetTicketKeys(&context, request, &response);
+  }
+  static grpc::Status Watch(grpc::Channel* channel, const std::string& ns) {
+    v1::TicketKeysRequest request;
+    request.set_namespace_(ns);
+    grpc::ClientContext context;
+    context.set_deadline(absl::ToChronoTime(absl::Now() + absl::Seconds(5)));
+    auto stub = v1::TicketKeys::NewStub(std::shared_ptr<grpc::Channel>(channel, [](auto*) {}));
+    auto reader = stub->WatchTicketKeys(&context, request);
+    v1::TicketKeySet ring;
+    if (reader->Read(&ring)) {
+      context.TryCancel();
+      reader->Finish();
+      return grpc::Status::OK;
+    }
+    return reader->Finish();
+  }
+
+  std::string dir_;
+  std::unique_ptr<TestPki> pki_;
+  CertFiles tenant_a_, tenant_b_, cn_only_;
+  std::unique_ptr<Authorizer> authz_;
+  std::unique_ptr<CacheServer> server_;
+};
+
+TEST_F(SecurityGrpcTest, WithAClientCaAClientWithoutACertificateCannotCallAnything) {
+  StartServer(/*client_ca=*/true, /*authz=*/false);
+  auto anonymous = Channel(nullptr);
+  EXPECT_EQ(Put(anonymous.get(), "shop").error_code(), grpc::StatusCode::UNAVAILABLE);
+  EXPECT_EQ(TicketKeys(anonymous.get(), "shop").error_code(), grpc::StatusCode::UNAVAILABLE);
+  EXPECT_TRUE(Put(Channel(&tenant_a_).get(), "shop").ok());
+}
+
+TEST_F(SecurityGrpcTest, APlaintextClientIsRefused) {
+  StartServer(/*client_ca=*/true, /*authz=*/false);
+  auto plaintext = grpc::CreateChannel(absl::StrCat("127.0.0.1:", server_->port()),
+                                       grpc::InsecureChannelCredentials());
+  EXPECT_EQ(Put(plaintext.get(), "shop").error_code(), grpc::StatusCode::UNAVAILABLE);
+}
+
+TEST_F(SecurityGrpcTest, ACertificateFromAnotherCaIsRefused) {
+  StartServer(/*client_ca=*/true, /*authz=*/false);
+  std::filesystem::create_directory(Path("other"));
+  auto other = TestPki::Create(Path("other"));
+  ASSERT_TRUE(other.ok());
+  CertFiles stranger = *other->IssueClient("stranger", "x", "URI:spiffe://farm/a");
+  EXPECT_EQ(Put(Channel(&stranger).get(), "shop").error_code(), grpc::StatusCode::UNAVAILABLE);
+}
+
+TEST_F(SecurityGrpcTest, TlsWithoutAClientCaServesAnyTlsClient) {
+  StartServer(/*client_ca=*/false, /*authz=*/false);
+  EXPECT_TRUE(Put(Channel(nullptr).get(), "shop").ok());
+}
+
+TEST_F(SecurityGrpcTest, ATenantIsDeniedAnotherTenantsNamespaceAndAllowedItsOwn) {
+  StartServer(/*client_ca=*/true, /*authz=*/true);
+  auto a = Channel(&tenant_a_);
+  auto b = Channel(&tenant_b_);
+  EXPECT_TRUE(Put(a.get(), "shop").ok());
+  EXPECT_TRUE(Get(a.get(), "shop").ok());
+  EXPECT_TRUE(TicketKeys(a.get(), "shop").ok());
+  EXPECT_TRUE(Watch(a.get(), "shop").ok());
+
+  for (const grpc::Status& denied :
+       {Put(b.get(), "shop"), Get(b.get(), "shop"), TicketKeys(b.get(), "shop"),
+        Watch(b.get(), "shop"), Put(a.get(), "blog")}) {
+    EXPECT_EQ(denied.error_code(), grpc::StatusCode::PERMISSION_DENIED) << denied.error_message();
+  }
+  const grpc::Status denied = Get(b.get(), "shop");
+  EXPECT_THAT(denied.error_message(), HasSubstr("identity b.example.com"));
+  EXPECT_THAT(denied.error_message(), HasSubstr("namespace shop"));
+  EXPECT_TRUE(Put(b.get(), "blog").ok());
+  // A malformed namespace is still InvalidArgument, whoever asks.
+  EXPECT_EQ(Put(b.get(), "bad/ns").error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+}
+
+TEST_F(SecurityGrpcTest, TheIdentityIsTheUriSanElseTheDnsSanElseTheCommonName) {
+  StartServer(/*client_ca=*/true, /*authz=*/true);
+  // a: URI and DNS SANs; only its URI is in the file. b: a DNS SAN. c: only a CN.
+  EXPECT_TRUE(Put(Channel(&tenant_a_).get(), "shop").ok());
+  EXPECT_TRUE(Put(Channel(&tenant_b_).get(), "shared").ok());
+  EXPECT_TRUE(Put(Channel(&cn_only_).get(), "shared").ok());
+  EXPECT_EQ(Put(Channel(&cn_only_).get(), "blog").error_code(),
+            grpc::StatusCode::PERMISSION_DENIED);
+}
+
+TEST_F(SecurityGrpcTest, AReloadAppliesANewPolicyAndABadFileKeepsTheOldOne) {
+  StartServer(/*client_ca=*/true, /*authz=*/true);
+  auto a = Channel(&tenant_a_);
+  EXPECT_EQ(Put(a.get(), "blog").error_code(), grpc::StatusCode::PERMISSION_DENIED);
+  WriteAuthz("spiffe://farm/a shop,blog\n");
+  ASSERT_TRUE(authz_->Reload().ok());
+  EXPECT_TRUE(Put(a.get(), "blog").ok());
+
+  WriteAuthz("spiffe://farm/a shop blog\n");
+  absl::Status bad = authz_->Reload();
+  EXPECT_TRUE(absl::IsInvalidArgument(bad));
+  EXPECT_THAT(std::string(bad.message()), HasSubstr("line 1"));
+  EXPECT_TRUE(Put(a.get(), "blog").ok());  // still the previous policy
+}
+
+}  // namespace
+}  // namespace tlscache::server
