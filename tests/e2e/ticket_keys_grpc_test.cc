@@ -26,10 +26,14 @@ using ::testing::Not;
 using ::tlscache::testing::RedisServer;
 using v1::TicketKey;
 
-std::unique_ptr<CacheServer> StartReplica(const std::string& store_url, absl::Duration rotation) {
+// `seal_key`: 64 hex digits to seal the store with, or "" for none.
+std::unique_ptr<CacheServer> StartReplica(const std::string& store_url, absl::Duration rotation,
+                                          const std::string& seal_key = "") {
   StoreConfig store;
   store.url = store_url;
-  auto created = CreateStore(store);
+  std::unique_ptr<Sealer> sealer;
+  if (!seal_key.empty()) sealer = *Sealer::Create(*ParseSealKeys(seal_key));
+  auto created = CreateStore(store, std::move(sealer));
   EXPECT_TRUE(created.ok()) << created.status();
   CacheServerOptions options;
   options.listen = "127.0.0.1:0";
@@ -175,6 +179,47 @@ TEST(TicketKeysGrpcTest, NeitherTheLogNorKeysShowHoldKeyBytes) {
       }
     }
   }
+}
+
+}  // namespace
+}  // namespace tlscache::server
+
+namespace tlscache::server {
+namespace {
+
+TEST(TicketKeysGrpcTest, SealedRingsHoldNoKeyInTheClearAndAnUnreadableRingIsReplaced) {
+  std::unique_ptr<RedisServer> redis;
+  TLSCACHE_START_REDIS_OR_SKIP(redis);
+  // A ring stored before sealing was turned on.
+  auto unsealed = StartReplica(redis->url(), absl::Hours(1));
+  ASSERT_NE(unsealed, nullptr);
+  auto clear = GetKeys(unsealed->port(), "edge");
+  ASSERT_TRUE(clear.ok()) << clear.status();
+  auto raw = redis->Cli({"HGET", "tlscache:@ring:edge", "r"});
+  ASSERT_TRUE(raw.ok());
+  EXPECT_THAT(*raw, HasSubstr(clear->keys(0).aes_key()));  // the check can see a key
+  unsealed.reset();
+
+  const std::string key(64, 'c');
+  auto sealed = StartReplica(redis->url(), absl::Hours(1), key);
+  ASSERT_NE(sealed, nullptr);
+  auto replaced = GetKeys(sealed->port(), "edge");
+  ASSERT_TRUE(replaced.ok()) << replaced.status();
+  EXPECT_EQ(replaced->version(), clear->version() + 1);
+  EXPECT_THAT(Names(*replaced), Not(::testing::Contains(clear->keys(0).name())));
+  raw = redis->Cli({"HGET", "tlscache:@ring:edge", "r"});
+  ASSERT_TRUE(raw.ok());
+  for (const TicketKey& k : replaced->keys()) {
+    EXPECT_THAT(*raw, Not(HasSubstr(k.aes_key())));
+    EXPECT_THAT(*raw, Not(HasSubstr(k.hmac_key())));
+  }
+  // Another replica with the same seal key serves the same ring.
+  auto peer = StartReplica(redis->url(), absl::Hours(1), key);
+  ASSERT_NE(peer, nullptr);
+  auto same = GetKeys(peer->port(), "edge");
+  ASSERT_TRUE(same.ok()) << same.status();
+  EXPECT_EQ(same->version(), replaced->version());
+  EXPECT_EQ(Names(*same), Names(*replaced));
 }
 
 }  // namespace

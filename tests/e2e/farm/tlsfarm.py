@@ -145,10 +145,36 @@ class Farm:
         process.port = port
         return process
 
-    def cache(self, store="memory", port=None):
+    def issue(self, name, subject_alt_name="", server=False):
+        """A certificate for `name` from the farm's own CA (made on first use), with
+        `subject_alt_name` in openssl's syntax ("URI:spiffe://farm/x"). Returns
+        (cert, key, ca) paths."""
+        openssl = require("openssl")
+        ca, ca_key = os.path.join(self.dir, "ca.pem"), os.path.join(self.dir, "ca.key")
+        new_key = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes"]
+        if not os.path.exists(ca):
+            subprocess.run([openssl, "req", "-x509", *new_key, "-keyout", ca_key, "-out", ca,
+                            "-days", "2", "-subj", "/CN=tlscache farm CA"],
+                           check=True, capture_output=True)
+        cert, key, csr, ext = (os.path.join(self.dir, f"{name}.{suffix}")
+                               for suffix in ("pem", "key", "csr", "ext"))
+        with open(ext, "w") as f:
+            f.write("basicConstraints=critical,CA:FALSE\n")
+            if subject_alt_name:
+                f.write(f"subjectAltName={subject_alt_name}\n")
+            f.write(f"extendedKeyUsage={'serverAuth' if server else 'clientAuth'}\n")
+        subprocess.run([openssl, "req", *new_key, "-keyout", key, "-out", csr, "-subj",
+                        f"/CN={name}"], check=True, capture_output=True)
+        subprocess.run([openssl, "x509", "-req", "-in", csr, "-CA", ca, "-CAkey", ca_key,
+                        "-out", cert, "-days", "2", "-extfile", ext],
+                       check=True, capture_output=True)
+        return cert, key, ca
+
+    def cache(self, store="memory", port=None, extra=()):
         port = port or free_port()
         process = self.start(f"cache-{port}", [built("tlscache-server"),
-                                               f"--listen=127.0.0.1:{port}", f"--store={store}"])
+                                               f"--listen=127.0.0.1:{port}", f"--store={store}",
+                                               *extra])
         wait_for_port("127.0.0.1", port, process=process.popen)
         process.port = port
         process.addr = f"127.0.0.1:{port}"
@@ -297,6 +323,50 @@ def resumption_rate(client, ip, port, reconnects):
     client.connect(ip, port)
     resumed = sum(1 for _ in range(reconnects) if client.connect(ip, port)[0])
     return resumed / reconnects
+
+
+def _resp_command(sock, *args):
+    sock.sendall(b"".join([f"*{len(args)}\r\n".encode()] +
+                          [f"${len(a)}\r\n".encode() + a + b"\r\n" for a in args]))
+
+
+def _resp_reply(reader):
+    line = reader.readline().rstrip(b"\r\n")
+    kind, rest = line[:1], line[1:]
+    if kind == b"$":
+        length = int(rest)
+        return None if length < 0 else reader.read(length + 2)[:-2]
+    if kind == b"*":
+        return [_resp_reply(reader) for _ in range(int(rest))]
+    if kind == b"-":
+        raise RuntimeError(rest.decode())
+    return rest
+
+
+def redis_call(port, *args):
+    """One command to the Redis on 127.0.0.1:port; its reply."""
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
+        _resp_command(sock, *args)
+        return _resp_reply(sock.makefile("rb"))
+
+
+def redis_values(port):
+    """Every value in the Redis on 127.0.0.1:port, as bytes: strings and hash fields alike."""
+    values = []
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
+        reader = sock.makefile("rb")
+
+        def call(*args):
+            _resp_command(sock, *args)
+            return _resp_reply(reader)
+
+        for key in call(b"KEYS", b"*"):
+            kind = call(b"TYPE", key)
+            if kind == b"string":
+                values.append(call(b"GET", key))
+            elif kind == b"hash":
+                values.extend(call(b"HVALS", key))
+    return values
 
 
 def s_client(ip, port, version, sess_out=None, sess_in=None, early_data=None):
