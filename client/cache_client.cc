@@ -26,6 +26,9 @@
 namespace tlscache::client {
 namespace {
 
+// The largest reply accepted: a session (the plugin stores at most 16 KiB) or a ticket key ring
+// (at most 64 keys), with room to spare.
+constexpr int kMaxReplyBytes = 64 << 10;
 // Bound on a background Put or Delete; they are off the handshake path, so this only keeps
 // the in-flight window moving when the cache is slow.
 constexpr absl::Duration kStoreTimeout = absl::Seconds(1);
@@ -83,6 +86,8 @@ class CacheClient::ProcessState {
     args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, 1000);
     // A lookup has a few milliseconds: no retry fits, and the breaker handles outages.
     args.SetInt(GRPC_ARG_ENABLE_RETRIES, 0);
+    // Replies are bounded like requests: a session, or a ticket key ring, and framing.
+    args.SetMaxReceiveMessageSize(kMaxReplyBytes);
     std::shared_ptr<grpc::ChannelCredentials> credentials;
     if (client.root_certs_.empty()) {
       credentials = grpc::InsecureChannelCredentials();
