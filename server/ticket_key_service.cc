@@ -23,23 +23,11 @@ absl::StatusOr<SecretBytes> Serialize(const v1::TicketKeySet& ring) {
   return bytes;
 }
 
-// A ring read back from the store is checked like any outside bytes.
 absl::StatusOr<v1::TicketKeySet> Parse(absl::string_view ns, const StoredRing& stored) {
-  v1::TicketKeySet ring;
-  absl::Status status;
-  if (stored.ring.empty()) {
-    status = absl::DataLossError("it cannot be opened with the configured seal keys");
-  } else if (!ring.ParseFromArray(stored.ring.data(), static_cast<int>(stored.ring.size()))) {
-    status = absl::DataLossError("does not parse");
-  } else if (ring.version() != stored.version) {
-    status = absl::DataLossError("its version is not the one it was stored as");
-  } else {
-    status = ValidateRing(ring);
-  }
-  if (!status.ok()) {
-    WipeRing(&ring);
+  absl::StatusOr<v1::TicketKeySet> ring = ParseStoredRing(stored.ring.view(), stored.version);
+  if (!ring.ok()) {
     return absl::DataLossError(
-        absl::StrCat("the ticket key ring of namespace ", ns, ": ", status.message()));
+        absl::StrCat("the ticket key ring of namespace ", ns, ": ", ring.status().message()));
   }
   return ring;
 }

@@ -2,6 +2,7 @@
 
 #include <openssl/rand.h>
 
+#include <climits>
 #include <set>
 #include <string>
 
@@ -103,6 +104,7 @@ absl::Status ValidateRing(const v1::TicketKeySet& ring) {
     return absl::InvalidArgumentError(absl::StrCat("ring has ", ring.keys_size(), " keys"));
   }
   int active = 0;
+  int pending = 0;
   std::set<std::string> names;
   for (const TicketKey& key : ring.keys()) {
     if (key.name().size() != kTicketKeyNameBytes || key.aes_key().size() != kTicketAesKeyBytes ||
@@ -117,11 +119,39 @@ absl::Status ValidateRing(const v1::TicketKeySet& ring) {
       return absl::InvalidArgumentError("ring has two keys of one name");
     }
     active += key.state() == TicketKey::ACTIVE ? 1 : 0;
+    pending += key.state() == TicketKey::PENDING ? 1 : 0;
   }
   if (active != 1) {
     return absl::InvalidArgumentError(absl::StrCat("ring has ", active, " ACTIVE keys"));
   }
+  // A rotation promotes every PENDING key: two would make two ACTIVE keys.
+  if (pending > 1) {
+    return absl::InvalidArgumentError(absl::StrCat("ring has ", pending, " PENDING keys"));
+  }
+  if (ring.version() == 0 || ring.version() == UINT64_MAX) {
+    return absl::InvalidArgumentError(absl::StrCat("ring has version ", ring.version()));
+  }
   return absl::OkStatus();
+}
+
+absl::StatusOr<v1::TicketKeySet> ParseStoredRing(absl::string_view bytes, uint64_t version) {
+  v1::TicketKeySet ring;
+  absl::Status status;
+  if (bytes.empty()) {
+    status = absl::DataLossError("it cannot be opened with the configured seal keys");
+  } else if (bytes.size() > static_cast<size_t>(INT_MAX) ||
+             !ring.ParseFromArray(bytes.data(), static_cast<int>(bytes.size()))) {
+    status = absl::DataLossError("does not parse");
+  } else if (ring.version() != version) {
+    status = absl::DataLossError("its version is not the one it was stored as");
+  } else if (absl::Status valid = ValidateRing(ring); !valid.ok()) {
+    status = absl::DataLossError(valid.message());
+  }
+  if (!status.ok()) {
+    WipeRing(&ring);
+    return status;
+  }
+  return ring;
 }
 
 void WipeRing(v1::TicketKeySet* ring) {

@@ -13,9 +13,11 @@
 #define TLSCACHE_SERVER_TICKET_RING_H_
 
 #include <cstddef>
+#include <cstdint>
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
 #include "absl/time/time.h"
 #include "tlscache/v1/ticket_keys.pb.h"
 
@@ -42,8 +44,15 @@ absl::StatusOr<v1::TicketKeySet> Rotate(const v1::TicketKeySet& ring, absl::Time
                                         const RingPolicy& policy);
 
 // Checks a ring read back from the store: key and name sizes, distinct names, exactly one
-// ACTIVE key, at most kMaxTicketKeys keys. InvalidArgument saying what is wrong.
+// ACTIVE key, at most one PENDING key, at most kMaxTicketKeys keys, a version that can be
+// followed by another. InvalidArgument saying what is wrong.
 absl::Status ValidateRing(const v1::TicketKeySet& ring);
+
+// A ring read back from the store, checked like any outside bytes: it parses, it is the
+// `version` it was stored as, and ValidateRing accepts it. Empty `bytes` means a ring that
+// could not be opened (server/sealed_store.h). DataLoss saying what is wrong; a rejected
+// ring's keys are wiped.
+absl::StatusOr<v1::TicketKeySet> ParseStoredRing(absl::string_view bytes, uint64_t version);
 
 // Wipes every key's bytes (names are not secret).
 void WipeRing(v1::TicketKeySet* ring);

@@ -100,6 +100,27 @@ TEST(TicketRingTest, ValidateRejectsMalformedRings) {
   auto no_active = ring;
   no_active.mutable_keys(0)->set_state(TicketKey::PENDING);
   EXPECT_TRUE(absl::IsInvalidArgument(ValidateRing(no_active)));
+  auto last_version = ring;
+  last_version.set_version(UINT64_MAX);
+  EXPECT_TRUE(absl::IsInvalidArgument(ValidateRing(last_version)));
+}
+
+// Found by ticket_ring_fuzzer: a stored ring with two PENDING keys rotated into a ring with two
+// ACTIVE keys, which no replica could read back.
+TEST(TicketRingTest, ARingWithTwoPendingKeysIsRejectedBeforeItRotates) {
+  auto ring = *NewRing(kStart, Policy());
+  auto two_pending = ring;
+  TicketKey* extra = two_pending.add_keys();
+  *extra = *Find(ring, TicketKey::PENDING);
+  extra->set_name(std::string(16, 'x'));
+  EXPECT_TRUE(absl::IsInvalidArgument(ValidateRing(two_pending)));
+  std::string bytes;
+  ASSERT_TRUE(two_pending.SerializeToString(&bytes));
+  EXPECT_TRUE(absl::IsDataLoss(ParseStoredRing(bytes, two_pending.version()).status()));
+  ASSERT_TRUE(ring.SerializeToString(&bytes));
+  EXPECT_TRUE(ParseStoredRing(bytes, ring.version()).ok());
+  EXPECT_TRUE(absl::IsDataLoss(ParseStoredRing(bytes, ring.version() + 1).status()));
+  EXPECT_TRUE(absl::IsDataLoss(ParseStoredRing("", ring.version()).status()));
 }
 
 TEST(TicketRingTest, WipeRingZeroesKeyBytes) {
