@@ -8,15 +8,22 @@ BUILD_TYPE ?= RelWithDebInfo
 RUN_FLAGS ?=
 # Extra arguments for ctest, e.g. make test CTEST_ARGS='-R RedisStore'
 CTEST_ARGS ?=
+# The libFuzzer targets (clang) and the ASan + UBSan build (clang) live beside the main build.
+FUZZ_DIR ?= $(BUILD_DIR)/fuzz
+ASAN_DIR ?= $(BUILD_DIR)/asan
+# How long `make fuzz` runs each fuzz target, in seconds.
+FUZZ_SECONDS ?= 60
+# One fuzz target per seed corpus: tests/fuzz/corpus/NAME seeds NAME_fuzzer.
+FUZZERS := $(notdir $(wildcard tests/fuzz/corpus/*))
 
 DEB_PACKAGES := build-essential cmake ninja-build ccache pkg-config \
 	libgrpc++-dev libprotobuf-dev protobuf-compiler protobuf-compiler-grpc \
 	libabsl-dev libssl-dev libhiredis-dev libgtest-dev libgmock-dev \
-	redis-server redis-tools haproxy nginx openssl python3
+	redis-server redis-tools haproxy nginx openssl python3 clang libclang-rt-14-dev
 
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: all deps build run test demo clean
+.PHONY: all deps build fuzz-build asan-build run test test-asan fuzz demo clean
 
 all: build
 
@@ -33,18 +40,48 @@ deps:
 	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends $$missing; \
 	fi
 
-$(BUILD_DIR)/build.ninja:
-	cmake -S . -B $(BUILD_DIR) -G Ninja -DCMAKE_BUILD_TYPE=$(BUILD_TYPE) \
+CMAKE_CONFIGURE = cmake -S . -G Ninja -DCMAKE_BUILD_TYPE=$(BUILD_TYPE) \
 	  -DCMAKE_C_COMPILER_LAUNCHER=ccache -DCMAKE_CXX_COMPILER_LAUNCHER=ccache
+
+$(BUILD_DIR)/build.ninja:
+	$(CMAKE_CONFIGURE) -B $(BUILD_DIR) -DTLSCACHE_FUZZ_BIN_DIR=$(abspath $(FUZZ_DIR))/bin
+
+$(FUZZ_DIR)/build.ninja:
+	CC=clang CXX=clang++ $(CMAKE_CONFIGURE) -B $(FUZZ_DIR) -DTLSCACHE_FUZZ=ON \
+	  -DTLSCACHE_BUILD_TESTS=OFF \
+	  -DCMAKE_C_FLAGS='-fsanitize=fuzzer-no-link,address,undefined -fno-omit-frame-pointer' \
+	  -DCMAKE_CXX_FLAGS='-fsanitize=fuzzer-no-link,address,undefined -fno-omit-frame-pointer'
+
+$(ASAN_DIR)/build.ninja:
+	CC=clang CXX=clang++ $(CMAKE_CONFIGURE) -B $(ASAN_DIR) -DTLSCACHE_SANITIZE=ON \
+	  -DTLSCACHE_FUZZ_BIN_DIR=$(abspath $(FUZZ_DIR))/bin
 
 build: deps $(BUILD_DIR)/build.ninja
 	cmake --build $(BUILD_DIR) -j $(JOBS)
 
+fuzz-build: deps $(FUZZ_DIR)/build.ninja
+	cmake --build $(FUZZ_DIR) -j $(JOBS) --target tlscache_fuzzers
+
+asan-build: deps $(ASAN_DIR)/build.ninja
+	cmake --build $(ASAN_DIR) -j $(JOBS)
+
 run: build
 	exec $(BUILD_DIR)/bin/tlscache-server $(RUN_FLAGS)
 
-test: build
+# The suite includes a short run of every fuzz target over its seed corpus.
+test: build fuzz-build
 	cd $(BUILD_DIR) && ctest --output-on-failure -j $(JOBS) $(CTEST_ARGS)
+
+# The same suite built with ASan and UBSan (and clang's lock annotations checked).
+test-asan: asan-build fuzz-build
+	cd $(ASAN_DIR) && ctest --output-on-failure -j $(JOBS) $(CTEST_ARGS)
+
+# Each fuzz target for FUZZ_SECONDS, from its seeds; prints the executions of each.
+fuzz: fuzz-build
+	@for f in $(FUZZERS); do \
+	  tests/fuzz/run_fuzzer.sh $(FUZZ_DIR)/bin/$${f}_fuzzer $(FUZZ_SECONDS) \
+	    tests/fuzz/corpus/$$f || exit 1; \
+	done
 
 # A 3-node nginx farm with the preload behind HAProxy; 10 connections; then everything stops.
 demo: build

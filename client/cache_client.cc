@@ -88,18 +88,7 @@ class CacheClient::ProcessState {
     args.SetInt(GRPC_ARG_ENABLE_RETRIES, 0);
     // Replies are bounded like requests: a session, or a ticket key ring, and framing.
     args.SetMaxReceiveMessageSize(kMaxReplyBytes);
-    std::shared_ptr<grpc::ChannelCredentials> credentials;
-    if (client.root_certs_.empty()) {
-      credentials = grpc::InsecureChannelCredentials();
-    } else {
-      grpc::SslCredentialsOptions ssl;
-      ssl.pem_root_certs = client.root_certs_;
-      ssl.pem_cert_chain = client.cert_chain_;
-      ssl.pem_private_key = std::string(client.private_key_.view());
-      credentials = grpc::SslCredentials(ssl);
-      CleanseString(&ssl.pem_private_key);
-    }
-    channel_ = grpc::CreateCustomChannel(options_.addr, credentials, args);
+    channel_ = grpc::CreateCustomChannel(options_.addr, ChannelCredentials(client.tls_), args);
     stub_ = v1::SessionCache::NewStub(channel_);
     channel_->GetState(/*try_to_connect=*/true);  // connect before the first lookup needs it
     sender_ = std::thread([this] { SendLoop(); });
@@ -255,46 +244,17 @@ absl::StatusOr<std::shared_ptr<CacheClient>> CacheClient::Create(const ClientOpt
   if (options.lookup_timeout <= absl::ZeroDuration()) {
     return absl::InvalidArgumentError("lookup timeout must be positive");
   }
-  if (options.cert_file.empty() != options.key_file.empty()) {
-    return absl::InvalidArgumentError("cert_file and key_file go together");
-  }
-  if (!options.cert_file.empty() && options.ca_file.empty()) {
-    return absl::InvalidArgumentError("cert_file needs ca_file (mTLS to the cache)");
-  }
   if (options.queue_capacity < 1 || options.max_in_flight < 1) {
     return absl::InvalidArgumentError("queue capacity and in-flight limit must be positive");
   }
-  std::string root_certs, cert_chain;
-  SecretBytes private_key;
-  if (!options.ca_file.empty()) {
-    absl::StatusOr<std::string> ca = ReadSmallFile(options.ca_file);
-    if (!ca.ok())
-      return absl::InvalidArgumentError(absl::StrCat("ca_file: ", ca.status().message()));
-    root_certs = *std::move(ca);
-  }
-  if (!options.cert_file.empty()) {
-    absl::StatusOr<std::string> cert = ReadSmallFile(options.cert_file);
-    if (!cert.ok()) {
-      return absl::InvalidArgumentError(absl::StrCat("cert_file: ", cert.status().message()));
-    }
-    cert_chain = *std::move(cert);
-    absl::StatusOr<std::string> key = ReadSmallFile(options.key_file);
-    if (!key.ok()) {
-      return absl::InvalidArgumentError(absl::StrCat("key_file: ", key.status().message()));
-    }
-    private_key = SecretBytes(*key);
-    CleanseString(&*key);
-  }
-  return std::shared_ptr<CacheClient>(new CacheClient(
-      options, std::move(root_certs), std::move(cert_chain), std::move(private_key)));
+  absl::StatusOr<ChannelTls> tls =
+      ReadChannelTls({options.ca_file, options.cert_file, options.key_file});
+  if (!tls.ok()) return tls.status();
+  return std::shared_ptr<CacheClient>(new CacheClient(options, *std::move(tls)));
 }
 
-CacheClient::CacheClient(const ClientOptions& options, std::string root_certs,
-                         std::string cert_chain, SecretBytes private_key)
-    : options_(options),
-      root_certs_(std::move(root_certs)),
-      cert_chain_(std::move(cert_chain)),
-      private_key_(std::move(private_key)) {}
+CacheClient::CacheClient(const ClientOptions& options, ChannelTls tls)
+    : options_(options), tls_(std::move(tls)) {}
 
 CacheClient::~CacheClient() {
   ProcessState* state = state_.load();

@@ -25,6 +25,7 @@
 #include "absl/time/time.h"
 #include "client/circuit_breaker.h"
 #include "client/ticket_key_follower.h"
+#include "common/channel_tls.h"
 #include "common/secret_bytes.h"
 
 namespace tlscache::client {
@@ -90,17 +91,14 @@ class CacheClient {
         store_failures{0}, queue_drops{0};
   };
 
-  CacheClient(const ClientOptions& options, std::string root_certs, std::string cert_chain,
-              SecretBytes private_key);
+  CacheClient(const ClientOptions& options, ChannelTls tls);
   // This process's state, built on its first use; null in a process forked from one that
   // used the cache (see grpc_user in the .cc).
   ProcessState* State();
   void Enqueue(std::unique_ptr<QueuedCall> call);
 
   const ClientOptions options_;
-  const std::string root_certs_;
-  const std::string cert_chain_;
-  const SecretBytes private_key_;
+  const ChannelTls tls_;
   Counters counters_;
   std::atomic<ProcessState*> state_{nullptr};
 };

@@ -289,6 +289,36 @@ TEST_F(SecureServerProcessTest, SighupReloadsTheAuthzFileAndABadFileKeepsThePoli
   EXPECT_EQ(*server.process->Wait(absl::Seconds(15)), 0);
 }
 
+TEST_F(SecureServerProcessTest, TlscachectlTalksMtlsWithItsCertificateAndFailsClearlyWithout) {
+  CertFiles ops = *pki_->IssueClient("ops", "ops", "URI:spiffe://farm/ops");
+  Write("authz", "spiffe://farm/ops *\n");
+  ServerProcess server =
+      MustStart({"--tls_cert=" + pki_->server().cert, "--tls_key=" + pki_->server().key,
+                 "--tls_client_ca=" + pki_->ca_file(), "--authz_file=" + Path("authz")});
+  ASSERT_NE(server.process, nullptr);
+  const std::string addr = absl::StrCat("--addr=localhost:", server.port);
+  const std::string ctl = testing::BuiltBinary("tlscachectl");
+  auto run = [](const std::vector<std::string>& argv) {
+    auto process = Subprocess::Start(argv);
+    EXPECT_TRUE(process.ok());
+    auto code = (*process)->Wait(absl::Seconds(20));
+    EXPECT_TRUE(code.ok());
+    return std::make_pair(*code, *(*process)->FullOutput(absl::Seconds(5)));
+  };
+  auto [ok_code, ok_output] =
+      run({ctl, addr, "--ca_file=" + pki_->ca_file(), "--cert_file=" + ops.cert,
+           "--key_file=" + ops.key, "keys", "show"});
+  EXPECT_EQ(ok_code, 0) << ok_output;
+  EXPECT_THAT(ok_output, HasSubstr("ring version 1"));
+  auto [anonymous_code, anonymous_output] =
+      run({ctl, addr, "--ca_file=" + pki_->ca_file(), "--timeout=2s", "keys", "show"});
+  EXPECT_NE(anonymous_code, 0);
+  EXPECT_THAT(anonymous_output, HasSubstr("tlscachectl: keys show at localhost:"));
+  auto [half_code, half_output] = run({ctl, addr, "--cert_file=" + ops.cert, "keys", "show"});
+  EXPECT_EQ(half_code, 2);
+  EXPECT_THAT(half_output, HasSubstr("--cert_file and key_file go together"));
+}
+
 TEST_F(SecureServerProcessTest, PlaintextBeyondLoopbackNeedsAllowInsecure) {
   auto process = Subprocess::Start(
       {testing::BuiltBinary("tlscache-server"), "--listen=0.0.0.0:0", "--allow_insecure"});

@@ -9,7 +9,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
-#include "common/files.h"
+#include "common/channel_tls.h"
 #include "grpc/health/v1/health.grpc.pb.h"
 #include "reflection_probe.pb.h"
 
@@ -21,13 +21,11 @@ std::shared_ptr<grpc::Channel> Connect(int port) {
 
 std::shared_ptr<grpc::Channel> ConnectTls(int port, const std::string& ca_file,
                                           const CertFiles* client) {
-  grpc::SslCredentialsOptions ssl;
-  ssl.pem_root_certs = ReadSmallFile(ca_file).value_or("");
-  if (client != nullptr) {
-    ssl.pem_cert_chain = ReadSmallFile(client->cert).value_or("");
-    ssl.pem_private_key = ReadSmallFile(client->key).value_or("");
-  }
-  return grpc::CreateChannel(absl::StrCat("127.0.0.1:", port), grpc::SslCredentials(ssl));
+  ChannelTlsFiles files{ca_file, "", ""};
+  if (client != nullptr) files = {ca_file, client->cert, client->key};
+  absl::StatusOr<ChannelTls> tls = ReadChannelTls(files);
+  if (!tls.ok()) return nullptr;
+  return grpc::CreateChannel(absl::StrCat("127.0.0.1:", port), ChannelCredentials(*tls));
 }
 
 absl::StatusOr<ServingStatus> CheckHealth(grpc::Channel& channel, const std::string& service) {

@@ -19,17 +19,23 @@
 #include "absl/strings/str_join.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
+#include "common/channel_tls.h"
 #include "common/validation.h"
 #include "tlscache/v1/ticket_keys.grpc.pb.h"
 
 ABSL_FLAG(std::string, addr, "127.0.0.1:7700", "the cache service, HOST:PORT");
 ABSL_FLAG(std::string, namespace, "default", "the namespace to act on");
 ABSL_FLAG(absl::Duration, timeout, absl::Seconds(5), "deadline of each call");
+ABSL_FLAG(std::string, ca_file, "", "PEM CA bundle to verify the service with (TLS)");
+ABSL_FLAG(std::string, cert_file, "", "PEM client certificate, for a service that requires one");
+ABSL_FLAG(std::string, key_file, "", "PEM private key of --cert_file");
 
 namespace tlscache {
 namespace {
 
-constexpr char kUsage[] = "usage: tlscachectl [--addr=HOST:PORT] [--namespace=NS] keys show|rotate";
+constexpr char kUsage[] =
+    "usage: tlscachectl [--addr=HOST:PORT] [--namespace=NS] [--ca_file=PEM [--cert_file=PEM "
+    "--key_file=PEM]] keys show|rotate";
 
 int Fail(const std::string& message, int code = 1) {
   std::fprintf(stderr, "tlscachectl: %s\n", message.c_str());
@@ -69,8 +75,12 @@ void Print(const std::string& ns, const v1::TicketKeySet& ring) {
 int Keys(const std::string& verb) {
   const std::string ns = absl::GetFlag(FLAGS_namespace);
   if (absl::Status s = ValidateNamespace(ns); !s.ok()) return Fail(std::string(s.message()), 2);
+  absl::StatusOr<ChannelTls> tls =
+      ReadChannelTls({absl::GetFlag(FLAGS_ca_file), absl::GetFlag(FLAGS_cert_file),
+                      absl::GetFlag(FLAGS_key_file)});
+  if (!tls.ok()) return Fail(absl::StrCat("--", tls.status().message()), 2);
   auto stub = v1::TicketKeys::NewStub(
-      grpc::CreateChannel(absl::GetFlag(FLAGS_addr), grpc::InsecureChannelCredentials()));
+      grpc::CreateChannel(absl::GetFlag(FLAGS_addr), ChannelCredentials(*tls)));
   grpc::ClientContext context;
   context.set_deadline(absl::ToChronoTime(absl::Now() + absl::GetFlag(FLAGS_timeout)));
   v1::TicketKeysRequest request;

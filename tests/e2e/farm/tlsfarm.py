@@ -37,6 +37,12 @@ def built(name):
     return path
 
 
+# In the sanitizer build (make test-asan) the preload library needs the ASan runtime loaded
+# before it; the stock server itself is not instrumented, so its own leaks are not ours.
+ASAN_RUNTIME = os.environ.get("TLSCACHE_ASAN_RUNTIME", "")
+SANITIZER_REPORTS = ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer", "runtime error:")
+
+
 def preload_environment(env):
     """The environment of a stock server: with `env` (TLSCACHE_* variables), loaded with the
     tlscache preload library; with None, as it comes."""
@@ -45,7 +51,9 @@ def preload_environment(env):
         path = os.path.normpath(os.path.join(BIN_DIR, "..", "lib", "libtlscache_preload.so"))
         if not os.path.exists(path):
             raise AssertionError(f"{path} is not built (run make build)")
-        environment["LD_PRELOAD"] = path
+        environment["LD_PRELOAD"] = f"{ASAN_RUNTIME} {path}" if ASAN_RUNTIME else path
+        if ASAN_RUNTIME:
+            environment["ASAN_OPTIONS"] = "detect_leaks=0"
         environment.update(env)
     return environment
 
@@ -116,11 +124,18 @@ class Farm:
         self.cert, self.key = self._make_certificate()
 
     def close(self, print_logs=False):
+        """Stops everything. Raises if any process printed a sanitizer report."""
+        reports = []
         for process in reversed(self.processes):
             process.stop()
-            if print_logs:
-                print(f"--- {process.name} ({' '.join(process.argv)})\n{process.output()}")
+            output = process.output()
+            if any(marker in output for marker in SANITIZER_REPORTS):
+                reports.append(process.name)
+            if print_logs or reports and reports[-1] == process.name:
+                print(f"--- {process.name} ({' '.join(process.argv)})\n{output}")
         shutil.rmtree(self.dir, ignore_errors=True)
+        if reports:
+            raise AssertionError(f"sanitizer reports from {', '.join(reports)}")
 
     def _make_certificate(self):
         cert = os.path.join(self.dir, "cert.pem")
