@@ -18,7 +18,7 @@ FUZZERS := $(notdir $(wildcard tests/fuzz/corpus/*))
 
 DEB_PACKAGES := build-essential cmake ninja-build ccache pkg-config \
 	libgrpc++-dev libprotobuf-dev protobuf-compiler protobuf-compiler-grpc \
-	libabsl-dev libssl-dev libhiredis-dev libgtest-dev libgmock-dev \
+	libabsl-dev libssl-dev libhiredis-dev libgtest-dev libgmock-dev libbenchmark-dev \
 	redis-server redis-tools haproxy nginx openssl python3 clang libclang-rt-14-dev
 
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
@@ -74,7 +74,8 @@ test: build fuzz-build
 
 # The same suite built with ASan and UBSan (and clang's lock annotations checked).
 test-asan: asan-build fuzz-build
-	cd $(ASAN_DIR) && ctest --output-on-failure -j $(JOBS) $(CTEST_ARGS)
+	cd $(ASAN_DIR) && LSAN_OPTIONS=suppressions=$(abspath tests/sanitizers/lsan.supp) \
+	  ctest --output-on-failure -j $(JOBS) $(CTEST_ARGS)
 
 # Each fuzz target for FUZZ_SECONDS, from its seeds; prints the executions of each.
 fuzz: fuzz-build
