@@ -322,8 +322,17 @@ absl::StatusOr<SecretBytes> CacheClient::Get(absl::string_view ns, absl::string_
     default:
       state.breaker().RecordFailure();
       counters_.errors++;
+      ReportError(status);
       return FromGrpcStatus(status);
   }
+}
+
+void CacheClient::ReportError(const grpc::Status& status) {
+  // A refusal (a certificate the cache does not trust, a namespace it does not grant) repeats
+  // on every handshake: say why once a minute, or an operator sees only full handshakes.
+  if (!error_report_.Allow()) return;
+  LogWarning("tlscache: the cache at %s answered %s (handshakes go on without it)", options_.addr,
+             FromGrpcStatus(status).ToString());
 }
 
 void CacheClient::Put(absl::string_view ns, absl::string_view session_id, SecretBytes session,

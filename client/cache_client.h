@@ -15,6 +15,8 @@
 #ifndef TLSCACHE_CLIENT_CACHE_CLIENT_H_
 #define TLSCACHE_CLIENT_CACHE_CLIENT_H_
 
+#include <grpcpp/support/status.h>
+
 #include <atomic>
 #include <cstdint>
 #include <memory>
@@ -26,6 +28,7 @@
 #include "client/circuit_breaker.h"
 #include "client/ticket_key_follower.h"
 #include "common/channel_tls.h"
+#include "common/log.h"
 #include "common/secret_bytes.h"
 
 namespace tlscache::client {
@@ -91,6 +94,8 @@ class CacheClient {
         store_failures{0}, queue_drops{0};
   };
 
+  // Logs, at most once a minute, why the cache failed a call.
+  void ReportError(const grpc::Status& status);
   CacheClient(const ClientOptions& options, ChannelTls tls);
   // This process's state, built on its first use; null in a process forked from one that
   // used the cache (see grpc_user in the .cc).
@@ -99,6 +104,7 @@ class CacheClient {
 
   const ClientOptions options_;
   const ChannelTls tls_;
+  LogLimiter error_report_{absl::Minutes(1)};
   Counters counters_;
   std::atomic<ProcessState*> state_{nullptr};
 };

@@ -22,4 +22,10 @@ void LogMessage(LogLevel level, absl::string_view message) {
   (void)ignored;
 }
 
+bool LogLimiter::Allow() {
+  const int64_t now = absl::GetCurrentTimeNanos();
+  int64_t last = last_ns_.load(std::memory_order_relaxed);
+  return now - last >= interval_ns_ && last_ns_.compare_exchange_strong(last, now);
+}
+
 }  // namespace tlscache

@@ -3,16 +3,9 @@
 #include <utility>
 
 #include "absl/strings/str_cat.h"
-#include "absl/time/clock.h"
 #include "common/log.h"
 
 namespace tlscache::server {
-namespace {
-
-constexpr absl::Duration kReportInterval = absl::Minutes(1);
-
-}  // namespace
-
 SealedStore::SealedStore(std::unique_ptr<Store> inner, std::unique_ptr<Sealer> sealer)
     : inner_(std::move(inner)), sealer_(std::move(sealer)) {}
 
@@ -23,10 +16,7 @@ std::string SealedStore::Describe() const {
 
 void SealedStore::CountOpenFailure(absl::string_view what, const absl::Status& why) {
   const uint64_t failures = open_failures_.fetch_add(1, std::memory_order_relaxed) + 1;
-  const int64_t now = absl::GetCurrentTimeNanos();
-  int64_t last = last_report_ns_.load(std::memory_order_relaxed);
-  if (now - last < absl::ToInt64Nanoseconds(kReportInterval)) return;
-  if (!last_report_ns_.compare_exchange_strong(last, now)) return;
+  if (!report_.Allow()) return;
   LogWarning("sealed store: %s did not open (%s); %d such values since start", what, why.message(),
              failures);
 }

@@ -17,6 +17,7 @@
 #include <memory>
 #include <string>
 
+#include "common/log.h"
 #include "server/sealer.h"
 #include "server/store.h"
 
@@ -45,7 +46,7 @@ class SealedStore final : public Store {
   const std::unique_ptr<Store> inner_;
   const std::unique_ptr<Sealer> sealer_;
   std::atomic<uint64_t> open_failures_{0};
-  std::atomic<int64_t> last_report_ns_{0};
+  LogLimiter report_{absl::Minutes(1)};
 };
 
 }  // namespace tlscache::server

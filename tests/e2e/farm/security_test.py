@@ -68,6 +68,10 @@ class MtlsFarmTest(SecureFarm):
         for name, rate in rates.items():
             # Every handshake completed (a failed one raises), as full handshakes.
             self.assertLessEqual(rate, 0.05, name)
+        # Each node says why, once.
+        node = next(p for p in self.farm.processes if p.name == "node1")
+        self.assertEqual(node.output().count("PERMISSION_DENIED"), 1, node.output())
+        self.assertIn("may not use namespace blog", node.output())
 
 
 class SealingTest(SecureFarm):
