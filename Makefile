@@ -19,6 +19,7 @@ FUZZERS := $(notdir $(wildcard tests/fuzz/corpus/*))
 DEB_PACKAGES := build-essential cmake ninja-build ccache pkg-config \
 	libgrpc++-dev libprotobuf-dev protobuf-compiler protobuf-compiler-grpc \
 	libabsl-dev libssl-dev libhiredis-dev libgtest-dev libgmock-dev libbenchmark-dev \
+	libcpp-httplib-dev python3-prometheus-client \
 	redis-server redis-tools haproxy nginx openssl python3 clang libclang-rt-14-dev
 
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)

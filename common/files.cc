@@ -1,6 +1,7 @@
 #include "common/files.h"
 
 #include <fcntl.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -39,6 +40,26 @@ absl::StatusOr<std::string> ReadSmallFile(const std::string& path, size_t max_by
   close(fd);
   if (contents.empty()) return absl::InvalidArgumentError(absl::StrCat(path, ": empty"));
   return contents;
+}
+
+absl::Status WriteSecretFile(const std::string& path, absl::string_view bytes) {
+  const int fd = open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+  if (fd < 0) return absl::UnavailableError(absl::StrCat(path, ": ", std::strerror(errno)));
+  absl::Status status;
+  if (fchmod(fd, 0600) != 0) status = absl::UnavailableError(absl::StrCat(path, ": chmod failed"));
+  size_t written = 0;
+  while (status.ok() && written < bytes.size()) {
+    const ssize_t n = write(fd, bytes.data() + written, bytes.size() - written);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0)
+      status = absl::UnavailableError(absl::StrCat(path, ": ", std::strerror(errno)));
+    else
+      written += static_cast<size_t>(n);
+  }
+  if (close(fd) != 0 && status.ok()) {
+    status = absl::UnavailableError(absl::StrCat(path, ": ", std::strerror(errno)));
+  }
+  return status;
 }
 
 }  // namespace tlscache

@@ -15,6 +15,9 @@ namespace tlscache {
 absl::StatusOr<std::string> ReadSmallFile(const std::string& path,
                                           size_t max_bytes = size_t{1} << 20);
 
+// Writes `bytes` to `path`, created or truncated, readable by its owner only (0600).
+absl::Status WriteSecretFile(const std::string& path, absl::string_view bytes);
+
 }  // namespace tlscache
 
 #endif  // TLSCACHE_COMMON_FILES_H_

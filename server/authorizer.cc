@@ -58,6 +58,24 @@ absl::Status Authorizer::Reload() {
 
 absl::Status Authorizer::Check(const grpc::CallbackServerContext& context,
                                absl::string_view ns) const {
+  return CheckIdentity(context, [ns](const AuthzPolicy& policy, const std::string& identity) {
+    if (policy.Allows(identity, ns)) return absl::OkStatus();
+    return absl::PermissionDeniedError(
+        absl::StrCat("identity ", identity, " may not use namespace ", ns));
+  });
+}
+
+absl::Status Authorizer::CheckOperator(const grpc::CallbackServerContext& context) const {
+  return CheckIdentity(context, [](const AuthzPolicy& policy, const std::string& identity) {
+    if (policy.AllowsEveryNamespace(identity)) return absl::OkStatus();
+    return absl::PermissionDeniedError(
+        absl::StrCat("identity ", identity, " is not an operator (granted every namespace, '*')"));
+  });
+}
+
+absl::Status Authorizer::CheckIdentity(
+    const grpc::CallbackServerContext& context,
+    const std::function<absl::Status(const AuthzPolicy&, const std::string&)>& check) const {
   std::shared_ptr<const grpc::AuthContext> auth = context.auth_context();
   const std::string identity = auth == nullptr ? "" : PeerIdentity(*auth);
   if (identity.empty()) {
@@ -68,9 +86,7 @@ absl::Status Authorizer::Check(const grpc::CallbackServerContext& context,
     absl::MutexLock lock(&mu_);
     policy = policy_;
   }
-  if (policy->Allows(identity, ns)) return absl::OkStatus();
-  return absl::PermissionDeniedError(
-      absl::StrCat("identity ", identity, " may not use namespace ", ns));
+  return check(*policy, identity);
 }
 
 absl::Status AdmitNamespace(const Authorizer* authz, const grpc::CallbackServerContext& context,

@@ -9,6 +9,7 @@
 #include <grpcpp/security/auth_context.h>
 #include <grpcpp/server_context.h>
 
+#include <functional>
 #include <memory>
 #include <string>
 
@@ -34,10 +35,16 @@ class Authorizer {
 
   // Ok, or PermissionDenied naming the identity and the namespace.
   absl::Status Check(const grpc::CallbackServerContext& context, absl::string_view ns) const;
+  // Ok if the caller is granted every namespace ('*'): the operator calls (Admin).
+  absl::Status CheckOperator(const grpc::CallbackServerContext& context) const;
 
  private:
   explicit Authorizer(std::string path) : path_(std::move(path)) {}
   absl::StatusOr<std::shared_ptr<const AuthzPolicy>> Load() const;
+  // The caller's identity checked by `check` against the policy in force.
+  absl::Status CheckIdentity(
+      const grpc::CallbackServerContext& context,
+      const std::function<absl::Status(const AuthzPolicy&, const std::string&)>& check) const;
 
   const std::string path_;
   mutable absl::Mutex mu_;

@@ -61,4 +61,9 @@ bool AuthzPolicy::Allows(absl::string_view identity, absl::string_view ns) const
   return it->second.every_namespace || it->second.namespaces.contains(ns);
 }
 
+bool AuthzPolicy::AllowsEveryNamespace(absl::string_view identity) const {
+  auto it = grants_.find(identity);
+  return it != grants_.end() && it->second.every_namespace;
+}
+
 }  // namespace tlscache::server

@@ -33,6 +33,8 @@ class AuthzPolicy {
   static absl::StatusOr<AuthzPolicy> Parse(absl::string_view text);
 
   bool Allows(absl::string_view identity, absl::string_view ns) const;
+  // Whether `identity` is granted every namespace ('*').
+  bool AllowsEveryNamespace(absl::string_view identity) const;
   size_t identity_count() const { return grants_.size(); }
 
  private:

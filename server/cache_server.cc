@@ -17,8 +17,10 @@
 #include <climits>
 #include <cstring>
 #include <memory>
+#include <optional>
 #include <string>
 #include <utility>
+#include <vector>
 
 #include "absl/strings/str_cat.h"
 #include "common/files.h"
@@ -68,9 +70,8 @@ BioPtr MemoryBio(const std::string& bytes) {
   return BioPtr(BIO_new_mem_buf(bytes.data(), static_cast<int>(bytes.size())));
 }
 
-// Reads the TLS files as gRPC will, so that a wrong path, a key that does not match its
-// certificate or an empty CA bundle stops the server at startup with the file named, rather
-// than failing every handshake later.
+}  // namespace
+
 absl::Status CheckTlsFiles(const ServerTlsOptions& tls) {
   if (tls.key_file.empty()) return absl::InvalidArgumentError("a TLS certificate needs its key");
   absl::StatusOr<std::string> cert_pem = ReadSmallFile(tls.cert_file);
@@ -110,6 +111,8 @@ absl::Status CheckTlsFiles(const ServerTlsOptions& tls) {
   return absl::OkStatus();
 }
 
+namespace {
+
 absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> Credentials(const ServerTlsOptions& tls) {
   if (tls.cert_file.empty()) return grpc::InsecureServerCredentials();
   if (absl::Status s = CheckTlsFiles(tls); !s.ok()) return s;
@@ -132,9 +135,11 @@ absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> Credentials(const Serve
 
 CacheServer::CacheServer(const CacheServerOptions& options, std::unique_ptr<Store> store)
     : options_(options),
-      store_(std::move(store)),
+      rpc_metrics_(metrics_),
+      store_(InstrumentStore(std::move(store), &rpc_metrics_)),
       service_(store_.get(), options.service),
-      ticket_keys_(store_.get(), options.ticket_keys) {}
+      ticket_keys_(store_.get(), options.ticket_keys),
+      admin_(options.admin_authz, [this] { return CollectStats(); }) {}
 
 absl::StatusOr<std::unique_ptr<CacheServer>> CacheServer::Start(const CacheServerOptions& options,
                                                                 std::unique_ptr<Store> store) {
@@ -155,6 +160,10 @@ absl::StatusOr<std::unique_ptr<CacheServer>> CacheServer::Start(const CacheServe
   builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);
   builder.RegisterService(&server->service_);
   builder.RegisterService(&server->ticket_keys_);
+  builder.RegisterService(&server->admin_);
+  std::vector<std::unique_ptr<grpc::experimental::ServerInterceptorFactoryInterface>> interceptors;
+  interceptors.push_back(RpcMetricsInterceptors(&server->rpc_metrics_));
+  builder.experimental().SetInterceptorCreators(std::move(interceptors));
   builder.SetMaxReceiveMessageSize(static_cast<int>(options.service.max_session_bytes) +
                                    kRequestOverhead);
   SetGrpcLogsQuiet(true);  // a bind failure is reported below, in one line
@@ -164,6 +173,33 @@ absl::StatusOr<std::unique_ptr<CacheServer>> CacheServer::Start(const CacheServe
     std::string why = BindError(options.listen);
     return absl::UnavailableError(
         absl::StrCat("cannot listen on ", options.listen, why.empty() ? "" : ": ", why));
+  }
+  if (!options.health_listen.empty()) {
+    grpc::ServerBuilder health_builder;
+    health_builder.AddListeningPort(options.health_listen, grpc::InsecureServerCredentials(),
+                                    &server->health_port_);
+    health_builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);
+    SetGrpcLogsQuiet(true);
+    server->health_server_ = health_builder.BuildAndStart();
+    SetGrpcLogsQuiet(false);
+    if (server->health_server_ == nullptr || server->health_port_ == 0) {
+      std::string why = BindError(options.health_listen);
+      server->server_->Shutdown();
+      return absl::UnavailableError(
+          absl::StrCat("cannot listen on ", options.health_listen, why.empty() ? "" : ": ", why));
+    }
+  }
+  server->AddServerMetrics();
+  if (!options.metrics_listen.empty()) {
+    CacheServer* s = server.get();
+    absl::StatusOr<std::unique_ptr<MetricsHttpServer>> http = MetricsHttpServer::Start(
+        options.metrics_listen, &server->metrics_, [s] { return s->serving_.load(); });
+    if (!http.ok()) {
+      server->server_->Shutdown();
+      if (server->health_server_ != nullptr) server->health_server_->Shutdown();
+      return http.status();
+    }
+    server->metrics_http_ = *std::move(http);
   }
   const bool serving = server->store_->Health().ok();
   server->SetServing(serving);
@@ -176,9 +212,100 @@ CacheServer::~CacheServer() {
 }
 
 void CacheServer::SetServing(bool serving) {
-  grpc::HealthCheckServiceInterface* health = server_->GetHealthCheckService();
-  health->SetServingStatus(serving);
-  health->SetServingStatus(kServiceName, serving);
+  serving_ = serving;
+  for (grpc::Server* s : {server_.get(), health_server_.get()}) {
+    if (s == nullptr) continue;
+    grpc::HealthCheckServiceInterface* health = s->GetHealthCheckService();
+    health->SetServingStatus(serving);
+    health->SetServingStatus(kServiceName, serving);
+  }
+}
+
+v1::Stats CacheServer::CollectStats() const {
+  v1::Stats stats;
+  stats.set_store(store_->Describe());
+  stats.set_serving(serving_.load());
+  stats.set_uptime_seconds(absl::ToDoubleSeconds(absl::Now() - started_));
+  stats.set_hits(rpc_metrics_.hits->Value({}));
+  stats.set_misses(rpc_metrics_.misses->Value({}));
+  for (const auto& [labels, count] : rpc_metrics_.requests->Snapshot()) {
+    v1::Stats::RequestCount* request = stats.add_requests();
+    request->set_method(labels[0]);
+    request->set_code(labels[1]);
+    request->set_count(count);
+  }
+  StoreStats store;
+  store_->AddStats(&store);
+  if (store.entries) stats.set_memory_entries(*store.entries);
+  if (store.bytes) stats.set_memory_bytes(*store.bytes);
+  if (store.redis_connects) stats.set_redis_connects(*store.redis_connects);
+  if (store.redis_errors) stats.set_redis_errors(*store.redis_errors);
+  if (store.open_failures) stats.set_sealed_open_failures(*store.open_failures);
+  const int64_t now = absl::ToUnixMillis(absl::Now());
+  for (const auto& served : ticket_keys_.ServedRings()) {
+    v1::Stats::Ring* ring = stats.add_rings();
+    ring->set_namespace_(served.ns);
+    ring->set_version(served.version);
+    ring->set_active_key_age_seconds(static_cast<double>(now - served.active_since_unix_ms) / 1e3);
+  }
+  return stats;
+}
+
+void CacheServer::AddServerMetrics() {
+  using Samples = std::vector<Metrics::GaugeSample>;
+  metrics_.AddGauge("tlscache_serving", "1 while the service is SERVING (its store answers)", {},
+                    [this] {
+                      return Samples{{{}, serving_.load() ? 1.0 : 0.0}};
+                    });
+  StoreStats present;
+  store_->AddStats(&present);
+  // Each reads what the store has now; a field the store does not keep gives no sample.
+  auto stat = [this](std::optional<uint64_t> StoreStats::*field) {
+    return [this, field] {
+      StoreStats stats;
+      store_->AddStats(&stats);
+      const std::optional<uint64_t>& value = stats.*field;
+      return value ? Samples{{{}, static_cast<double>(*value)}} : Samples{};
+    };
+  };
+  if (present.entries) {
+    metrics_.AddGauge("tlscache_memory_store_entries", "sessions in the memory store", {},
+                      stat(&StoreStats::entries));
+    metrics_.AddGauge("tlscache_memory_store_bytes", "bytes the memory store accounts for", {},
+                      stat(&StoreStats::bytes));
+  }
+  if (present.redis_connects) {
+    metrics_.AddCounterReader("tlscache_redis_connects_total",
+                              "Redis connections opened, reconnects included",
+                              stat(&StoreStats::redis_connects));
+    metrics_.AddCounterReader("tlscache_redis_errors_total",
+                              "failed Redis connects and connections dropped after an error",
+                              stat(&StoreStats::redis_errors));
+  }
+  if (present.open_failures) {
+    metrics_.AddCounterReader("tlscache_sealed_open_failures_total",
+                              "stored values that did not open (tampered, moved, unknown key)",
+                              stat(&StoreStats::open_failures));
+  }
+  metrics_.AddGauge("tlscache_ticket_ring_version", "version of each namespace's ticket key ring",
+                    {"namespace"}, [this] {
+                      Samples samples;
+                      for (const auto& ring : ticket_keys_.ServedRings()) {
+                        samples.push_back({{ring.ns}, static_cast<double>(ring.version)});
+                      }
+                      return samples;
+                    });
+  metrics_.AddGauge(
+      "tlscache_ticket_key_age_seconds",
+      "how long each namespace's ACTIVE ticket key has been encrypting", {"namespace"}, [this] {
+        Samples samples;
+        const int64_t now = absl::ToUnixMillis(absl::Now());
+        for (const auto& ring : ticket_keys_.ServedRings()) {
+          samples.push_back(
+              {{ring.ns}, static_cast<double>(now - ring.active_since_unix_ms) / 1e3});
+        }
+        return samples;
+      });
 }
 
 void CacheServer::MonitorHealth(bool serving) {
@@ -212,6 +339,8 @@ void CacheServer::Shutdown(absl::Duration grace) {
   ticket_keys_.StopWatches();  // long-lived streams would hold the shutdown to its deadline
   server_->Shutdown(absl::ToChronoTime(absl::Now() + grace));
   server_->Wait();
+  if (health_server_ != nullptr) health_server_->Shutdown(absl::ToChronoTime(absl::Now()));
+  metrics_http_.reset();
 }
 
 }  // namespace tlscache::server

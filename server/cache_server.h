@@ -14,13 +14,19 @@
 
 #include <grpcpp/server.h>
 
+#include <atomic>
 #include <memory>
 #include <string>
 #include <thread>
 
 #include "absl/status/statusor.h"
 #include "absl/synchronization/notification.h"
+#include "absl/time/clock.h"
 #include "absl/time/time.h"
+#include "server/admin_service.h"
+#include "server/metrics.h"
+#include "server/metrics_http.h"
+#include "server/rpc_metrics.h"
 #include "server/session_cache_service.h"
 #include "server/store.h"
 #include "server/ticket_key_service.h"
@@ -36,6 +42,11 @@ struct ServerTlsOptions {
   absl::Duration reload_interval = absl::Minutes(1);
 };
 
+// Reads the TLS files as gRPC will, so that a wrong path, a key that does not match its
+// certificate or an empty CA bundle stops the server at startup with the file named, rather
+// than failing every handshake later. Start() calls it; so does a dry run.
+absl::Status CheckTlsFiles(const ServerTlsOptions& tls);
+
 struct CacheServerOptions {
   // HOST:PORT; port 0 picks a free one (see port()).
   std::string listen = "0.0.0.0:7700";
@@ -46,6 +57,13 @@ struct CacheServerOptions {
   ServiceOptions service;
   TicketKeyOptions ticket_keys;
   absl::Duration health_interval = absl::Milliseconds(250);
+  // Who may call the Admin service (identities granted '*'); null: anyone who can connect.
+  const Authorizer* admin_authz = nullptr;
+  // HOST:PORT for /metrics, /healthz and /readyz over HTTP (server/metrics_http.h); empty: none.
+  std::string metrics_listen;
+  // HOST:PORT for a plaintext gRPC port that serves only grpc.health.v1, for probes that
+  // cannot present a client certificate (Kubernetes' gRPC probes); empty: none.
+  std::string health_listen;
 };
 
 class CacheServer {
@@ -55,7 +73,10 @@ class CacheServer {
   ~CacheServer();  // Shutdown(absl::ZeroDuration()) unless already shut down.
 
   int port() const { return port_; }
+  int metrics_port() const { return metrics_http_ == nullptr ? 0 : metrics_http_->port(); }
+  int health_port() const { return health_port_; }
   Store* store() const { return store_.get(); }
+  const Metrics& metrics() const { return metrics_; }
 
   void Shutdown(absl::Duration grace);
 
@@ -63,13 +84,23 @@ class CacheServer {
   CacheServer(const CacheServerOptions& options, std::unique_ptr<Store> store);
   void MonitorHealth(bool serving);
   void SetServing(bool serving);
+  void AddServerMetrics();
+  v1::Stats CollectStats() const;
 
   const CacheServerOptions options_;
-  std::unique_ptr<Store> store_;
+  Metrics metrics_;
+  RpcMetrics rpc_metrics_;
+  std::unique_ptr<Store> store_;  // instrumented into rpc_metrics_
   SessionCacheService service_;
   TicketKeyService ticket_keys_;
+  AdminService admin_;
+  const absl::Time started_ = absl::Now();
   std::unique_ptr<grpc::Server> server_;
+  std::unique_ptr<grpc::Server> health_server_;
+  std::unique_ptr<MetricsHttpServer> metrics_http_;
   int port_ = 0;
+  int health_port_ = 0;
+  std::atomic<bool> serving_{false};
   absl::Notification stop_monitor_;
   std::thread monitor_;
   bool shut_down_ = false;

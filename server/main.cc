@@ -12,7 +12,6 @@
 
 #include "absl/flags/flag.h"
 #include "absl/flags/parse.h"
-#include "absl/flags/usage.h"
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
@@ -21,6 +20,7 @@
 #include "common/grpc_log.h"
 #include "common/log.h"
 #include "common/signals.h"
+#include "common/usage.h"
 #include "server/authorizer.h"
 #include "server/cache_server.h"
 #include "server/sealer.h"
@@ -56,6 +56,14 @@ ABSL_FLAG(std::string, authz_file, "",
 ABSL_FLAG(std::string, seal_key_file, "",
           "file of 32-byte keys, 64 hex digits per line: every stored value is sealed "
           "(AES-256-GCM) with the first, opened with any");
+ABSL_FLAG(std::string, metrics_listen, "",
+          "HOST:PORT to serve Prometheus /metrics, /healthz and /readyz on (HTTP); empty: off");
+ABSL_FLAG(std::string, health_listen, "",
+          "HOST:PORT for a plaintext gRPC port serving only grpc.health.v1, for probes that "
+          "cannot present a client certificate; empty: off");
+ABSL_FLAG(bool, dry_run, false,
+          "check the flags and every file they name (TLS, authz, seal keys), then exit: 0 if "
+          "the server would start");
 ABSL_FLAG(int32_t, max_concurrent_streams, 128, "concurrent calls one client connection may have");
 ABSL_FLAG(absl::Duration, shutdown_grace, absl::Seconds(10),
           "on SIGTERM, how long in-flight calls get to finish");
@@ -200,6 +208,22 @@ int Main() {
   if (!sealer.ok()) return Fatal(sealer.status());
   const bool sealed = *sealer != nullptr;
 
+  if (absl::GetFlag(FLAGS_dry_run)) {
+    const std::string url = absl::GetFlag(FLAGS_store);
+    if (url != "memory") {
+      if (absl::Status s = ParseRedisUrl(url).status(); !s.ok()) return Fatal(s);
+    }
+    if (tls) {
+      ServerTlsOptions files{absl::GetFlag(FLAGS_tls_cert), absl::GetFlag(FLAGS_tls_key),
+                             absl::GetFlag(FLAGS_tls_client_ca)};
+      if (absl::Status s = CheckTlsFiles(files); !s.ok()) return Fatal(s);
+    }
+    std::printf("tlscache-server: configuration OK (listen %s, store %s%s%s%s)\n", listen.c_str(),
+                url.c_str(), tls ? ", TLS" : "", authz != nullptr ? ", authz" : "",
+                sealed ? ", sealed" : "");
+    return 0;
+  }
+
   StoreConfig store_config;
   store_config.url = absl::GetFlag(FLAGS_store);
   store_config.max_session_bytes = absl::GetFlag(FLAGS_max_session_bytes);
@@ -222,8 +246,11 @@ int Main() {
   options.tls.key_file = absl::GetFlag(FLAGS_tls_key);
   options.tls.client_ca_file = absl::GetFlag(FLAGS_tls_client_ca);
   options.max_concurrent_streams = absl::GetFlag(FLAGS_max_concurrent_streams);
+  options.metrics_listen = absl::GetFlag(FLAGS_metrics_listen);
+  options.health_listen = absl::GetFlag(FLAGS_health_listen);
   options.service.authz = authz.get();
   options.ticket_keys.authz = authz.get();
+  options.admin_authz = authz.get();
   options.service.default_ttl = absl::GetFlag(FLAGS_default_ttl);
   options.service.max_ttl = absl::GetFlag(FLAGS_max_ttl);
   options.service.max_session_bytes = store_config.max_session_bytes;
@@ -264,7 +291,7 @@ int Main() {
 }  // namespace tlscache::server
 
 int main(int argc, char** argv) {
-  absl::SetProgramUsageMessage(
+  tlscache::SetUsage(
       "tlscache-server: the distributed TLS session cache service.\n"
       "  tlscache-server [--listen=HOST:PORT] [--store=memory|redis://HOST:PORT[/DB]] ...");
   absl::ParseCommandLine(argc, argv);

@@ -163,4 +163,9 @@ size_t MemoryStore::bytes() const {
   return n;
 }
 
+void MemoryStore::AddStats(StoreStats* stats) const {
+  stats->entries = entries();
+  stats->bytes = bytes();
+}
+
 }  // namespace tlscache::server

@@ -50,6 +50,7 @@ class MemoryStore final : public Store {
                 absl::Time deadline, SwapRingDone done) override;
   absl::Status Health() override { return absl::OkStatus(); }
   std::string Describe() const override;
+  void AddStats(StoreStats* stats) const override;
 
   // Live entries and their charged bytes (expired entries not yet reclaimed count too).
   size_t entries() const;

@@ -14,6 +14,11 @@ std::string SealedStore::Describe() const {
                       sealer_->key_count() == 1 ? " key)" : " keys)");
 }
 
+void SealedStore::AddStats(StoreStats* stats) const {
+  inner_->AddStats(stats);
+  stats->open_failures = open_failures();
+}
+
 void SealedStore::CountOpenFailure(absl::string_view what, const absl::Status& why) {
   const uint64_t failures = open_failures_.fetch_add(1, std::memory_order_relaxed) + 1;
   if (!report_.Allow()) return;

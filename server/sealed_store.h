@@ -36,6 +36,7 @@ class SealedStore final : public Store {
                 absl::Time deadline, SwapRingDone done) override;
   absl::Status Health() override { return inner_->Health(); }
   std::string Describe() const override;
+  void AddStats(StoreStats* stats) const override;
 
   // Values read back that did not open, since start.
   uint64_t open_failures() const { return open_failures_.load(std::memory_order_relaxed); }

@@ -20,6 +20,7 @@
 #define TLSCACHE_SERVER_STORE_H_
 
 #include <cstdint>
+#include <optional>
 #include <string>
 
 #include "absl/functional/any_invocable.h"
@@ -45,6 +46,15 @@ struct StoreEntry {
 struct StoredRing {
   SecretBytes ring;
   uint64_t version = 0;
+};
+
+// What a store can tell about itself, for metrics; what a store does not have stays unset.
+struct StoreStats {
+  std::optional<uint64_t> entries;  // memory store
+  std::optional<uint64_t> bytes;
+  std::optional<uint64_t> redis_connects;  // Redis store: connections opened, reconnects included
+  std::optional<uint64_t> redis_errors;    // failed connects; connections dropped after an error
+  std::optional<uint64_t> open_failures;   // sealed store: values that did not open
 };
 
 using PutDone = absl::AnyInvocable<void(absl::Status) &&>;
@@ -81,6 +91,9 @@ class Store {
 
   // For logs, e.g. "memory (256 MiB)" or "redis 127.0.0.1:6379/0". Never holds credentials.
   virtual std::string Describe() const = 0;
+
+  // Fills in what this store (and any store beneath it) counts. Cheap; any thread.
+  virtual void AddStats(StoreStats* stats) const {}
 };
 
 }  // namespace tlscache::server

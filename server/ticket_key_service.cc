@@ -217,8 +217,22 @@ absl::StatusOr<v1::TicketKeySet> TicketKeyService::Refresh(const std::string& ns
 
 void TicketKeyService::Publish(const std::string& ns, const v1::TicketKeySet& ring) {
   absl::MutexLock lock(&mu_);
+  ServedRing& served = served_[ns];
+  served.ns = ns;
+  served.version = ring.version();
+  for (const v1::TicketKey& key : ring.keys()) {
+    if (key.state() == v1::TicketKey::ACTIVE)
+      served.active_since_unix_ms = key.not_before_unix_ms();
+  }
   auto range = watches_.equal_range(ns);
   for (auto it = range.first; it != range.second; ++it) it->second->Push(ring);
+}
+
+std::vector<TicketKeyService::ServedRing> TicketKeyService::ServedRings() const {
+  absl::MutexLock lock(&mu_);
+  std::vector<ServedRing> rings;
+  for (const auto& [ns, ring] : served_) rings.push_back(ring);
+  return rings;
 }
 
 void TicketKeyService::Forget(Watch* watch) {

@@ -17,6 +17,7 @@
 #include <set>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include "absl/base/thread_annotations.h"
 #include "absl/functional/any_invocable.h"
@@ -62,6 +63,14 @@ class TicketKeyService final : public v1::TicketKeys::CallbackService {
   // Re-reads every served ring now and rotates what is due. The loop calls it; tests too.
   void CheckRings();
 
+  // The ring this replica last served or saw for each namespace, for metrics.
+  struct ServedRing {
+    std::string ns;
+    uint64_t version = 0;
+    int64_t active_since_unix_ms = 0;  // when the ACTIVE key started encrypting
+  };
+  std::vector<ServedRing> ServedRings() const;
+
   // Reads the namespace's ring and rotates it if `force` or due, by compare-and-set; then
   // publishes it to this replica's watchers. Blocking: for the loop and an operator's rotation.
   absl::StatusOr<v1::TicketKeySet> Refresh(const std::string& ns, bool force);
@@ -82,9 +91,10 @@ class TicketKeyService final : public v1::TicketKeys::CallbackService {
 
   Store* const store_;
   const TicketKeyOptions options_;
-  absl::Mutex mu_;
+  mutable absl::Mutex mu_;
   std::set<std::string> namespaces_ ABSL_GUARDED_BY(mu_);
   std::multimap<std::string, Watch*> watches_ ABSL_GUARDED_BY(mu_);
+  std::map<std::string, ServedRing> served_ ABSL_GUARDED_BY(mu_);
   absl::Notification stop_;
   std::thread loop_;
 };

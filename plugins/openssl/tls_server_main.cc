@@ -24,13 +24,13 @@
 
 #include "absl/flags/flag.h"
 #include "absl/flags/parse.h"
-#include "absl/flags/usage.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "common/log.h"
 #include "common/openssl_util.h"
 #include "common/signals.h"
+#include "common/usage.h"
 #include "tlscache/openssl.h"
 
 ABSL_FLAG(std::string, listen, "127.0.0.1:8443", "IPv4:PORT to serve TLS on");
@@ -216,7 +216,7 @@ int Main() {
 }  // namespace tlscache
 
 int main(int argc, char** argv) {
-  absl::SetProgramUsageMessage(
+  tlscache::SetUsage(
       "tlscache-tls-server --listen=IP:PORT --cert=PEM --key=PEM [--tlscache=CONFIG]");
   absl::ParseCommandLine(argc, argv);
   const int code = tlscache::Main();

@@ -107,6 +107,11 @@ RedisStore::~RedisStore() {
 
 std::string RedisStore::Describe() const { return name_; }
 
+void RedisStore::AddStats(StoreStats* stats) const {
+  stats->redis_connects = connects_.load(std::memory_order_relaxed);
+  stats->redis_errors = errors_.load(std::memory_order_relaxed);
+}
+
 std::string RedisStore::RedisKey(const StoreKey& key) const {
   return absl::StrCat(options_.key_prefix, key.ns, ":", absl::BytesToHexString(key.session_id));
 }
@@ -255,10 +260,12 @@ void RedisStore::WorkerLoop() {
     if (conn == nullptr) {
       absl::StatusOr<std::unique_ptr<RedisConnection>> opened = Open();
       if (opened.ok()) {
+        connects_.fetch_add(1, std::memory_order_relaxed);
         conn = *std::move(opened);
         backoff = options_.min_backoff;
         MarkUp();
       } else {
+        errors_.fetch_add(1, std::memory_order_relaxed);
         absl::MutexLock lock(&mu_);
         last_error_ = opened.status();
         const absl::Time wake = absl::Now() + backoff;
@@ -282,6 +289,7 @@ void RedisStore::WorkerLoop() {
       status = RunBatch(*conn, std::move(batch));
     }
     if (!status.ok()) {
+      errors_.fetch_add(1, std::memory_order_relaxed);
       conn.reset();
       MarkDown(status);
     }

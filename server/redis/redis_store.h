@@ -18,6 +18,7 @@
 #ifndef TLSCACHE_SERVER_REDIS_REDIS_STORE_H_
 #define TLSCACHE_SERVER_REDIS_REDIS_STORE_H_
 
+#include <atomic>
 #include <cstddef>
 #include <deque>
 #include <memory>
@@ -68,6 +69,7 @@ class RedisStore final : public Store {
                 absl::Time deadline, SwapRingDone done) override;
   absl::Status Health() override;
   std::string Describe() const override;
+  void AddStats(StoreStats* stats) const override;
 
  private:
   using ReplyHandler = absl::AnyInvocable<void(absl::StatusOr<ReplyPtr>) &&>;
@@ -100,6 +102,8 @@ class RedisStore final : public Store {
   absl::Status last_error_ ABSL_GUARDED_BY(mu_);
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;
   std::vector<std::thread> workers_;
+  std::atomic<uint64_t> connects_{0};
+  std::atomic<uint64_t> errors_{0};
 };
 
 }  // namespace tlscache::server::redis

@@ -15,6 +15,7 @@
 #include "server/store_factory.h"
 #include "tests/testing/grpc_probe.h"
 #include "tests/testing/test_pki.h"
+#include "tlscache/v1/admin.grpc.pb.h"
 #include "tlscache/v1/session_cache.grpc.pb.h"
 #include "tlscache/v1/ticket_keys.grpc.pb.h"
 
@@ -50,15 +51,17 @@ class SecurityGrpcTest : public ::testing::Test {
   std::string Path(const std::string& name) const { return dir_ + "/" + name; }
   void WriteAuthz(const std::string& text) { std::ofstream(Path("authz")) << text; }
 
-  void StartServer(bool client_ca, bool authz) {
+  void StartServer(bool client_ca, bool authz, const std::string& health_listen = "") {
     CacheServerOptions options;
     options.listen = "127.0.0.1:0";
+    options.health_listen = health_listen;
     options.tls.cert_file = pki_->server().cert;
     options.tls.key_file = pki_->server().key;
     if (client_ca) options.tls.client_ca_file = pki_->ca_file();
     if (authz) {
       options.service.authz = authz_.get();
       options.ticket_keys.authz = authz_.get();
+      options.admin_authz = authz_.get();
     }
     auto store = CreateStore(StoreConfig{});
     ASSERT_TRUE(store.ok()) << store.status();
@@ -183,6 +186,33 @@ TEST_F(SecurityGrpcTest, TheIdentityIsTheUriSanElseTheDnsSanElseTheCommonName) {
   EXPECT_TRUE(Put(Channel(&cn_only_).get(), "shared").ok());
   EXPECT_EQ(Put(Channel(&cn_only_).get(), "blog").error_code(),
             grpc::StatusCode::PERMISSION_DENIED);
+}
+
+TEST_F(SecurityGrpcTest, ThePlaintextHealthPortServesHealthAndNothingElse) {
+  StartServer(/*client_ca=*/true, /*authz=*/true, "127.0.0.1:0");
+  ASSERT_GT(server_->health_port(), 0);
+  auto probe = testing::Connect(server_->health_port());
+  EXPECT_TRUE(testing::AwaitHealth(*probe, "", grpc::health::v1::HealthCheckResponse::SERVING));
+  EXPECT_TRUE(testing::AwaitHealth(*probe, "tlscache.v1.SessionCache",
+                                   grpc::health::v1::HealthCheckResponse::SERVING));
+  EXPECT_EQ(Put(probe.get(), "shop").error_code(), grpc::StatusCode::UNIMPLEMENTED);
+  EXPECT_EQ(TicketKeys(probe.get(), "shop").error_code(), grpc::StatusCode::UNIMPLEMENTED);
+}
+
+TEST_F(SecurityGrpcTest, OnlyAnOperatorGrantedEveryNamespaceMayReadStats) {
+  WriteAuthz("spiffe://farm/a shop\ntenant-c *\n");
+  ASSERT_TRUE(authz_->Reload().ok());
+  StartServer(/*client_ca=*/true, /*authz=*/true);
+  auto stats = [&](const CertFiles& client) {
+    v1::Stats response;
+    grpc::ClientContext context;
+    context.set_deadline(absl::ToChronoTime(absl::Now() + absl::Seconds(5)));
+    return v1::Admin::NewStub(Channel(&client))->GetStats(&context, {}, &response);
+  };
+  EXPECT_TRUE(stats(cn_only_).ok());
+  grpc::Status tenant = stats(tenant_a_);
+  EXPECT_EQ(tenant.error_code(), grpc::StatusCode::PERMISSION_DENIED);
+  EXPECT_THAT(tenant.error_message(), HasSubstr("not an operator"));
 }
 
 TEST_F(SecurityGrpcTest, AReloadAppliesANewPolicyAndABadFileKeepsTheOldOne) {
