@@ -41,6 +41,23 @@ __attribute__((visibility("default"))) int tlscache_attach(SSL_CTX* ctx,
   }
 }
 
+__attribute__((visibility("default"))) const char* tlscache_stats(SSL_CTX* ctx) noexcept {
+  thread_local std::string stats;
+  try {
+    last_error.clear();
+    absl::StatusOr<std::string> json = tlscache::openssl::StatsJson(ctx);
+    if (!json.ok()) {
+      Fail(json.status());
+      return nullptr;
+    }
+    stats = *std::move(json);
+    return stats.c_str();
+  } catch (...) {
+    Fail(absl::InternalError("out of memory"));
+    return nullptr;
+  }
+}
+
 __attribute__((visibility("default"))) const char* tlscache_last_error(void) noexcept {
   return last_error.c_str();
 }

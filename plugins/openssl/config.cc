@@ -46,6 +46,12 @@ absl::Status Apply(absl::string_view key, absl::string_view value, PluginConfig&
     } else {
       return Bad(key, absl::StrCat("'", value, "' is not off or farm"));
     }
+  } else if (key == "stats_interval") {
+    int seconds = 0;
+    if (!absl::SimpleAtoi(value, &seconds) || seconds < 0 || seconds > 86400) {
+      return Bad(key, absl::StrCat("'", value, "' is not a number of seconds in 0..86400"));
+    }
+    config.stats_interval = absl::Seconds(seconds);
   } else if (key == "ca_file") {
     config.ca_file = std::string(value);
   } else if (key == "cert_file") {

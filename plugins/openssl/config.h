@@ -10,6 +10,8 @@
 //               tlscache_attach); farm: stateless tickets under the farm's key ring. Unset
 //               in the environment: the application's own choice stays.
 //   ca_file, cert_file, key_file   TLS / mTLS to the cache service
+//   stats_interval  seconds between one-line counter summaries on stderr, 0 (default): none;
+//               used by the preload library (tlscache_stats() serves applications)
 #ifndef TLSCACHE_PLUGINS_OPENSSL_CONFIG_H_
 #define TLSCACHE_PLUGINS_OPENSSL_CONFIG_H_
 
@@ -32,6 +34,7 @@ struct PluginConfig {
   std::string ca_file;
   std::string cert_file;
   std::string key_file;
+  absl::Duration stats_interval = absl::ZeroDuration();
 };
 
 absl::StatusOr<PluginConfig> ParsePluginConfig(absl::string_view text);

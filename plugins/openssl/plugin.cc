@@ -4,7 +4,9 @@
 #include <openssl/evp.h>
 #include <openssl/rand.h>
 #include <openssl/ssl.h>
+#include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cstring>
 #include <ctime>
@@ -14,8 +16,11 @@
 #include <mutex>
 #include <string>
 #include <utility>
+#include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "absl/synchronization/mutex.h"
 #include "client/cache_client.h"
 #include "common/openssl_util.h"
 #include "plugins/openssl/session_codec.h"
@@ -39,8 +44,21 @@ struct CtxState {
       tickets_issued{0};
 };
 
+// Every state of this process, for the process-wide stats.
+absl::Mutex registry_mu(absl::kConstInit);
+std::vector<CtxState*>& Registry() ABSL_EXCLUSIVE_LOCKS_REQUIRED(registry_mu) {
+  static auto* states = new std::vector<CtxState*>();
+  return *states;
+}
+
 void FreeCtxState(void* /*parent*/, void* ptr, CRYPTO_EX_DATA* /*ad*/, int /*idx*/, long /*argl*/,
                   void* /*argp*/) {
+  if (ptr == nullptr) return;
+  {
+    absl::MutexLock lock(&registry_mu);
+    std::vector<CtxState*>& states = Registry();
+    states.erase(std::remove(states.begin(), states.end(), ptr), states.end());
+  }
   delete static_cast<CtxState*>(ptr);
 }
 
@@ -283,6 +301,10 @@ absl::Status Attach(SSL_CTX* ctx, const PluginConfig& config, AttachReport* repo
   if (SSL_CTX_set_ex_data(ctx, CtxIndex(), state.get()) != 1) {
     return absl::InternalError("SSL_CTX_set_ex_data failed");
   }
+  {
+    absl::MutexLock lock(&registry_mu);
+    Registry().push_back(state.get());
+  }
   state.release();
   // A replaced state is left allocated: connections bound to it may still be running.
   const long mode = SSL_CTX_get_session_cache_mode(ctx);
@@ -322,6 +344,77 @@ bool GetPluginStats(SSL_CTX* ctx, PluginStats* stats) {
   stats->rejected = state->rejected;
   stats->deleted = state->deleted;
   return true;
+}
+
+namespace {
+
+struct Totals {
+  int contexts = 0;
+  PluginStats plugin;
+  client::ClientStats client;
+  bool breaker_open = false;
+};
+
+void Add(const CtxState& state, Totals* totals) {
+  ++totals->contexts;
+  totals->plugin.stored += state.stored;
+  totals->plugin.skipped += state.skipped;
+  totals->plugin.resumed += state.resumed;
+  totals->plugin.rejected += state.rejected;
+  totals->plugin.deleted += state.deleted;
+  const client::ClientStats c = state.client->stats();
+  totals->client.hits += c.hits;
+  totals->client.misses += c.misses;
+  totals->client.errors += c.errors;
+  totals->client.timeouts += c.timeouts;
+  totals->client.skipped += c.skipped;
+  totals->client.stores += c.stores;
+  totals->client.store_failures += c.store_failures;
+  totals->client.queue_drops += c.queue_drops;
+  totals->breaker_open |= c.breaker != client::BreakerState::kClosed;
+}
+
+Totals ProcessTotals() {
+  Totals totals;
+  absl::MutexLock lock(&registry_mu);
+  for (const CtxState* state : Registry()) Add(*state, &totals);
+  return totals;
+}
+
+}  // namespace
+
+absl::StatusOr<std::string> StatsJson(SSL_CTX* ctx) {
+  Totals totals;
+  if (ctx == nullptr) {
+    totals = ProcessTotals();
+  } else {
+    const CtxState* state = StateOf(ctx);
+    if (state == nullptr) return absl::NotFoundError("tlscache is not attached to this SSL_CTX");
+    Add(*state, &totals);
+  }
+  const PluginStats& p = totals.plugin;
+  const client::ClientStats& c = totals.client;
+  return absl::StrFormat(
+      "{\"contexts\":%d,\"sessions\":{\"stored\":%d,\"skipped\":%d,\"resumed\":%d,"
+      "\"rejected\":%d,\"deleted\":%d},\"lookups\":{\"hits\":%d,\"misses\":%d,"
+      "\"errors\":%d,\"timeouts\":%d,\"skipped\":%d},\"stores\":{\"sent\":%d,"
+      "\"failed\":%d,\"dropped\":%d},\"breaker\":\"%s\"}",
+      totals.contexts, p.stored, p.skipped, p.resumed, p.rejected, p.deleted, c.hits, c.misses,
+      c.errors, c.timeouts, c.skipped, c.stores, c.store_failures, c.queue_drops,
+      totals.breaker_open ? "open" : "closed");
+}
+
+std::string StatsLine() {
+  const Totals totals = ProcessTotals();
+  const PluginStats& p = totals.plugin;
+  const client::ClientStats& c = totals.client;
+  return absl::StrFormat(
+      "pid %d: %d contexts; sessions resumed %d, rejected %d, stored %d; lookups %d hits, %d "
+      "misses, %d errors, %d timeouts, %d skipped; stores %d sent, %d failed, %d dropped; "
+      "breaker %s",
+      getpid(), totals.contexts, p.resumed, p.rejected, p.stored, c.hits, c.misses, c.errors,
+      c.timeouts, c.skipped, c.stores, c.store_failures, c.queue_drops,
+      totals.breaker_open ? "open" : "closed");
 }
 
 }  // namespace tlscache::openssl

@@ -16,8 +16,10 @@
 #include <openssl/ssl.h>
 
 #include <cstdint>
+#include <string>
 
 #include "absl/status/status.h"
+#include "absl/status/statusor.h"
 #include "plugins/openssl/config.h"
 
 namespace tlscache::openssl {
@@ -51,6 +53,13 @@ struct PluginStats {
 };
 // False if `ctx` has no tlscache attached.
 bool GetPluginStats(SSL_CTX* ctx, PluginStats* stats);
+
+// The counters of `ctx` (plugin and cache client) as a JSON object, or of every context
+// attached in this process when `ctx` is null (then "contexts" says how many). NotFound when
+// `ctx` has no tlscache.
+absl::StatusOr<std::string> StatsJson(SSL_CTX* ctx);
+// The same counters for every context of this process, as one line for a log.
+std::string StatsLine();
 
 }  // namespace tlscache::openssl
 

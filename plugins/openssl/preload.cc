@@ -13,13 +13,16 @@
 // without tlscache. Either is said once on stderr.
 #include <dlfcn.h>
 #include <openssl/ssl.h>
+#include <unistd.h>
 
 #include <atomic>
 #include <cstdio>
 #include <mutex>
 #include <string>
+#include <thread>
 
 #include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
 #include "plugins/openssl/config.h"
 #include "plugins/openssl/plugin.h"
 
@@ -50,10 +53,25 @@ const PluginConfig* Config() {
   return config;
 }
 
+// With TLSCACHE_STATS_INTERVAL, one line of this process's counters every interval, from a
+// thread started in each process that serves connections (a forked worker starts its own).
+void StartReporter(absl::Duration interval) {
+  static std::atomic<pid_t> reporting{0};
+  const pid_t pid = getpid();
+  if (reporting.load() == pid || reporting.exchange(pid) == pid) return;
+  std::thread([interval] {
+    while (true) {
+      absl::SleepFor(interval);
+      Say(StatsLine());
+    }
+  }).detach();
+}
+
 void OnServerConnection(SSL* ssl) noexcept {
   try {
     const PluginConfig* config = Config();
     if (config == nullptr || ssl == nullptr) return;
+    if (config->stats_interval > absl::ZeroDuration()) StartReporter(config->stats_interval);
     SSL_CTX* ctx = SSL_get_SSL_CTX(ssl);
     if (!IsAttached(ctx)) {
       static std::mutex mu;

@@ -3,6 +3,7 @@ each on 127.0.0.11-13 behind HAProxy round robin, with real clients.
 """
 
 import os
+import re
 import ssl
 import subprocess
 import sys
@@ -50,6 +51,22 @@ class NginxPreloadTest(FarmTestCase):
         log = open(os.path.join(nodes[0].prefix, "logs", "error.log")).read()
         self.assertIn("tlscache preload: sessions are shared through", log)
         self.assertEqual(log.count("TLSCACHE_TICKETS=off"), 2, log)  # once per worker
+
+    def test_stats_interval_prints_each_workers_counters(self):
+        cache = self.farm.cache()
+        nodes, _, lb = self.nginx_farm(self.env(cache, TLSCACHE_STATS_INTERVAL="1"))
+        self.resumption(lb, "nginx + preload with stats")
+        log_path = os.path.join(nodes[0].prefix, "logs", "error.log")
+        deadline = time.monotonic() + 10
+        pattern = (r"tlscache preload: pid (\d+): 1 contexts; sessions resumed (\d+), "
+                   r"rejected 0, stored (\d+); lookups (\d+) hits")
+        while True:
+            pids = {m.group(1): m for m in re.finditer(pattern, open(log_path).read())}
+            if len(pids) == 2 or time.monotonic() > deadline:
+                break
+            time.sleep(0.2)
+        self.assertEqual(len(pids), 2, open(log_path).read())  # one reporter per worker
+        self.assertTrue(any(int(m.group(2)) > 0 for m in pids.values()), pids)
 
     def test_nginx_shared_cache_stays_the_first_tier(self):
         cache = self.farm.cache()

@@ -31,6 +31,17 @@ extern "C" {
  */
 int tlscache_attach(SSL_CTX *ctx, const char *config) TLSCACHE_NOEXCEPT;
 
+/*
+ * The counters of `ctx`, or of every context attached in this process when `ctx` is NULL, as
+ * one JSON object (valid until the next tlscache_stats call on this thread):
+ *   {"contexts":1,"sessions":{"stored":..,"skipped":..,"resumed":..,"rejected":..,
+ *    "deleted":..},"lookups":{"hits":..,"misses":..,"errors":..,"timeouts":..,"skipped":..},
+ *    "stores":{"sent":..,"failed":..,"dropped":..},"breaker":"closed"}
+ * Counters are this process's since it attached (or forked). NULL if `ctx` has no tlscache
+ * (tlscache_last_error() says so).
+ */
+const char *tlscache_stats(SSL_CTX *ctx) TLSCACHE_NOEXCEPT;
+
 /* Why the last tlscache call on this thread failed; "" if it did not. Never NULL. */
 const char *tlscache_last_error(void) TLSCACHE_NOEXCEPT;
 

@@ -3,6 +3,7 @@
 
 #include <openssl/ssl.h>
 
+#include <cstdio>
 #include <string>
 
 #include "gmock/gmock.h"
@@ -67,6 +68,32 @@ TEST_P(PluginTest, AnotherNodeResumesTheSessionTheOriginStored) {
   EXPECT_TRUE(h->resumed);
   EXPECT_EQ(StatsOf(other_.get()).resumed, 1u);
   EXPECT_GE(StatsOf(origin_.get()).stored, 1u);
+}
+
+TEST_P(PluginTest, TlscacheStatsCountsAContextOrTheWholeProcessAsJson) {
+  SslSessionPtr session = SessionFromOrigin();
+  ASSERT_NE(session, nullptr);
+  auto h = RunHandshake(client_ctx_.get(), other_.get(), session.get());
+  ASSERT_TRUE(h.ok()) << h.status();
+  ASSERT_TRUE(h->resumed);
+  const char* other = tlscache_stats(other_.get());
+  ASSERT_NE(other, nullptr) << tlscache_last_error();
+  EXPECT_THAT(other, ::testing::StartsWith("{\"contexts\":1,\"sessions\":{"));
+  EXPECT_THAT(other, ::testing::HasSubstr("\"resumed\":1,"));
+  EXPECT_THAT(other, ::testing::HasSubstr("\"lookups\":{\"hits\":1,"));
+  EXPECT_THAT(other, ::testing::HasSubstr("\"breaker\":\"closed\"}"));
+  const std::string origin = tlscache_stats(origin_.get());
+  EXPECT_THAT(origin, ::testing::HasSubstr("\"resumed\":0,"));
+  EXPECT_THAT(origin, ::testing::Not(::testing::HasSubstr("\"stored\":0,")));
+  // The process: at least these two contexts (other tests' contexts may still be alive).
+  const std::string process = tlscache_stats(nullptr);
+  int contexts = 0;
+  ASSERT_EQ(std::sscanf(process.c_str(), "{\"contexts\":%d", &contexts), 1) << process;
+  EXPECT_GE(contexts, 2);
+  // A context without tlscache has no stats, and says so.
+  SslCtxPtr plain = MakeServerContext();
+  EXPECT_EQ(tlscache_stats(plain.get()), nullptr);
+  EXPECT_THAT(tlscache_last_error(), ::testing::HasSubstr("not attached"));
 }
 
 TEST_P(PluginTest, GarbageTruncatedOrForeignSessionsAreAMissNotACrash) {
