@@ -35,6 +35,8 @@ deps:
 	  dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q '^install ok installed$$' \
 	    || missing="$$missing $$p"; \
 	done; \
+	command -v kubectl >/dev/null || missing="$$missing kubernetes-client"; \
+	command -v npm >/dev/null || missing="$$missing npm"; \
 	if [ -n "$$missing" ]; then \
 	  echo "deps: installing$$missing"; \
 	  $(SUDO) apt-get update -qq && \

@@ -33,6 +33,9 @@ namespace tlscache::server {
 namespace {
 
 constexpr char kServiceName[] = "tlscache.v1.SessionCache";
+// SERVING from start to shutdown whatever the store does: for liveness probes, which must not
+// restart a replica because Redis is down.
+constexpr char kProcessServiceName[] = "tlscache.v1.Process";
 // Room for the namespace, the session ID and the framing around the largest session, so a
 // session slightly over the limit gets INVALID_ARGUMENT naming it rather than a transport error.
 constexpr int kRequestOverhead = 1024;
@@ -216,8 +219,9 @@ void CacheServer::SetServing(bool serving) {
   for (grpc::Server* s : {server_.get(), health_server_.get()}) {
     if (s == nullptr) continue;
     grpc::HealthCheckServiceInterface* health = s->GetHealthCheckService();
-    health->SetServingStatus(serving);
+    health->SetServingStatus("", serving);
     health->SetServingStatus(kServiceName, serving);
+    health->SetServingStatus(kProcessServiceName, true);
   }
 }
 
@@ -336,6 +340,7 @@ void CacheServer::Shutdown(absl::Duration grace) {
   if (monitor_.joinable()) monitor_.join();
   // NOT_SERVING for good: the health service ignores later changes once shut down.
   server_->GetHealthCheckService()->Shutdown();
+  if (health_server_ != nullptr) health_server_->GetHealthCheckService()->Shutdown();
   ticket_keys_.StopWatches();  // long-lived streams would hold the shutdown to its deadline
   server_->Shutdown(absl::ToChronoTime(absl::Now() + grace));
   server_->Wait();

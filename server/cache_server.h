@@ -2,7 +2,8 @@
 // SessionCache and TicketKeys services, gRPC health checking and server reflection.
 //
 // Health ("" and "tlscache.v1.SessionCache") is SERVING while the store answers and
-// NOT_SERVING otherwise; a monitor re-checks the store every `health_interval`. Shutdown()
+// NOT_SERVING otherwise; a monitor re-checks the store every `health_interval`.
+// "tlscache.v1.Process" is SERVING until shutdown, whatever the store (for liveness). Shutdown()
 // first turns health NOT_SERVING, then lets in-flight calls finish within the grace period.
 //
 // With TLS the port speaks nothing else; with a client CA, a client without a certificate it

@@ -195,6 +195,8 @@ TEST_F(SecurityGrpcTest, ThePlaintextHealthPortServesHealthAndNothingElse) {
   EXPECT_TRUE(testing::AwaitHealth(*probe, "", grpc::health::v1::HealthCheckResponse::SERVING));
   EXPECT_TRUE(testing::AwaitHealth(*probe, "tlscache.v1.SessionCache",
                                    grpc::health::v1::HealthCheckResponse::SERVING));
+  EXPECT_TRUE(testing::AwaitHealth(*probe, "tlscache.v1.Process",
+                                   grpc::health::v1::HealthCheckResponse::SERVING));
   EXPECT_EQ(Put(probe.get(), "shop").error_code(), grpc::StatusCode::UNIMPLEMENTED);
   EXPECT_EQ(TicketKeys(probe.get(), "shop").error_code(), grpc::StatusCode::UNIMPLEMENTED);
 }

@@ -257,6 +257,9 @@ TEST_P(RedisOutageGrpcTest, RedisDownIsUnavailableAndNotServingThenServesAgain) 
   ASSERT_TRUE(Put("edge", "sid", "s").ok());
   redis_->Kill();
   ASSERT_TRUE(AwaitHealth(*channel_, "tlscache.v1.SessionCache", HealthCheckResponse::NOT_SERVING));
+  EXPECT_TRUE(AwaitHealth(*channel_, "", HealthCheckResponse::NOT_SERVING));
+  // The process itself is alive: a liveness probe must not restart it for Redis's outage.
+  EXPECT_EQ(*CheckHealth(*channel_, "tlscache.v1.Process"), HealthCheckResponse::SERVING);
   GetResponse got;
   grpc::Status status = Get("edge", "sid", &got);
   EXPECT_EQ(status.error_code(), grpc::StatusCode::UNAVAILABLE) << status.error_message();
