@@ -42,7 +42,11 @@ std::unique_ptr<CacheServer> StartReplica(const std::string& store_url, absl::Du
   options.ticket_keys.check_interval = absl::Milliseconds(20);
   auto server = CacheServer::Start(options, *std::move(created));
   EXPECT_TRUE(server.ok()) << server.status();
-  return server.ok() ? *std::move(server) : nullptr;
+  if (!server.ok()) return nullptr;
+  // Serving: its store is connected.
+  EXPECT_TRUE(testing::AwaitHealth(*testing::Connect((*server)->port()), "",
+                                   grpc::health::v1::HealthCheckResponse::SERVING));
+  return *std::move(server);
 }
 
 absl::StatusOr<v1::TicketKeySet> GetKeys(int port, const std::string& ns) {
