@@ -13,6 +13,7 @@
 #include "absl/flags/flag.h"
 #include "absl/flags/parse.h"
 #include "absl/status/status.h"
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/time/time.h"
@@ -30,7 +31,8 @@ ABSL_FLAG(std::string, listen, "",
           "HOST:PORT to serve gRPC on (port 0: any free); default 0.0.0.0:7700 with --tls_cert, "
           "127.0.0.1:7700 without");
 ABSL_FLAG(std::string, store, "memory",
-          "where sessions live: memory (embedded) or redis://HOST:PORT[/DB]");
+          "where sessions live: memory (embedded), redis://HOST:PORT[/DB] or "
+          "redis-sentinel://HOST:PORT[,HOST:PORT...]/MASTER");
 ABSL_FLAG(absl::Duration, default_ttl, absl::Seconds(300),
           "TTL of a Put that asks for none (e.g. 300s, 5m)");
 ABSL_FLAG(absl::Duration, max_ttl, absl::Hours(24), "larger TTLs asked for are clamped to this");
@@ -210,7 +212,9 @@ int Main() {
 
   if (absl::GetFlag(FLAGS_dry_run)) {
     const std::string url = absl::GetFlag(FLAGS_store);
-    if (url != "memory") {
+    if (absl::StartsWith(url, "redis-sentinel://")) {
+      if (absl::Status s = ParseSentinelUrl(url).status(); !s.ok()) return Fatal(s);
+    } else if (url != "memory") {
       if (absl::Status s = ParseRedisUrl(url).status(); !s.ok()) return Fatal(s);
     }
     if (tls) {

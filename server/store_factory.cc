@@ -5,6 +5,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
 #include "server/memory_store.h"
 #include "server/redis/redis_store.h"
 #include "server/sealed_store.h"
@@ -13,6 +14,7 @@ namespace tlscache::server {
 namespace {
 
 constexpr absl::string_view kRedisScheme = "redis://";
+constexpr absl::string_view kSentinelScheme = "redis-sentinel://";
 
 absl::Status BadUrl(absl::string_view url, absl::string_view why) {
   return absl::InvalidArgumentError(
@@ -20,6 +22,32 @@ absl::Status BadUrl(absl::string_view url, absl::string_view why) {
 }
 
 }  // namespace
+
+absl::StatusOr<redis::SentinelConfig> ParseSentinelUrl(absl::string_view url) {
+  const auto bad = [url](absl::string_view why) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("--store=", url, ": ", why,
+                     " (expected redis-sentinel://HOST:PORT[,HOST:PORT...]/MASTER)"));
+  };
+  if (!absl::StartsWith(url, kSentinelScheme)) return bad("not a redis-sentinel:// URL");
+  absl::string_view rest = url.substr(kSentinelScheme.size());
+  const size_t slash = rest.find('/');
+  if (slash == absl::string_view::npos || slash + 1 == rest.size()) return bad("no master name");
+  redis::SentinelConfig config;
+  config.master_name = std::string(rest.substr(slash + 1));
+  if (absl::StrContains(config.master_name, '/')) return bad("junk after the master name");
+  for (absl::string_view address : absl::StrSplit(rest.substr(0, slash), ',')) {
+    // Each sentinel as a redis:// authority, so hosts and ports are checked the same way.
+    absl::StatusOr<redis::Endpoint> sentinel = ParseRedisUrl(absl::StrCat(kRedisScheme, address));
+    if (!sentinel.ok() || address.empty()) {
+      return bad(absl::StrCat("sentinel '", address, "' is not HOST:PORT"));
+    }
+    if (address.find(':') == absl::string_view::npos) sentinel->port = 26379;
+    config.sentinels.push_back(*std::move(sentinel));
+  }
+  if (config.sentinels.size() > 16) return bad("more than 16 sentinels");
+  return config;
+}
 
 absl::StatusOr<redis::Endpoint> ParseRedisUrl(absl::string_view url) {
   if (!absl::StartsWith(url, kRedisScheme)) return BadUrl(url, "not a redis:// URL");
@@ -85,8 +113,22 @@ absl::StatusOr<std::unique_ptr<Store>> CreateBareStore(const StoreConfig& config
     if (!store.ok()) return store.status();
     return std::unique_ptr<Store>(*std::move(store));
   }
-  return absl::InvalidArgumentError(absl::StrCat(
-      "--store=", config.url, ": unsupported store (expected memory or redis://HOST:PORT[/DB])"));
+  if (absl::StartsWith(config.url, kSentinelScheme)) {
+    absl::StatusOr<redis::SentinelConfig> sentinel = ParseSentinelUrl(config.url);
+    if (!sentinel.ok()) return sentinel.status();
+    redis::RedisStoreOptions options;
+    options.sentinel = *std::move(sentinel);
+    options.pool_size = config.redis_pool_size;
+    options.timeout = config.redis_timeout;
+    options.max_session_bytes = config.max_session_bytes;
+    absl::StatusOr<std::unique_ptr<redis::RedisStore>> store = redis::RedisStore::Create(options);
+    if (!store.ok()) return store.status();
+    return std::unique_ptr<Store>(*std::move(store));
+  }
+  return absl::InvalidArgumentError(
+      absl::StrCat("--store=", config.url,
+                   ": unsupported store (expected memory, redis://HOST:PORT[/DB] or "
+                   "redis-sentinel://HOST:PORT[,HOST:PORT...]/MASTER)"));
 }
 
 }  // namespace

@@ -3,6 +3,9 @@
 //   memory                      the embedded MemoryStore
 //   redis://HOST[:PORT][/DB]    a standalone Redis (port 6379 and database 0 by default;
 //                               HOST may be a name, an IPv4 address or a bracketed IPv6 one)
+//   redis-sentinel://HOST[:PORT][,HOST[:PORT]...]/MASTER
+//                               the master Redis Sentinel names MASTER (sentinel port 26379
+//                               by default), followed through failovers
 #ifndef TLSCACHE_SERVER_STORE_FACTORY_H_
 #define TLSCACHE_SERVER_STORE_FACTORY_H_
 
@@ -14,6 +17,7 @@
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
 #include "server/redis/redis_connection.h"
+#include "server/redis/sentinel.h"
 #include "server/sealer.h"
 #include "server/store.h"
 
@@ -28,6 +32,7 @@ struct StoreConfig {
 };
 
 absl::StatusOr<redis::Endpoint> ParseRedisUrl(absl::string_view url);
+absl::StatusOr<redis::SentinelConfig> ParseSentinelUrl(absl::string_view url);
 
 // Errors name the offending setting, e.g. "--store: unsupported scheme 'foo'". With a
 // `sealer`, every value is sealed before it reaches the store (server/sealed_store.h).

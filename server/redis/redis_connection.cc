@@ -1,6 +1,7 @@
 #include "server/redis/redis_connection.h"
 
 #include <openssl/crypto.h>
+#include <poll.h>
 #include <sys/time.h>
 
 #include <cerrno>
@@ -126,6 +127,27 @@ absl::Status RedisConnection::IoError(int saved_errno) {
     return absl::UnavailableError(absl::StrCat(name_, ": connection closed by server"));
   }
   return absl::UnavailableError(absl::StrCat(name_, ": ", ctx_->errstr));
+}
+
+absl::StatusOr<ReplyPtr> RedisConnection::NextMessage(absl::Duration wait) {
+  if (broken_) return absl::UnavailableError(absl::StrCat(name_, ": connection is broken"));
+  auto fail = [this] {
+    const int saved = errno;
+    broken_ = true;
+    return IoError(saved);
+  };
+  void* raw = nullptr;
+  if (redisGetReplyFromReader(ctx_.get(), &raw) != REDIS_OK) return fail();
+  if (raw != nullptr) return ReplyPtr(static_cast<redisReply*>(raw));
+  pollfd fd{ctx_->fd, POLLIN, 0};
+  const int ready = poll(&fd, 1, static_cast<int>(absl::ToInt64Milliseconds(wait)));
+  if (ready < 0 && errno != EINTR) return fail();
+  if (ready <= 0) return ReplyPtr();
+  if (redisBufferRead(ctx_.get()) != REDIS_OK ||
+      redisGetReplyFromReader(ctx_.get(), &raw) != REDIS_OK) {
+    return fail();
+  }
+  return ReplyPtr(static_cast<redisReply*>(raw));
 }
 
 }  // namespace tlscache::server::redis

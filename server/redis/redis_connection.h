@@ -51,6 +51,9 @@ class RedisConnection {
   absl::StatusOr<ReplyPtr> GetReply();
   // Append + GetReply.
   absl::StatusOr<ReplyPtr> Command(absl::Span<const absl::string_view> argv);
+  // For a subscribed connection: the next message pushed by the server if one arrives within
+  // `wait`, else a null reply (which is not an error: the connection stays usable).
+  absl::StatusOr<ReplyPtr> NextMessage(absl::Duration wait);
 
   bool broken() const { return broken_; }
 

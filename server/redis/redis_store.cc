@@ -60,8 +60,13 @@ struct RedisStore::Op {
 };
 
 absl::StatusOr<std::unique_ptr<RedisStore>> RedisStore::Create(const RedisStoreOptions& options) {
-  if (options.endpoint.host.empty()) return absl::InvalidArgumentError("redis: empty host");
-  if (options.endpoint.port < 1 || options.endpoint.port > 65535) {
+  if (options.sentinel) {
+    if (options.sentinel->sentinels.empty() || options.sentinel->master_name.empty()) {
+      return absl::InvalidArgumentError("redis: sentinel needs sentinels and a master name");
+    }
+  } else if (options.endpoint.host.empty()) {
+    return absl::InvalidArgumentError("redis: empty host");
+  } else if (options.endpoint.port < 1 || options.endpoint.port > 65535) {
     return absl::InvalidArgumentError(
         absl::StrCat("redis: port ", options.endpoint.port, " is out of range"));
   }
@@ -79,16 +84,27 @@ absl::StatusOr<std::unique_ptr<RedisStore>> RedisStore::Create(const RedisStoreO
   for (int i = 0; i < options.pool_size; ++i) {
     store->workers_.emplace_back([s = store.get()] { s->WorkerLoop(); });
   }
+  if (options.sentinel) {
+    store->watcher_ = std::make_unique<SentinelWatcher>(*options.sentinel, options.connect_timeout,
+                                                        [s = store.get()] {
+                                                          s->topology_epoch_.fetch_add(1);
+                                                          absl::MutexLock lock(&s->mu_);
+                                                          s->work_cv_.SignalAll();
+                                                          s->backoff_cv_.SignalAll();
+                                                        });
+  }
   return store;
 }
 
 RedisStore::RedisStore(const RedisStoreOptions& options)
     : options_(options),
-      name_(absl::StrCat("redis ", options.endpoint.ToString())),
+      name_(absl::StrCat(
+          "redis ", options.sentinel ? options.sentinel->ToString() : options.endpoint.ToString())),
       script_sha_(Sha1Hex(kGetScript)),
       last_error_(absl::UnavailableError(absl::StrCat(name_, ": not connected yet"))) {}
 
 RedisStore::~RedisStore() {
+  watcher_.reset();  // it calls into this store
   std::vector<std::unique_ptr<Op>> left;
   {
     absl::MutexLock lock(&mu_);
@@ -240,9 +256,18 @@ void RedisStore::Submit(std::vector<std::string> argv, absl::Time deadline, Repl
 }
 
 absl::StatusOr<std::unique_ptr<RedisConnection>> RedisStore::Open() {
+  Endpoint endpoint = options_.endpoint;
+  if (options_.sentinel) {
+    absl::StatusOr<Endpoint> master = ResolveMaster(*options_.sentinel, options_.connect_timeout);
+    if (!master.ok()) return master.status();
+    endpoint = *std::move(master);
+  }
   absl::StatusOr<std::unique_ptr<RedisConnection>> conn =
-      RedisConnection::Connect(options_.endpoint, options_.connect_timeout, options_.timeout);
+      RedisConnection::Connect(endpoint, options_.connect_timeout, options_.timeout);
   if (!conn.ok()) return conn.status();
+  if (options_.sentinel) {
+    if (absl::Status s = CheckMaster(**conn); !s.ok()) return s;
+  }
   // Load the script now, so that EVALSHA finds it (after a Redis restart or SCRIPT FLUSH too).
   absl::StatusOr<ReplyPtr> loaded = (*conn)->Command({"SCRIPT", "LOAD", kGetScript});
   if (!loaded.ok()) return loaded.status();
@@ -253,11 +278,32 @@ absl::StatusOr<std::unique_ptr<RedisConnection>> RedisStore::Open() {
   return conn;
 }
 
+absl::Status RedisStore::CheckMaster(RedisConnection& conn) {
+  absl::StatusOr<ReplyPtr> role = conn.Command({"ROLE"});
+  if (!role.ok()) return role.status();
+  const redisReply& r = **role;
+  if (r.type == REDIS_REPLY_ARRAY && r.elements > 0 &&
+      (r.element[0]->type == REDIS_REPLY_STRING || r.element[0]->type == REDIS_REPLY_STATUS) &&
+      absl::string_view(r.element[0]->str, r.element[0]->len) == "master") {
+    return absl::OkStatus();
+  }
+  return absl::UnavailableError(
+      absl::StrCat(name_,
+                   ": the server the sentinels named is not the master (a failover is in "
+                   "progress); not writing to a replica"));
+}
+
 void RedisStore::WorkerLoop() {
   std::unique_ptr<RedisConnection> conn;
+  uint64_t conn_epoch = 0;
   absl::Duration backoff = options_.min_backoff;
   while (true) {
+    if (conn != nullptr && topology_epoch_.load() != conn_epoch) {
+      conn.reset();
+      MarkDown(absl::UnavailableError(absl::StrCat(name_, ": failover: moving to the new master")));
+    }
     if (conn == nullptr) {
+      conn_epoch = topology_epoch_.load();
       absl::StatusOr<std::unique_ptr<RedisConnection>> opened = Open();
       if (opened.ok()) {
         connects_.fetch_add(1, std::memory_order_relaxed);
@@ -269,7 +315,9 @@ void RedisStore::WorkerLoop() {
         absl::MutexLock lock(&mu_);
         last_error_ = opened.status();
         const absl::Time wake = absl::Now() + backoff;
-        while (!stopping_ && !backoff_cv_.WaitWithDeadline(&mu_, wake)) {
+        // A failover announcement cuts the back-off short: the new master is there now.
+        while (!stopping_ && topology_epoch_.load() == conn_epoch &&
+               !backoff_cv_.WaitWithDeadline(&mu_, wake)) {
         }
         if (stopping_) return;
         backoff = std::min(backoff * 2, options_.max_backoff);
@@ -282,7 +330,9 @@ void RedisStore::WorkerLoop() {
       if (stopping_ && batch.empty()) break;
     }
     absl::Status status;
-    if (batch.empty()) {
+    if (batch.empty() && options_.sentinel) {
+      status = CheckMaster(*conn);  // an idle check that also notices a demoted master
+    } else if (batch.empty()) {
       absl::StatusOr<ReplyPtr> pong = conn->Command({"PING"});
       status = pong.ok() ? absl::OkStatus() : pong.status();
     } else {

@@ -22,6 +22,7 @@
 #include <cstddef>
 #include <deque>
 #include <memory>
+#include <optional>
 #include <string>
 #include <thread>
 #include <vector>
@@ -31,12 +32,17 @@
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
 #include "server/redis/redis_connection.h"
+#include "server/redis/sentinel.h"
 #include "server/store.h"
 
 namespace tlscache::server::redis {
 
 struct RedisStoreOptions {
   Endpoint endpoint;
+  // With Sentinel, the master is asked of the sentinels at every (re)connect instead of
+  // `endpoint`, a connection to a server that is not the master is refused, and a failover
+  // announced by the sentinels drops every connection so that the new master is used at once.
+  std::optional<SentinelConfig> sentinel;
   int pool_size = 4;
   // Bound on one call: time queued plus the Redis round trip.
   absl::Duration timeout = absl::Milliseconds(100);
@@ -81,6 +87,8 @@ class RedisStore final : public Store {
   std::string RingKey(absl::string_view ns) const;
   void Submit(std::vector<std::string> argv, absl::Time deadline, ReplyHandler handler);
   absl::StatusOr<std::unique_ptr<RedisConnection>> Open();
+  // Under Sentinel: ok if `conn` is to the master.
+  absl::Status CheckMaster(RedisConnection& conn);
   void WorkerLoop();
   // Waits for work; empty after `idle_check` with nothing queued, or when stopping.
   std::vector<std::unique_ptr<Op>> TakeBatch();
@@ -102,6 +110,9 @@ class RedisStore final : public Store {
   absl::Status last_error_ ABSL_GUARDED_BY(mu_);
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;
   std::vector<std::thread> workers_;
+  std::unique_ptr<SentinelWatcher> watcher_;
+  // Bumped on each failover: a worker whose connection is older reconnects.
+  std::atomic<uint64_t> topology_epoch_{0};
   std::atomic<uint64_t> connects_{0};
   std::atomic<uint64_t> errors_{0};
 };

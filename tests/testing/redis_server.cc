@@ -4,6 +4,7 @@
 #include <stdlib.h>
 
 #include <filesystem>
+#include <fstream>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
@@ -12,7 +13,17 @@
 
 namespace tlscache::testing {
 
-absl::StatusOr<std::unique_ptr<RedisServer>> RedisServer::Start() {
+absl::StatusOr<std::unique_ptr<RedisServer>> RedisServer::Start(std::vector<std::string> extra) {
+  return StartWith(std::move(extra), "", 0);
+}
+
+absl::StatusOr<std::unique_ptr<RedisServer>> RedisServer::StartSentinel(
+    const std::string& master_name, int master_port) {
+  return StartWith({}, master_name, master_port);
+}
+
+absl::StatusOr<std::unique_ptr<RedisServer>> RedisServer::StartWith(
+    std::vector<std::string> extra, const std::string& sentinel_master, int master_port) {
   if (FindInPath("redis-server").empty()) {
     return absl::NotFoundError("redis-server is not installed (apt-get install redis-server)");
   }
@@ -20,6 +31,15 @@ absl::StatusOr<std::unique_ptr<RedisServer>> RedisServer::Start() {
   char dir[] = "/tmp/tlscache-redis-XXXXXX";
   if (mkdtemp(dir) == nullptr) return absl::InternalError("mkdtemp failed");
   server->dir_ = dir;
+  server->extra_ = std::move(extra);
+  if (!sentinel_master.empty()) {
+    // Sentinels rewrite their configuration file: each gets its own.
+    server->sentinel_conf_ = server->dir_ + "/sentinel.conf";
+    std::ofstream(server->sentinel_conf_)
+        << "sentinel monitor " << sentinel_master << " 127.0.0.1 " << master_port << " 2\n"
+        << "sentinel down-after-milliseconds " << sentinel_master << " 1000\n"
+        << "sentinel failover-timeout " << sentinel_master << " 5000\n";
+  }
   // A port picked a moment ago can be taken by someone else in between: try a few.
   absl::Status status;
   for (int attempt = 0; attempt < 5; ++attempt) {
@@ -39,14 +59,18 @@ RedisServer::~RedisServer() {
 std::string RedisServer::url() const { return absl::StrCat("redis://127.0.0.1:", port_); }
 
 absl::Status RedisServer::Launch() {
-  absl::StatusOr<std::unique_ptr<Subprocess>> process =
-      Subprocess::Start({"redis-server", "--port", absl::StrCat(port_), "--bind", "127.0.0.1",
-                         "--dir", dir_, "--save", "", "--appendonly", "no", "--daemonize", "no",
-                         "--protected-mode", "no", "--logfile", ""});
+  std::vector<std::string> argv = {"redis-server"};
+  if (!sentinel_conf_.empty()) argv.insert(argv.end(), {sentinel_conf_, "--sentinel"});
+  argv.insert(argv.end(), {"--port", absl::StrCat(port_), "--bind", "127.0.0.1", "--dir", dir_,
+                           "--daemonize", "no", "--protected-mode", "no", "--logfile", ""});
+  if (sentinel_conf_.empty()) argv.insert(argv.end(), {"--save", "", "--appendonly", "no"});
+  argv.insert(argv.end(), extra_.begin(), extra_.end());
+  absl::StatusOr<std::unique_ptr<Subprocess>> process = Subprocess::Start(argv);
   if (!process.ok()) return process.status();
   process_ = *std::move(process);
-  absl::StatusOr<std::string> ready =
-      process_->WaitForOutput("Ready to accept connections", absl::Seconds(20));
+  absl::StatusOr<std::string> ready = process_->WaitForOutput(
+      sentinel_conf_.empty() ? "Ready to accept connections" : "+monitor master",
+      absl::Seconds(20));
   if (!ready.ok()) {
     process_.reset();
     return ready.status();

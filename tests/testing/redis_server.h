@@ -8,6 +8,7 @@
 
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "absl/status/statusor.h"
 #include "tests/testing/subprocess.h"
@@ -16,8 +17,13 @@ namespace tlscache::testing {
 
 class RedisServer {
  public:
-  // NotFound when redis-server is not installed; any other error is a failure.
-  static absl::StatusOr<std::unique_ptr<RedisServer>> Start();
+  // NotFound when redis-server is not installed; any other error is a failure. `extra` are
+  // more redis-server arguments, e.g. {"--replicaof", "127.0.0.1", "7000"}.
+  static absl::StatusOr<std::unique_ptr<RedisServer>> Start(std::vector<std::string> extra = {});
+  // A Redis Sentinel monitoring `master_name` at 127.0.0.1:master_port (quorum 2, a master is
+  // down after 1 s without an answer).
+  static absl::StatusOr<std::unique_ptr<RedisServer>> StartSentinel(const std::string& master_name,
+                                                                    int master_port);
   ~RedisServer();
 
   int port() const { return port_; }
@@ -38,8 +44,14 @@ class RedisServer {
   RedisServer() = default;
   absl::Status Launch();
 
+  static absl::StatusOr<std::unique_ptr<RedisServer>> StartWith(std::vector<std::string> extra,
+                                                                const std::string& sentinel_master,
+                                                                int master_port);
+
   std::string dir_;
   int port_ = 0;
+  std::vector<std::string> extra_;
+  std::string sentinel_conf_;  // set: this is a sentinel
   std::unique_ptr<Subprocess> process_;
 };
 

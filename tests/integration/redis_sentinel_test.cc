@@ -1,0 +1,135 @@
+// The Redis store on Redis Sentinel, with real redis-server processes: one master, one
+// replica and three sentinels. The master is killed with SIGKILL; the store follows the
+// failover by itself, fails fast meanwhile, and keeps what was replicated before the kill.
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "server/redis/redis_store.h"
+#include "server/store_factory.h"
+#include "tests/testing/redis_server.h"
+#include "tests/testing/store_sync.h"
+
+namespace tlscache::server {
+namespace {
+
+using ::testing::HasSubstr;
+using ::tlscache::testing::GetSync;
+using ::tlscache::testing::PutSync;
+using ::tlscache::testing::RedisServer;
+
+constexpr char kMaster[] = "tlscache";
+
+class RedisSentinelTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    TLSCACHE_START_REDIS_OR_SKIP(master_);
+    auto replica = RedisServer::Start({"--replicaof", "127.0.0.1", absl::StrCat(master_->port())});
+    ASSERT_TRUE(replica.ok()) << replica.status();
+    replica_ = *std::move(replica);
+    for (int i = 0; i < 3; ++i) {
+      auto sentinel = RedisServer::StartSentinel(kMaster, master_->port());
+      ASSERT_TRUE(sentinel.ok()) << sentinel.status();
+      sentinels_.push_back(*std::move(sentinel));
+    }
+  }
+
+  std::string Url() const {
+    std::string url = "redis-sentinel://";
+    for (size_t i = 0; i < sentinels_.size(); ++i) {
+      absl::StrAppend(&url, i == 0 ? "" : ",", "127.0.0.1:", sentinels_[i]->port());
+    }
+    return absl::StrCat(url, "/", kMaster);
+  }
+
+  std::unique_ptr<Store> ConnectedStore() {
+    StoreConfig config;
+    config.url = Url();
+    config.redis_timeout = absl::Milliseconds(200);
+    auto store = CreateStore(config);
+    EXPECT_TRUE(store.ok()) << store.status();
+    if (!store.ok()) return nullptr;
+    const absl::Time deadline = absl::Now() + absl::Seconds(10);
+    while (!(*store)->Health().ok() && absl::Now() < deadline)
+      absl::SleepFor(absl::Milliseconds(10));
+    EXPECT_TRUE((*store)->Health().ok()) << (*store)->Health();
+    return *std::move(store);
+  }
+
+  std::unique_ptr<RedisServer> master_, replica_;
+  std::vector<std::unique_ptr<RedisServer>> sentinels_;
+};
+
+TEST_F(RedisSentinelTest, TheStoreFindsTheMasterThroughTheSentinels) {
+  auto store = ConnectedStore();
+  ASSERT_NE(store, nullptr);
+  EXPECT_THAT(store->Describe(), HasSubstr("sentinel tlscache"));
+  ASSERT_TRUE(PutSync(*store, "ns", "id", "session", absl::Seconds(60)).ok());
+  EXPECT_EQ(*master_->Cli({"EXISTS", "tlscache:ns:6964"}), "1\n");
+}
+
+TEST_F(RedisSentinelTest, AnUnknownMasterNameIsUnavailableAndSaysWhy) {
+  StoreConfig config;
+  config.url = absl::StrCat("redis-sentinel://127.0.0.1:", sentinels_[0]->port(), "/nobody");
+  auto store = CreateStore(config);
+  ASSERT_TRUE(store.ok());
+  absl::SleepFor(absl::Milliseconds(300));
+  EXPECT_FALSE((*store)->Health().ok());
+  EXPECT_THAT(std::string((*store)->Health().message()), HasSubstr("does not know master nobody"));
+  EXPECT_TRUE(absl::IsUnavailable(GetSync(**store, "ns", "id").status()));
+}
+
+TEST_F(RedisSentinelTest, AfterTheMasterIsKilledTheStoreFollowsTheFailoverAndLosesNothing) {
+  auto store = ConnectedStore();
+  ASSERT_NE(store, nullptr);
+  constexpr int kEntries = 200;
+  for (int i = 0; i < kEntries; ++i) {
+    ASSERT_TRUE(
+        PutSync(*store, "ns", absl::StrCat("id", i), absl::StrCat("s", i), absl::Seconds(300))
+            .ok());
+  }
+  // Replicated before the kill: WAIT for the replica to acknowledge.
+  ASSERT_EQ(*master_->Cli({"WAIT", "1", "5000"}), "1\n");
+
+  const absl::Time killed = absl::Now();
+  master_->Kill();
+  int failed_fast = 0;
+  absl::Duration slowest_failure;
+  absl::Time recovered = absl::InfiniteFuture();
+  while (absl::Now() - killed < absl::Seconds(30)) {
+    const absl::Time start = absl::Now();
+    absl::Status put = PutSync(*store, "ns", "after", "failover", absl::Seconds(300));
+    if (put.ok() && GetSync(*store, "ns", "after").ok()) {
+      recovered = absl::Now();
+      break;
+    }
+    EXPECT_TRUE(absl::IsUnavailable(put) || absl::IsDeadlineExceeded(put)) << put;
+    slowest_failure = std::max(slowest_failure, absl::Now() - start);
+    ++failed_fast;
+    absl::SleepFor(absl::Milliseconds(20));
+  }
+  ASSERT_NE(recovered, absl::InfiniteFuture()) << "no recovery within 30 s";
+  const absl::Duration recovery = recovered - killed;
+  std::printf(
+      "  figure: Sentinel failover: writes and reads again %s after SIGKILL of the "
+      "master; %d calls failed meanwhile, the slowest in %s\n",
+      absl::FormatDuration(recovery).c_str(), failed_fast,
+      absl::FormatDuration(slowest_failure).c_str());
+  EXPECT_LE(recovery, absl::Seconds(15));
+  EXPECT_LE(slowest_failure, absl::Seconds(1));  // fail fast, never hang
+  int lost = 0;
+  for (int i = 0; i < kEntries; ++i) {
+    auto entry = GetSync(*store, "ns", absl::StrCat("id", i));
+    if (!entry.ok() || entry->session.view() != absl::StrCat("s", i)) ++lost;
+  }
+  EXPECT_EQ(lost, 0);
+  // The new master is the former replica, and it is written to.
+  EXPECT_EQ(*replica_->Cli({"EXISTS", "tlscache:ns:6166746572"}), "1\n");
+}
+
+}  // namespace
+}  // namespace tlscache::server
