@@ -134,6 +134,26 @@ absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> Credentials(const Serve
   return grpc::experimental::TlsServerCredentials(options);
 }
 
+// Builds and starts a server whose port `listen` was added to `builder`, with `port` the
+// variable AddListeningPort fills in. A port that cannot be bound is one error naming why,
+// not gRPC's own log lines.
+absl::StatusOr<std::unique_ptr<grpc::Server>> BuildAndStart(grpc::ServerBuilder& builder,
+                                                            const std::string& listen,
+                                                            const int& port) {
+  // Without this, gRPC sets SO_REUSEPORT and a second server on the same port would start
+  // and silently take half the connections.
+  builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);
+  SetGrpcLogsQuiet(true);
+  std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
+  SetGrpcLogsQuiet(false);
+  if (server == nullptr || port == 0) {
+    std::string why = BindError(listen);
+    return absl::UnavailableError(
+        absl::StrCat("cannot listen on ", listen, why.empty() ? "" : ": ", why));
+  }
+  return server;
+}
+
 }  // namespace
 
 CacheServer::CacheServer(const CacheServerOptions& options, std::unique_ptr<Store> store)
@@ -158,9 +178,6 @@ absl::StatusOr<std::unique_ptr<CacheServer>> CacheServer::Start(const CacheServe
   builder.AddListeningPort(options.listen, *credentials, &server->port_);
   builder.AddChannelArgument(GRPC_ARG_MAX_CONCURRENT_STREAMS, options.max_concurrent_streams);
   builder.AddChannelArgument(GRPC_ARG_MAX_METADATA_SIZE, options.max_metadata_bytes);
-  // Without this, gRPC sets SO_REUSEPORT and a second server on the same port would start
-  // and silently take half the connections.
-  builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);
   builder.RegisterService(&server->service_);
   builder.RegisterService(&server->ticket_keys_);
   builder.RegisterService(&server->admin_);
@@ -169,39 +186,25 @@ absl::StatusOr<std::unique_ptr<CacheServer>> CacheServer::Start(const CacheServe
   builder.experimental().SetInterceptorCreators(std::move(interceptors));
   builder.SetMaxReceiveMessageSize(static_cast<int>(options.service.max_session_bytes) +
                                    kRequestOverhead);
-  SetGrpcLogsQuiet(true);  // a bind failure is reported below, in one line
-  server->server_ = builder.BuildAndStart();
-  SetGrpcLogsQuiet(false);
-  if (server->server_ == nullptr || server->port_ == 0) {
-    std::string why = BindError(options.listen);
-    return absl::UnavailableError(
-        absl::StrCat("cannot listen on ", options.listen, why.empty() ? "" : ": ", why));
-  }
+  absl::StatusOr<std::unique_ptr<grpc::Server>> started =
+      BuildAndStart(builder, options.listen, server->port_);
+  if (!started.ok()) return started.status();
+  server->server_ = *std::move(started);
+  // From here on, an error return shuts down what started (the destructor).
   if (!options.health_listen.empty()) {
     grpc::ServerBuilder health_builder;
     health_builder.AddListeningPort(options.health_listen, grpc::InsecureServerCredentials(),
                                     &server->health_port_);
-    health_builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);
-    SetGrpcLogsQuiet(true);
-    server->health_server_ = health_builder.BuildAndStart();
-    SetGrpcLogsQuiet(false);
-    if (server->health_server_ == nullptr || server->health_port_ == 0) {
-      std::string why = BindError(options.health_listen);
-      server->server_->Shutdown();
-      return absl::UnavailableError(
-          absl::StrCat("cannot listen on ", options.health_listen, why.empty() ? "" : ": ", why));
-    }
+    started = BuildAndStart(health_builder, options.health_listen, server->health_port_);
+    if (!started.ok()) return started.status();
+    server->health_server_ = *std::move(started);
   }
   server->AddServerMetrics();
   if (!options.metrics_listen.empty()) {
     CacheServer* s = server.get();
     absl::StatusOr<std::unique_ptr<MetricsHttpServer>> http = MetricsHttpServer::Start(
         options.metrics_listen, &server->metrics_, [s] { return s->serving_.load(); });
-    if (!http.ok()) {
-      server->server_->Shutdown();
-      if (server->health_server_ != nullptr) server->health_server_->Shutdown();
-      return http.status();
-    }
+    if (!http.ok()) return http.status();
     server->metrics_http_ = *std::move(http);
   }
   const bool serving = server->store_->Health().ok();
