@@ -41,6 +41,10 @@ ABSL_FLAG(int64_t, memory_max_bytes, int64_t{256} << 20,
           "bound on the memory store; least recently used entries are evicted past it");
 ABSL_FLAG(int32_t, redis_timeout_ms, 100, "bound on one Redis call, queueing included");
 ABSL_FLAG(int32_t, redis_pool_size, 4, "Redis connections per server");
+ABSL_FLAG(std::string, redis_password_file, "",
+          "file with Redis credentials, one line: PASSWORD or USER PASSWORD (an ACL user)");
+ABSL_FLAG(std::string, sentinel_password_file, "",
+          "file with the sentinels' credentials (redis-sentinel:// stores), same format");
 ABSL_FLAG(absl::Duration, ticket_rotation, absl::Hours(1),
           "how often each namespace's session-ticket key rotates");
 ABSL_FLAG(absl::Duration, ticket_decrypt_window, absl::Hours(12),
@@ -161,10 +165,30 @@ bool IsLoopbackHost(std::string host) {
   return loopback;
 }
 
+// The credentials in `path` (a --*_password_file), or null when no file is given.
+absl::StatusOr<std::shared_ptr<const redis::RedisAuth>> LoadRedisAuth(const char* flag,
+                                                                      const std::string& path) {
+  if (path.empty()) return nullptr;
+  absl::StatusOr<std::string> text = ReadSmallFile(path, 4096);
+  if (!text.ok())
+    return absl::Status(text.status().code(),
+                        absl::StrCat("--", flag, ": ", text.status().message()));
+  absl::StatusOr<redis::RedisAuth> auth = redis::ParseRedisAuth(*text);
+  CleanseString(&*text);
+  if (!auth.ok()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("--", flag, "=", path, ": ", auth.status().message()));
+  }
+  return std::make_shared<const redis::RedisAuth>(*std::move(auth));
+}
+
 absl::StatusOr<std::unique_ptr<Sealer>> LoadSealer(const std::string& path) {
   if (path.empty()) return nullptr;
   absl::StatusOr<std::string> text = ReadSmallFile(path, 64 << 10);
-  if (!text.ok()) return text.status();
+  if (!text.ok()) {
+    return absl::Status(text.status().code(),
+                        absl::StrCat("--seal_key_file: ", text.status().message()));
+  }
   absl::StatusOr<std::vector<SecretBytes>> keys = ParseSealKeys(*text);
   CleanseString(&*text);
   if (!keys.ok()) {
@@ -209,6 +233,12 @@ int Main() {
   absl::StatusOr<std::unique_ptr<Sealer>> sealer = LoadSealer(absl::GetFlag(FLAGS_seal_key_file));
   if (!sealer.ok()) return Fatal(sealer.status());
   const bool sealed = *sealer != nullptr;
+  absl::StatusOr<std::shared_ptr<const redis::RedisAuth>> redis_auth =
+      LoadRedisAuth("redis_password_file", absl::GetFlag(FLAGS_redis_password_file));
+  if (!redis_auth.ok()) return Fatal(redis_auth.status());
+  absl::StatusOr<std::shared_ptr<const redis::RedisAuth>> sentinel_auth =
+      LoadRedisAuth("sentinel_password_file", absl::GetFlag(FLAGS_sentinel_password_file));
+  if (!sentinel_auth.ok()) return Fatal(sentinel_auth.status());
 
   if (absl::GetFlag(FLAGS_dry_run)) {
     const std::string url = absl::GetFlag(FLAGS_store);
@@ -234,6 +264,8 @@ int Main() {
   store_config.memory_max_bytes = absl::GetFlag(FLAGS_memory_max_bytes);
   store_config.redis_timeout = absl::Milliseconds(absl::GetFlag(FLAGS_redis_timeout_ms));
   store_config.redis_pool_size = absl::GetFlag(FLAGS_redis_pool_size);
+  store_config.redis_auth = *std::move(redis_auth);
+  store_config.sentinel_auth = *std::move(sentinel_auth);
   absl::StatusOr<std::unique_ptr<Store>> store = CreateStore(store_config, *std::move(sealer));
   if (!store.ok()) return Fatal(store.status());
   const std::string store_name = (*store)->Describe();

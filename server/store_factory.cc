@@ -109,6 +109,7 @@ absl::StatusOr<std::unique_ptr<Store>> CreateBareStore(const StoreConfig& config
     options.pool_size = config.redis_pool_size;
     options.timeout = config.redis_timeout;
     options.max_session_bytes = config.max_session_bytes;
+    options.auth = config.redis_auth;
     absl::StatusOr<std::unique_ptr<redis::RedisStore>> store = redis::RedisStore::Create(options);
     if (!store.ok()) return store.status();
     return std::unique_ptr<Store>(*std::move(store));
@@ -118,6 +119,8 @@ absl::StatusOr<std::unique_ptr<Store>> CreateBareStore(const StoreConfig& config
     if (!sentinel.ok()) return sentinel.status();
     redis::RedisStoreOptions options;
     options.sentinel = *std::move(sentinel);
+    options.sentinel->auth = config.sentinel_auth;
+    options.auth = config.redis_auth;
     options.pool_size = config.redis_pool_size;
     options.timeout = config.redis_timeout;
     options.max_session_bytes = config.max_session_bytes;

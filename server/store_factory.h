@@ -29,6 +29,8 @@ struct StoreConfig {
   size_t memory_max_bytes = size_t{256} << 20;
   absl::Duration redis_timeout = absl::Milliseconds(100);
   int redis_pool_size = 4;
+  std::shared_ptr<const redis::RedisAuth> redis_auth;     // AUTH to Redis; null: none
+  std::shared_ptr<const redis::RedisAuth> sentinel_auth;  // AUTH to the sentinels; null: none
 };
 
 absl::StatusOr<redis::Endpoint> ParseRedisUrl(absl::string_view url);

@@ -8,6 +8,8 @@
 #include <utility>
 #include <vector>
 
+#include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 
@@ -58,8 +60,30 @@ std::string DescribeReply(const redisReply& reply) {
   }
 }
 
+absl::StatusOr<RedisAuth> ParseRedisAuth(absl::string_view text) {
+  text = absl::StripAsciiWhitespace(text);
+  if (text.empty()) return absl::InvalidArgumentError("empty: expected PASSWORD or USER PASSWORD");
+  if (absl::StrContains(text, '\n')) {
+    return absl::InvalidArgumentError("more than one line: expected PASSWORD or USER PASSWORD");
+  }
+  RedisAuth auth;
+  const size_t space = text.find_first_of(" \t");
+  if (space == absl::string_view::npos) {
+    auth.password = SecretBytes(text);
+    return auth;
+  }
+  auth.user = std::string(text.substr(0, space));
+  const absl::string_view password = absl::StripAsciiWhitespace(text.substr(space));
+  if (password.find_first_of(" \t") != absl::string_view::npos) {
+    return absl::InvalidArgumentError("expected PASSWORD or USER PASSWORD, found more words");
+  }
+  auth.password = SecretBytes(password);
+  return auth;
+}
+
 absl::StatusOr<std::unique_ptr<RedisConnection>> RedisConnection::Connect(
-    const Endpoint& endpoint, absl::Duration connect_timeout, absl::Duration io_timeout) {
+    const Endpoint& endpoint, absl::Duration connect_timeout, absl::Duration io_timeout,
+    const RedisAuth* auth) {
   const std::string name = absl::StrCat("redis ", endpoint.ToString());
   std::unique_ptr<redisContext, ContextDeleter> ctx(redisConnectWithTimeout(
       endpoint.host.c_str(), endpoint.port, SocketTimeout(connect_timeout)));
@@ -74,6 +98,16 @@ absl::StatusOr<std::unique_ptr<RedisConnection>> RedisConnection::Connect(
     return absl::UnavailableError(absl::StrCat(name, ": socket options: ", ctx->errstr));
   }
   std::unique_ptr<RedisConnection> conn(new RedisConnection(std::move(ctx), name, io_timeout));
+  if (auth != nullptr) {
+    std::vector<absl::string_view> argv = {"AUTH"};
+    if (!auth->user.empty()) argv.push_back(auth->user);
+    argv.push_back(auth->password.view());
+    absl::StatusOr<ReplyPtr> reply = conn->Command(argv);
+    if (!reply.ok()) return reply.status();
+    if ((*reply)->type == REDIS_REPLY_ERROR) {
+      return absl::PermissionDeniedError(absl::StrCat(name, ": AUTH: ", DescribeReply(**reply)));
+    }
+  }
   if (endpoint.db != 0) {
     const std::string db = absl::StrCat(endpoint.db);
     absl::StatusOr<ReplyPtr> reply = conn->Command({"SELECT", db});

@@ -19,6 +19,7 @@
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
 #include "absl/types/span.h"
+#include "common/secret_bytes.h"
 
 namespace tlscache::server::redis {
 
@@ -30,6 +31,15 @@ struct Endpoint {
   std::string ToString() const;
 };
 
+// Credentials for AUTH: a password (the default user), or an ACL user and its password.
+struct RedisAuth {
+  std::string user;  // empty: the default user
+  SecretBytes password;
+};
+
+// A credentials file: one line, "PASSWORD" or "USER PASSWORD". Errors never hold the password.
+absl::StatusOr<RedisAuth> ParseRedisAuth(absl::string_view text);
+
 // Frees a reply after wiping every string in it: replies carry session bytes.
 struct ReplyDeleter {
   void operator()(redisReply* reply) const;
@@ -38,11 +48,13 @@ using ReplyPtr = std::unique_ptr<redisReply, ReplyDeleter>;
 
 class RedisConnection {
  public:
-  // Connects, then selects the endpoint's database. Fails with Unavailable, or
+  // Connects, authenticates with `auth` (when not null), then selects the endpoint's
+  // database. Fails with Unavailable (PermissionDenied when the credentials are refused), or
   // DeadlineExceeded when the server does not answer in time.
   static absl::StatusOr<std::unique_ptr<RedisConnection>> Connect(const Endpoint& endpoint,
                                                                   absl::Duration connect_timeout,
-                                                                  absl::Duration io_timeout);
+                                                                  absl::Duration io_timeout,
+                                                                  const RedisAuth* auth = nullptr);
 
   // Queues a command in the output buffer; nothing is sent until GetReply().
   void Append(absl::Span<const absl::string_view> argv);

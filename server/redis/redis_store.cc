@@ -262,8 +262,8 @@ absl::StatusOr<std::unique_ptr<RedisConnection>> RedisStore::Open() {
     if (!master.ok()) return master.status();
     endpoint = *std::move(master);
   }
-  absl::StatusOr<std::unique_ptr<RedisConnection>> conn =
-      RedisConnection::Connect(endpoint, options_.connect_timeout, options_.timeout);
+  absl::StatusOr<std::unique_ptr<RedisConnection>> conn = RedisConnection::Connect(
+      endpoint, options_.connect_timeout, options_.timeout, options_.auth.get());
   if (!conn.ok()) return conn.status();
   if (options_.sentinel) {
     if (absl::Status s = CheckMaster(**conn); !s.ok()) return s;

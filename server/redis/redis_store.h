@@ -43,6 +43,8 @@ struct RedisStoreOptions {
   // `endpoint`, a connection to a server that is not the master is refused, and a failover
   // announced by the sentinels drops every connection so that the new master is used at once.
   std::optional<SentinelConfig> sentinel;
+  // AUTH on every connection to Redis (not to the sentinels: SentinelConfig::auth).
+  std::shared_ptr<const RedisAuth> auth;
   int pool_size = 4;
   // Bound on one call: time queued plus the Redis round trip.
   absl::Duration timeout = absl::Milliseconds(100);

@@ -30,7 +30,7 @@ absl::StatusOr<Endpoint> ResolveMaster(const SentinelConfig& config, absl::Durat
     Endpoint at = sentinel;
     at.db = 0;  // sentinels have no databases to select
     absl::StatusOr<std::unique_ptr<RedisConnection>> conn =
-        RedisConnection::Connect(at, timeout, timeout);
+        RedisConnection::Connect(at, timeout, timeout, config.auth.get());
     if (!conn.ok()) {
       failures.push_back(absl::StrCat(where, ": ", conn.status().message()));
       continue;
@@ -77,7 +77,7 @@ void SentinelWatcher::Run() {
     Endpoint sentinel = config_.sentinels[next++ % config_.sentinels.size()];
     sentinel.db = 0;
     absl::StatusOr<std::unique_ptr<RedisConnection>> conn =
-        RedisConnection::Connect(sentinel, timeout_, timeout_);
+        RedisConnection::Connect(sentinel, timeout_, timeout_, config_.auth.get());
     absl::StatusOr<ReplyPtr> subscribed =
         conn.ok() ? (*conn)->Command({"SUBSCRIBE", "+switch-master"}) : conn.status();
     if (!subscribed.ok()) {

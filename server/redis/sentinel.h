@@ -8,6 +8,7 @@
 #define TLSCACHE_SERVER_REDIS_SENTINEL_H_
 
 #include <functional>
+#include <memory>
 #include <string>
 #include <thread>
 #include <vector>
@@ -22,7 +23,8 @@ namespace tlscache::server::redis {
 struct SentinelConfig {
   std::vector<Endpoint> sentinels;  // tried in order
   std::string master_name;
-  int db = 0;  // of the master
+  int db = 0;                             // of the master
+  std::shared_ptr<const RedisAuth> auth;  // for the sentinels (the master's is the store's)
 
   std::string ToString() const;  // "sentinel MASTER (h:p,h:p)"
 };

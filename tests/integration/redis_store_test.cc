@@ -380,6 +380,64 @@ TEST_F(RedisStoreTest, ScriptFlushIsSurvived) {
 }  // namespace
 }  // namespace tlscache::server
 
+// ---- credentials ----------------------------------------------------------------------------
+
+namespace tlscache::server::redis {
+namespace {
+
+TEST(RedisAuthTest, CredentialsFilesAreAPasswordOrAUserAndAPassword) {
+  auto password = ParseRedisAuth("s3cret\n");
+  ASSERT_TRUE(password.ok());
+  EXPECT_EQ(password->user, "");
+  EXPECT_EQ(password->password.view(), "s3cret");
+  auto acl = ParseRedisAuth("  tlscache   s3cret ");
+  ASSERT_TRUE(acl.ok());
+  EXPECT_EQ(acl->user, "tlscache");
+  EXPECT_EQ(acl->password.view(), "s3cret");
+  for (const char* bad : {"", "\n", "a b c", "a\nb"}) {
+    auto parsed = ParseRedisAuth(bad);
+    EXPECT_FALSE(parsed.ok()) << bad;
+  }
+  EXPECT_THAT(std::string(ParseRedisAuth("u p extra").status().message()),
+              ::testing::Not(HasSubstr("extra")));
+}
+
+TEST(RedisAuthTest, AStoreAuthenticatesAndAWrongPasswordSaysSoWithoutRevealingIt) {
+  std::unique_ptr<RedisServer> redis;
+  auto started = RedisServer::Start({"--requirepass", "s3cret-pw"});
+  if (absl::IsNotFound(started.status())) GTEST_SKIP() << started.status().message();
+  ASSERT_TRUE(started.ok()) << started.status();
+  redis = *std::move(started);
+  RedisStoreOptions options = OptionsFor(*redis);
+  auto auth = std::make_shared<RedisAuth>();
+  auth->user = "default";
+  auth->password = SecretBytes("s3cret-pw");
+  options.auth = auth;
+  auto store = ConnectedStore(options);
+  ASSERT_NE(store, nullptr);
+  ASSERT_TRUE(PutSync(*store, "ns", "id", "session", absl::Seconds(60)).ok());
+  EXPECT_EQ(GetSync(*store, "ns", "id")->session.view(), "session");
+
+  auto wrong = std::make_shared<RedisAuth>();
+  wrong->password = SecretBytes("not-the-pw");
+  options.auth = wrong;
+  auto refused = RedisStore::Create(options);
+  ASSERT_TRUE(refused.ok());
+  EXPECT_TRUE(Eventually([&] {
+    return absl::StrContains((*refused)->Health().message(), "WRONGPASS");
+  })) << (*refused)->Health();
+  EXPECT_THAT(std::string((*refused)->Health().message()), ::testing::Not(HasSubstr("not-the-pw")));
+  options.auth = nullptr;
+  auto anonymous = RedisStore::Create(options);
+  ASSERT_TRUE(anonymous.ok());
+  EXPECT_TRUE(Eventually([&] {
+    return absl::StrContains((*anonymous)->Health().message(), "NOAUTH");
+  })) << (*anonymous)->Health();
+}
+
+}  // namespace
+}  // namespace tlscache::server::redis
+
 // ---- sealed ---------------------------------------------------------------------------------
 
 namespace tlscache::server {
