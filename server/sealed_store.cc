@@ -6,6 +6,7 @@
 #include "common/log.h"
 
 namespace tlscache::server {
+
 SealedStore::SealedStore(std::unique_ptr<Store> inner, std::unique_ptr<Sealer> sealer)
     : inner_(std::move(inner)), sealer_(std::move(sealer)) {}
 
