@@ -71,7 +71,8 @@ void Histogram::Render(const std::string& name, const std::string& labels, std::
   uint64_t cumulative = 0;
   for (size_t i = 0; i <= bounds_.size(); ++i) {
     cumulative += buckets_[i].load(std::memory_order_relaxed);
-    const std::string le = i < bounds_.size() ? Number(bounds_[i]) : "+Inf";
+    // Bounds in their shortest form (5e-05, 0.00025), as Prometheus clients write them.
+    const std::string le = i < bounds_.size() ? absl::StrCat(bounds_[i]) : "+Inf";
     absl::StrAppend(out, name, "_bucket{", prefix, "le=\"", le, "\"} ", cumulative, "\n");
   }
   const std::string braces = labels.empty() ? "" : absl::StrCat("{", labels, "}");
