@@ -13,7 +13,6 @@
 #include "absl/flags/flag.h"
 #include "absl/flags/parse.h"
 #include "absl/status/status.h"
-#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/time/time.h"
@@ -242,11 +241,7 @@ int Main() {
 
   if (absl::GetFlag(FLAGS_dry_run)) {
     const std::string url = absl::GetFlag(FLAGS_store);
-    if (absl::StartsWith(url, "redis-sentinel://")) {
-      if (absl::Status s = ParseSentinelUrl(url).status(); !s.ok()) return Fatal(s);
-    } else if (url != "memory") {
-      if (absl::Status s = ParseRedisUrl(url).status(); !s.ok()) return Fatal(s);
-    }
+    if (absl::Status s = ValidateStoreUrl(url); !s.ok()) return Fatal(s);
     if (tls) {
       ServerTlsOptions files{absl::GetFlag(FLAGS_tls_cert), absl::GetFlag(FLAGS_tls_key),
                              absl::GetFlag(FLAGS_tls_client_ca)};

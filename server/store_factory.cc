@@ -87,9 +87,20 @@ absl::StatusOr<redis::Endpoint> ParseRedisUrl(absl::string_view url) {
   return endpoint;
 }
 
+absl::Status ValidateStoreUrl(absl::string_view url) {
+  if (url == "memory") return absl::OkStatus();
+  if (absl::StartsWith(url, kRedisScheme)) return ParseRedisUrl(url).status();
+  if (absl::StartsWith(url, kSentinelScheme)) return ParseSentinelUrl(url).status();
+  return absl::InvalidArgumentError(
+      absl::StrCat("--store=", url,
+                   ": unsupported store (expected memory, redis://HOST:PORT[/DB] or "
+                   "redis-sentinel://HOST:PORT[,HOST:PORT...]/MASTER)"));
+}
+
 namespace {
 
 absl::StatusOr<std::unique_ptr<Store>> CreateBareStore(const StoreConfig& config) {
+  if (absl::Status s = ValidateStoreUrl(config.url); !s.ok()) return s;
   if (config.url == "memory") {
     MemoryStoreOptions options;
     options.max_bytes = config.memory_max_bytes;
@@ -101,37 +112,20 @@ absl::StatusOr<std::unique_ptr<Store>> CreateBareStore(const StoreConfig& config
     }
     return std::unique_ptr<Store>(*std::move(store));
   }
-  if (absl::StartsWith(config.url, kRedisScheme)) {
-    absl::StatusOr<redis::Endpoint> endpoint = ParseRedisUrl(config.url);
-    if (!endpoint.ok()) return endpoint.status();
-    redis::RedisStoreOptions options;
-    options.endpoint = *std::move(endpoint);
-    options.pool_size = config.redis_pool_size;
-    options.timeout = config.redis_timeout;
-    options.max_session_bytes = config.max_session_bytes;
-    options.auth = config.redis_auth;
-    absl::StatusOr<std::unique_ptr<redis::RedisStore>> store = redis::RedisStore::Create(options);
-    if (!store.ok()) return store.status();
-    return std::unique_ptr<Store>(*std::move(store));
-  }
+  redis::RedisStoreOptions options;
+  options.pool_size = config.redis_pool_size;
+  options.timeout = config.redis_timeout;
+  options.max_session_bytes = config.max_session_bytes;
+  options.auth = config.redis_auth;
   if (absl::StartsWith(config.url, kSentinelScheme)) {
-    absl::StatusOr<redis::SentinelConfig> sentinel = ParseSentinelUrl(config.url);
-    if (!sentinel.ok()) return sentinel.status();
-    redis::RedisStoreOptions options;
-    options.sentinel = *std::move(sentinel);
+    options.sentinel = *ParseSentinelUrl(config.url);
     options.sentinel->auth = config.sentinel_auth;
-    options.auth = config.redis_auth;
-    options.pool_size = config.redis_pool_size;
-    options.timeout = config.redis_timeout;
-    options.max_session_bytes = config.max_session_bytes;
-    absl::StatusOr<std::unique_ptr<redis::RedisStore>> store = redis::RedisStore::Create(options);
-    if (!store.ok()) return store.status();
-    return std::unique_ptr<Store>(*std::move(store));
+  } else {
+    options.endpoint = *ParseRedisUrl(config.url);
   }
-  return absl::InvalidArgumentError(
-      absl::StrCat("--store=", config.url,
-                   ": unsupported store (expected memory, redis://HOST:PORT[/DB] or "
-                   "redis-sentinel://HOST:PORT[,HOST:PORT...]/MASTER)"));
+  absl::StatusOr<std::unique_ptr<redis::RedisStore>> store = redis::RedisStore::Create(options);
+  if (!store.ok()) return store.status();
+  return std::unique_ptr<Store>(*std::move(store));
 }
 
 }  // namespace

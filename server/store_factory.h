@@ -35,6 +35,8 @@ struct StoreConfig {
 
 absl::StatusOr<redis::Endpoint> ParseRedisUrl(absl::string_view url);
 absl::StatusOr<redis::SentinelConfig> ParseSentinelUrl(absl::string_view url);
+// Whether `url` names a store CreateStore can build, without connecting to it.
+absl::Status ValidateStoreUrl(absl::string_view url);
 
 // Errors name the offending setting, e.g. "--store: unsupported scheme 'foo'". With a
 // `sealer`, every value is sealed before it reaches the store (server/sealed_store.h).
