@@ -25,6 +25,7 @@
 #include "absl/strings/str_cat.h"
 #include "common/files.h"
 #include "common/grpc_log.h"
+#include "common/host_port.h"
 #include "common/log.h"
 #include "common/openssl_util.h"
 #include "common/secret_bytes.h"
@@ -42,13 +43,10 @@ constexpr int kRequestOverhead = 1024;
 
 // Why `listen` cannot be bound, found by trying as gRPC would; "" when it can be.
 std::string BindError(const std::string& listen) {
-  const size_t colon = listen.rfind(':');
-  if (colon == std::string::npos) return "expected HOST:PORT";
-  std::string host = listen.substr(0, colon);
-  const std::string port = listen.substr(colon + 1);
-  if (host.size() >= 2 && host.front() == '[' && host.back() == ']') {
-    host = host.substr(1, host.size() - 2);
-  }
+  absl::StatusOr<HostPort> address = SplitHostPort(listen);
+  if (!address.ok()) return "expected HOST:PORT";
+  const std::string& host = address->host;
+  const std::string port = absl::StrCat(address->port);
   addrinfo hints{};
   hints.ai_family = AF_UNSPEC;
   hints.ai_socktype = SOCK_STREAM;

@@ -18,6 +18,7 @@
 #include "absl/time/time.h"
 #include "common/files.h"
 #include "common/grpc_log.h"
+#include "common/host_port.h"
 #include "common/log.h"
 #include "common/signals.h"
 #include "common/usage.h"
@@ -139,10 +140,7 @@ absl::Status CheckFlags() {
 }
 
 // Whether every address `host` resolves to is a loopback address.
-bool IsLoopbackHost(std::string host) {
-  if (host.size() >= 2 && host.front() == '[' && host.back() == ']') {
-    host = host.substr(1, host.size() - 2);
-  }
+bool IsLoopbackHost(const std::string& host) {
   if (host.empty()) return false;  // every interface
   addrinfo hints{};
   hints.ai_socktype = SOCK_STREAM;
@@ -215,8 +213,11 @@ int Main() {
   const bool tls = !absl::GetFlag(FLAGS_tls_cert).empty();
   std::string listen = absl::GetFlag(FLAGS_listen);
   if (listen.empty()) listen = tls ? "0.0.0.0:7700" : "127.0.0.1:7700";
-  if (!tls && !absl::GetFlag(FLAGS_allow_insecure) &&
-      !IsLoopbackHost(listen.substr(0, listen.rfind(':')))) {
+  absl::StatusOr<HostPort> address = SplitHostPort(listen);
+  if (!address.ok())
+    return Fatal(
+        absl::InvalidArgumentError(absl::StrCat("--listen=", listen, ": expected HOST:PORT")));
+  if (!tls && !absl::GetFlag(FLAGS_allow_insecure) && !IsLoopbackHost(address->host)) {
     return Fatal(absl::InvalidArgumentError(
         absl::StrCat("--listen=", listen,
                      " is not a loopback address: serving plaintext there needs --allow_insecure; "
@@ -294,8 +295,8 @@ int Main() {
       CacheServer::Start(options, *std::move(store));
   if (!server.ok()) return Fatal(server.status());
 
-  const std::string host = listen.substr(0, listen.rfind(':'));
-  LogInfo("tlscache-server listening on %s:%d (%s), store %s", host, (*server)->port(),
+  LogInfo("tlscache-server listening on %s:%d (%s), store %s", listen.substr(0, listen.rfind(':')),
+          (*server)->port(),
           !tls                                 ? "plaintext"
           : options.tls.client_ca_file.empty() ? "TLS"
           : authz != nullptr                   ? "mTLS, authorization by --authz_file"

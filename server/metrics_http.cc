@@ -5,23 +5,17 @@
 #include <chrono>
 #include <utility>
 
-#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "common/host_port.h"
 
 namespace tlscache::server {
 
 absl::StatusOr<std::unique_ptr<MetricsHttpServer>> MetricsHttpServer::Start(
     const std::string& listen, const Metrics* metrics, std::function<bool()> ready) {
-  const size_t colon = listen.rfind(':');
-  int port = -1;
-  if (colon == std::string::npos || !absl::SimpleAtoi(listen.substr(colon + 1), &port) ||
-      port < 0 || port > 65535) {
-    return absl::InvalidArgumentError(absl::StrCat(listen, ": expected HOST:PORT"));
-  }
-  std::string host = listen.substr(0, colon);
-  if (host.size() >= 2 && host.front() == '[' && host.back() == ']') {
-    host = host.substr(1, host.size() - 2);
-  }
+  absl::StatusOr<HostPort> address = SplitHostPort(listen);
+  if (!address.ok()) return address.status();
+  const std::string host = address->host.empty() ? "0.0.0.0" : address->host;
+  const int port = address->port;
   std::unique_ptr<MetricsHttpServer> server(new MetricsHttpServer());
   server->http_ = std::make_unique<httplib::Server>();
   httplib::Server& http = *server->http_;
@@ -37,8 +31,8 @@ absl::StatusOr<std::unique_ptr<MetricsHttpServer>> MetricsHttpServer::Start(
     response.set_content(serving ? "SERVING\n" : "NOT_SERVING\n", "text/plain");
   });
   if (port == 0) {
-    server->port_ = http.bind_to_any_port(host.empty() ? "0.0.0.0" : host);
-  } else if (http.bind_to_port(host.empty() ? "0.0.0.0" : host, port)) {
+    server->port_ = http.bind_to_any_port(host);
+  } else if (http.bind_to_port(host, port)) {
     server->port_ = port;
   }
   if (server->port_ <= 0) {
