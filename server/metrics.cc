@@ -81,68 +81,54 @@ void Histogram::Render(const std::string& name, const std::string& labels, std::
                   "\n", name, "_count", braces, " ", count_.load(std::memory_order_relaxed), "\n");
 }
 
+Metrics::CounterFamily::CounterFamily(std::string name, std::string help,
+                                      std::vector<std::string> labels)
+    : Family(std::move(name), std::move(help), std::move(labels),
+             [] { return std::make_unique<std::atomic<uint64_t>>(0); }) {}
+
 void Metrics::CounterFamily::Increment(const std::vector<std::string>& label_values, uint64_t by) {
-  {
-    absl::ReaderMutexLock lock(&mu_);
-    auto it = series_.find(label_values);
-    if (it != series_.end()) {
-      it->second->fetch_add(by, std::memory_order_relaxed);
-      return;
-    }
-  }
-  absl::MutexLock lock(&mu_);
-  auto& series = series_[label_values];
-  if (series == nullptr) series = std::make_unique<std::atomic<uint64_t>>(0);
-  series->fetch_add(by, std::memory_order_relaxed);
+  Get(label_values).fetch_add(by, std::memory_order_relaxed);
 }
 
 uint64_t Metrics::CounterFamily::Value(const std::vector<std::string>& label_values) const {
-  absl::ReaderMutexLock lock(&mu_);
-  auto it = series_.find(label_values);
-  return it == series_.end() ? 0 : it->second->load(std::memory_order_relaxed);
+  const std::atomic<uint64_t>* series = Find(label_values);
+  return series == nullptr ? 0 : series->load(std::memory_order_relaxed);
 }
 
 std::vector<std::pair<std::vector<std::string>, uint64_t>> Metrics::CounterFamily::Snapshot()
     const {
-  absl::ReaderMutexLock lock(&mu_);
   std::vector<std::pair<std::vector<std::string>, uint64_t>> snapshot;
-  for (const auto& [values, series] : series_) {
-    snapshot.emplace_back(values, series->load(std::memory_order_relaxed));
-  }
+  ForEach([&](const std::vector<std::string>& values, const std::atomic<uint64_t>& count) {
+    snapshot.emplace_back(values, count.load(std::memory_order_relaxed));
+  });
   return snapshot;
 }
 
 void Metrics::CounterFamily::Render(std::string* out) const {
   Header(name_, help_, "counter", out);
-  absl::ReaderMutexLock lock(&mu_);
-  for (const auto& [values, series] : series_) {
+  ForEach([&](const std::vector<std::string>& values, const std::atomic<uint64_t>& count) {
     absl::StrAppend(out, name_, LabelSet(labels_, values), " ",
-                    series->load(std::memory_order_relaxed), "\n");
-  }
+                    count.load(std::memory_order_relaxed), "\n");
+  });
 }
+
+Metrics::HistogramFamily::HistogramFamily(std::string name, std::string help,
+                                          std::vector<std::string> labels)
+    : Family(std::move(name), std::move(help), std::move(labels),
+             [] { return std::make_unique<Histogram>(LatencyBuckets()); }) {}
 
 void Metrics::HistogramFamily::Observe(const std::vector<std::string>& label_values,
                                        absl::Duration duration) {
-  const double seconds = absl::ToDoubleSeconds(duration);
-  {
-    absl::ReaderMutexLock lock(&mu_);
-    auto it = series_.find(label_values);
-    if (it != series_.end()) return it->second->Observe(seconds);
-  }
-  absl::MutexLock lock(&mu_);
-  auto& series = series_[label_values];
-  if (series == nullptr) series = std::make_unique<Histogram>(LatencyBuckets());
-  series->Observe(seconds);
+  Get(label_values).Observe(absl::ToDoubleSeconds(duration));
 }
 
 void Metrics::HistogramFamily::Render(std::string* out) const {
   Header(name_, help_, "histogram", out);
-  absl::ReaderMutexLock lock(&mu_);
-  for (const auto& [values, series] : series_) {
+  ForEach([&](const std::vector<std::string>& values, const Histogram& histogram) {
     std::string labels = LabelSet(labels_, values);
     if (!labels.empty()) labels = labels.substr(1, labels.size() - 2);
-    series->Render(name_, labels, out);
-  }
+    histogram.Render(name_, labels, out);
+  });
 }
 
 Metrics::CounterFamily* Metrics::AddCounter(std::string name, std::string help,

@@ -44,8 +44,44 @@ const std::vector<double>& LatencyBuckets();
 
 class Metrics {
  public:
+  // The series of one metric family by label values, each created on first use. Series are
+  // never removed, so a reference to one stays valid.
+  template <typename Series>
+  class Family {
+   protected:
+    using Make = std::unique_ptr<Series> (*)();
+    Family(std::string name, std::string help, std::vector<std::string> labels, Make make)
+        : name_(std::move(name)), help_(std::move(help)), labels_(std::move(labels)), make_(make) {}
+
+    Series& Get(const std::vector<std::string>& label_values) {
+      if (Series* found = Find(label_values)) return *found;
+      absl::MutexLock lock(&mu_);
+      std::unique_ptr<Series>& series = series_[label_values];
+      if (series == nullptr) series = make_();
+      return *series;
+    }
+    Series* Find(const std::vector<std::string>& label_values) const {
+      absl::ReaderMutexLock lock(&mu_);
+      auto it = series_.find(label_values);
+      return it == series_.end() ? nullptr : it->second.get();
+    }
+    template <typename Fn>
+    void ForEach(Fn fn) const {
+      absl::ReaderMutexLock lock(&mu_);
+      for (const auto& [values, series] : series_) fn(values, *series);
+    }
+
+    const std::string name_, help_;
+    const std::vector<std::string> labels_;
+
+   private:
+    const Make make_;
+    mutable absl::Mutex mu_;
+    std::map<std::vector<std::string>, std::unique_ptr<Series>> series_ ABSL_GUARDED_BY(mu_);
+  };
+
   // A family of counters by one label set, e.g. tlscache_requests_total{method,code}.
-  class CounterFamily {
+  class CounterFamily : public Family<std::atomic<uint64_t>> {
    public:
     void Increment(const std::vector<std::string>& label_values, uint64_t by = 1);
     uint64_t Value(const std::vector<std::string>& label_values) const;
@@ -54,31 +90,18 @@ class Metrics {
 
    private:
     friend class Metrics;
-    CounterFamily(std::string name, std::string help, std::vector<std::string> labels)
-        : name_(std::move(name)), help_(std::move(help)), labels_(std::move(labels)) {}
+    CounterFamily(std::string name, std::string help, std::vector<std::string> labels);
     void Render(std::string* out) const;
-
-    const std::string name_, help_;
-    const std::vector<std::string> labels_;
-    mutable absl::Mutex mu_;
-    std::map<std::vector<std::string>, std::unique_ptr<std::atomic<uint64_t>>> series_
-        ABSL_GUARDED_BY(mu_);
   };
 
-  class HistogramFamily {
+  class HistogramFamily : public Family<Histogram> {
    public:
     void Observe(const std::vector<std::string>& label_values, absl::Duration duration);
 
    private:
     friend class Metrics;
-    HistogramFamily(std::string name, std::string help, std::vector<std::string> labels)
-        : name_(std::move(name)), help_(std::move(help)), labels_(std::move(labels)) {}
+    HistogramFamily(std::string name, std::string help, std::vector<std::string> labels);
     void Render(std::string* out) const;
-
-    const std::string name_, help_;
-    const std::vector<std::string> labels_;
-    mutable absl::Mutex mu_;
-    std::map<std::vector<std::string>, std::unique_ptr<Histogram>> series_ ABSL_GUARDED_BY(mu_);
   };
 
   // A value read when rendered: one sample per returned (label values, value).
