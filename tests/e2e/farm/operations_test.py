@@ -68,8 +68,6 @@ class OperationsTest(FarmTestCase):
         cache = self.farm.cache(store=f"redis://127.0.0.1:{redis.port}",
                                 extra=[f"--metrics_listen=127.0.0.1:{port}",
                                        f"--seal_key_file={seal}"])
-        # The gRPC port opens first; the HTTP one a moment later.
-        tlsfarm.wait_for_port("127.0.0.1", port, process=cache.popen)
         cache.metrics_port = port
         return cache
 
@@ -119,9 +117,8 @@ class OperationsTest(FarmTestCase):
     def test_healthz_and_readyz_follow_the_store(self):
         port = tlsfarm.free_port()
         # Redis is not there: the process is alive, the service is not ready.
-        cache = self.farm.cache(store=f"redis://127.0.0.1:{tlsfarm.free_port()}",
-                                extra=[f"--metrics_listen=127.0.0.1:{port}"])
-        tlsfarm.wait_for_port("127.0.0.1", port, process=cache.popen)
+        self.farm.cache(store=f"redis://127.0.0.1:{tlsfarm.free_port()}",
+                        extra=[f"--metrics_listen=127.0.0.1:{port}"])
         self.assertEqual(http_get(port, "/healthz")[0], 200)
         self.assertEqual(http_get(port, "/readyz"), (503, "NOT_SERVING\n"))
         self.assertEqual(value(scrape(port), "tlscache_serving"), 0)

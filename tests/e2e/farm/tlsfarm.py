@@ -187,10 +187,21 @@ class Farm:
 
     def cache(self, store="memory", port=None, extra=()):
         port = port or free_port()
+        # A restart on the same port appends to the same log: count only the new lines.
+        log = os.path.join(self.dir, f"cache-{port}.log")
+        started_before = 0
+        if os.path.exists(log):
+            with open(log, errors="replace") as f:
+                started_before = f.read().count("listening on")
         process = self.start(f"cache-{port}", [built("tlscache-server"),
                                                f"--listen=127.0.0.1:{port}", f"--store={store}",
                                                *extra])
-        wait_for_port("127.0.0.1", port, process=process.popen)
+        # The server says it listens once every port it serves (gRPC, health, metrics) is up.
+        deadline = time.monotonic() + 15
+        while process.output().count("listening on") <= started_before:
+            if process.popen.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"tlscache-server did not start: {process.output()}")
+            time.sleep(0.02)
         process.port = port
         process.addr = f"127.0.0.1:{port}"
         return process
