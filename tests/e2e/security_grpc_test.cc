@@ -3,7 +3,6 @@
 #include <grpcpp/create_channel.h>
 
 #include <filesystem>
-#include <fstream>
 #include <memory>
 #include <string>
 
@@ -14,6 +13,7 @@
 #include "server/cache_server.h"
 #include "server/store_factory.h"
 #include "tests/testing/grpc_probe.h"
+#include "tests/testing/temp_dir.h"
 #include "tests/testing/test_pki.h"
 #include "tlscache/v1/admin.grpc.pb.h"
 #include "tlscache/v1/session_cache.grpc.pb.h"
@@ -29,10 +29,8 @@ using ::tlscache::testing::TestPki;
 class SecurityGrpcTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    char dir[] = "/tmp/tlscache-security-XXXXXX";
-    ASSERT_NE(mkdtemp(dir), nullptr);
-    dir_ = dir;
-    auto pki = TestPki::Create(dir_);
+    ASSERT_FALSE(dir_.path().empty());
+    auto pki = TestPki::Create(dir_.path());
     ASSERT_TRUE(pki.ok()) << pki.status();
     pki_ = std::make_unique<TestPki>(*std::move(pki));
     tenant_a_ = *pki_->IssueClient("a", "cn-a", "URI:spiffe://farm/a,DNS:a.example.com");
@@ -43,13 +41,8 @@ class SecurityGrpcTest : public ::testing::Test {
     ASSERT_TRUE(authz.ok()) << authz.status();
     authz_ = *std::move(authz);
   }
-  void TearDown() override {
-    server_.reset();
-    std::filesystem::remove_all(dir_);
-  }
-
-  std::string Path(const std::string& name) const { return dir_ + "/" + name; }
-  void WriteAuthz(const std::string& text) { std::ofstream(Path("authz")) << text; }
+  std::string Path(const std::string& name) const { return dir_.Path(name); }
+  void WriteAuthz(const std::string& text) { dir_.Write("authz", text); }
 
   void StartServer(bool client_ca, bool authz, const std::string& health_listen = "") {
     CacheServerOptions options;
@@ -120,7 +113,7 @@ class SecurityGrpcTest : public ::testing::Test {
     return reader->Finish();
   }
 
-  std::string dir_;
+  const testing::TempDir dir_{"security"};
   std::unique_ptr<TestPki> pki_;
   CertFiles tenant_a_, tenant_b_, cn_only_;
   std::unique_ptr<Authorizer> authz_;

@@ -18,6 +18,7 @@
 #include "gtest/gtest.h"
 #include "tests/testing/grpc_probe.h"
 #include "tests/testing/redis_server.h"
+#include "tests/testing/temp_dir.h"
 #include "tlscache/v1/session_cache.grpc.pb.h"
 
 namespace tlscache {
@@ -230,21 +231,16 @@ using ::tlscache::testing::TestPki;
 class SecureServerProcessTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    char dir[] = "/tmp/tlscache-secure-XXXXXX";
-    ASSERT_NE(mkdtemp(dir), nullptr);
-    dir_ = dir;
-    auto pki = TestPki::Create(dir_);
+    ASSERT_FALSE(dir_.path().empty());
+    auto pki = TestPki::Create(dir_.path());
     ASSERT_TRUE(pki.ok()) << pki.status();
     pki_ = std::make_unique<TestPki>(*std::move(pki));
   }
-  void TearDown() override { std::filesystem::remove_all(dir_); }
 
-  std::string Path(const std::string& name) const { return dir_ + "/" + name; }
-  void Write(const std::string& name, const std::string& text) {
-    std::ofstream(Path(name)) << text;
-  }
+  std::string Path(const std::string& name) const { return dir_.Path(name); }
+  void Write(const std::string& name, const std::string& text) { dir_.Write(name, text); }
 
-  std::string dir_;
+  const testing::TempDir dir_{"secure"};
   std::unique_ptr<TestPki> pki_;
 };
 

@@ -3,7 +3,6 @@
 #include <signal.h>
 #include <stdlib.h>
 
-#include <filesystem>
 #include <fstream>
 #include <vector>
 
@@ -28,13 +27,11 @@ absl::StatusOr<std::unique_ptr<RedisServer>> RedisServer::StartWith(
     return absl::NotFoundError("redis-server is not installed (apt-get install redis-server)");
   }
   std::unique_ptr<RedisServer> server(new RedisServer());
-  char dir[] = "/tmp/tlscache-redis-XXXXXX";
-  if (mkdtemp(dir) == nullptr) return absl::InternalError("mkdtemp failed");
-  server->dir_ = dir;
+  if (server->dir_.path().empty()) return absl::InternalError("mkdtemp failed");
   server->extra_ = std::move(extra);
   if (!sentinel_master.empty()) {
     // Sentinels rewrite their configuration file: each gets its own.
-    server->sentinel_conf_ = server->dir_ + "/sentinel.conf";
+    server->sentinel_conf_ = server->dir_.Path("sentinel.conf");
     std::ofstream(server->sentinel_conf_)
         << "sentinel monitor " << sentinel_master << " 127.0.0.1 " << master_port << " 2\n"
         << "sentinel down-after-milliseconds " << sentinel_master << " 1000\n"
@@ -51,9 +48,7 @@ absl::StatusOr<std::unique_ptr<RedisServer>> RedisServer::StartWith(
 }
 
 RedisServer::~RedisServer() {
-  process_.reset();  // kills and reaps
-  std::error_code ignored;
-  std::filesystem::remove_all(dir_, ignored);
+  process_.reset();  // kills and reaps, before its directory goes
 }
 
 std::string RedisServer::url() const { return absl::StrCat("redis://127.0.0.1:", port_); }
@@ -61,8 +56,9 @@ std::string RedisServer::url() const { return absl::StrCat("redis://127.0.0.1:",
 absl::Status RedisServer::Launch() {
   std::vector<std::string> argv = {"redis-server"};
   if (!sentinel_conf_.empty()) argv.insert(argv.end(), {sentinel_conf_, "--sentinel"});
-  argv.insert(argv.end(), {"--port", absl::StrCat(port_), "--bind", "127.0.0.1", "--dir", dir_,
-                           "--daemonize", "no", "--protected-mode", "no", "--logfile", ""});
+  argv.insert(argv.end(),
+              {"--port", absl::StrCat(port_), "--bind", "127.0.0.1", "--dir", dir_.path(),
+               "--daemonize", "no", "--protected-mode", "no", "--logfile", ""});
   if (sentinel_conf_.empty()) argv.insert(argv.end(), {"--save", "", "--appendonly", "no"});
   argv.insert(argv.end(), extra_.begin(), extra_.end());
   absl::StatusOr<std::unique_ptr<Subprocess>> process = Subprocess::Start(argv);

@@ -12,6 +12,7 @@
 
 #include "absl/status/statusor.h"
 #include "tests/testing/subprocess.h"
+#include "tests/testing/temp_dir.h"
 
 namespace tlscache::testing {
 
@@ -48,7 +49,7 @@ class RedisServer {
                                                                 const std::string& sentinel_master,
                                                                 int master_port);
 
-  std::string dir_;
+  TempDir dir_{"redis"};
   int port_ = 0;
   std::vector<std::string> extra_;
   std::string sentinel_conf_;  // set: this is a sentinel

@@ -16,6 +16,7 @@
 #include "tests/testing/fake_session_cache.h"
 #include "tests/testing/store_sync.h"
 #include "tests/testing/subprocess.h"
+#include "tests/testing/temp_dir.h"
 #include "tests/testing/tls_pair.h"
 
 namespace tlscache::client {
@@ -171,15 +172,11 @@ TEST(CacheClientTest, AChildOfAProcessThatUsedTheCacheRunsWithoutItAndNeverHangs
 class CacheClientTlsTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    char dir[] = "/tmp/tlscache-tls-XXXXXX";
-    ASSERT_NE(mkdtemp(dir), nullptr);
-    dir_ = dir;
+    ASSERT_FALSE(dir_.path().empty());
     ASSERT_TRUE(testing::WriteSelfSignedPem("server", Path("server.pem"), Path("server.key")).ok());
     ASSERT_TRUE(testing::WriteSelfSignedPem("client", Path("client.pem"), Path("client.key")).ok());
   }
-  void TearDown() override { std::filesystem::remove_all(dir_); }
-
-  std::string Path(const std::string& name) const { return dir_ + "/" + name; }
+  std::string Path(const std::string& name) const { return dir_.Path(name); }
   std::string Read(const std::string& name) const { return *ReadSmallFile(Path(name)); }
 
   std::shared_ptr<grpc::ServerCredentials> ServerCredentials(bool require_client_cert) const {
@@ -205,7 +202,7 @@ class CacheClientTlsTest : public ::testing::Test {
     return *client;
   }
 
-  std::string dir_;
+  const testing::TempDir dir_{"tls"};
 };
 
 TEST_F(CacheClientTlsTest, TlsToTheCacheWithItsCa) {
