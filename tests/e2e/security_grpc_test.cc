@@ -7,6 +7,7 @@
 #include <string>
 
 #include "absl/strings/str_cat.h"
+#include "common/status_util.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "server/authorizer.h"
@@ -67,42 +68,27 @@ class SecurityGrpcTest : public ::testing::Test {
     return testing::ConnectTls(server_->port(), pki_->ca_file(), client);
   }
 
-  static grpc::Status Put(grpc::Channel* channel, const std::string& ns) {
-    v1::PutRequest request;
-    request.set_namespace_(ns);
-    request.set_session_id("id");
-    request.set_session("session");
-    v1::PutResponse response;
-    grpc::ClientContext context;
-    context.set_deadline(absl::ToChronoTime(absl::Now() + absl::Seconds(5)));
-    return v1::SessionCache::NewStub(std::shared_ptr<grpc::Channel>(channel, [](auto*) {}))
-        ->Put(&context, request, &response);
+  static grpc::Status Put(const std::shared_ptr<grpc::Channel>& channel, const std::string& ns) {
+    return testing::PutSession(channel, ns, "id", "session");
   }
-  static grpc::Status Get(grpc::Channel* channel, const std::string& ns) {
-    v1::GetRequest request;
-    request.set_namespace_(ns);
-    request.set_session_id("id");
-    v1::GetResponse response;
-    grpc::ClientContext context;
-    context.set_deadline(absl::ToChronoTime(absl::Now() + absl::Seconds(5)));
-    return v1::SessionCache::NewStub(std::shared_ptr<grpc::Channel>(channel, [](auto*) {}))
-        ->Get(&context, request, &response);
+  static grpc::Status Get(const std::shared_ptr<grpc::Channel>& channel, const std::string& ns) {
+    return ToGrpcStatus(testing::GetSession(channel, ns, "id").status());
   }
-  static grpc::Status TicketKeys(grpc::Channel* channel, const std::string& ns) {
+  static grpc::Status TicketKeys(const std::shared_ptr<grpc::Channel>& channel,
+                                 const std::string& ns) {
     v1::TicketKeysRequest request;
     request.set_namespace_(ns);
     v1::TicketKeySet response;
     grpc::ClientContext context;
     context.set_deadline(absl::ToChronoTime(absl::Now() + absl::Seconds(5)));
-    return v1::TicketKeys::NewStub(std::shared_ptr<grpc::Channel>(channel, [](auto*) {}))
-        ->GetTicketKeys(&context, request, &response);
+    return v1::TicketKeys::NewStub(channel)->GetTicketKeys(&context, request, &response);
   }
-  static grpc::Status Watch(grpc::Channel* channel, const std::string& ns) {
+  static grpc::Status Watch(const std::shared_ptr<grpc::Channel>& channel, const std::string& ns) {
     v1::TicketKeysRequest request;
     request.set_namespace_(ns);
     grpc::ClientContext context;
     context.set_deadline(absl::ToChronoTime(absl::Now() + absl::Seconds(5)));
-    auto stub = v1::TicketKeys::NewStub(std::shared_ptr<grpc::Channel>(channel, [](auto*) {}));
+    auto stub = v1::TicketKeys::NewStub(channel);
     auto reader = stub->WatchTicketKeys(&context, request);
     v1::TicketKeySet ring;
     if (reader->Read(&ring)) {
@@ -123,16 +109,16 @@ class SecurityGrpcTest : public ::testing::Test {
 TEST_F(SecurityGrpcTest, WithAClientCaAClientWithoutACertificateCannotCallAnything) {
   StartServer(/*client_ca=*/true, /*authz=*/false);
   auto anonymous = Channel(nullptr);
-  EXPECT_EQ(Put(anonymous.get(), "shop").error_code(), grpc::StatusCode::UNAVAILABLE);
-  EXPECT_EQ(TicketKeys(anonymous.get(), "shop").error_code(), grpc::StatusCode::UNAVAILABLE);
-  EXPECT_TRUE(Put(Channel(&tenant_a_).get(), "shop").ok());
+  EXPECT_EQ(Put(anonymous, "shop").error_code(), grpc::StatusCode::UNAVAILABLE);
+  EXPECT_EQ(TicketKeys(anonymous, "shop").error_code(), grpc::StatusCode::UNAVAILABLE);
+  EXPECT_TRUE(Put(Channel(&tenant_a_), "shop").ok());
 }
 
 TEST_F(SecurityGrpcTest, APlaintextClientIsRefused) {
   StartServer(/*client_ca=*/true, /*authz=*/false);
   auto plaintext = grpc::CreateChannel(absl::StrCat("127.0.0.1:", server_->port()),
                                        grpc::InsecureChannelCredentials());
-  EXPECT_EQ(Put(plaintext.get(), "shop").error_code(), grpc::StatusCode::UNAVAILABLE);
+  EXPECT_EQ(Put(plaintext, "shop").error_code(), grpc::StatusCode::UNAVAILABLE);
 }
 
 TEST_F(SecurityGrpcTest, ACertificateFromAnotherCaIsRefused) {
@@ -141,44 +127,42 @@ TEST_F(SecurityGrpcTest, ACertificateFromAnotherCaIsRefused) {
   auto other = TestPki::Create(Path("other"));
   ASSERT_TRUE(other.ok());
   CertFiles stranger = *other->IssueClient("stranger", "x", "URI:spiffe://farm/a");
-  EXPECT_EQ(Put(Channel(&stranger).get(), "shop").error_code(), grpc::StatusCode::UNAVAILABLE);
+  EXPECT_EQ(Put(Channel(&stranger), "shop").error_code(), grpc::StatusCode::UNAVAILABLE);
 }
 
 TEST_F(SecurityGrpcTest, TlsWithoutAClientCaServesAnyTlsClient) {
   StartServer(/*client_ca=*/false, /*authz=*/false);
-  EXPECT_TRUE(Put(Channel(nullptr).get(), "shop").ok());
+  EXPECT_TRUE(Put(Channel(nullptr), "shop").ok());
 }
 
 TEST_F(SecurityGrpcTest, ATenantIsDeniedAnotherTenantsNamespaceAndAllowedItsOwn) {
   StartServer(/*client_ca=*/true, /*authz=*/true);
   auto a = Channel(&tenant_a_);
   auto b = Channel(&tenant_b_);
-  EXPECT_TRUE(Put(a.get(), "shop").ok());
-  EXPECT_TRUE(Get(a.get(), "shop").ok());
-  EXPECT_TRUE(TicketKeys(a.get(), "shop").ok());
-  EXPECT_TRUE(Watch(a.get(), "shop").ok());
+  EXPECT_TRUE(Put(a, "shop").ok());
+  EXPECT_TRUE(Get(a, "shop").ok());
+  EXPECT_TRUE(TicketKeys(a, "shop").ok());
+  EXPECT_TRUE(Watch(a, "shop").ok());
 
   for (const grpc::Status& denied :
-       {Put(b.get(), "shop"), Get(b.get(), "shop"), TicketKeys(b.get(), "shop"),
-        Watch(b.get(), "shop"), Put(a.get(), "blog")}) {
+       {Put(b, "shop"), Get(b, "shop"), TicketKeys(b, "shop"), Watch(b, "shop"), Put(a, "blog")}) {
     EXPECT_EQ(denied.error_code(), grpc::StatusCode::PERMISSION_DENIED) << denied.error_message();
   }
-  const grpc::Status denied = Get(b.get(), "shop");
+  const grpc::Status denied = Get(b, "shop");
   EXPECT_THAT(denied.error_message(), HasSubstr("identity b.example.com"));
   EXPECT_THAT(denied.error_message(), HasSubstr("namespace shop"));
-  EXPECT_TRUE(Put(b.get(), "blog").ok());
+  EXPECT_TRUE(Put(b, "blog").ok());
   // A malformed namespace is still InvalidArgument, whoever asks.
-  EXPECT_EQ(Put(b.get(), "bad/ns").error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_EQ(Put(b, "bad/ns").error_code(), grpc::StatusCode::INVALID_ARGUMENT);
 }
 
 TEST_F(SecurityGrpcTest, TheIdentityIsTheUriSanElseTheDnsSanElseTheCommonName) {
   StartServer(/*client_ca=*/true, /*authz=*/true);
   // a: URI and DNS SANs; only its URI is in the file. b: a DNS SAN. c: only a CN.
-  EXPECT_TRUE(Put(Channel(&tenant_a_).get(), "shop").ok());
-  EXPECT_TRUE(Put(Channel(&tenant_b_).get(), "shared").ok());
-  EXPECT_TRUE(Put(Channel(&cn_only_).get(), "shared").ok());
-  EXPECT_EQ(Put(Channel(&cn_only_).get(), "blog").error_code(),
-            grpc::StatusCode::PERMISSION_DENIED);
+  EXPECT_TRUE(Put(Channel(&tenant_a_), "shop").ok());
+  EXPECT_TRUE(Put(Channel(&tenant_b_), "shared").ok());
+  EXPECT_TRUE(Put(Channel(&cn_only_), "shared").ok());
+  EXPECT_EQ(Put(Channel(&cn_only_), "blog").error_code(), grpc::StatusCode::PERMISSION_DENIED);
 }
 
 TEST_F(SecurityGrpcTest, ThePlaintextHealthPortServesHealthAndNothingElse) {
@@ -190,8 +174,8 @@ TEST_F(SecurityGrpcTest, ThePlaintextHealthPortServesHealthAndNothingElse) {
                                    grpc::health::v1::HealthCheckResponse::SERVING));
   EXPECT_TRUE(testing::AwaitHealth(*probe, "tlscache.v1.Process",
                                    grpc::health::v1::HealthCheckResponse::SERVING));
-  EXPECT_EQ(Put(probe.get(), "shop").error_code(), grpc::StatusCode::UNIMPLEMENTED);
-  EXPECT_EQ(TicketKeys(probe.get(), "shop").error_code(), grpc::StatusCode::UNIMPLEMENTED);
+  EXPECT_EQ(Put(probe, "shop").error_code(), grpc::StatusCode::UNIMPLEMENTED);
+  EXPECT_EQ(TicketKeys(probe, "shop").error_code(), grpc::StatusCode::UNIMPLEMENTED);
 }
 
 TEST_F(SecurityGrpcTest, OnlyAnOperatorGrantedEveryNamespaceMayReadStats) {
@@ -213,16 +197,16 @@ TEST_F(SecurityGrpcTest, OnlyAnOperatorGrantedEveryNamespaceMayReadStats) {
 TEST_F(SecurityGrpcTest, AReloadAppliesANewPolicyAndABadFileKeepsTheOldOne) {
   StartServer(/*client_ca=*/true, /*authz=*/true);
   auto a = Channel(&tenant_a_);
-  EXPECT_EQ(Put(a.get(), "blog").error_code(), grpc::StatusCode::PERMISSION_DENIED);
+  EXPECT_EQ(Put(a, "blog").error_code(), grpc::StatusCode::PERMISSION_DENIED);
   WriteAuthz("spiffe://farm/a shop,blog\n");
   ASSERT_TRUE(authz_->Reload().ok());
-  EXPECT_TRUE(Put(a.get(), "blog").ok());
+  EXPECT_TRUE(Put(a, "blog").ok());
 
   WriteAuthz("spiffe://farm/a shop blog\n");
   absl::Status bad = authz_->Reload();
   EXPECT_TRUE(absl::IsInvalidArgument(bad));
   EXPECT_THAT(std::string(bad.message()), HasSubstr("line 1"));
-  EXPECT_TRUE(Put(a.get(), "blog").ok());  // still the previous policy
+  EXPECT_TRUE(Put(a, "blog").ok());  // still the previous policy
 }
 
 }  // namespace

@@ -33,31 +33,12 @@ using ::tlscache::testing::StartServerProcess;
 using ::tlscache::testing::Subprocess;
 
 grpc::Status PutVia(int port, const std::string& id, const std::string& session) {
-  auto stub = v1::SessionCache::NewStub(testing::Connect(port));
-  v1::PutRequest request;
-  request.set_namespace_("edge");
-  request.set_session_id(id);
-  request.set_session(session);
-  v1::PutResponse response;
-  grpc::ClientContext context;
-  context.set_deadline(absl::ToChronoTime(absl::Now() + absl::Seconds(5)));
-  return stub->Put(&context, request, &response);
+  return testing::PutSession(testing::Connect(port), "edge", id, session);
 }
 
 absl::StatusOr<std::string> GetVia(int port, const std::string& id,
                                    absl::Duration deadline = absl::Seconds(5)) {
-  auto stub = v1::SessionCache::NewStub(testing::Connect(port));
-  v1::GetRequest request;
-  request.set_namespace_("edge");
-  request.set_session_id(id);
-  v1::GetResponse response;
-  grpc::ClientContext context;
-  context.set_deadline(absl::ToChronoTime(absl::Now() + deadline));
-  grpc::Status status = stub->Get(&context, request, &response);
-  if (!status.ok()) {
-    return absl::Status(static_cast<absl::StatusCode>(status.error_code()), status.error_message());
-  }
-  return response.session();
+  return testing::GetSession(testing::Connect(port), "edge", id, deadline);
 }
 
 ServerProcess MustStart(const std::vector<std::string>& flags) {
@@ -244,18 +225,6 @@ class SecureServerProcessTest : public ::testing::Test {
   std::unique_ptr<TestPki> pki_;
 };
 
-grpc::Status PutOn(grpc::Channel* channel, const std::string& ns) {
-  auto stub = v1::SessionCache::NewStub(std::shared_ptr<grpc::Channel>(channel, [](auto*) {}));
-  v1::PutRequest request;
-  request.set_namespace_(ns);
-  request.set_session_id("id");
-  request.set_session("session");
-  v1::PutResponse response;
-  grpc::ClientContext context;
-  context.set_deadline(absl::ToChronoTime(absl::Now() + absl::Seconds(5)));
-  return stub->Put(&context, request, &response);
-}
-
 TEST_F(SecureServerProcessTest, SighupReloadsTheAuthzFileAndABadFileKeepsThePolicyInForce) {
   CertFiles tenant = *pki_->IssueClient("tenant", "t", "URI:spiffe://farm/t");
   Write("authz", "spiffe://farm/t shop\n");
@@ -266,13 +235,14 @@ TEST_F(SecureServerProcessTest, SighupReloadsTheAuthzFileAndABadFileKeepsThePoli
   ASSERT_NE(server.process, nullptr);
   EXPECT_THAT(server.process->output(), HasSubstr("(mTLS, authorization by --authz_file)"));
   auto channel = testing::ConnectTls(server.port, pki_->ca_file(), &tenant);
-  ASSERT_TRUE(PutOn(channel.get(), "shop").ok());
-  ASSERT_EQ(PutOn(channel.get(), "blog").error_code(), grpc::StatusCode::PERMISSION_DENIED);
+  ASSERT_TRUE(testing::PutSession(channel, "shop", "id", "session").ok());
+  ASSERT_EQ(testing::PutSession(channel, "blog", "id", "session").error_code(),
+            grpc::StatusCode::PERMISSION_DENIED);
 
   Write("authz", "spiffe://farm/t shop,blog\n");
   server.process->Signal(SIGHUP);
   ASSERT_TRUE(server.process->WaitForOutput("SIGHUP: reloaded", absl::Seconds(10)).ok());
-  EXPECT_TRUE(PutOn(channel.get(), "blog").ok());
+  EXPECT_TRUE(testing::PutSession(channel, "blog", "id", "session").ok());
 
   Write("authz", "spiffe://farm/t shop\nspiffe://farm/t blog\n");
   server.process->Signal(SIGHUP);
@@ -280,7 +250,7 @@ TEST_F(SecureServerProcessTest, SighupReloadsTheAuthzFileAndABadFileKeepsThePoli
       server.process->WaitForOutput("keeping the authorization policy in force", absl::Seconds(10));
   ASSERT_TRUE(why.ok()) << server.process->output();
   EXPECT_THAT(*why, HasSubstr("line 2"));
-  EXPECT_TRUE(PutOn(channel.get(), "blog").ok());
+  EXPECT_TRUE(testing::PutSession(channel, "blog", "id", "session").ok());
   server.process->Signal(SIGTERM);
   EXPECT_EQ(*server.process->Wait(absl::Seconds(15)), 0);
 }

@@ -10,8 +10,10 @@
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "common/channel_tls.h"
+#include "common/status_util.h"
 #include "grpc/health/v1/health.grpc.pb.h"
 #include "reflection_probe.pb.h"
+#include "tlscache/v1/session_cache.grpc.pb.h"
 
 namespace tlscache::testing {
 
@@ -26,6 +28,32 @@ std::shared_ptr<grpc::Channel> ConnectTls(int port, const std::string& ca_file,
   absl::StatusOr<ChannelTls> tls = ReadChannelTls(files);
   if (!tls.ok()) return nullptr;
   return grpc::CreateChannel(absl::StrCat("127.0.0.1:", port), ChannelCredentials(*tls));
+}
+
+grpc::Status PutSession(const std::shared_ptr<grpc::Channel>& channel, const std::string& ns,
+                        const std::string& id, const std::string& session) {
+  v1::PutRequest request;
+  request.set_namespace_(ns);
+  request.set_session_id(id);
+  request.set_session(session);
+  v1::PutResponse response;
+  grpc::ClientContext context;
+  context.set_deadline(absl::ToChronoTime(absl::Now() + absl::Seconds(5)));
+  return v1::SessionCache::NewStub(channel)->Put(&context, request, &response);
+}
+
+absl::StatusOr<std::string> GetSession(const std::shared_ptr<grpc::Channel>& channel,
+                                       const std::string& ns, const std::string& id,
+                                       absl::Duration deadline) {
+  v1::GetRequest request;
+  request.set_namespace_(ns);
+  request.set_session_id(id);
+  v1::GetResponse response;
+  grpc::ClientContext context;
+  context.set_deadline(absl::ToChronoTime(absl::Now() + deadline));
+  grpc::Status status = v1::SessionCache::NewStub(channel)->Get(&context, request, &response);
+  if (!status.ok()) return FromGrpcStatus(status);
+  return response.session();
 }
 
 absl::StatusOr<ServingStatus> CheckHealth(grpc::Channel& channel, const std::string& service) {

@@ -24,6 +24,14 @@ std::shared_ptr<grpc::Channel> Connect(int port);
 std::shared_ptr<grpc::Channel> ConnectTls(int port, const std::string& ca_file,
                                           const CertFiles* client = nullptr);
 
+// SessionCache Put and Get for tests, each with a deadline.
+grpc::Status PutSession(const std::shared_ptr<grpc::Channel>& channel, const std::string& ns,
+                        const std::string& id, const std::string& session);
+// The session, or why not (NotFound for a miss).
+absl::StatusOr<std::string> GetSession(const std::shared_ptr<grpc::Channel>& channel,
+                                       const std::string& ns, const std::string& id,
+                                       absl::Duration deadline = absl::Seconds(5));
+
 // grpc.health.v1.Health/Check for `service` ("" for the whole server).
 absl::StatusOr<ServingStatus> CheckHealth(grpc::Channel& channel, const std::string& service);
 
