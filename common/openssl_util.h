@@ -9,34 +9,24 @@
 
 namespace tlscache {
 
-struct SslSessionDeleter {
-  void operator()(SSL_SESSION* s) const { SSL_SESSION_free(s); }
+// Frees an OpenSSL object with its own free function.
+template <auto Free>
+struct OpenSslDeleter {
+  template <typename T>
+  void operator()(T* object) const {
+    Free(object);
+  }
 };
-struct SslCtxDeleter {
-  void operator()(SSL_CTX* c) const { SSL_CTX_free(c); }
-};
-struct SslDeleter {
-  void operator()(SSL* s) const { SSL_free(s); }
-};
-struct PkeyDeleter {
-  void operator()(EVP_PKEY* k) const { EVP_PKEY_free(k); }
-};
-struct X509Deleter {
-  void operator()(X509* x) const { X509_free(x); }
-};
-struct BioDeleter {
-  void operator()(BIO* b) const { BIO_free(b); }
-};
-struct CipherCtxDeleter {
-  void operator()(EVP_CIPHER_CTX* c) const { EVP_CIPHER_CTX_free(c); }
-};
-using SslSessionPtr = std::unique_ptr<SSL_SESSION, SslSessionDeleter>;
-using SslCtxPtr = std::unique_ptr<SSL_CTX, SslCtxDeleter>;
-using SslPtr = std::unique_ptr<SSL, SslDeleter>;
-using PkeyPtr = std::unique_ptr<EVP_PKEY, PkeyDeleter>;
-using X509Ptr = std::unique_ptr<X509, X509Deleter>;
-using BioPtr = std::unique_ptr<BIO, BioDeleter>;
-using CipherCtxPtr = std::unique_ptr<EVP_CIPHER_CTX, CipherCtxDeleter>;
+template <typename T, auto Free>
+using OpenSslPtr = std::unique_ptr<T, OpenSslDeleter<Free>>;
+
+using SslSessionPtr = OpenSslPtr<SSL_SESSION, SSL_SESSION_free>;
+using SslCtxPtr = OpenSslPtr<SSL_CTX, SSL_CTX_free>;
+using SslPtr = OpenSslPtr<SSL, SSL_free>;
+using PkeyPtr = OpenSslPtr<EVP_PKEY, EVP_PKEY_free>;
+using X509Ptr = OpenSslPtr<X509, X509_free>;
+using BioPtr = OpenSslPtr<BIO, BIO_free>;
+using CipherCtxPtr = OpenSslPtr<EVP_CIPHER_CTX, EVP_CIPHER_CTX_free>;
 
 // The queued OpenSSL errors of this thread as one line (and clears them), for messages.
 std::string ConsumeOpenSslErrors();
