@@ -162,36 +162,39 @@ bool IsLoopbackHost(const std::string& host) {
   return loopback;
 }
 
+// Reads the secret file the flag `flag` names and parses it with `parse`, wiping the text
+// after. Errors name the flag.
+template <typename Parse>
+auto ParseSecretFile(const char* flag, const std::string& path, size_t max_bytes, Parse parse)
+    -> decltype(parse(std::string())) {
+  absl::StatusOr<std::string> text = ReadSmallFile(path, max_bytes);
+  if (!text.ok()) {
+    return absl::Status(text.status().code(),
+                        absl::StrCat("--", flag, ": ", text.status().message()));
+  }
+  auto parsed = parse(*text);
+  CleanseString(&*text);
+  if (!parsed.ok()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("--", flag, "=", path, ": ", parsed.status().message()));
+  }
+  return parsed;
+}
+
 // The credentials in `path` (a --*_password_file), or null when no file is given.
 absl::StatusOr<std::shared_ptr<const redis::RedisAuth>> LoadRedisAuth(const char* flag,
                                                                       const std::string& path) {
   if (path.empty()) return nullptr;
-  absl::StatusOr<std::string> text = ReadSmallFile(path, 4096);
-  if (!text.ok())
-    return absl::Status(text.status().code(),
-                        absl::StrCat("--", flag, ": ", text.status().message()));
-  absl::StatusOr<redis::RedisAuth> auth = redis::ParseRedisAuth(*text);
-  CleanseString(&*text);
-  if (!auth.ok()) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("--", flag, "=", path, ": ", auth.status().message()));
-  }
+  absl::StatusOr<redis::RedisAuth> auth = ParseSecretFile(flag, path, 4096, redis::ParseRedisAuth);
+  if (!auth.ok()) return auth.status();
   return std::make_shared<const redis::RedisAuth>(*std::move(auth));
 }
 
 absl::StatusOr<std::unique_ptr<Sealer>> LoadSealer(const std::string& path) {
   if (path.empty()) return nullptr;
-  absl::StatusOr<std::string> text = ReadSmallFile(path, 64 << 10);
-  if (!text.ok()) {
-    return absl::Status(text.status().code(),
-                        absl::StrCat("--seal_key_file: ", text.status().message()));
-  }
-  absl::StatusOr<std::vector<SecretBytes>> keys = ParseSealKeys(*text);
-  CleanseString(&*text);
-  if (!keys.ok()) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("--seal_key_file=", path, ": ", keys.status().message()));
-  }
+  absl::StatusOr<std::vector<SecretBytes>> keys =
+      ParseSecretFile("seal_key_file", path, 64 << 10, ParseSealKeys);
+  if (!keys.ok()) return keys.status();
   struct stat info {};
   if (stat(path.c_str(), &info) == 0 && (info.st_mode & (S_IRWXG | S_IRWXO)) != 0) {
     LogWarning("--seal_key_file=%s is readable by other users (mode %o); make it 0600", path,
