@@ -2,7 +2,6 @@
 // CacheServer with a test CA's certificates.
 #include <grpcpp/create_channel.h>
 
-#include <filesystem>
 #include <memory>
 #include <string>
 
@@ -14,7 +13,6 @@
 #include "server/cache_server.h"
 #include "server/store_factory.h"
 #include "tests/testing/grpc_probe.h"
-#include "tests/testing/temp_dir.h"
 #include "tests/testing/test_pki.h"
 #include "tlscache/v1/admin.grpc.pb.h"
 #include "tlscache/v1/session_cache.grpc.pb.h"
@@ -30,10 +28,9 @@ using ::tlscache::testing::TestPki;
 class SecurityGrpcTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    ASSERT_FALSE(dir_.path().empty());
-    auto pki = TestPki::Create(dir_.path());
+    auto pki = TestPki::Create();
     ASSERT_TRUE(pki.ok()) << pki.status();
-    pki_ = std::make_unique<TestPki>(*std::move(pki));
+    pki_ = *std::move(pki);
     tenant_a_ = *pki_->IssueClient("a", "cn-a", "URI:spiffe://farm/a,DNS:a.example.com");
     tenant_b_ = *pki_->IssueClient("b", "cn-b", "DNS:b.example.com");
     cn_only_ = *pki_->IssueClient("c", "tenant-c", "");
@@ -42,8 +39,8 @@ class SecurityGrpcTest : public ::testing::Test {
     ASSERT_TRUE(authz.ok()) << authz.status();
     authz_ = *std::move(authz);
   }
-  std::string Path(const std::string& name) const { return dir_.Path(name); }
-  void WriteAuthz(const std::string& text) { dir_.Write("authz", text); }
+  std::string Path(const std::string& name) const { return pki_->dir().Path(name); }
+  void WriteAuthz(const std::string& text) { pki_->dir().Write("authz", text); }
 
   void StartServer(bool client_ca, bool authz, const std::string& health_listen = "") {
     CacheServerOptions options;
@@ -99,7 +96,6 @@ class SecurityGrpcTest : public ::testing::Test {
     return reader->Finish();
   }
 
-  const testing::TempDir dir_{"security"};
   std::unique_ptr<TestPki> pki_;
   CertFiles tenant_a_, tenant_b_, cn_only_;
   std::unique_ptr<Authorizer> authz_;
@@ -123,10 +119,9 @@ TEST_F(SecurityGrpcTest, APlaintextClientIsRefused) {
 
 TEST_F(SecurityGrpcTest, ACertificateFromAnotherCaIsRefused) {
   StartServer(/*client_ca=*/true, /*authz=*/false);
-  std::filesystem::create_directory(Path("other"));
-  auto other = TestPki::Create(Path("other"));
+  auto other = TestPki::Create();
   ASSERT_TRUE(other.ok());
-  CertFiles stranger = *other->IssueClient("stranger", "x", "URI:spiffe://farm/a");
+  CertFiles stranger = *(*other)->IssueClient("stranger", "x", "URI:spiffe://farm/a");
   EXPECT_EQ(Put(Channel(&stranger), "shop").error_code(), grpc::StatusCode::UNAVAILABLE);
 }
 

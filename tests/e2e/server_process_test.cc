@@ -3,8 +3,6 @@
 #include <signal.h>
 #include <sys/stat.h>
 
-#include <filesystem>
-#include <fstream>
 #include <future>
 #include <memory>
 #include <string>
@@ -18,7 +16,6 @@
 #include "gtest/gtest.h"
 #include "tests/testing/grpc_probe.h"
 #include "tests/testing/redis_server.h"
-#include "tests/testing/temp_dir.h"
 #include "tlscache/v1/session_cache.grpc.pb.h"
 
 namespace tlscache {
@@ -212,16 +209,14 @@ using ::tlscache::testing::TestPki;
 class SecureServerProcessTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    ASSERT_FALSE(dir_.path().empty());
-    auto pki = TestPki::Create(dir_.path());
+    auto pki = TestPki::Create();
     ASSERT_TRUE(pki.ok()) << pki.status();
-    pki_ = std::make_unique<TestPki>(*std::move(pki));
+    pki_ = *std::move(pki);
   }
 
-  std::string Path(const std::string& name) const { return dir_.Path(name); }
-  void Write(const std::string& name, const std::string& text) { dir_.Write(name, text); }
+  std::string Path(const std::string& name) const { return pki_->dir().Path(name); }
+  void Write(const std::string& name, const std::string& text) { pki_->dir().Write(name, text); }
 
-  const testing::TempDir dir_{"secure"};
   std::unique_ptr<TestPki> pki_;
 };
 

@@ -59,10 +59,11 @@ X509Ptr MakeCertificate(EVP_PKEY* key, const std::string& cn, const std::string&
   return cert;
 }
 
-absl::StatusOr<TestPki> TestPki::Create(const std::string& dir) {
-  TestPki pki;
-  pki.dir_ = dir;
-  pki.ca_file_ = dir + "/ca.pem";
+absl::StatusOr<std::unique_ptr<TestPki>> TestPki::Create() {
+  std::unique_ptr<TestPki> owned(new TestPki());
+  TestPki& pki = *owned;
+  if (pki.dir_.path().empty()) return absl::InternalError("mkdtemp failed");
+  pki.ca_file_ = pki.dir_.Path("ca.pem");
   pki.ca_key_.reset(EVP_EC_gen("P-256"), EVP_PKEY_free);
   pki.ca_.reset(
       MakeCertificate(pki.ca_key_.get(), "tlscache test CA", "", /*ca=*/true, nullptr, nullptr)
@@ -72,16 +73,16 @@ absl::StatusOr<TestPki> TestPki::Create(const std::string& dir) {
   PkeyPtr key(EVP_EC_gen("P-256"));
   X509Ptr cert = MakeCertificate(key.get(), "localhost", "DNS:localhost,IP:127.0.0.1",
                                  /*ca=*/false, pki.ca_.get(), pki.ca_key_.get());
-  pki.server_ = {dir + "/server.pem", dir + "/server.key"};
+  pki.server_ = {pki.dir_.Path("server.pem"), pki.dir_.Path("server.key")};
   if (absl::Status s = WritePem(cert.get(), key.get(), pki.server_); !s.ok()) return s;
-  return pki;
+  return owned;
 }
 
 absl::StatusOr<CertFiles> TestPki::IssueClient(const std::string& name, const std::string& cn,
                                                const std::string& san) const {
   PkeyPtr key(EVP_EC_gen("P-256"));
   X509Ptr cert = MakeCertificate(key.get(), cn, san, /*ca=*/false, ca_.get(), ca_key_.get());
-  CertFiles files{dir_ + "/" + name + ".pem", dir_ + "/" + name + ".key"};
+  CertFiles files{dir_.Path(name + ".pem"), dir_.Path(name + ".key")};
   if (absl::Status s = WritePem(cert.get(), key.get(), files); !s.ok()) return s;
   return files;
 }

@@ -10,6 +10,7 @@
 
 #include "absl/status/statusor.h"
 #include "common/openssl_util.h"
+#include "tests/testing/temp_dir.h"
 
 namespace tlscache::testing {
 
@@ -24,10 +25,12 @@ struct CertFiles {
   std::string key;
 };
 
+// A CA and its certificates in a directory of their own, removed with them; the test may keep
+// other files there too (dir()).
 class TestPki {
  public:
-  // Writes ca.pem, server.pem and server.key into `dir`, which must exist.
-  static absl::StatusOr<TestPki> Create(const std::string& dir);
+  // Writes ca.pem, server.pem and server.key into a new temporary directory.
+  static absl::StatusOr<std::unique_ptr<TestPki>> Create();
 
   // <name>.pem and <name>.key: a client certificate from the CA.
   absl::StatusOr<CertFiles> IssueClient(const std::string& name, const std::string& cn,
@@ -35,9 +38,12 @@ class TestPki {
 
   const std::string& ca_file() const { return ca_file_; }
   const CertFiles& server() const { return server_; }
+  const TempDir& dir() const { return dir_; }
 
  private:
-  std::string dir_;
+  TestPki() = default;
+
+  TempDir dir_{"pki"};
   std::string ca_file_;
   CertFiles server_;
   std::shared_ptr<X509> ca_;
