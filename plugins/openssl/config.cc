@@ -19,6 +19,17 @@ absl::Status Bad(absl::string_view key, absl::string_view why) {
   return absl::InvalidArgumentError(absl::StrCat(key, ": ", why));
 }
 
+// `value` as a whole number of `unit`s within min..max.
+absl::StatusOr<int> Count(absl::string_view key, absl::string_view value, int min, int max,
+                          absl::string_view unit) {
+  int count = 0;
+  if (!absl::SimpleAtoi(value, &count) || count < min || count > max) {
+    return Bad(key,
+               absl::StrCat("'", value, "' is not a number of ", unit, " in ", min, "..", max));
+  }
+  return count;
+}
+
 absl::Status Apply(absl::string_view key, absl::string_view value, PluginConfig& config) {
   if (value.size() > kMaxValueBytes) return Bad(key, "value too long");
   if (key == "addr") {
@@ -30,11 +41,9 @@ absl::Status Apply(absl::string_view key, absl::string_view value, PluginConfig&
     if (absl::Status s = ValidateNamespace(value); !s.ok()) return s;
     config.ns = std::string(value);
   } else if (key == "timeout_ms") {
-    int ms = 0;
-    if (!absl::SimpleAtoi(value, &ms) || ms < 1 || ms > 1000) {
-      return Bad(key, absl::StrCat("'", value, "' is not a number of milliseconds in 1..1000"));
-    }
-    config.timeout = absl::Milliseconds(ms);
+    absl::StatusOr<int> ms = Count(key, value, 1, 1000, "milliseconds");
+    if (!ms.ok()) return ms.status();
+    config.timeout = absl::Milliseconds(*ms);
   } else if (key == "sid_ctx") {
     if (value.empty() || value.size() > 32) return Bad(key, "must be 1 to 32 bytes");
     config.sid_ctx = std::string(value);
@@ -47,11 +56,9 @@ absl::Status Apply(absl::string_view key, absl::string_view value, PluginConfig&
       return Bad(key, absl::StrCat("'", value, "' is not off or farm"));
     }
   } else if (key == "stats_interval") {
-    int seconds = 0;
-    if (!absl::SimpleAtoi(value, &seconds) || seconds < 0 || seconds > 86400) {
-      return Bad(key, absl::StrCat("'", value, "' is not a number of seconds in 0..86400"));
-    }
-    config.stats_interval = absl::Seconds(seconds);
+    absl::StatusOr<int> seconds = Count(key, value, 0, 86400, "seconds");
+    if (!seconds.ok()) return seconds.status();
+    config.stats_interval = absl::Seconds(*seconds);
   } else if (key == "ca_file") {
     config.ca_file = std::string(value);
   } else if (key == "cert_file") {
