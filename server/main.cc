@@ -16,6 +16,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/time/time.h"
+#include "common/absl_runtime.h"
 #include "common/files.h"
 #include "common/grpc_log.h"
 #include "common/host_port.h"
@@ -331,5 +332,6 @@ int main(int argc, char** argv) {
       "  tlscache-server [--listen=HOST:PORT] [--store=memory|redis://HOST:PORT[/DB]] ...");
   absl::ParseCommandLine(argc, argv);
   tlscache::RouteGrpcLogs();
+  tlscache::DisableMutexDeadlockDetection();
   return tlscache::server::Main();
 }

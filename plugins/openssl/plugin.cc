@@ -22,6 +22,7 @@
 #include "absl/strings/str_format.h"
 #include "absl/synchronization/mutex.h"
 #include "client/cache_client.h"
+#include "common/absl_runtime.h"
 #include "common/openssl_util.h"
 #include "plugins/openssl/session_codec.h"
 
@@ -268,6 +269,8 @@ int TicketKeyCallback(SSL* ssl, unsigned char name[16], unsigned char iv[EVP_MAX
 absl::Status Attach(SSL_CTX* ctx, const PluginConfig& config, AttachReport* report) {
   if (ctx == nullptr) return absl::InvalidArgumentError("no SSL_CTX");
   if (CtxIndex() < 0 || SslIndex() < 0) return absl::InternalError("no ex_data index");
+  // Lookups run inside handshakes: no debugging bookkeeping on their locks.
+  DisableMutexDeadlockDetection();
   client::ClientOptions options;
   options.addr = config.addr;
   options.lookup_timeout = config.timeout;

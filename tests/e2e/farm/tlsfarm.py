@@ -258,6 +258,60 @@ http {{
         process.prefix = prefix
         return process
 
+    def apache(self, ip, port, name, session_cache):
+        """Stock Apache httpd (event MPM) with mod_ssl serving TLS on ip:port, with
+        `session_cache` as its SSLSessionCache ("redis:127.0.0.1:6379", "shmcb:PATH(SIZE)").
+        Every node has the same ServerName and port, so the same session ID context: a session
+        resumes on any node that finds it in the cache. Tickets are off, so TLS 1.3 resumes
+        through the cache too."""
+        apache2 = require("apache2")
+        modules = "/usr/lib/apache2/modules"
+        prefix = os.path.join(self.dir, name)
+        os.makedirs(os.path.join(prefix, "htdocs"), exist_ok=True)
+        with open(os.path.join(prefix, "htdocs", "index.html"), "w") as f:
+            f.write(f"node {name}\n")
+        config = os.path.join(prefix, "apache2.conf")
+        loads = "\n".join(f"LoadModule {module}_module {modules}/mod_{module}.so"
+                          for module in ("mpm_event", "authz_core", "dir", "socache_shmcb",
+                                         "socache_redis", "ssl"))
+        with open(config, "w") as f:
+            f.write(f"""ServerRoot {prefix}
+{loads}
+DefaultRuntimeDir {prefix}
+PidFile {prefix}/apache2.pid
+ErrorLog {prefix}/error.log
+LogLevel warn
+User www-data
+Group www-data
+ServerName farm.test
+Listen {ip}:{port}
+KeepAlive Off
+StartServers 2
+ServerLimit 2
+ThreadsPerChild 32
+MaxRequestWorkers 64
+MinSpareThreads 8
+MaxSpareThreads 64
+DocumentRoot {prefix}/htdocs
+DirectoryIndex index.html
+<Directory {prefix}/htdocs>
+  Require all granted
+</Directory>
+SSLEngine on
+SSLCertificateFile {self.cert}
+SSLCertificateKeyFile {self.key}
+SSLProtocol -all +TLSv1.2 +TLSv1.3
+SSLSessionTickets off
+SSLSessionCache {session_cache}
+SSLSessionCacheTimeout 300
+""")
+        os.chmod(prefix, 0o755)
+        os.chmod(os.path.join(prefix, "htdocs"), 0o755)
+        os.chmod(self.dir, 0o755)
+        process = self.start(name, [apache2, "-f", config, "-DFOREGROUND"])
+        wait_for_port(ip, port, process=process.popen)
+        return process
+
     def haproxy_tls(self, ip, port, name, env=None):
         """HAProxy terminating TLS on ip:port and answering itself; with `env`, run with the
         tlscache preload library and those TLSCACHE_* variables."""

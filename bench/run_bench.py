@@ -1,0 +1,376 @@
+"""The driver of bench/run.sh: measures tlscache side by side with its peers on this machine
+and writes the figures to docs/benchmarks.md.
+
+1. The cache service against Redis itself: redis-benchmark GET/SET against tlscache-bench rpc
+   Get/Put on the memory store and on the Redis store, at the same concurrency and value size,
+   and the Get latency of each store at half its peak rate.
+2. Three-node round-robin farms behind HAProxy: tlscache (tlscache-tls-server nodes, and
+   stock nginx with the preload library) against Apache mod_ssl with SSLSessionCache redis:
+   and against stock nginx with per-node caches; by openssl s_time -reuse and by
+   tlscache-bench tls.
+3. What a remote lookup adds: one node resuming from its own cache, then from the shared one.
+
+Every process is started here, on loopback, and stopped at the end of its part.
+"""
+
+import argparse
+import datetime
+import json
+import os
+import platform
+import re
+import shlex
+import subprocess
+import sys
+import time
+
+ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), ".."))
+sys.path.insert(0, os.path.join(ROOT, "tests", "e2e", "farm"))
+import tlsfarm  # noqa: E402
+
+CONCURRENCY = (1, 16, 64)
+VALUE_SIZE = 256
+KEYS = 10000
+
+
+def log(message):
+    print(f"bench: {message}", file=sys.stderr, flush=True)
+
+
+def tlscache_bench(mode, *flags):
+    argv = [tlsfarm.built("tlscache-bench"), mode, "--json", *flags]
+    log(" ".join(argv[1:]))
+    result = subprocess.run(argv, stdout=subprocess.PIPE, text=True)
+    if result.returncode != 0:
+        raise RuntimeError(f"tlscache-bench {mode} failed ({result.returncode})")
+    return json.loads(result.stdout)
+
+
+def redis_benchmark(port, test, clients, seconds):
+    """redis-benchmark's {"rps", "p50_ms", "p99_ms"} for `test` (GET or SET) over 10,000 keys
+    of 256-byte values, sized to run about `seconds`."""
+    per_second = 15000 if clients == 1 else 90000
+    argv = [tlsfarm.require("redis-benchmark"), "-p", str(port), "-c", str(clients), "-n",
+            str(int(per_second * seconds)), "-d", str(VALUE_SIZE), "-r", str(KEYS), "-t",
+            test.lower(), "--csv"]
+    log(" ".join(argv[1:]))
+    lines = subprocess.run(argv, capture_output=True, text=True, check=True).stdout.splitlines()
+    header = [h.strip('"') for h in lines[0].split(",")]
+    row = dict(zip(header, (v.strip('"') for v in lines[1].split(","))))
+    return {"rps": float(row["rps"]), "p50_ms": float(row["p50_latency_ms"]),
+            "p99_ms": float(row["p99_latency_ms"])}
+
+
+def ratio(value, peer):
+    return f"{value / peer:.2f}×" if peer else "–"
+
+
+def ms(microseconds):
+    return f"{microseconds / 1000:.3f}"
+
+
+# ---- 1. the cache service against Redis ---------------------------------------------------
+
+def service_part(seconds):
+    farm = tlsfarm.Farm()
+    try:
+        redis = farm.redis()
+        stores = {"memory": farm.cache(),
+                  "Redis": farm.cache(store=f"redis://127.0.0.1:{redis.port}")}
+        rows = []
+        for clients in CONCURRENCY:
+            for test, mix in (("GET", "1:0"), ("SET", "0:1")):
+                peer = redis_benchmark(redis.port, test, clients, seconds)
+                row = {"test": test, "clients": clients, "redis": peer}
+                for store, cache in stores.items():
+                    row[store] = tlscache_bench(
+                        "rpc", f"--addr={cache.addr}", f"--concurrency={clients}",
+                        f"--duration={seconds}s", f"--value_size={VALUE_SIZE}", f"--mix={mix}",
+                        f"--keys={KEYS}")
+                rows.append(row)
+        half = {}
+        for store, cache in stores.items():
+            peak = max(r[store]["calls_per_second"] for r in rows if r["test"] == "GET")
+            half[store] = tlscache_bench(
+                "rpc", f"--addr={cache.addr}", "--concurrency=64", f"--duration={seconds}s",
+                f"--value_size={VALUE_SIZE}", "--mix=1:0", f"--keys={KEYS}",
+                f"--rate={peak / 2:.0f}")
+            half[store]["peak"] = peak
+        return rows, half
+    finally:
+        farm.close()
+
+
+def service_tables(rows, half):
+    out = ["| call | concurrency | Redis (redis-benchmark) | tlscache, memory store | ratio "
+           "| tlscache, Redis store | ratio | p50 / p99 ms: Redis · memory · Redis store |",
+           "| --- | ---: | ---: | ---: | ---: | ---: | ---: | --- |"]
+    for r in rows:
+        peer, memory, store = r["redis"], r["memory"], r["Redis"]
+        call = "GET / Get" if r["test"] == "GET" else "SET / Put"
+        out.append(
+            f"| {call} | {r['clients']} | {peer['rps']:,.0f}/s | "
+            f"{memory['calls_per_second']:,.0f}/s | {ratio(memory['calls_per_second'], peer['rps'])} "
+            f"| {store['calls_per_second']:,.0f}/s | {ratio(store['calls_per_second'], peer['rps'])} "
+            f"| {peer['p50_ms']:.3f}/{peer['p99_ms']:.3f} · "
+            f"{ms(memory['latency']['p50_us'])}/{ms(memory['latency']['p99_us'])} · "
+            f"{ms(store['latency']['p50_us'])}/{ms(store['latency']['p99_us'])} |")
+    errors = sum(r[s]["errors"] + r[s]["wrong"] + r[s]["misses"] for r in rows
+                 for s in ("memory", "Redis"))
+    out += ["", f"Errors, misses and wrong values over every tlscache run above: {errors}.", "",
+            "Get latency at half of the peak Get rate (paced calls, 64 slots; latency counted "
+            "from when each call was due):", "",
+            "| store | peak Get rate | paced at | p50 ms | p90 ms | p99 ms | p99.9 ms |",
+            "| --- | ---: | ---: | ---: | ---: | ---: | ---: |"]
+    for store, r in half.items():
+        lat = r["latency"]
+        out.append(f"| {store} | {r['peak']:,.0f}/s | {r['calls_per_second']:,.0f}/s | "
+                   f"{ms(lat['p50_us'])} | {ms(lat['p90_us'])} | {ms(lat['p99_us'])} | "
+                   f"{ms(lat['p999_us'])} |")
+    return out
+
+
+# ---- 2. farms behind a round-robin balancer ----------------------------------------------
+
+def s_time(port, seconds):
+    """openssl s_time -reuse over TLS 1.2: (connections per second, resumed %)."""
+    argv = [tlsfarm.require("openssl"), "s_time", "-connect", f"127.0.0.1:{port}", "-reuse",
+            "-time", str(seconds), "-tls1_2", "-www", "/"]
+    log(" ".join(argv[1:]))
+    start = time.monotonic()
+    output = subprocess.run(argv, capture_output=True, text=True, timeout=seconds + 60).stdout
+    elapsed = time.monotonic() - start
+    match = re.search(r"(\d+) connections in [\d.]+ real seconds", output)
+    if not match:
+        raise RuntimeError(f"openssl s_time: unexpected output: {output[-500:]}")
+    connections = int(match.group(1))
+    # One character per connection of the timed loop: 'r' when the session was reused.
+    marks = "".join(re.findall(r"^[r*t3]+$", output, re.MULTILINE))
+    resumed = marks.count("r")
+    return {"per_second": connections / elapsed,
+            "resumed_pct": 100.0 * resumed / len(marks) if marks else 0.0}
+
+
+# Clients that connect again at once, and clients that come back after a pause: stores are
+# asynchronous, so a session reaches the farm a moment after the handshake that made it.
+PAUSE_MS = round(tlsfarm.RETURN_AFTER * 1000)
+TLS_RUNS = ((1, 0), (32, 0), (32, PAUSE_MS))
+
+
+def tls_runs(port, seconds):
+    runs = {}
+    for version in ("1.2", "1.3"):
+        for clients, pause in TLS_RUNS:
+            runs[(version, clients, pause)] = tlscache_bench(
+                "tls", f"--target=127.0.0.1:{port}", f"--tls={version}",
+                f"--concurrency={clients}", f"--duration={seconds}s", "--resume=newest",
+                f"--pause={pause}ms")
+    return runs
+
+
+def tlscache_nodes(farm, cache):
+    return farm.nodes(tlscache=f"addr={cache.addr};sid_ctx=bench")
+
+
+def nginx_nodes(farm, env, shared_cache):
+    port = tlsfarm.free_port(tlsfarm.NODE_IPS)
+    for i, ip in enumerate(tlsfarm.NODE_IPS):
+        farm.nginx(ip, port, f"node{i + 1}", env=env, shared_cache=shared_cache)
+    return port
+
+
+def apache_nodes(farm, session_cache):
+    port = tlsfarm.free_port(tlsfarm.NODE_IPS)
+    for i, ip in enumerate(tlsfarm.NODE_IPS):
+        farm.apache(ip, port, f"node{i + 1}", session_cache)
+    return port
+
+
+FARMS = [
+    ("tlscache: tlscache-tls-server ×3, tlscache on Redis",
+     lambda farm, redis, cache: tlscache_nodes(farm, cache)),
+    ("tlscache: stock nginx ×3 + preload, tlscache on Redis",
+     lambda farm, redis, cache: nginx_nodes(
+         farm, {"TLSCACHE_ADDR": cache.addr, "TLSCACHE_TICKETS": "off"}, shared_cache=False)),
+    ("Apache mod_ssl ×3, SSLSessionCache redis:",
+     lambda farm, redis, cache: apache_nodes(farm, f"redis:127.0.0.1:{redis.port}")),
+    ("stock nginx ×3, per-node caches",
+     lambda farm, redis, cache: nginx_nodes(farm, None, shared_cache=True)),
+]
+APACHE_FARM = FARMS[2][0]
+
+
+def farm_part(seconds):
+    results = {}
+    for name, start_nodes in FARMS:
+        log(f"farm: {name}")
+        farm = tlsfarm.Farm()
+        try:
+            redis = farm.redis()
+            cache = farm.cache(store=f"redis://127.0.0.1:{redis.port}")
+            lb = farm.haproxy(start_nodes(farm, redis, cache))
+            results[name] = {"s_time": s_time(lb, seconds), "bench": tls_runs(lb, seconds)}
+        except tlsfarm.unittest.SkipTest as why:
+            log(f"skipped {name}: {why}")
+        finally:
+            farm.close()
+    return results
+
+
+def farm_tables(results):
+    apache = results.get(APACHE_FARM)
+    out = ["Resumed handshakes per second (resumption % in brackets) through HAProxy round "
+           "robin over three nodes, by clients that offer their newest session, as browsers "
+           f"do: connecting again at once, or coming back {PAUSE_MS} ms after each connection. "
+           "Ratios are of resumed handshakes per second against the Apache + Redis farm, at 32 "
+           "clients (at once · coming back)."]
+    for version in ("1.2", "1.3"):
+        s_time_column = version == "1.2"
+        out += ["", f"TLS {version}:", "",
+                "| farm | " + ("s_time -reuse | " if s_time_column else "") +
+                f"1 client | 32 clients | 32 clients, back after {PAUSE_MS} ms | ratio |",
+                "| --- | " + ("---: | " if s_time_column else "") + "---: | ---: | ---: | ---: |"]
+        for name, r in results.items():
+            cells = []
+            if s_time_column:
+                st = r["s_time"]
+                cells.append(f"{st['per_second'] * st['resumed_pct'] / 100:,.0f}/s "
+                             f"({st['resumed_pct']:.0f}%)")
+            for clients, pause in TLS_RUNS:
+                b = r["bench"][(version, clients, pause)]
+                cells.append(f"{b['resumed_per_second']:,.0f}/s ({b['resumption_pct']:.0f}%)")
+            ratios = "–"
+            if apache:
+                ratios = " · ".join(
+                    ratio(r["bench"][(version, 32, pause)]["resumed_per_second"],
+                          apache["bench"][(version, 32, pause)]["resumed_per_second"])
+                    for pause in (0, PAUSE_MS))
+            out.append(f"| {name} | {' | '.join(cells)} | {ratios} |")
+    failures = sum(b["failures"] for r in results.values() for b in r["bench"].values())
+    out += ["", f"Failed connections over every farm run above: {failures}."]
+    return out
+
+
+# ---- 3. what a remote lookup adds -----------------------------------------------------------
+
+# Without OpenSSL's own cache every resumption is a lookup in the farm, as on a node that did
+# not make the session.
+FARM_LOOKUPS = ("--internal_cache=false",)
+
+
+def lookup_part(seconds):
+    """TLS 1.2 resumed-handshake latency of one node, one client: internal cache vs shared."""
+    rows = []
+    farm = tlsfarm.Farm()
+    try:
+        redis = farm.redis()
+        memory = farm.cache()
+        shared = farm.cache(store=f"redis://127.0.0.1:{redis.port}")
+        nodes = [
+            ("tlscache-tls-server, its own OpenSSL cache", "internal",
+             lambda port: farm.node("127.0.0.1", port, name=f"own-{port}")),
+            ("tlscache-tls-server, tlscache on the memory store", "tlscache",
+             lambda port: farm.node("127.0.0.1", port, tlscache=f"addr={memory.addr}",
+                                    name=f"memory-{port}", extra=FARM_LOOKUPS)),
+            ("tlscache-tls-server, tlscache on Redis", "tlscache",
+             lambda port: farm.node("127.0.0.1", port, tlscache=f"addr={shared.addr}",
+                                    name=f"redis-{port}", extra=FARM_LOOKUPS)),
+            ("Apache mod_ssl, shmcb (its own cache)", "apache-internal",
+             lambda port: farm.apache("127.0.0.1", port, f"shmcb-{port}",
+                                      f"shmcb:{farm.dir}/shmcb-{port}.cache(512000)")),
+            ("Apache mod_ssl, redis: (shared)", "apache",
+             lambda port: farm.apache("127.0.0.1", port, f"apache-redis-{port}",
+                                      f"redis:127.0.0.1:{redis.port}")),
+        ]
+        for name, kind, start in nodes:
+            port = tlsfarm.free_port()
+            try:
+                start(port)
+            except tlsfarm.unittest.SkipTest as why:
+                log(f"skipped {name}: {why}")
+                continue
+            r = tlscache_bench("tls", f"--target=127.0.0.1:{port}", "--tls=1.2",
+                               "--concurrency=1", f"--duration={seconds}s", "--resume=newest")
+            rows.append((name, kind, r))
+    finally:
+        farm.close()
+    return rows
+
+
+def lookup_table(rows):
+    base = {"tlscache": None, "apache": None}
+    for name, kind, r in rows:
+        if kind == "internal":
+            base["tlscache"] = r["resumed_latency"]["p50_us"]
+        if kind == "apache-internal":
+            base["apache"] = r["resumed_latency"]["p50_us"]
+    out = ["| node | resumed % | resumed handshake p50 µs | p90 µs | p99 µs | added p50 µs |",
+           "| --- | ---: | ---: | ---: | ---: | ---: |"]
+    for name, kind, r in rows:
+        lat = r["resumed_latency"]
+        own = base["apache"] if kind.startswith("apache") else base["tlscache"]
+        added = "–" if kind.endswith("internal") or own is None else f"{lat['p50_us'] - own:+.0f}"
+        out.append(f"| {name} | {r['resumption_pct']:.1f}% | {lat['p50_us']:.0f} | "
+                   f"{lat['p90_us']:.0f} | {lat['p99_us']:.0f} | {added} |")
+    return out
+
+
+# ---- the page -------------------------------------------------------------------------------
+
+def machine():
+    model = "unknown CPU"
+    with open("/proc/cpuinfo") as f:
+        for line in f:
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    return (f"{os.cpu_count()} × {model}, Linux {platform.release()}, "
+            f"{subprocess.run(['openssl', 'version'], capture_output=True, text=True).stdout.strip()}")
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seconds", type=int, default=5, help="length of each measurement")
+    parser.add_argument("--out", default=os.path.join(ROOT, "docs", "benchmarks.md"))
+    args = parser.parse_args()
+    if args.seconds < 1:
+        parser.error("--seconds must be at least 1")
+    started = time.monotonic()
+    service_rows, half = service_part(args.seconds)
+    farms = farm_part(args.seconds)
+    lookups = lookup_part(args.seconds)
+    minutes = (time.monotonic() - started) / 60
+    command = "bench/run.sh" + (f" --seconds={args.seconds}" if args.seconds != 5 else "")
+    page = [
+        "# Benchmarks", "",
+        f"Measured by `{command}` on {datetime.date.today().isoformat()}, in {minutes:.0f} "
+        "minutes, on one machine: " + machine() + ". Every server, balancer and load generator "
+        "ran on that machine at once, over loopback, so the figures are for comparison with "
+        "each other, not for capacity planning: each table sets tlscache beside a peer "
+        f"measured in the same run. Each figure is one run of {args.seconds} s.", "",
+        "How to read `tlscache-bench` results and what the profiles showed: see the end of "
+        "this page.", "",
+        "## 1. The cache service against Redis", "",
+        "redis-benchmark GET/SET against `tlscache-bench rpc` Get/Put (one gRPC channel), "
+        f"{VALUE_SIZE}-byte values, {KEYS:,} keys, each key stored before the Gets.", "",
+        *service_tables(service_rows, half), "",
+        "## 2. Farms: three nodes behind HAProxy round robin", "",
+        *farm_tables(farms), "",
+        "## 3. What a remote lookup adds", "",
+        "One node, one client resuming TLS 1.2 sessions one after another. The "
+        "tlscache-tls-server nodes with tlscache run with `--internal_cache=false`, so that "
+        "every resumption is a lookup in the shared cache. \"Added\" is the p50 over the same "
+        "server resuming from its own cache.", "",
+        *lookup_table(lookups), "",
+    ]
+    notes = os.path.join(ROOT, "bench", "notes.md")
+    if os.path.exists(notes):
+        with open(notes) as f:
+            page.append(f.read().rstrip())
+    with open(args.out, "w") as f:
+        f.write("\n".join(page) + "\n")
+    log(f"wrote {args.out}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,126 @@
+"""tlscache-bench, each mode for 2 seconds against real servers: it runs, prints one JSON
+object, and its counts agree with themselves and with what the servers counted (the cache
+service's Prometheus metrics for rpc mode)."""
+
+import json
+import os
+import subprocess
+import sys
+import unittest
+
+sys.path.insert(0, os.path.dirname(__file__))
+import tlsfarm  # noqa: E402
+from farm_test import FarmTestCase  # noqa: E402
+from operations_test import scrape, value  # noqa: E402
+
+SMOKE = "--duration=2s"
+GET = "/tlscache.v1.SessionCache/Get"
+PUT = "/tlscache.v1.SessionCache/Put"
+
+
+def bench(*args):
+    """(exit code, parsed JSON or None, stderr) of tlscache-bench --json ARGS."""
+    result = subprocess.run([tlsfarm.built("tlscache-bench"), *args, "--json"],
+                            capture_output=True, text=True, timeout=60)
+    try:
+        parsed = json.loads(result.stdout)
+    except ValueError:
+        parsed = None
+    return result.returncode, parsed, result.stderr
+
+
+class BenchSmokeTest(FarmTestCase):
+    def run_ok(self, *args):
+        code, result, stderr = bench(*args)
+        self.assertEqual(code, 0, stderr)
+        self.assertIsNotNone(result, stderr)
+        return result, stderr
+
+    def test_rpc_counts_agree_with_the_service(self):
+        port = tlsfarm.free_port()
+        cache = self.farm.cache(extra=[f"--metrics_listen=127.0.0.1:{port}"])
+        result, stderr = self.run_ok("rpc", f"--addr={cache.addr}", SMOKE, "--concurrency=8",
+                                     "--mix=3:1", "--keys=500", "--value_size=256")
+        self.assertIn("calls/s", stderr)  # the progress line
+        self.assertEqual(result["prefilled"], 500)
+        self.assertGreater(result["gets"], 0)
+        self.assertGreater(result["puts"], 0)
+        self.assertEqual(result["calls"], result["gets"] + result["puts"])
+        # Every key was stored first, and the memory store keeps them: every Get is a hit with
+        # the value its key was stored with.
+        self.assertEqual(result["hits"], result["gets"])
+        self.assertEqual((result["misses"], result["errors"], result["wrong"]), (0, 0, 0))
+        self.assertEqual(result["latency"]["count"], result["calls"])
+        rate = result["calls"] / result["seconds"]
+        self.assertAlmostEqual(result["calls_per_second"], rate, delta=rate / 1000)
+        self.assertLessEqual(result["latency"]["p50_us"], result["latency"]["p99_us"])
+        samples = scrape(port)
+        self.assertEqual(value(samples, "tlscache_requests_total", method=GET, code="OK"),
+                         result["gets"])
+        self.assertEqual(value(samples, "tlscache_requests_total", method=PUT, code="OK"),
+                         result["prefilled"] + result["puts"])
+
+    def test_rpc_paced_calls_keep_their_rate(self):
+        cache = self.farm.cache()
+        result, _ = self.run_ok("rpc", f"--addr={cache.addr}", SMOKE, "--concurrency=8",
+                                "--rate=500", "--keys=100")
+        # 500/s for 2 s: 1,000 calls were due, the last just before the end.
+        self.assertIn(result["calls"], (999, 1000))
+        self.assertEqual(result["errors"], 0)
+
+    def test_rpc_against_nothing_fails_with_a_message(self):
+        code, result, stderr = bench("rpc", f"--addr=127.0.0.1:{tlsfarm.free_port()}", SMOKE)
+        self.assertEqual(code, 1)
+        self.assertIsNone(result)
+        self.assertIn("cannot connect to 127.0.0.1:", stderr)
+
+    def test_tls_counts_handshakes_and_resumptions(self):
+        cache = self.farm.cache()
+        port = tlsfarm.free_port()
+        self.farm.node("127.0.0.1", port, tlscache=f"addr={cache.addr}")
+        for version in ("1.2", "1.3"):
+            with self.subTest(version=version):
+                result, stderr = self.run_ok("tls", f"--target=127.0.0.1:{port}", SMOKE,
+                                             f"--tls={version}", "--concurrency=4")
+                self.assertIn("handshakes/s", stderr)
+                self.assertEqual(result["tls"], version)
+                self.assertEqual(result["failures"], 0)
+                # Each client's first connection has nothing to offer; every later one offers
+                # its newest session, and one node resumes all of them.
+                self.assertEqual(result["offered"], result["handshakes"] - 4)
+                self.assertEqual(result["resumed"], result["offered"])
+                self.assertEqual(result["resumption_pct"], 100.0)
+                self.assertEqual(result["latency"]["count"], result["handshakes"])
+                self.assertEqual(result["resumed_latency"]["count"], result["resumed"])
+                self.assertEqual(result["full_latency"]["count"], 4)
+
+    def test_tls_without_resumption_makes_full_handshakes(self):
+        port = tlsfarm.free_port()
+        self.farm.node("127.0.0.1", port)
+        result, _ = self.run_ok("tls", f"--target=127.0.0.1:{port}", SMOKE, "--resume=none",
+                                "--concurrency=2")
+        self.assertGreater(result["handshakes"], 0)
+        self.assertEqual((result["offered"], result["resumed"]), (0, 0))
+
+    def test_tls_counts_failures(self):
+        code, result, _ = bench("tls", f"--target=127.0.0.1:{tlsfarm.free_port()}",
+                                "--duration=1s", "--concurrency=1", "--progress=false")
+        self.assertEqual(code, 1)
+        self.assertEqual(result["handshakes"], 0)
+        self.assertGreater(result["failures"], 0)
+        self.assertIn("connect", result["first_error"])
+
+    def test_bad_flags_are_named(self):
+        for args, message in ((["tls", "--target=127.0.0.1:1", "--tls=1.1"], "--tls=1.1"),
+                              (["tls", "--target=nowhere"], "--target=nowhere"),
+                              (["rpc", "--mix=most"], "--mix=most"),
+                              (["rpc", "--concurrency=0"], "concurrency 0"),
+                              (["udp"], "unknown mode udp")):
+            with self.subTest(args=args):
+                code, _, stderr = bench(*args)
+                self.assertNotEqual(code, 0)
+                self.assertIn(message, stderr)
+
+
+if __name__ == "__main__":
+    unittest.main()

@@ -1,0 +1,54 @@
+// The tls load of tlscache-bench: TLS handshakes against one server (or a balancer in front
+// of a farm), `concurrency` clients each connecting again as soon as its last connection ends.
+//
+// Each connection does a handshake, sends one HTTP/1.0 request and reads the reply to its end
+// (so that TLS 1.3 tickets, which come after the handshake, are received), as a browser
+// fetching a page would. With resume, a client offers the newest session it holds, as
+// browsers do; a failed connection drops it. The latency measured is from connect() to the
+// end of the handshake.
+#ifndef TLSCACHE_TOOLS_BENCH_TLS_LOAD_H_
+#define TLSCACHE_TOOLS_BENCH_TLS_LOAD_H_
+
+#include <cstdint>
+#include <string>
+
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+#include "tools/bench/latency_histogram.h"
+
+namespace tlscache::bench {
+
+struct TlsLoadOptions {
+  std::string host;
+  int port = 0;
+  int concurrency = 16;
+  absl::Duration duration = absl::Seconds(10);
+  // Bound on each connect, handshake, write and read.
+  absl::Duration timeout = absl::Seconds(5);
+  int tls_version = 0;  // TLS1_2_VERSION or TLS1_3_VERSION
+  bool resume = true;   // offer the newest session
+  // How long a client waits after a connection before its next one.
+  absl::Duration pause = absl::ZeroDuration();
+  std::string server_name;  // SNI; empty: none
+  bool progress = true;
+};
+
+struct TlsLoadResult {
+  uint64_t handshakes = 0;  // completed
+  uint64_t offered = 0;     // of those, how many offered a session
+  uint64_t resumed = 0;
+  uint64_t failures = 0;    // connections that did not complete a handshake and its request
+  absl::Duration elapsed;
+  LatencyHistogram latency;  // every completed handshake
+  LatencyHistogram resumed_latency;
+  LatencyHistogram full_latency;
+  std::string first_error;
+};
+
+// Errors: the options are out of range or the host does not resolve. Failed connections are
+// counted, not returned.
+absl::StatusOr<TlsLoadResult> RunTlsLoad(const TlsLoadOptions& options);
+
+}  // namespace tlscache::bench
+
+#endif  // TLSCACHE_TOOLS_BENCH_TLS_LOAD_H_
