@@ -194,20 +194,7 @@ RpcLoadResult RpcLoad::RunPhase(Phase phase) {
   }
   RpcLoadResult total;
   total.late = late;
-  for (auto& slot : slots_) {
-    const RpcLoadResult& r = slot->result;
-    total.gets += r.gets;
-    total.puts += r.puts;
-    total.hits += r.hits;
-    total.misses += r.misses;
-    total.errors += r.errors;
-    total.wrong += r.wrong;
-    total.latency.Merge(r.latency);
-    total.get_latency.Merge(r.get_latency);
-    total.put_latency.Merge(r.put_latency);
-    for (const auto& [code, count] : r.errors_by_code) total.errors_by_code[code] += count;
-    if (total.first_error.empty()) total.first_error = r.first_error;
-  }
+  for (auto& slot : slots_) total.Merge(slot->result);
   return total;
 }
 
@@ -340,6 +327,20 @@ std::string RpcLoad::ProgressLine(absl::Duration elapsed) {
 }
 
 }  // namespace
+
+void RpcLoadResult::Merge(const RpcLoadResult& other) {
+  gets += other.gets;
+  puts += other.puts;
+  hits += other.hits;
+  misses += other.misses;
+  errors += other.errors;
+  wrong += other.wrong;
+  latency.Merge(other.latency);
+  get_latency.Merge(other.get_latency);
+  put_latency.Merge(other.put_latency);
+  for (const auto& [code, count] : other.errors_by_code) errors_by_code[code] += count;
+  if (first_error.empty()) first_error = other.first_error;
+}
 
 absl::StatusOr<RpcLoadResult> RunRpcLoad(const RpcLoadOptions& options) {
   return RpcLoad(options).Run();

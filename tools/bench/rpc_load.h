@@ -44,6 +44,8 @@ struct RpcLoadOptions {
 
 struct RpcLoadResult {
   uint64_t calls() const { return gets + puts; }
+  // Adds another share of the same load (all but elapsed, prefilled and late).
+  void Merge(const RpcLoadResult& other);
 
   uint64_t prefilled = 0;
   uint64_t gets = 0;

@@ -123,16 +123,7 @@ absl::StatusOr<TlsLoadResult> TlsLoad::Run() {
   }
   TlsLoadResult total;
   total.elapsed = absl::FromChrono(Clock::now() - start);
-  for (const TlsLoadResult& r : results) {
-    total.handshakes += r.handshakes;
-    total.offered += r.offered;
-    total.resumed += r.resumed;
-    total.failures += r.failures;
-    total.latency.Merge(r.latency);
-    total.resumed_latency.Merge(r.resumed_latency);
-    total.full_latency.Merge(r.full_latency);
-    if (total.first_error.empty()) total.first_error = r.first_error;
-  }
+  for (const TlsLoadResult& r : results) total.Merge(r);
   return total;
 }
 
@@ -223,6 +214,17 @@ std::string TlsLoad::ProgressLine(absl::Duration elapsed) {
 }
 
 }  // namespace
+
+void TlsLoadResult::Merge(const TlsLoadResult& other) {
+  handshakes += other.handshakes;
+  offered += other.offered;
+  resumed += other.resumed;
+  failures += other.failures;
+  latency.Merge(other.latency);
+  resumed_latency.Merge(other.resumed_latency);
+  full_latency.Merge(other.full_latency);
+  if (first_error.empty()) first_error = other.first_error;
+}
 
 absl::StatusOr<TlsLoadResult> RunTlsLoad(const TlsLoadOptions& options) {
   return TlsLoad(options).Run();

@@ -34,6 +34,9 @@ struct TlsLoadOptions {
 };
 
 struct TlsLoadResult {
+  // Adds another client's share of the same load (all but elapsed).
+  void Merge(const TlsLoadResult& other);
+
   uint64_t handshakes = 0;  // completed
   uint64_t offered = 0;     // of those, how many offered a session
   uint64_t resumed = 0;
