@@ -245,6 +245,7 @@ v1::Stats CacheServer::CollectStats() const {
   if (store.bytes) stats.set_memory_bytes(*store.bytes);
   if (store.redis_connects) stats.set_redis_connects(*store.redis_connects);
   if (store.redis_errors) stats.set_redis_errors(*store.redis_errors);
+  if (store.redis_redirects) stats.set_redis_redirects(*store.redis_redirects);
   if (store.open_failures) stats.set_sealed_open_failures(*store.open_failures);
   const int64_t now = absl::ToUnixMillis(absl::Now());
   for (const auto& served : ticket_keys_.ServedRings()) {
@@ -286,6 +287,11 @@ void CacheServer::AddServerMetrics() {
     metrics_.AddCounterReader("tlscache_redis_errors_total",
                               "failed Redis connects and connections dropped after an error",
                               stat(&StoreStats::redis_errors));
+  }
+  if (present.redis_redirects) {
+    metrics_.AddCounterReader("tlscache_redis_redirects_total",
+                              "Redis Cluster MOVED and ASK replies followed to another master",
+                              stat(&StoreStats::redis_redirects));
   }
   if (present.open_failures) {
     metrics_.AddCounterReader("tlscache_sealed_open_failures_total",

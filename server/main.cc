@@ -32,8 +32,9 @@ ABSL_FLAG(std::string, listen, "",
           "HOST:PORT to serve gRPC on (port 0: any free); default 0.0.0.0:7700 with --tls_cert, "
           "127.0.0.1:7700 without");
 ABSL_FLAG(std::string, store, "memory",
-          "where sessions live: memory (embedded), redis://HOST:PORT[/DB] or "
-          "redis-sentinel://HOST:PORT[,HOST:PORT...]/MASTER");
+          "where sessions live: memory (embedded), redis://HOST:PORT[/DB], "
+          "redis-sentinel://HOST:PORT[,HOST:PORT...]/MASTER or "
+          "redis-cluster://HOST:PORT[,HOST:PORT...]");
 ABSL_FLAG(absl::Duration, default_ttl, absl::Seconds(300),
           "TTL of a Put that asks for none (e.g. 300s, 5m)");
 ABSL_FLAG(absl::Duration, max_ttl, absl::Hours(24), "larger TTLs asked for are clamped to this");

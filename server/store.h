@@ -54,6 +54,7 @@ struct StoreStats {
   std::optional<uint64_t> bytes;
   std::optional<uint64_t> redis_connects;  // Redis store: connections opened, reconnects included
   std::optional<uint64_t> redis_errors;    // failed connects; connections dropped after an error
+  std::optional<uint64_t> redis_redirects;  // Redis Cluster: MOVED and ASK replies followed
   std::optional<uint64_t> open_failures;   // sealed store: values that did not open
 };
 

@@ -15,6 +15,7 @@ namespace {
 
 constexpr absl::string_view kRedisScheme = "redis://";
 constexpr absl::string_view kSentinelScheme = "redis-sentinel://";
+constexpr absl::string_view kClusterScheme = "redis-cluster://";
 
 absl::Status BadUrl(absl::string_view url, absl::string_view why) {
   return absl::InvalidArgumentError(
@@ -22,6 +23,38 @@ absl::Status BadUrl(absl::string_view url, absl::string_view why) {
 }
 
 }  // namespace
+
+// "HOST[:PORT],HOST[:PORT]...", each checked as a redis:// authority; at most 16. Not ok:
+// what is wrong, for the caller's message.
+absl::StatusOr<std::vector<redis::Endpoint>> ParseNodeList(absl::string_view list,
+                                                           int default_port,
+                                                           absl::string_view what) {
+  std::vector<redis::Endpoint> nodes;
+  for (absl::string_view address : absl::StrSplit(list, ',')) {
+    absl::StatusOr<redis::Endpoint> node = ParseRedisUrl(absl::StrCat(kRedisScheme, address));
+    if (!node.ok() || address.empty() || absl::StrContains(address, '/')) {
+      return absl::InvalidArgumentError(absl::StrCat(what, " '", address, "' is not HOST:PORT"));
+    }
+    if (address.find(':') == absl::string_view::npos) node->port = default_port;
+    nodes.push_back(*std::move(node));
+  }
+  if (nodes.size() > 16) return absl::InvalidArgumentError(absl::StrCat("more than 16 ", what, "s"));
+  return nodes;
+}
+
+absl::StatusOr<std::vector<redis::Endpoint>> ParseClusterUrl(absl::string_view url) {
+  const auto bad = [url](absl::string_view why) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("--store=", url, ": ", why,
+                     " (expected redis-cluster://HOST:PORT[,HOST:PORT...])"));
+  };
+  if (!absl::StartsWith(url, kClusterScheme)) return bad("not a redis-cluster:// URL");
+  const absl::string_view rest = url.substr(kClusterScheme.size());
+  if (absl::StrContains(rest, '/')) return bad("a cluster has no database or name to select");
+  absl::StatusOr<std::vector<redis::Endpoint>> nodes = ParseNodeList(rest, 6379, "node");
+  if (!nodes.ok()) return bad(nodes.status().message());
+  return nodes;
+}
 
 absl::StatusOr<redis::SentinelConfig> ParseSentinelUrl(absl::string_view url) {
   const auto bad = [url](absl::string_view why) {
@@ -36,16 +69,10 @@ absl::StatusOr<redis::SentinelConfig> ParseSentinelUrl(absl::string_view url) {
   redis::SentinelConfig config;
   config.master_name = std::string(rest.substr(slash + 1));
   if (absl::StrContains(config.master_name, '/')) return bad("junk after the master name");
-  for (absl::string_view address : absl::StrSplit(rest.substr(0, slash), ',')) {
-    // Each sentinel as a redis:// authority, so hosts and ports are checked the same way.
-    absl::StatusOr<redis::Endpoint> sentinel = ParseRedisUrl(absl::StrCat(kRedisScheme, address));
-    if (!sentinel.ok() || address.empty()) {
-      return bad(absl::StrCat("sentinel '", address, "' is not HOST:PORT"));
-    }
-    if (address.find(':') == absl::string_view::npos) sentinel->port = 26379;
-    config.sentinels.push_back(*std::move(sentinel));
-  }
-  if (config.sentinels.size() > 16) return bad("more than 16 sentinels");
+  absl::StatusOr<std::vector<redis::Endpoint>> sentinels =
+      ParseNodeList(rest.substr(0, slash), 26379, "sentinel");
+  if (!sentinels.ok()) return bad(sentinels.status().message());
+  config.sentinels = *std::move(sentinels);
   return config;
 }
 
@@ -91,10 +118,12 @@ absl::Status ValidateStoreUrl(absl::string_view url) {
   if (url == "memory") return absl::OkStatus();
   if (absl::StartsWith(url, kRedisScheme)) return ParseRedisUrl(url).status();
   if (absl::StartsWith(url, kSentinelScheme)) return ParseSentinelUrl(url).status();
+  if (absl::StartsWith(url, kClusterScheme)) return ParseClusterUrl(url).status();
   return absl::InvalidArgumentError(
       absl::StrCat("--store=", url,
-                   ": unsupported store (expected memory, redis://HOST:PORT[/DB] or "
-                   "redis-sentinel://HOST:PORT[,HOST:PORT...]/MASTER)"));
+                   ": unsupported store (expected memory, redis://HOST:PORT[/DB], "
+                   "redis-sentinel://HOST:PORT[,HOST:PORT...]/MASTER or "
+                   "redis-cluster://HOST:PORT[,HOST:PORT...])"));
 }
 
 namespace {
@@ -120,6 +149,8 @@ absl::StatusOr<std::unique_ptr<Store>> CreateBareStore(const StoreConfig& config
   if (absl::StartsWith(config.url, kSentinelScheme)) {
     options.sentinel = *ParseSentinelUrl(config.url);
     options.sentinel->auth = config.sentinel_auth;
+  } else if (absl::StartsWith(config.url, kClusterScheme)) {
+    options.cluster = *ParseClusterUrl(config.url);
   } else {
     options.endpoint = *ParseRedisUrl(config.url);
   }

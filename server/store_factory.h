@@ -6,12 +6,16 @@
 //   redis-sentinel://HOST[:PORT][,HOST[:PORT]...]/MASTER
 //                               the master Redis Sentinel names MASTER (sentinel port 26379
 //                               by default), followed through failovers
+//   redis-cluster://HOST[:PORT][,HOST[:PORT]...]
+//                               a Redis Cluster, found through any of these nodes (port 6379
+//                               by default); its masters, by slot
 #ifndef TLSCACHE_SERVER_STORE_FACTORY_H_
 #define TLSCACHE_SERVER_STORE_FACTORY_H_
 
 #include <cstddef>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
@@ -35,6 +39,7 @@ struct StoreConfig {
 
 absl::StatusOr<redis::Endpoint> ParseRedisUrl(absl::string_view url);
 absl::StatusOr<redis::SentinelConfig> ParseSentinelUrl(absl::string_view url);
+absl::StatusOr<std::vector<redis::Endpoint>> ParseClusterUrl(absl::string_view url);
 // Whether `url` names a store CreateStore can build, without connecting to it.
 absl::Status ValidateStoreUrl(absl::string_view url);
 

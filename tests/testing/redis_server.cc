@@ -94,12 +94,13 @@ absl::Status RedisServer::Restart() {
   return status;
 }
 
-absl::StatusOr<std::string> RedisServer::Cli(const std::vector<std::string>& args) const {
+absl::StatusOr<std::string> RedisServer::Cli(const std::vector<std::string>& args,
+                                             absl::Duration timeout) const {
   std::vector<std::string> argv = {"redis-cli", "-h", "127.0.0.1", "-p", absl::StrCat(port_)};
   argv.insert(argv.end(), args.begin(), args.end());
   absl::StatusOr<std::unique_ptr<Subprocess>> cli = Subprocess::Start(argv);
   if (!cli.ok()) return cli.status();
-  absl::StatusOr<int> code = (*cli)->Wait(absl::Seconds(10));
+  absl::StatusOr<int> code = (*cli)->Wait(timeout);
   if (!code.ok()) return code.status();
   if (*code != 0) {
     return absl::InternalError(absl::StrCat("redis-cli ", absl::StrJoin(args, " "), " exited ",

@@ -39,7 +39,9 @@ class RedisServer {
   absl::Status Restart();
 
   // Runs one command through redis-cli and returns its output, for checks from outside.
-  absl::StatusOr<std::string> Cli(const std::vector<std::string>& args) const;
+  absl::StatusOr<std::string> Cli(const std::vector<std::string>& args,
+                                  absl::Duration timeout = absl::Seconds(10)) const;
+  bool running() const { return process_ != nullptr && process_->running(); }
 
  private:
   RedisServer() = default;

@@ -157,6 +157,10 @@ int Stats() {
                 static_cast<unsigned long long>(stats.redis_connects()),
                 static_cast<unsigned long long>(stats.redis_errors()));
   }
+  if (stats.has_redis_redirects()) {
+    std::printf("redis       %llu cluster redirections followed\n",
+                static_cast<unsigned long long>(stats.redis_redirects()));
+  }
   if (stats.has_sealed_open_failures()) {
     std::printf("sealed      %llu values did not open\n",
                 static_cast<unsigned long long>(stats.sealed_open_failures()));

@@ -1,0 +1,262 @@
+// The Redis store on a real Redis Cluster: three masters, each with a replica, made with
+// `redis-cli --cluster create`. Entries spread over every master by slot; a slot range moved
+// with `redis-cli --cluster reshard` under load; a master killed with SIGKILL and replaced by
+// its replica. Never wrong data; errors only while the cluster changes, and fast.
+#include <algorithm>
+#include <atomic>
+#include <cstdio>
+#include <map>
+#include <memory>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/strings/escaping.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+#include "absl/strings/strip.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/time/clock.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "server/redis/cluster_slots.h"
+#include "server/store_factory.h"
+#include "tests/testing/redis_cluster.h"
+#include "tests/testing/store_sync.h"
+
+namespace tlscache::server {
+namespace {
+
+using ::testing::HasSubstr;
+using ::tlscache::testing::GetSync;
+using ::tlscache::testing::PutSync;
+using ::tlscache::testing::RedisClusterServers;
+
+constexpr int kMasters = 3;
+
+std::string Id(int i) { return absl::StrCat("id", i); }
+std::string Session(int i) { return absl::StrCat("session-", i); }
+std::string RedisKeyOf(const std::string& id) {
+  return absl::StrCat("tlscache:ns:", absl::BytesToHexString(id));
+}
+
+class RedisClusterTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    auto cluster = RedisClusterServers::Start(kMasters, 1);
+    if (absl::IsNotFound(cluster.status())) GTEST_SKIP() << cluster.status().message();
+    ASSERT_TRUE(cluster.ok()) << cluster.status();
+    cluster_ = *std::move(cluster);
+    StoreConfig config;
+    config.url = cluster_->url();
+    config.redis_timeout = absl::Milliseconds(300);
+    auto store = CreateStore(config);
+    ASSERT_TRUE(store.ok()) << store.status();
+    store_ = *std::move(store);
+    const absl::Time deadline = absl::Now() + absl::Seconds(10);
+    while (!store_->Health().ok() && absl::Now() < deadline) absl::SleepFor(absl::Milliseconds(10));
+    ASSERT_TRUE(store_->Health().ok()) << store_->Health();
+  }
+
+  void Fill(int entries) {
+    for (int i = 0; i < entries; ++i) {
+      ASSERT_TRUE(PutSync(*store_, "ns", Id(i), Session(i), absl::Seconds(600)).ok()) << i;
+    }
+  }
+
+  // Entries 0..entries-1 that are missing or wrong.
+  int Lost(int entries) {
+    int lost = 0;
+    for (int i = 0; i < entries; ++i) {
+      auto entry = GetSync(*store_, "ns", Id(i));
+      if (!entry.ok() || entry->session.view() != Session(i)) ++lost;
+    }
+    return lost;
+  }
+
+  std::vector<RedisClusterServers::Node> Masters() {
+    auto nodes = cluster_->Nodes();
+    EXPECT_TRUE(nodes.ok()) << nodes.status();
+    std::vector<RedisClusterServers::Node> masters;
+    if (nodes.ok()) {
+      for (const auto& node : *nodes) {
+        if (node.master && node.slots > 0) masters.push_back(node);
+      }
+    }
+    return masters;
+  }
+
+  int KeysOn(int port) {
+    auto size = cluster_->server(port).Cli({"DBSIZE"});
+    int keys = -1;
+    if (size.ok()) (void)absl::SimpleAtoi(absl::StripAsciiWhitespace(*size), &keys);
+    return keys;
+  }
+
+  std::unique_ptr<RedisClusterServers> cluster_;
+  std::unique_ptr<Store> store_;
+};
+
+TEST_F(RedisClusterTest, SlotsAgreeWithTheClusters) {
+  for (const std::string key : {"foo", "tlscache:ns:6964", "{tag}a", "a{tag}", "x{}y", "{{z}}"}) {
+    auto slot = cluster_->Cli({"CLUSTER", "KEYSLOT", key});
+    ASSERT_TRUE(slot.ok()) << slot.status();
+    EXPECT_EQ(absl::StrCat(redis::KeySlot(key), "\n"), *slot) << key;
+  }
+  for (int i = 0; i < 30; ++i) {
+    const std::string key = RedisKeyOf(Id(i));
+    auto slot = cluster_->Cli({"CLUSTER", "KEYSLOT", key});
+    ASSERT_TRUE(slot.ok()) << slot.status();
+    EXPECT_EQ(absl::StrCat(redis::KeySlot(key), "\n"), *slot) << key;
+  }
+}
+
+TEST_F(RedisClusterTest, TenThousandEntriesSpreadOverEveryMasterAndReadBack) {
+  EXPECT_THAT(store_->Describe(), HasSubstr("redis cluster"));
+  constexpr int kEntries = 10000;
+  Fill(kEntries);
+  int total = 0;
+  for (const auto& master : Masters()) {
+    const int keys = KeysOn(master.port);
+    std::printf("  figure: master %d serves %d slots and holds %d of %d entries\n", master.port,
+                master.slots, keys, kEntries);
+    EXPECT_GT(keys, kEntries / 5) << master.port;  // about a third each
+    total += keys;
+  }
+  EXPECT_EQ(total, kEntries);
+  EXPECT_EQ(Lost(kEntries), 0);
+  // Delete and a consuming Get route too.
+  auto consumed = GetSync(*store_, "ns", Id(7), /*consume=*/true);
+  ASSERT_TRUE(consumed.ok()) << consumed.status();
+  EXPECT_TRUE(absl::IsNotFound(GetSync(*store_, "ns", Id(7)).status()));
+  EXPECT_TRUE(*tlscache::testing::DeleteSync(*store_, "ns", Id(8)));
+  // And the ticket key ring, a hash swapped by a script.
+  EXPECT_TRUE(*tlscache::testing::SwapRingSync(*store_, "ns", 0, 1, "ring-v1"));
+  EXPECT_EQ(tlscache::testing::GetRingSync(*store_, "ns")->version, 1u);
+}
+
+TEST_F(RedisClusterTest, ReshardingUnderLoadNeverReturnsWrongDataAndErrorsOnlyWhileItMoves) {
+  constexpr int kEntries = 2000;
+  Fill(kEntries);
+  std::vector<RedisClusterServers::Node> masters = Masters();
+  ASSERT_EQ(masters.size(), static_cast<size_t>(kMasters));
+  const RedisClusterServers::Node from = masters[0];
+  const RedisClusterServers::Node to = masters[1];
+
+  std::atomic<bool> stop{false};
+  std::atomic<int> calls{0}, wrong{0}, missing{0};
+  absl::Mutex mu;
+  std::map<std::string, int> errors;  // by code
+  std::vector<std::thread> load;
+  for (int t = 0; t < 4; ++t) {
+    load.emplace_back([&, t] {
+      int i = t;
+      while (!stop.load()) {
+        i = (i + 7) % kEntries;
+        absl::Status status;
+        if (i % 4 == 0) {
+          status = PutSync(*store_, "ns", Id(i), Session(i), absl::Seconds(600));
+        } else {
+          auto entry = GetSync(*store_, "ns", Id(i));
+          status = entry.status();
+          if (entry.ok() && entry->session.view() != Session(i)) ++wrong;
+          if (absl::IsNotFound(status)) ++missing;
+        }
+        ++calls;
+        if (!status.ok() && !absl::IsNotFound(status)) {
+          absl::MutexLock lock(&mu);
+          ++errors[absl::StatusCodeToString(status.code())];
+        }
+      }
+    });
+  }
+  absl::SleepFor(absl::Milliseconds(300));
+  const absl::Time started = absl::Now();
+  auto moved = cluster_->Cli({"--cluster", "reshard", absl::StrCat("127.0.0.1:", from.port),
+                              "--cluster-from", from.id, "--cluster-to", to.id, "--cluster-slots",
+                              "1500", "--cluster-yes"},
+                             absl::Seconds(180));
+  const absl::Duration resharding = absl::Now() - started;
+  absl::SleepFor(absl::Milliseconds(300));
+  stop = true;
+  for (auto& thread : load) thread.join();
+  ASSERT_TRUE(moved.ok()) << moved.status();
+
+  int errored = 0;
+  for (const auto& [code, count] : errors) {
+    EXPECT_TRUE(code == "UNAVAILABLE" || code == "DEADLINE_EXCEEDED") << code;
+    errored += count;
+  }
+  std::printf("  figure: resharding 1500 slots took %s under load: %d calls, %d errors, "
+              "%d wrong, %d missing\n",
+              absl::FormatDuration(resharding).c_str(), calls.load(), errored, wrong.load(),
+              missing.load());
+  EXPECT_EQ(wrong.load(), 0);
+  EXPECT_EQ(missing.load(), 0);
+  EXPECT_LE(errored, calls.load() / 100);  // transient: ASK and MOVED are followed, not failed
+  // The slots moved, and everything is where the store finds it, without an error.
+  int moved_slots = 0;
+  for (const auto& master : Masters()) {
+    if (master.id == to.id) moved_slots = master.slots - to.slots;
+  }
+  EXPECT_EQ(moved_slots, 1500);
+  EXPECT_EQ(Lost(kEntries), 0);
+  // The load met the moving slots, and followed MOVED and ASK to where the keys went.
+  StoreStats stats;
+  store_->AddStats(&stats);
+  ASSERT_TRUE(stats.redis_redirects.has_value());
+  std::printf("  figure: %llu redirections followed\n",
+              static_cast<unsigned long long>(*stats.redis_redirects));
+  EXPECT_GT(*stats.redis_redirects, 0u);
+}
+
+TEST_F(RedisClusterTest, AKilledMasterIsReplacedByItsReplicaAndTheStoreRecovers) {
+  constexpr int kEntries = 1000;
+  Fill(kEntries);
+  std::vector<RedisClusterServers::Node> masters = Masters();
+  ASSERT_EQ(masters.size(), static_cast<size_t>(kMasters));
+  for (const auto& master : masters) {
+    // Replicated before the kill: each master waits for its replica.
+    EXPECT_EQ(*cluster_->server(master.port).Cli({"WAIT", "1", "5000"}), "1\n");
+  }
+  // The victim is the master of entry 0; the probe is written to a slot of the victim's.
+  int victim = 0;
+  for (const auto& master : masters) {
+    if (*cluster_->server(master.port).Cli({"EXISTS", RedisKeyOf(Id(0))}) == "1\n") {
+      victim = master.port;
+    }
+  }
+  ASSERT_NE(victim, 0);
+
+  const absl::Time killed = absl::Now();
+  cluster_->server(victim).Kill();
+  int failed = 0;
+  absl::Duration slowest_failure;
+  absl::Time recovered = absl::InfiniteFuture();
+  while (absl::Now() - killed < absl::Seconds(30)) {
+    const absl::Time start = absl::Now();
+    absl::Status put = PutSync(*store_, "ns", Id(0), Session(0), absl::Seconds(600));
+    if (put.ok() && GetSync(*store_, "ns", Id(0)).ok()) {
+      recovered = absl::Now();
+      break;
+    }
+    EXPECT_TRUE(absl::IsUnavailable(put) || absl::IsDeadlineExceeded(put)) << put;
+    slowest_failure = std::max(slowest_failure, absl::Now() - start);
+    ++failed;
+    absl::SleepFor(absl::Milliseconds(20));
+  }
+  ASSERT_NE(recovered, absl::InfiniteFuture()) << "no recovery within 30 s";
+  const int lost = Lost(kEntries);
+  std::printf("  figure: Cluster failover: writes and reads again %s after SIGKILL of a master; "
+              "%d calls failed meanwhile, the slowest in %s; %d of %d entries lost\n",
+              absl::FormatDuration(recovered - killed).c_str(), failed,
+              absl::FormatDuration(slowest_failure).c_str(), lost, kEntries);
+  EXPECT_LE(recovered - killed, absl::Seconds(15));
+  EXPECT_LE(slowest_failure, absl::Seconds(1));  // fail fast, never hang
+  EXPECT_EQ(lost, 0);
+  EXPECT_TRUE(cluster_->WaitUntilHealthy(kMasters, absl::Seconds(10)).ok());
+  EXPECT_TRUE(store_->Health().ok()) << store_->Health();
+}
+
+}  // namespace
+}  // namespace tlscache::server
