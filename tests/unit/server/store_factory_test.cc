@@ -1,5 +1,7 @@
 #include "server/store_factory.h"
 
+#include "absl/synchronization/notification.h"
+#include "absl/time/clock.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 
@@ -72,6 +74,27 @@ TEST(CreateStoreTest, RedisUnreachableAtStartIsNotAnError) {
   auto store = CreateStore(config);
   ASSERT_TRUE(store.ok()) << store.status();
   EXPECT_TRUE(absl::IsUnavailable((*store)->Health()));
+}
+
+TEST(CreateStoreTest, RedisClusterUnreachableAtStartIsUnavailableAndSaysWhy) {
+  StoreConfig config;
+  config.url = "redis-cluster://127.0.0.1:1,127.0.0.1:2";
+  auto store = CreateStore(config);
+  ASSERT_TRUE(store.ok()) << store.status();
+  EXPECT_THAT((*store)->Describe(), HasSubstr("redis cluster (127.0.0.1:1/0,127.0.0.1:2/0)"));
+  // Before any node answered, a call has no master to go to: it fails at once.
+  const absl::Status health = (*store)->Health();
+  EXPECT_TRUE(absl::IsUnavailable(health)) << health;
+  absl::Notification done;
+  absl::Status put;
+  (*store)->Put({"ns", "id"}, "session", absl::Seconds(60), absl::Now() + absl::Seconds(5),
+                [&](absl::Status s) {
+                  put = s;
+                  done.Notify();
+                });
+  ASSERT_TRUE(done.WaitForNotificationWithTimeout(absl::Seconds(1)));
+  EXPECT_TRUE(absl::IsUnavailable(put)) << put;
+  EXPECT_THAT(std::string(put.message()), HasSubstr("has no known master"));
 }
 
 }  // namespace
