@@ -2,8 +2,10 @@
 #ifndef TLSCACHE_TESTS_TESTING_STORE_SYNC_H_
 #define TLSCACHE_TESTS_TESTING_STORE_SYNC_H_
 
+#include <algorithm>
 #include <optional>
 #include <utility>
+#include <vector>
 
 #include "absl/synchronization/notification.h"
 #include "absl/time/clock.h"
@@ -56,6 +58,39 @@ bool Eventually(Condition condition, absl::Duration timeout = absl::Seconds(10))
     absl::SleepFor(absl::Milliseconds(10));
   }
   return true;
+}
+
+// How a store came back after a failure injected at some moment (a master killed).
+struct Recovery {
+  bool recovered = false;
+  absl::Duration after;        // from the failure to the first write and read that succeeded
+  int failed = 0;              // attempts that failed meanwhile
+  absl::Duration slowest_failure;
+  std::vector<absl::Status> unexpected;  // failures other than UNAVAILABLE or DEADLINE_EXCEEDED
+};
+
+// Writes `session` under ns/`id` and reads it back every 20 ms from `since` until both
+// succeed, or for `give_up`.
+inline Recovery AwaitRecovery(server::Store& store, absl::string_view id,
+                              absl::string_view session, absl::Time since,
+                              absl::Duration give_up = absl::Seconds(30)) {
+  Recovery recovery;
+  while (absl::Now() - since < give_up) {
+    const absl::Time start = absl::Now();
+    const absl::Status put = PutSync(store, "ns", id, session, absl::Seconds(600));
+    if (put.ok() && GetSync(store, "ns", id).ok()) {
+      recovery.recovered = true;
+      recovery.after = absl::Now() - since;
+      break;
+    }
+    if (!absl::IsUnavailable(put) && !absl::IsDeadlineExceeded(put)) {
+      recovery.unexpected.push_back(put);
+    }
+    recovery.slowest_failure = std::max(recovery.slowest_failure, absl::Now() - start);
+    ++recovery.failed;
+    absl::SleepFor(absl::Milliseconds(20));
+  }
+  return recovery;
 }
 
 }  // namespace tlscache::testing
