@@ -173,16 +173,14 @@ def tlscache_nodes(farm, cache):
 
 
 def nginx_nodes(farm, env, shared_cache):
-    port = tlsfarm.free_port(tlsfarm.NODE_IPS)
-    for i, ip in enumerate(tlsfarm.NODE_IPS):
-        farm.nginx(ip, port, f"node{i + 1}", env=env, shared_cache=shared_cache)
+    port, _ = farm.on_every_node(
+        lambda ip, port, name: farm.nginx(ip, port, name, env=env, shared_cache=shared_cache))
     return port
 
 
 def apache_nodes(farm, session_cache):
-    port = tlsfarm.free_port(tlsfarm.NODE_IPS)
-    for i, ip in enumerate(tlsfarm.NODE_IPS):
-        farm.apache(ip, port, f"node{i + 1}", session_cache)
+    port, _ = farm.on_every_node(
+        lambda ip, port, name: farm.apache(ip, port, name, session_cache))
     return port
 
 

@@ -45,8 +45,7 @@ absl::Status UnexpectedReply(absl::string_view command, const redisReply& reply)
 absl::StatusOr<std::unique_ptr<RedisStore>> RedisStore::Create(const RedisStoreOptions& options) {
   RedisPoolOptions checked = options;
   if (!options.cluster.empty()) {
-    checked.endpoint = options.cluster.front();  // each node is checked as an endpoint
-    checked.sentinel.reset();
+    checked.sentinel.reset();  // each node is checked as a standalone endpoint
     for (const Endpoint& node : options.cluster) {
       checked.endpoint = node;
       if (absl::Status s = RedisPool::Validate(checked); !s.ok()) return s;

@@ -78,6 +78,8 @@ class RpcLoad {
   void Issue(Slot* slot, Clock::time_point due);
   void IssueGet(Slot* slot, uint64_t key);
   void IssuePut(Slot* slot, uint64_t key);
+  // A fresh context with the call's deadline, for `key`; the request is the caller's to fill.
+  grpc::ClientContext* StartCall(Slot* slot, uint64_t key);
   void Failed(Slot* slot, const grpc::Status& status);
   void SlotDone();
   std::string ProgressLine(absl::Duration elapsed);
@@ -260,13 +262,18 @@ void RpcLoad::Issue(Slot* slot, Clock::time_point due) {
   return get ? IssueGet(slot, key) : IssuePut(slot, key);
 }
 
-void RpcLoad::IssueGet(Slot* slot, uint64_t key) {
+grpc::ClientContext* RpcLoad::StartCall(Slot* slot, uint64_t key) {
   slot->key = key;
-  slot->get.set_session_id(SessionId(key));
   slot->context.emplace();
   slot->context->set_deadline(absl::ToChronoTime(absl::Now() + options_.timeout));
+  return &*slot->context;
+}
+
+void RpcLoad::IssueGet(Slot* slot, uint64_t key) {
+  grpc::ClientContext* context = StartCall(slot, key);
+  slot->get.set_session_id(SessionId(key));
   slot->stub->async()->Get(
-      &*slot->context, &slot->get, &slot->get_reply, [this, slot](grpc::Status status) {
+      context, &slot->get, &slot->get_reply, [this, slot](grpc::Status status) {
         const absl::Duration latency = absl::FromChrono(Clock::now() - slot->started);
         RpcLoadResult& r = slot->result;
         ++r.gets;
@@ -285,13 +292,11 @@ void RpcLoad::IssueGet(Slot* slot, uint64_t key) {
 }
 
 void RpcLoad::IssuePut(Slot* slot, uint64_t key) {
-  slot->key = key;
+  grpc::ClientContext* context = StartCall(slot, key);
   slot->put.set_session_id(SessionId(key));
   StampValue(key, slot->put.mutable_session());
-  slot->context.emplace();
-  slot->context->set_deadline(absl::ToChronoTime(absl::Now() + options_.timeout));
   slot->stub->async()->Put(
-      &*slot->context, &slot->put, &slot->put_reply, [this, slot](grpc::Status status) {
+      context, &slot->put, &slot->put_reply, [this, slot](grpc::Status status) {
         const absl::Duration latency = absl::FromChrono(Clock::now() - slot->started);
         RpcLoadResult& r = slot->result;
         ++r.puts;

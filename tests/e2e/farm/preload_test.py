@@ -18,10 +18,9 @@ from farm_test import RECONNECTS, FarmTestCase  # noqa: E402
 
 class NginxPreloadTest(FarmTestCase):
     def nginx_farm(self, env, shared_cache=False, tickets=False):
-        port = tlsfarm.free_port(tlsfarm.NODE_IPS)
-        nodes = [self.farm.nginx(ip, port, f"node{i + 1}", env=env, shared_cache=shared_cache,
-                                 tickets=tickets)
-                 for i, ip in enumerate(tlsfarm.NODE_IPS)]
+        port, nodes = self.farm.on_every_node(
+            lambda ip, port, name: self.farm.nginx(ip, port, name, env=env,
+                                                   shared_cache=shared_cache, tickets=tickets))
         lb = self.farm.haproxy(port)
         warm = tlsfarm.Client(ssl.TLSVersion.TLSv1_3)
         for _ in range(12):  # each worker's first handshake connects it to the cache
@@ -93,9 +92,8 @@ class NginxPreloadTest(FarmTestCase):
 
     def assert_stock_nginx_farm_does_not_share(self, label, **nginx_options):
         """Three stock nginx without the preload, round robin: (almost) nothing resumes."""
-        port = tlsfarm.free_port(tlsfarm.NODE_IPS)
-        for i, ip in enumerate(tlsfarm.NODE_IPS):
-            self.farm.nginx(ip, port, f"node{i + 1}", **nginx_options)
+        port, _ = self.farm.on_every_node(
+            lambda ip, port, name: self.farm.nginx(ip, port, name, **nginx_options))
         lb = self.farm.haproxy(port)
         for name, rate in self.resumption(lb, label).items():
             self.assertLessEqual(rate, 0.05, name)
@@ -177,10 +175,9 @@ class NginxPreloadTest(FarmTestCase):
 class HaproxyPreloadTest(FarmTestCase):
     def test_haproxy_terminators_resume_every_session(self):
         cache = self.farm.cache()
-        port = tlsfarm.free_port(tlsfarm.NODE_IPS)
-        for i, ip in enumerate(tlsfarm.NODE_IPS):
-            self.farm.haproxy_tls(ip, port, f"node{i + 1}",
-                                  env={"TLSCACHE_ADDR": cache.addr, "TLSCACHE_TICKETS": "off"})
+        env = {"TLSCACHE_ADDR": cache.addr, "TLSCACHE_TICKETS": "off"}
+        port, _ = self.farm.on_every_node(
+            lambda ip, port, name: self.farm.haproxy_tls(ip, port, name, env=env))
         lb = self.farm.haproxy(port)
         warm = tlsfarm.Client(ssl.TLSVersion.TLSv1_3)
         for _ in range(6):
@@ -189,9 +186,7 @@ class HaproxyPreloadTest(FarmTestCase):
         self.assertGreaterEqual(rates["TLSv1.2"], 0.99)
 
     def test_without_the_preload_haproxy_terminators_do_not_share(self):
-        port = tlsfarm.free_port(tlsfarm.NODE_IPS)
-        for i, ip in enumerate(tlsfarm.NODE_IPS):
-            self.farm.haproxy_tls(ip, port, f"node{i + 1}")
+        port, _ = self.farm.on_every_node(self.farm.haproxy_tls)
         lb = self.farm.haproxy(port)
         rate = tlsfarm.resumption_rate(tlsfarm.Client(ssl.TLSVersion.TLSv1_2), "127.0.0.1", lb,
                                        RECONNECTS)

@@ -341,11 +341,16 @@ defaults
 {sections}""")
         return config
 
-    def nodes(self, tlscache=None, extra=()):
-        """Three nodes on 127.0.0.11-13, one port (as a real farm). Returns the port."""
+    def on_every_node(self, start):
+        """Calls start(ip, port, name) for node1-3 on 127.0.0.11-13, one port (as a real
+        farm). Returns (port, what each call returned)."""
         port = free_port(NODE_IPS)
-        for i, ip in enumerate(NODE_IPS):
-            self.node(ip, port, tlscache, name=f"node{i + 1}", extra=extra)
+        return port, [start(ip, port, f"node{i + 1}") for i, ip in enumerate(NODE_IPS)]
+
+    def nodes(self, tlscache=None, extra=()):
+        """Three tlscache-tls-server nodes (see on_every_node). Returns the port."""
+        port, _ = self.on_every_node(
+            lambda ip, port, name: self.node(ip, port, tlscache, name=name, extra=extra))
         return port
 
     def haproxy(self, backend_port):
