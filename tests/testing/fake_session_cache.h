@@ -14,6 +14,9 @@
 #include <utility>
 #include <vector>
 
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/string_view.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
@@ -70,6 +73,14 @@ class FakeSessionCache final : public v1::SessionCache::Service {
     std::vector<std::string> out;
     for (const auto& [key, session] : stored_) out.push_back(session);
     return out;
+  }
+  // Whether a session is stored under `session_id`, in any namespace.
+  bool Holds(absl::string_view session_id) const {
+    absl::MutexLock lock(&mu_);
+    for (const auto& [key, session] : stored_) {
+      if (absl::EndsWith(key, absl::StrCat("/", session_id))) return true;
+    }
+    return false;
   }
   bool last_get_consumed() const {
     absl::MutexLock lock(&mu_);
