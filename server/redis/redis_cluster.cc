@@ -189,12 +189,28 @@ absl::Status RedisCluster::Refresh() {
     absl::MutexLock lock(&mu_);
     candidates = masters_;
   }
-  candidates.insert(candidates.end(), options_.seeds.begin(), options_.seeds.end());
+  for (const Endpoint& seed : options_.seeds) {
+    const bool known = std::any_of(candidates.begin(), candidates.end(), [&](const Endpoint& c) {
+      return c.host == seed.host && c.port == seed.port;
+    });
+    if (!known) candidates.push_back(seed);
+  }
   absl::Status last_error = absl::UnavailableError("no node to ask");
+  // Right after a failover, nodes that have not heard of it yet still name the dead master: a
+  // map naming a node that does not answer is taken only if no node offers a better one.
+  std::optional<std::vector<SlotRange>> fallback;
   for (const Endpoint& node : candidates) {
     absl::StatusOr<std::unique_ptr<RedisConnection>> conn =
         RedisConnection::Connect(node, options_.node.connect_timeout, options_.node.timeout,
                                  options_.node.auth.get());
+    {
+      absl::MutexLock lock(&mu_);
+      if (conn.ok()) {
+        unreachable_.erase(node.ToString());
+      } else {
+        unreachable_.insert(node.ToString());
+      }
+    }
     if (!conn.ok()) {
       last_error = conn.status();
       continue;
@@ -212,36 +228,53 @@ absl::Status RedisCluster::Refresh() {
       continue;
     }
     absl::MutexLock lock(&mu_);
-    masters_.clear();
-    slots_.fill(kNoMaster);
-    int covered = 0;
-    for (const SlotRange& range : *ranges) {
-      const uint16_t index = MasterIndexLocked(range.master);
-      for (int slot = range.first; slot <= range.last; ++slot) {
-        covered += slots_[slot] == kNoMaster ? 1 : 0;
-        slots_[slot] = index;
-      }
+    const bool names_unreachable =
+        std::any_of(ranges->begin(), ranges->end(), [this](const SlotRange& range) {
+          mu_.AssertHeld();
+          return unreachable_.count(range.master.ToString()) > 0;
+        });
+    if (!names_unreachable) {
+      InstallLocked(*ranges);
+      return absl::OkStatus();
     }
-    for (const Endpoint& master : masters_) PoolLocked(master);
-    for (auto it = pools_.begin(); it != pools_.end();) {
-      const bool master = std::any_of(masters_.begin(), masters_.end(), [&](const Endpoint& m) {
-        return m.ToString() == it->first;
-      });
-      if (master) {
-        ++it;
-      } else {
-        retired_.push_back(std::move(it->second));
-        it = pools_.erase(it);
-      }
-    }
-    map_error_ = covered == kClusterSlots
-                     ? absl::OkStatus()
-                     : absl::UnavailableError(absl::StrCat(name_, ": ", kClusterSlots - covered,
-                                                           " slots have no master"));
+    if (!fallback) fallback = *std::move(ranges);
+  }
+  if (fallback) {
+    absl::MutexLock lock(&mu_);
+    InstallLocked(*fallback);
     return absl::OkStatus();
   }
   return absl::UnavailableError(
       absl::StrCat(name_, ": no node answered CLUSTER SLOTS: ", last_error.message()));
+}
+
+void RedisCluster::InstallLocked(const std::vector<SlotRange>& ranges) {
+  masters_.clear();
+  slots_.fill(kNoMaster);
+  int covered = 0;
+  for (const SlotRange& range : ranges) {
+    const uint16_t index = MasterIndexLocked(range.master);
+    for (int slot = range.first; slot <= range.last; ++slot) {
+      covered += slots_[slot] == kNoMaster ? 1 : 0;
+      slots_[slot] = index;
+    }
+  }
+  for (const Endpoint& master : masters_) PoolLocked(master);
+  for (auto it = pools_.begin(); it != pools_.end();) {
+    const bool master = std::any_of(masters_.begin(), masters_.end(), [&](const Endpoint& m) {
+      return m.ToString() == it->first;
+    });
+    if (master) {
+      ++it;
+    } else {
+      retired_.push_back(std::move(it->second));
+      it = pools_.erase(it);
+    }
+  }
+  map_error_ = covered == kClusterSlots
+                   ? absl::OkStatus()
+                   : absl::UnavailableError(absl::StrCat(name_, ": ", kClusterSlots - covered,
+                                                         " slots have no master"));
 }
 
 absl::Status RedisCluster::Health() {

@@ -3,7 +3,9 @@
 //
 // A command goes to the master that owns its key's slot in the slot map, which is read with
 // CLUSTER SLOTS from the seeds or any known master: at start, every few seconds, soon after a
-// MOVED reply, and soon after a master stops answering. A MOVED reply moves that slot at once
+// MOVED reply, and soon after a master stops answering. A map that names a node which did not
+// answer is taken only when no node offers another: right after a failover, nodes that have
+// not heard of it yet still name the dead master. A MOVED reply moves that slot at once
 // and resends the command there; an ASK reply resends only this command, after ASKING, to the
 // node importing the slot. A command is redirected at most a few times. TRYAGAIN and
 // CLUSTERDOWN (a slot in mid-migration, a cluster without quorum) fail the call with
@@ -20,6 +22,7 @@
 #include <map>
 #include <memory>
 #include <optional>
+#include <set>
 #include <string>
 #include <thread>
 #include <vector>
@@ -73,6 +76,8 @@ class RedisCluster {
   void RefreshLoop();
   // Reads CLUSTER SLOTS from a known master or a seed and installs it.
   absl::Status Refresh();
+  // Makes `ranges` the slot map, with a pool for every master; retires the other pools.
+  void InstallLocked(const std::vector<SlotRange>& ranges) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   const RedisClusterOptions options_;
   const std::string name_;
@@ -85,6 +90,8 @@ class RedisCluster {
   // Pools of nodes that are masters no more, destroyed once nothing uses them.
   std::vector<std::shared_ptr<RedisPool>> retired_ ABSL_GUARDED_BY(mu_);
   absl::Status map_error_ ABSL_GUARDED_BY(mu_);
+  // Nodes that refused a connection when last asked for the slot map.
+  std::set<std::string> unreachable_ ABSL_GUARDED_BY(mu_);
   bool refresh_requested_ ABSL_GUARDED_BY(mu_) = true;
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;
   uint64_t retired_connects_ ABSL_GUARDED_BY(mu_) = 0;

@@ -71,7 +71,11 @@ class RedisClusterTest : public ::testing::Test {
     int lost = 0;
     for (int i = 0; i < entries; ++i) {
       auto entry = GetSync(*store_, "ns", Id(i));
-      if (!entry.ok() || entry->session.view() != Session(i)) ++lost;
+      if (!entry.ok() || entry->session.view() != Session(i)) {
+        ++lost;
+        std::printf("  entry %d: %s\n", i,
+                    entry.ok() ? "another value" : entry.status().ToString().c_str());
+      }
     }
     return lost;
   }
