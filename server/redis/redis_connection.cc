@@ -31,7 +31,27 @@ void WipeReply(redisReply* reply) {
   }
 }
 
+// hiredis's own createArray, which the bounded one calls; the same for every reader.
+void* (*hiredis_create_array)(const redisReadTask*, int) = nullptr;
+
+void* CreateBoundedArray(const redisReadTask* task, int elements) {
+  if (elements > kMaxReplyElements) return nullptr;
+  return hiredis_create_array(task, elements);
+}
+
 }  // namespace
+
+void BoundReplyArrays(redisReader* reader) {
+  if (reader == nullptr || reader->fn == nullptr) return;
+  // hiredis's functions with createArray replaced, made once from the first reader's.
+  static redisReplyObjectFunctions* const bounded = [reader] {
+    hiredis_create_array = reader->fn->createArray;
+    auto* functions = new redisReplyObjectFunctions(*reader->fn);
+    functions->createArray = &CreateBoundedArray;
+    return functions;
+  }();
+  reader->fn = bounded;
+}
 
 std::string Endpoint::ToString() const { return absl::StrFormat("%s:%d/%d", host, port, db); }
 
@@ -93,6 +113,7 @@ absl::StatusOr<std::unique_ptr<RedisConnection>> RedisConnection::Connect(
   if (ctx->err != 0) {
     return absl::UnavailableError(absl::StrCat(name, ": connect: ", ctx->errstr));
   }
+  BoundReplyArrays(ctx->reader);
   if (redisSetTimeout(ctx.get(), SocketTimeout(io_timeout)) != REDIS_OK ||
       redisEnableKeepAlive(ctx.get()) != REDIS_OK) {
     return absl::UnavailableError(absl::StrCat(name, ": socket options: ", ctx->errstr));
@@ -159,6 +180,11 @@ absl::Status RedisConnection::IoError(int saved_errno) {
   }
   if (ctx_->err == REDIS_ERR_EOF) {
     return absl::UnavailableError(absl::StrCat(name_, ": connection closed by server"));
+  }
+  if (ctx_->err == REDIS_ERR_OOM) {
+    return absl::UnavailableError(absl::StrCat(
+        name_, ": a reply too large to read (an array of more than ", kMaxReplyElements,
+        " elements), or out of memory"));
   }
   return absl::UnavailableError(absl::StrCat(name_, ": ", ctx_->errstr));
 }

@@ -89,6 +89,16 @@ class RedisConnection {
 // The text of an error reply, or a description of an unexpected reply type, for messages.
 std::string DescribeReply(const redisReply& reply);
 
+// The most elements an array reply may have (CLUSTER SLOTS of a fully fragmented cluster has
+// 16384 ranges; every other reply tlscache reads has a handful).
+inline constexpr int kMaxReplyElements = 1 << 16;
+
+// Makes `reader` refuse an array of more than kMaxReplyElements elements: hiredis 0.14
+// allocates an array's element table from the count the server announces, before any element
+// arrives, so one line from a broken or hostile server could ask for gigabytes. The read then
+// fails (as out of memory) and the connection is dropped. Every connection's reader gets it.
+void BoundReplyArrays(redisReader* reader);
+
 }  // namespace tlscache::server::redis
 
 #endif  // TLSCACHE_SERVER_REDIS_REDIS_CONNECTION_H_

@@ -1,5 +1,5 @@
 // Fuzzes what a Redis Cluster node tells the router (server/redis/cluster_slots.h): any RESP
-// reply, as hiredis reads it, through ParseClusterSlots, and any error text through
+// reply, as hiredis reads it with the store's bound on arrays, through ParseClusterSlots, and any error text through
 // ParseRedirect. A map that parses has only slots within 0..16383 and masters with a host and
 // a port; a redirect that parses names a slot and a port in range.
 #include <hiredis/hiredis.h>
@@ -25,6 +25,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
 
   redisReader* reader = redisReaderCreate();
   if (reader == nullptr) return 0;
+  BoundReplyArrays(reader);  // as every connection of the store reads
   void* reply = nullptr;
   if (redisReaderFeed(reader, bytes.data(), bytes.size()) == REDIS_OK &&
       redisReaderGetReply(reader, &reply) == REDIS_OK && reply != nullptr) {

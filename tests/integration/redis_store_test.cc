@@ -3,6 +3,11 @@
 // sealed store leaves in Redis.
 #include "server/redis/redis_store.h"
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
 #include <atomic>
 #include <memory>
 #include <string>
@@ -384,6 +389,71 @@ TEST_F(RedisStoreTest, ScriptFlushIsSurvived) {
 
 namespace tlscache::server::redis {
 namespace {
+
+// A "server" on a loopback port that answers the first command it reads with `reply`, then
+// keeps the connection open.
+class OneReplyServer {
+ public:
+  explicit OneReplyServer(std::string reply) : reply_(std::move(reply)) {
+    listen_fd_ = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t len = sizeof(addr);
+    bind(listen_fd_, reinterpret_cast<sockaddr*>(&addr), sizeof(addr));
+    listen(listen_fd_, 1);
+    getsockname(listen_fd_, reinterpret_cast<sockaddr*>(&addr), &len);
+    port_ = ntohs(addr.sin_port);
+    thread_ = std::thread([this] {
+      conn_fd_ = accept(listen_fd_, nullptr, nullptr);
+      char buffer[256];
+      if (conn_fd_ >= 0 && read(conn_fd_, buffer, sizeof(buffer)) > 0) {
+        (void)!write(conn_fd_, reply_.data(), reply_.size());
+      }
+    });
+  }
+  ~OneReplyServer() {
+    shutdown(listen_fd_, SHUT_RDWR);
+    thread_.join();
+    if (conn_fd_ >= 0) close(conn_fd_);
+    close(listen_fd_);
+  }
+  int port() const { return port_; }
+
+ private:
+  const std::string reply_;
+  int listen_fd_ = -1;
+  int conn_fd_ = -1;
+  int port_ = 0;
+  std::thread thread_;
+};
+
+TEST(RedisConnectionTest, AnArrayBeyondTheBoundFailsAtOnceInsteadOfBeingAllocated) {
+  // Announced, never sent: an unbounded reader would allocate the table and wait for elements.
+  OneReplyServer server(absl::StrCat("*", redis::kMaxReplyElements + 1, "\r\n"));
+  auto conn = redis::RedisConnection::Connect({"127.0.0.1", server.port()}, absl::Seconds(1),
+                                              absl::Seconds(5));
+  ASSERT_TRUE(conn.ok()) << conn.status();
+  const absl::Time start = absl::Now();
+  auto reply = (*conn)->Command({"PING"});
+  ASSERT_FALSE(reply.ok());
+  EXPECT_LT(absl::Now() - start, absl::Seconds(1));  // not the 5-s read timeout
+  EXPECT_THAT(std::string(reply.status().message()), HasSubstr("too large to read"));
+  EXPECT_TRUE((*conn)->broken());
+}
+
+TEST(RedisConnectionTest, AnArrayWithinTheBoundIsRead) {
+  OneReplyServer server("*3\r\n:1\r\n$2\r\nok\r\n*-1\r\n");
+  auto conn = redis::RedisConnection::Connect({"127.0.0.1", server.port()}, absl::Seconds(1),
+                                              absl::Seconds(5));
+  ASSERT_TRUE(conn.ok()) << conn.status();
+  auto reply = (*conn)->Command({"PING"});
+  ASSERT_TRUE(reply.ok()) << reply.status();
+  ASSERT_EQ((*reply)->type, REDIS_REPLY_ARRAY);
+  EXPECT_EQ((*reply)->elements, 3u);
+  EXPECT_EQ((*reply)->element[0]->integer, 1);
+  EXPECT_EQ(std::string((*reply)->element[1]->str, (*reply)->element[1]->len), "ok");
+}
 
 TEST(RedisAuthTest, CredentialsFilesAreAPasswordOrAUserAndAPassword) {
   auto password = ParseRedisAuth("s3cret\n");
