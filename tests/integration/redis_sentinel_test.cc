@@ -99,7 +99,7 @@ TEST_F(RedisSentinelTest, AfterTheMasterIsKilledTheStoreFollowsTheFailoverAndLos
 
   const absl::Time killed = absl::Now();
   master_->Kill();
-  const Recovery recovery = AwaitRecovery(*store, "after", "failover", killed);
+  const Recovery recovery = AwaitRecovery(*store, {{"after", "failover"}}, killed);
   ASSERT_TRUE(recovery.recovered) << "no recovery within 30 s";
   std::printf(
       "  figure: Sentinel failover: writes and reads again %s after SIGKILL of the "

@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <optional>
+#include <string>
 #include <utility>
 #include <vector>
 
@@ -69,22 +70,33 @@ struct Recovery {
   std::vector<absl::Status> unexpected;  // failures other than UNAVAILABLE or DEADLINE_EXCEEDED
 };
 
-// Writes `session` under ns/`id` and reads it back every 20 ms from `since` until both
-// succeed, or for `give_up`.
-inline Recovery AwaitRecovery(server::Store& store, absl::string_view id,
-                              absl::string_view session, absl::Time since,
-                              absl::Duration give_up = absl::Seconds(30)) {
+// One entry written and read back to tell whether the store serves it.
+struct Probe {
+  std::string id;
+  std::string session;
+};
+
+// Writes every probe under ns/id and reads it back, every 20 ms from `since`, until all of
+// them succeed in one round, or for `give_up`. With a probe on each shard of a store, the
+// store has recovered when every shard serves again.
+inline Recovery AwaitRecovery(server::Store& store, const std::vector<Probe>& probes,
+                              absl::Time since, absl::Duration give_up = absl::Seconds(30)) {
   Recovery recovery;
   while (absl::Now() - since < give_up) {
     const absl::Time start = absl::Now();
-    const absl::Status put = PutSync(store, "ns", id, session, absl::Seconds(600));
-    if (put.ok() && GetSync(store, "ns", id).ok()) {
+    absl::Status failure;
+    for (const Probe& probe : probes) {
+      const absl::Status put = PutSync(store, "ns", probe.id, probe.session, absl::Seconds(600));
+      failure = put.ok() ? GetSync(store, "ns", probe.id).status() : put;
+      if (!failure.ok()) break;
+    }
+    if (failure.ok()) {
       recovery.recovered = true;
       recovery.after = absl::Now() - since;
       break;
     }
-    if (!absl::IsUnavailable(put) && !absl::IsDeadlineExceeded(put)) {
-      recovery.unexpected.push_back(put);
+    if (!absl::IsUnavailable(failure) && !absl::IsDeadlineExceeded(failure)) {
+      recovery.unexpected.push_back(failure);
     }
     recovery.slowest_failure = std::max(recovery.slowest_failure, absl::Now() - start);
     ++recovery.failed;
