@@ -9,6 +9,8 @@ and writes the figures to docs/benchmarks.md.
    and against stock nginx with per-node caches; by openssl s_time -reuse and by
    tlscache-bench tls.
 3. What a remote lookup adds: one node resuming from its own cache, then from the shared one.
+4. The lookup deadline on a saturated node: nginx with more workers than the cores carry,
+   at the default timeout_ms and a larger one.
 
 Every process is started here, on loopback, and stopped at the end of its part.
 """
@@ -313,6 +315,82 @@ def lookup_table(rows):
     return out
 
 
+# ---- 4. the lookup deadline on a saturated node -------------------------------------------
+
+# Four nginx workers a node: twelve workers, the cache, Redis, HAProxy and 32 clients on the
+# machine's cores, so every handshake waits for a core and a lookup's wall time grows with it.
+SATURATED_WORKERS = 4
+DEADLINES_MS = (5, 20)
+STATS = re.compile(r"tlscache preload: pid (\d+): .* lookups (\d+) hits, (\d+) misses, "
+                   r"(\d+) errors, (\d+) timeouts, (\d+) skipped")
+
+
+def preload_lookups(nodes):
+    """The lookups of every worker of `nodes`, from the last stats line each wrote to its
+    node's error log: {"hits", "misses", "errors", "timeouts", "skipped"}."""
+    last = {}
+    for node in nodes:
+        with open(os.path.join(node.prefix, "logs", "error.log")) as f:
+            for line in f:
+                match = STATS.search(line)
+                if match:
+                    last[(node.prefix, match.group(1))] = [int(g) for g in match.groups()[1:]]
+    keys = ("hits", "misses", "errors", "timeouts", "skipped")
+    return {k: sum(counts[i] for counts in last.values()) for i, k in enumerate(keys)}
+
+
+def deadline_part(seconds):
+    """TLS 1.2 and 1.3 at 32 clients through nginx ×3 with four workers each and the preload,
+    at each lookup deadline; Apache + Redis as the peer. A fresh farm for each figure."""
+    rows = []
+    for version in ("1.2", "1.3"):
+        for deadline in (*DEADLINES_MS, None):
+            farm = tlsfarm.Farm()
+            try:
+                redis = farm.redis()
+                if deadline is None:
+                    name = "Apache mod_ssl ×3, SSLSessionCache redis:"
+                    port = apache_nodes(farm, f"redis:127.0.0.1:{redis.port}")
+                    nodes = []
+                else:
+                    cache = farm.cache(store=f"redis://127.0.0.1:{redis.port}")
+                    name = f"nginx ×3 ({SATURATED_WORKERS} workers each) + preload"
+                    env = {"TLSCACHE_ADDR": cache.addr, "TLSCACHE_TICKETS": "off",
+                           "TLSCACHE_TIMEOUT_MS": str(deadline), "TLSCACHE_STATS_INTERVAL": "1"}
+                    port, nodes = farm.on_every_node(
+                        lambda ip, port, node: farm.nginx(ip, port, node, env=env,
+                                                          workers=SATURATED_WORKERS))
+                lb = farm.haproxy(port)
+                r = tlscache_bench("tls", f"--target=127.0.0.1:{lb}", f"--tls={version}",
+                                   "--concurrency=32", f"--duration={seconds}s",
+                                   "--resume=newest")
+                if nodes:
+                    time.sleep(1.5)  # one more stats line from every worker
+                    r["lookups"] = preload_lookups(nodes)
+                rows.append((version, name, deadline, r))
+            except tlsfarm.unittest.SkipTest as why:
+                log(f"skipped the deadline part: {why}")
+                return rows
+            finally:
+                farm.close()
+    return rows
+
+
+def deadline_table(rows):
+    out = ["| TLS | farm | timeout_ms | resumed/s (resumption) | lookups: hits · timeouts · "
+           "skipped by the breaker | ratio |",
+           "| --- | --- | ---: | ---: | --- | ---: |"]
+    for version, name, deadline, r in rows:
+        peer = next(p for v, _, d, p in rows if v == version and d is None)
+        lookups = r.get("lookups")
+        counts = (f"{lookups['hits']:,} · {lookups['timeouts']:,} · {lookups['skipped']:,}"
+                  if lookups else "–")
+        out.append(f"| {version} | {name} | {deadline or '–'} | "
+                   f"{r['resumed_per_second']:,.0f}/s ({r['resumption_pct']:.0f}%) | {counts} | "
+                   f"{ratio(r['resumed_per_second'], peer['resumed_per_second'])} |")
+    return out
+
+
 # ---- the targets ----------------------------------------------------------------------------
 
 def verdict(met):
@@ -385,6 +463,7 @@ def main():
     service_rows, half = service_part(args.seconds)
     farms = farm_part(args.seconds)
     lookups = lookup_part(args.seconds)
+    deadlines = deadline_part(args.seconds)
     minutes = (time.monotonic() - started) / 60
     command = "bench/run.sh" + (f" --seconds={args.seconds}" if args.seconds != 5 else "")
     page = [
@@ -408,6 +487,13 @@ def main():
         "every resumption is a lookup in the shared cache. \"Added\" is the p50 over the same "
         "server resuming from its own cache.", "",
         *lookup_table(lookups), "",
+        "## 4. The lookup deadline on a saturated node", "",
+        f"The nginx farm of part 2 with {SATURATED_WORKERS} workers a node in place of two, "
+        "32 clients, at the default `timeout_ms` and at a larger one, beside the Apache + "
+        "Redis farm. Twelve workers and everything else share the machine's cores, so a "
+        "lookup waits for a core as well as for the cache. The lookup counts are the sum of "
+        "the workers' stats lines (`TLSCACHE_STATS_INTERVAL`).", "",
+        *deadline_table(deadlines), "",
         "## Against the targets", "",
         *target_table(service_rows, half, farms, lookups), "",
     ]
