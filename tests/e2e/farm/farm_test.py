@@ -40,11 +40,15 @@ class FarmTestCase(unittest.TestCase):
             self.report(f"{name} {label}: {rates[name]:.1%} of {RECONNECTS} reconnects resumed")
         return rates
 
-    def cached_farm(self, extra=()):
-        """redis-server, tlscache-server on it, three nodes with tlscache, HAProxy."""
-        redis = self.farm.redis()
-        cache = self.farm.cache(store=f"redis://127.0.0.1:{redis.port}")
-        port = self.farm.nodes(tlscache=f"addr={cache.addr};sid_ctx=farm-test", extra=extra)
+    def cached_farm(self, extra=(), timeout_ms=None):
+        """redis-server, tlscache-server on it, three nodes with tlscache, HAProxy. With
+        `timeout_ms`, the nodes' lookup deadline in place of the plugin's default."""
+        self.redis = self.farm.redis()
+        cache = self.farm.cache(store=f"redis://127.0.0.1:{self.redis.port}")
+        config = f"addr={cache.addr};sid_ctx=farm-test"
+        if timeout_ms:
+            config += f";timeout_ms={timeout_ms}"
+        port = self.farm.nodes(tlscache=config, extra=extra)
         lb = self.farm.haproxy(port)
         # A node connects to the cache on its first handshake, which may then miss: measure
         # the farm as it runs, once every node has served a few.
@@ -53,10 +57,22 @@ class FarmTestCase(unittest.TestCase):
             warm.connect("127.0.0.1", lb)
         return cache, port, lb
 
+    def issue(self, port, version, session):
+        """A full handshake with s_client on the first node of a cached farm, its session
+        saved to `session`; returns once the cache holds the session that the client will
+        offer (the node stores in the background)."""
+        self.assertIn("New,", tlsfarm.s_client(tlsfarm.NODE_IPS[0], port, version,
+                                               sess_out=session))
+        pattern = f"*:{tlsfarm.offered_id(session)}".encode()
+        deadline = time.monotonic() + 10
+        while not tlsfarm.redis_call(self.redis.port, b"KEYS", pattern):
+            self.assertLess(time.monotonic(), deadline, f"{version}: not stored within 10 s")
+            time.sleep(0.02)
+
 
 class RoundRobinResumptionTest(FarmTestCase):
     def test_with_tlscache_every_node_resumes_every_session(self):
-        _, _, lb = self.cached_farm()
+        _, _, lb = self.cached_farm(timeout_ms=tlsfarm.SHARING_TIMEOUT_MS)
         for name, rate in self.resumption(lb, "with tlscache").items():
             self.assertGreaterEqual(rate, 0.99, name)
 
@@ -66,19 +82,17 @@ class RoundRobinResumptionTest(FarmTestCase):
             self.assertLessEqual(rate, 0.05, name)
 
     def test_round_robin_really_spreads_connections(self):
-        _, _, lb = self.cached_farm()
+        _, _, lb = self.cached_farm(timeout_ms=tlsfarm.SHARING_TIMEOUT_MS)
         client = tlsfarm.Client(ssl.TLSVersion.TLSv1_2)
         served = [client.connect("127.0.0.1", lb)[1].split()[1] for _ in range(6)]
         self.assertEqual(len(set(served)), 3, served)
         self.assertNotEqual(served[0], served[1])
 
     def test_s_client_session_from_one_node_is_reused_on_another(self):
-        cache, port, _ = self.cached_farm()
+        cache, port, _ = self.cached_farm(timeout_ms=tlsfarm.SHARING_TIMEOUT_MS)
         for version in ("tls1_2", "tls1_3"):
             session = os.path.join(self.farm.dir, f"{version}.pem")
-            first = tlsfarm.s_client(tlsfarm.NODE_IPS[0], port, version, sess_out=session)
-            self.assertIn("New,", first)
-            time.sleep(0.2)  # the node stores the session in the background
+            self.issue(port, version, session)
             second = tlsfarm.s_client(tlsfarm.NODE_IPS[1], port, version, sess_in=session)
             self.assertIn("Reused,", second, version)
             self.assertIn("node node2", second)
@@ -232,14 +246,13 @@ class FaultTest(FarmTestCase):
 
 class AntiReplayTest(FarmTestCase):
     def test_an_early_data_ticket_resumes_once_across_the_farm(self):
-        _, port, _ = self.cached_farm(extra=("--max_early_data=16384",))
+        _, port, _ = self.cached_farm(extra=("--max_early_data=16384",),
+                                      timeout_ms=tlsfarm.SHARING_TIMEOUT_MS)
         ticket = os.path.join(self.farm.dir, "ticket.pem")
         early = os.path.join(self.farm.dir, "early.txt")
         with open(early, "wb") as f:
             f.write(tlsfarm.REQUEST)
-        issued = tlsfarm.s_client(tlsfarm.NODE_IPS[0], port, "tls1_3", sess_out=ticket)
-        self.assertIn("New,", issued)
-        time.sleep(0.2)  # stored in the background
+        self.issue(port, "tls1_3", ticket)
         first = tlsfarm.s_client(tlsfarm.NODE_IPS[1], port, "tls1_3", sess_in=ticket,
                                  early_data=early)
         self.assertIn("Reused,", first)

@@ -28,7 +28,8 @@ class NginxPreloadTest(FarmTestCase):
         return nodes, port, lb
 
     def env(self, cache, **extra):
-        return {"TLSCACHE_ADDR": cache.addr, "TLSCACHE_TICKETS": "off", **extra}
+        return {"TLSCACHE_ADDR": cache.addr, "TLSCACHE_TICKETS": "off",
+                "TLSCACHE_TIMEOUT_MS": str(tlsfarm.SHARING_TIMEOUT_MS), **extra}
 
     def test_every_nginx_resumes_every_session_with_tickets_off(self):
         cache = self.farm.cache()
@@ -83,8 +84,7 @@ class NginxPreloadTest(FarmTestCase):
 
     def test_nginx_with_its_default_tickets_on_uses_the_farm_key_ring(self):
         cache = self.farm.cache()
-        nodes, _, lb = self.nginx_farm({"TLSCACHE_ADDR": cache.addr, "TLSCACHE_TICKETS": "farm"},
-                                       tickets=True)
+        nodes, _, lb = self.nginx_farm(self.env(cache, TLSCACHE_TICKETS="farm"), tickets=True)
         for name, rate in self.resumption(lb, "nginx tickets on + farm key ring").items():
             self.assertGreaterEqual(rate, 0.99, name)
         log = open(os.path.join(nodes[0].prefix, "logs", "error.log")).read()
@@ -175,7 +175,8 @@ class NginxPreloadTest(FarmTestCase):
 class HaproxyPreloadTest(FarmTestCase):
     def test_haproxy_terminators_resume_every_session(self):
         cache = self.farm.cache()
-        env = {"TLSCACHE_ADDR": cache.addr, "TLSCACHE_TICKETS": "off"}
+        env = {"TLSCACHE_ADDR": cache.addr, "TLSCACHE_TICKETS": "off",
+               "TLSCACHE_TIMEOUT_MS": str(tlsfarm.SHARING_TIMEOUT_MS)}
         port, _ = self.farm.on_every_node(
             lambda ip, port, name: self.farm.haproxy_tls(ip, port, name, env=env))
         lb = self.farm.haproxy(port)

@@ -7,6 +7,7 @@ failure) when the Farm closes.
 
 import os
 import random
+import re
 import shutil
 import signal
 import socket
@@ -408,6 +409,12 @@ class Client:
 # one waits 5 ms between connections, far less than any real client.
 RETURN_AFTER = 0.005
 
+# The lookup deadline (timeout_ms) of the nodes in tests that show sessions are shared; the
+# deadline itself has its own tests, at the default. On a machine running the whole suite at
+# once, a lookup can wait longer for a core than the default allows, and a lookup that times
+# out is a full handshake.
+SHARING_TIMEOUT_MS = 200
+
 
 def resumption_rate(client, ip, port, reconnects):
     """Connects 1 + `reconnects` times; the fraction of reconnects that resumed."""
@@ -461,6 +468,19 @@ def redis_values(port):
             elif kind == b"hash":
                 values.extend(call(b"HVALS", key))
     return values
+
+
+def offered_id(session_file):
+    """The ID a client offers with the session s_client saved to `session_file`, as the cache
+    keys it (hex): the TLS 1.3 ticket (a stateful ticket is the server's session ID), else the
+    TLS 1.2 session ID."""
+    text = subprocess.run([require("openssl"), "sess_id", "-in", session_file, "-noout", "-text"],
+                          capture_output=True, text=True, check=True).stdout
+    ticket = re.search(r"TLS session ticket:\n((?:\s+[0-9a-f]{4} - .*\n)+)", text)
+    if ticket:
+        return "".join(re.sub(r"[^0-9a-f]", "", line.split(" - ")[1][:48])
+                       for line in ticket.group(1).splitlines())
+    return re.search(r"Session-ID: ([0-9A-F]+)", text).group(1).lower()
 
 
 def s_client(ip, port, version, sess_out=None, sess_in=None, early_data=None):
