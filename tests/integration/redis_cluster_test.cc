@@ -67,12 +67,12 @@ class RedisClusterTest : public ::testing::Test {
     }
   }
 
-  // Entries 0..entries-1 that are missing or wrong, or that the cluster does not serve for
-  // 3 s: a node comes back from the cluster's failed state a little after the others.
+  // Entries 0..entries-1 that are missing or wrong, or that the cluster still does not serve
+  // 3 s from now: a node comes back from the cluster's failed state a little after the others.
   int Lost(int entries) {
     int lost = 0;
+    const absl::Time give_up = absl::Now() + absl::Seconds(3);
     for (int i = 0; i < entries; ++i) {
-      const absl::Time give_up = absl::Now() + absl::Seconds(3);
       auto entry = GetSync(*store_, "ns", Id(i));
       while (absl::IsUnavailable(entry.status()) && absl::Now() < give_up) {
         absl::SleepFor(absl::Milliseconds(20));
