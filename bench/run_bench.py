@@ -174,6 +174,12 @@ def tlscache_nodes(farm, cache):
     return farm.nodes(tlscache=f"addr={cache.addr};sid_ctx=bench")
 
 
+def preload_env(cache, **extra):
+    """The preload library's variables for a farm on `cache`: stateful TLS 1.3 tickets kept in
+    the cache, as in the tests."""
+    return {"TLSCACHE_ADDR": cache.addr, "TLSCACHE_TICKETS": "off", **extra}
+
+
 def nginx_nodes(farm, env, shared_cache):
     port, _ = farm.on_every_node(
         lambda ip, port, name: farm.nginx(ip, port, name, env=env, shared_cache=shared_cache))
@@ -190,8 +196,7 @@ FARMS = [
     ("tlscache: tlscache-tls-server ×3, tlscache on Redis",
      lambda farm, redis, cache: tlscache_nodes(farm, cache)),
     ("tlscache: stock nginx ×3 + preload, tlscache on Redis",
-     lambda farm, redis, cache: nginx_nodes(
-         farm, {"TLSCACHE_ADDR": cache.addr, "TLSCACHE_TICKETS": "off"}, shared_cache=False)),
+     lambda farm, redis, cache: nginx_nodes(farm, preload_env(cache), shared_cache=False)),
     ("Apache mod_ssl ×3, SSLSessionCache redis:",
      lambda farm, redis, cache: apache_nodes(farm, f"redis:127.0.0.1:{redis.port}")),
     ("stock nginx ×3, per-node caches",
@@ -355,8 +360,8 @@ def deadline_part(seconds):
                 else:
                     cache = farm.cache(store=f"redis://127.0.0.1:{redis.port}")
                     name = f"nginx ×3 ({SATURATED_WORKERS} workers each) + preload"
-                    env = {"TLSCACHE_ADDR": cache.addr, "TLSCACHE_TICKETS": "off",
-                           "TLSCACHE_TIMEOUT_MS": str(deadline), "TLSCACHE_STATS_INTERVAL": "1"}
+                    env = preload_env(cache, TLSCACHE_TIMEOUT_MS=str(deadline),
+                                      TLSCACHE_STATS_INTERVAL="1")
                     port, nodes = farm.on_every_node(
                         lambda ip, port, node: farm.nginx(ip, port, node, env=env,
                                                           workers=SATURATED_WORKERS))
