@@ -7,6 +7,7 @@
 #include <pthread.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <condition_variable>
 #include <deque>
 #include <map>
@@ -15,6 +16,7 @@
 #include <utility>
 
 #include "absl/strings/str_cat.h"
+#include "absl/synchronization/mutex.h"
 #include "absl/time/clock.h"
 #include "common/files.h"
 #include "common/log.h"
@@ -59,10 +61,37 @@ absl::Status ForkedAfterUse() {
 
 }  // namespace
 
+// A Put's acknowledgement, for the caller that awaits it. Completed when the call ends,
+// answered or not (a call dropped from a full queue, or at shutdown, completes it too).
+class CacheClient::Acknowledgement {
+ public:
+  void Complete(bool ok) {
+    absl::MutexLock lock(&mu_);
+    done_ = true;
+    ok_ = ok;
+  }
+  // True when the cache acknowledged the call by `deadline`.
+  bool Await(absl::Time deadline) {
+    absl::MutexLock lock(&mu_);
+    mu_.AwaitWithDeadline(absl::Condition(&done_), deadline);
+    return done_ && ok_;
+  }
+
+ private:
+  absl::Mutex mu_;
+  bool done_ ABSL_GUARDED_BY(mu_) = false;
+  bool ok_ ABSL_GUARDED_BY(mu_) = false;
+};
+
 struct CacheClient::QueuedCall {
-  ~QueuedCall() { CleanseString(put.mutable_session()); }
+  ~QueuedCall() {
+    CleanseString(put.mutable_session());
+    if (ack != nullptr) ack->Complete(answered_ok);
+  }
 
   bool is_put = false;
+  bool answered_ok = false;
+  std::shared_ptr<Acknowledgement> ack;  // null unless awaited
   grpc::ClientContext context;
   v1::PutRequest put;
   v1::PutResponse put_response;
@@ -76,6 +105,7 @@ class CacheClient::ProcessState {
  public:
   explicit ProcessState(CacheClient& client)
       : pid_(getpid()),
+        connect_until_(absl::Now() + client.options_.connect_timeout),
         counters_(client.counters_),
         options_(client.options_),
         breaker_(client.options_.breaker) {
@@ -115,6 +145,15 @@ class CacheClient::ProcessState {
   v1::SessionCache::Stub& stub() { return *stub_; }
   CircuitBreaker& breaker() { return breaker_; }
 
+  // The deadline of a call that may take `timeout`: later while this process's connection
+  // has not answered yet and its connect allowance lasts.
+  absl::Time Deadline(absl::Duration timeout) const {
+    const absl::Time deadline = absl::Now() + timeout;
+    if (ready_.load(std::memory_order_acquire)) return deadline;
+    return std::max(deadline, connect_until_);
+  }
+  void MarkReady() { ready_.store(true, std::memory_order_release); }
+
   // Starts the call at once when the in-flight window has room (starting an asynchronous
   // call does not wait for the network), so that a session is in the cache before its client
   // can come back; otherwise queues it for the sender, or drops it when the queue is full.
@@ -135,20 +174,26 @@ class CacheClient::ProcessState {
     Start(call.release());
   }
 
-  std::shared_ptr<const TicketKeySnapshot> TicketKeys(absl::string_view ns) {
-    std::unique_lock<std::mutex> lock(mu_);
+  TicketKeyFollower& Follow(absl::string_view ns) {
+    std::lock_guard<std::mutex> lock(mu_);
     auto it = followers_.find(ns);  // on every ticket: no allocation once following
-    const bool first = it == followers_.end();
-    if (first) {
+    if (it == followers_.end()) {
       it = followers_
                .emplace(std::string(ns),
                         std::make_unique<TicketKeyFollower>(channel_, std::string(ns)))
                .first;
     }
-    TicketKeyFollower* found = it->second.get();
-    lock.unlock();
-    // A process's first handshake waits, like a lookup, for the ring it cannot work without.
-    return first ? found->AwaitFirst(options_.lookup_timeout) : found->Current();
+    return *it->second;
+  }
+
+  std::shared_ptr<const TicketKeySnapshot> TicketKeys(absl::string_view ns) {
+    TicketKeyFollower& follower = Follow(ns);
+    std::shared_ptr<const TicketKeySnapshot> ring = follower.Current();
+    if (ring != nullptr) return ring;
+    // A new process's first handshakes wait, within its connect allowance, for the ring they
+    // cannot issue a ticket without.
+    const absl::Duration left = connect_until_ - absl::Now();
+    return left > absl::ZeroDuration() ? follower.AwaitFirst(left) : nullptr;
   }
 
   bool Flush(absl::Duration timeout) {
@@ -200,6 +245,7 @@ class CacheClient::ProcessState {
     });
     std::unique_lock<std::mutex> lock(done_mu);
     done_cv.wait(lock, [&] { return done; });
+    if (channel_->GetState(false) == GRPC_CHANNEL_READY) MarkReady();
   }
 
   void Start(QueuedCall* call) {
@@ -214,6 +260,7 @@ class CacheClient::ProcessState {
 
   void Finished(QueuedCall* call, const grpc::Status& status) {
     (status.ok() ? counters_.stores : counters_.store_failures)++;
+    call->answered_ok = status.ok();
     delete call;
     std::lock_guard<std::mutex> lock(mu_);
     --in_flight_;
@@ -222,6 +269,8 @@ class CacheClient::ProcessState {
   }
 
   const pid_t pid_;
+  const absl::Time connect_until_;
+  std::atomic<bool> ready_{false};  // the connection has answered a call
   Counters& counters_;
   const ClientOptions& options_;
   CircuitBreaker breaker_;
@@ -301,8 +350,9 @@ absl::StatusOr<SecretBytes> CacheClient::Get(absl::string_view ns, absl::string_
   request.set_consume(consume);
   v1::GetResponse response;
   grpc::ClientContext context;
-  context.set_deadline(absl::ToChronoTime(absl::Now() + options_.lookup_timeout));
+  context.set_deadline(absl::ToChronoTime(state.Deadline(options_.lookup_timeout)));
   const grpc::Status status = state.stub().Get(&context, request, &response);
+  if (status.ok() || status.error_code() == grpc::StatusCode::NOT_FOUND) state.MarkReady();
   switch (status.error_code()) {
     case grpc::StatusCode::OK: {
       state.breaker().RecordSuccess();
@@ -335,8 +385,8 @@ void CacheClient::ReportError(const grpc::Status& status) {
              FromGrpcStatus(status).ToString());
 }
 
-void CacheClient::Put(absl::string_view ns, absl::string_view session_id, SecretBytes session,
-                      uint32_t ttl_seconds) {
+bool CacheClient::Put(absl::string_view ns, absl::string_view session_id, SecretBytes session,
+                      uint32_t ttl_seconds, bool await_ack) {
   auto call = std::make_unique<QueuedCall>();
   call->is_put = true;
   call->put.set_namespace_(std::string(ns));
@@ -344,7 +394,28 @@ void CacheClient::Put(absl::string_view ns, absl::string_view session_id, Secret
   call->put.set_session(session.data(), session.size());
   call->put.set_ttl_seconds(ttl_seconds);
   session.Clear();
-  Enqueue(std::move(call));
+  ProcessState* state = State();
+  if (state == nullptr) {
+    counters_.queue_drops++;
+    return false;
+  }
+  // Not awaited while the breaker is open: a failing cache costs a handshake nothing.
+  std::shared_ptr<Acknowledgement> ack;
+  if (await_ack && state->breaker().Allow()) {
+    ack = std::make_shared<Acknowledgement>();
+    call->ack = ack;
+  }
+  state->Enqueue(std::move(call));
+  if (ack == nullptr) return false;
+  const bool acknowledged = ack->Await(state->Deadline(options_.lookup_timeout));
+  if (acknowledged) {
+    state->MarkReady();
+    state->breaker().RecordSuccess();
+  } else {
+    state->breaker().RecordFailure();
+    counters_.ack_timeouts++;
+  }
+  return acknowledged;
 }
 
 void CacheClient::Delete(absl::string_view ns, absl::string_view session_id) {
@@ -361,6 +432,11 @@ void CacheClient::Enqueue(std::unique_ptr<QueuedCall> call) {
     return;
   }
   state->Enqueue(std::move(call));
+}
+
+void CacheClient::Prepare(absl::string_view ticket_namespace) {
+  ProcessState* state = State();
+  if (state != nullptr && !ticket_namespace.empty()) state->Follow(ticket_namespace);
 }
 
 std::shared_ptr<const TicketKeySnapshot> CacheClient::TicketKeys(absl::string_view ns) {
@@ -383,6 +459,7 @@ ClientStats CacheClient::stats() const {
   stats.stores = counters_.stores;
   stats.store_failures = counters_.store_failures;
   stats.queue_drops = counters_.queue_drops;
+  stats.ack_timeouts = counters_.ack_timeouts;
   ProcessState* state = state_.load(std::memory_order_acquire);
   if (state != nullptr && state->pid() == getpid()) stats.breaker = state->breaker().state();
   return stats;

@@ -3,9 +3,17 @@
 //
 //   - Get blocks for at most `lookup_timeout` (default 5 ms) and is skipped while the circuit
 //     breaker is open: a slow or dead cache costs a handshake a few milliseconds at worst.
+//   - A process connects on its first use (or Prepare). Until that connection has answered
+//     once, and for at most `connect_timeout` after the first use, a Get (and a first
+//     TicketKeys, and a Put's acknowledgement) may wait until the connection is up instead of
+//     its lookup timeout: a new process's first handshakes wait once, boundedly, rather
+//     than miss. A cache that refuses connections ends that wait at once.
 //   - Put and Delete never block: each starts as an asynchronous call at once while fewer
 //     than `max_in_flight` are unanswered, and otherwise waits in a bounded queue that a
 //     background thread drains. When the queue is full the call is dropped and counted.
+//     A Put may be awaited instead: it then returns once the cache acknowledged it, or after
+//     the lookup timeout (skipped while the breaker is open; a late or failed
+//     acknowledgement counts against the cache like a failed lookup).
 //   - Nothing gRPC exists until the first call in a process: a server may create the client
 //     in a master process and use it only in the workers it forks, each of which then builds
 //     its own channel and thread. gRPC cannot follow a fork() once used, so in a process
@@ -36,6 +44,8 @@ namespace tlscache::client {
 struct ClientOptions {
   std::string addr;  // HOST:PORT of a cache replica (or a balancer in front of them)
   absl::Duration lookup_timeout = absl::Milliseconds(5);
+  // The most a process's first calls wait, once, for its connection (see above).
+  absl::Duration connect_timeout = absl::Milliseconds(500);
   // TLS to the cache: with ca_file the channel is TLS; cert_file + key_file add a client
   // certificate (mTLS). The files are read by Create().
   std::string ca_file;
@@ -55,6 +65,7 @@ struct ClientStats {
   uint64_t stores = 0;    // Put and Delete sent and answered OK
   uint64_t store_failures = 0;
   uint64_t queue_drops = 0;
+  uint64_t ack_timeouts = 0;  // awaited Puts not acknowledged in time (or failed)
   BreakerState breaker = BreakerState::kClosed;
 };
 
@@ -70,14 +81,22 @@ class CacheClient {
   // The session, NotFound on a miss, Unavailable when skipped (breaker open), or the error
   // of the call (DeadlineExceeded, Unavailable, ...). Every error means: no session.
   absl::StatusOr<SecretBytes> Get(absl::string_view ns, absl::string_view session_id, bool consume);
-  // Queued; never blocks. `session` is wiped after it was sent.
-  void Put(absl::string_view ns, absl::string_view session_id, SecretBytes session,
-           uint32_t ttl_seconds);
+  // Sent at once or queued; `session` is wiped after it was sent. With `await_ack`, waits for
+  // the cache's acknowledgement (see above) and says whether it came; otherwise never blocks
+  // and returns false.
+  bool Put(absl::string_view ns, absl::string_view session_id, SecretBytes session,
+           uint32_t ttl_seconds, bool await_ack = false);
   void Delete(absl::string_view ns, absl::string_view session_id);
 
+  // Connects this process now, off the handshake path, and with a non-empty
+  // `ticket_namespace` starts following that namespace's ticket key ring. Never blocks. A
+  // pre-fork server calls it in each worker (never in the master: see above).
+  void Prepare(absl::string_view ticket_namespace = {});
+
   // The namespace's farm ticket key ring as this process last received it; null until the
-  // first one arrives. The first call in a process starts following the ring and waits up to
-  // the lookup timeout for it (once: later calls never block).
+  // first one arrives. The first call in a process starts following the ring; while the
+  // process is within its connect allowance, a call finding no ring yet waits for it until
+  // the allowance ends. Later calls never block.
   std::shared_ptr<const TicketKeySnapshot> TicketKeys(absl::string_view ns);
 
   // Waits until everything queued so far was answered; false after `timeout`.
@@ -88,10 +107,11 @@ class CacheClient {
 
  private:
   class ProcessState;
+  class Acknowledgement;
   struct QueuedCall;
   struct Counters {
     std::atomic<uint64_t> hits{0}, misses{0}, errors{0}, timeouts{0}, skipped{0}, stores{0},
-        store_failures{0}, queue_drops{0};
+        store_failures{0}, queue_drops{0}, ack_timeouts{0};
   };
 
   // Logs, at most once a minute, why the cache failed a call.

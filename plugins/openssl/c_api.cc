@@ -41,6 +41,20 @@ __attribute__((visibility("default"))) int tlscache_attach(SSL_CTX* ctx,
   }
 }
 
+__attribute__((visibility("default"))) int tlscache_prepare(SSL_CTX* ctx) noexcept {
+  try {
+    last_error.clear();
+    if (ctx == nullptr) return Fail(absl::InvalidArgumentError("ctx is NULL"));
+    if (!tlscache::openssl::IsAttached(ctx)) {
+      return Fail(absl::NotFoundError("tlscache is not attached to this SSL_CTX"));
+    }
+    tlscache::openssl::Prepare(ctx);
+    return 1;
+  } catch (...) {
+    return Fail(absl::InternalError("out of memory"));
+  }
+}
+
 __attribute__((visibility("default"))) const char* tlscache_stats(SSL_CTX* ctx) noexcept {
   thread_local std::string stats;
   try {

@@ -44,6 +44,10 @@ absl::Status Apply(absl::string_view key, absl::string_view value, PluginConfig&
     absl::StatusOr<int> ms = Count(key, value, 1, 1000, "milliseconds");
     if (!ms.ok()) return ms.status();
     config.timeout = absl::Milliseconds(*ms);
+  } else if (key == "connect_timeout_ms") {
+    absl::StatusOr<int> ms = Count(key, value, 0, 10000, "milliseconds");
+    if (!ms.ok()) return ms.status();
+    config.connect_timeout = absl::Milliseconds(*ms);
   } else if (key == "sid_ctx") {
     if (value.empty() || value.size() > 32) return Bad(key, "must be 1 to 32 bytes");
     config.sid_ctx = std::string(value);

@@ -5,6 +5,9 @@
 //   addr        HOST:PORT of the cache service (required)
 //   namespace   [A-Za-z0-9._-]{1,64}, default "default"
 //   timeout_ms  lookup deadline, 1..1000, default 5
+//   connect_timeout_ms  how long a process's first handshakes may wait, once, for its
+//               connection to the cache (and with tickets=farm for the key ring), 0..10000,
+//               default 500
 //   sid_ctx     farm-wide session ID context, 1..32 bytes (default: the application's)
 //   tickets     off: TLS 1.3 issues stateful tickets kept in the cache (the default of
 //               tlscache_attach); farm: stateless tickets under the farm's key ring. Unset
@@ -29,6 +32,7 @@ struct PluginConfig {
   std::string addr;
   std::string ns = "default";
   absl::Duration timeout = absl::Milliseconds(5);
+  absl::Duration connect_timeout = absl::Milliseconds(500);
   std::string sid_ctx;  // empty: leave the application's
   TicketMode tickets = TicketMode::kOff;
   std::string ca_file;

@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <array>
 #include <atomic>
 #include <cstring>
 #include <ctime>
@@ -24,6 +25,7 @@
 #include "client/cache_client.h"
 #include "common/absl_runtime.h"
 #include "common/openssl_util.h"
+#include "plugins/openssl/client_auth.h"
 #include "plugins/openssl/session_codec.h"
 
 namespace tlscache::openssl {
@@ -36,6 +38,9 @@ using RemoveCallback = void (*)(SSL_CTX*, SSL_SESSION*);
 struct CtxState {
   PluginConfig config;
   std::shared_ptr<client::CacheClient> client;
+  // The farm-wide session ID context as set on the context (bound to its client-certificate
+  // requirements); empty: the application's own stays.
+  std::string sid_ctx;
   // The application's own cache callbacks, found on the context at attach: its cache stays
   // the first tier.
   NewCallback app_new = nullptr;
@@ -95,7 +100,8 @@ std::shared_ptr<client::CacheClient> SharedClient(const client::ClientOptions& o
   static auto* clients = new std::map<std::string, std::weak_ptr<client::CacheClient>>();
   const std::string key =
       absl::StrCat(options.addr, "|", absl::ToInt64Microseconds(options.lookup_timeout), "|",
-                   options.ca_file, "|", options.cert_file, "|", options.key_file);
+                   absl::ToInt64Microseconds(options.connect_timeout), "|", options.ca_file, "|",
+                   options.cert_file, "|", options.key_file);
   std::lock_guard<std::mutex> lock(mu);
   if (auto found = clients->find(key); found != clients->end()) {
     if (std::shared_ptr<client::CacheClient> live = found->second.lock()) return live;
@@ -152,7 +158,11 @@ void StoreInFarm(SSL* ssl, SSL_SESSION* session, CtxState& state) {
   }
   const uint32_t ttl =
       static_cast<uint32_t>(std::min<long>(left, std::numeric_limits<uint32_t>::max()));
-  state.client->Put(state.config.ns, id, *std::move(encoded), ttl);
+  // A session the farm alone carries (no stateless ticket) is awaited: its client may come
+  // back to another node as soon as it has the reply, or the TLS 1.3 ticket, that this
+  // handshake is about to send. Bounded by the lookup deadline; see client/cache_client.h.
+  state.client->Put(state.config.ns, FarmSessionKey(id, ClientAuthDigest(ssl)),
+                    *std::move(encoded), ttl, /*await_ack=*/stateful_tickets);
   state.stored++;
 }
 
@@ -173,7 +183,8 @@ int NewSessionCallback(SSL* ssl, SSL_SESSION* session) noexcept {
 SSL_SESSION* LookUpInFarm(SSL* ssl, absl::string_view session_id, CtxState& state) {
   const bool consume = SSL_version(ssl) == TLS1_3_VERSION &&
                        AntiReplay(SSL_get_max_early_data(ssl), SSL_get_options(ssl));
-  absl::StatusOr<SecretBytes> bytes = state.client->Get(state.config.ns, session_id, consume);
+  absl::StatusOr<SecretBytes> bytes = state.client->Get(
+      state.config.ns, FarmSessionKey(session_id, ClientAuthDigest(ssl)), consume);
   if (!bytes.ok()) return nullptr;
   absl::StatusOr<SslSessionPtr> session = DecodeSession(bytes->view(), session_id);
   if (!session.ok()) {
@@ -219,7 +230,7 @@ void RemoveSessionCallback(SSL_CTX* ctx, SSL_SESSION* session) noexcept {
     }
     const long size = SSL_CTX_sess_get_cache_size(ctx);
     if (size > 0 && SSL_CTX_sess_number(ctx) + 1 >= size) return;
-    state->client->Delete(state->config.ns, id);
+    state->client->Delete(state->config.ns, FarmSessionKey(id, ClientAuthDigest(ctx)));
     state->deleted++;
   } catch (...) {
   }
@@ -227,8 +238,11 @@ void RemoveSessionCallback(SSL_CTX* ctx, SSL_SESSION* session) noexcept {
 
 // tickets=farm: RFC 5077 tickets (TLS 1.2) and TLS 1.3 stateless tickets under the farm's key
 // ring. Encrypts with the ACTIVE key; decrypts with any key of the ring found by name, asking
-// for a new ticket (2) when that key is no longer the ACTIVE one; 0 (no ticket issued, or a
-// full handshake) while this process has no ring yet, or for a name the ring does not have.
+// for a new ticket (2) under TLS 1.3 always (a client uses each TLS 1.3 ticket once, RFC 8446
+// appendix C.4, and OpenSSL sends a resumed connection one only on 2) and under TLS 1.2 when
+// that key is no longer the ACTIVE one; 0 (no ticket issued, or a full handshake) while this
+// process has no ring yet, or for a name the ring does not have. A connection that asks for a
+// client certificate MACs its tickets with a key bound to those requirements (client_auth.h).
 int TicketKeyCallback(SSL* ssl, unsigned char name[16], unsigned char iv[EVP_MAX_IV_LENGTH],
                       EVP_CIPHER_CTX* cipher, EVP_MAC_CTX* mac, int enc) noexcept {
   try {
@@ -239,26 +253,28 @@ int TicketKeyCallback(SSL* ssl, unsigned char name[16], unsigned char iv[EVP_MAX
     if (ring == nullptr) return 0;
     const client::TicketKeyMaterial* key = enc == 1 ? ring->Active() : ring->Find(name);
     if (key == nullptr) return 0;
+    std::array<uint8_t, 32> hmac_key;
+    FarmTicketHmacKey(key->hmac_key, ClientAuthDigest(ssl), &hmac_key);
     OSSL_PARAM params[] = {
-        OSSL_PARAM_construct_octet_string(
-            OSSL_MAC_PARAM_KEY, const_cast<uint8_t*>(key->hmac_key.data()), key->hmac_key.size()),
+        OSSL_PARAM_construct_octet_string(OSSL_MAC_PARAM_KEY, hmac_key.data(), hmac_key.size()),
         OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST, const_cast<char*>("SHA256"), 0),
         OSSL_PARAM_construct_end()};
+    const int mac_set = EVP_MAC_CTX_set_params(mac, params);
+    OPENSSL_cleanse(hmac_key.data(), hmac_key.size());
+    if (mac_set != 1) return 0;
     if (enc == 1) {
       if (RAND_bytes(iv, EVP_CIPHER_get_iv_length(EVP_aes_256_cbc())) != 1) return 0;
       std::memcpy(name, key->name.data(), key->name.size());
-      if (EVP_EncryptInit_ex(cipher, EVP_aes_256_cbc(), nullptr, key->aes_key.data(), iv) != 1 ||
-          EVP_MAC_CTX_set_params(mac, params) != 1) {
+      if (EVP_EncryptInit_ex(cipher, EVP_aes_256_cbc(), nullptr, key->aes_key.data(), iv) != 1) {
         return 0;
       }
       state->tickets_issued++;
       return 1;
     }
-    if (EVP_MAC_CTX_set_params(mac, params) != 1 ||
-        EVP_DecryptInit_ex(cipher, EVP_aes_256_cbc(), nullptr, key->aes_key.data(), iv) != 1) {
+    if (EVP_DecryptInit_ex(cipher, EVP_aes_256_cbc(), nullptr, key->aes_key.data(), iv) != 1) {
       return 0;
     }
-    return key->active ? 1 : 2;
+    return !key->active || SSL_version(ssl) == TLS1_3_VERSION ? 2 : 1;
   } catch (...) {
     return 0;
   }
@@ -269,11 +285,17 @@ int TicketKeyCallback(SSL* ssl, unsigned char name[16], unsigned char iv[EVP_MAX
 absl::Status Attach(SSL_CTX* ctx, const PluginConfig& config, AttachReport* report) {
   if (ctx == nullptr) return absl::InvalidArgumentError("no SSL_CTX");
   if (CtxIndex() < 0 || SslIndex() < 0) return absl::InternalError("no ex_data index");
+  // The server said no session resumes here (nginx's ssl_session_cache off): that stays so.
+  if ((SSL_CTX_get_session_cache_mode(ctx) & SSL_SESS_CACHE_SERVER) == 0) {
+    return absl::FailedPreconditionError(
+        "the server turned session caching off on this context (SSL_SESS_CACHE_OFF)");
+  }
   // Lookups run inside handshakes: no debugging bookkeeping on their locks.
   DisableMutexDeadlockDetection();
   client::ClientOptions options;
   options.addr = config.addr;
   options.lookup_timeout = config.timeout;
+  options.connect_timeout = config.connect_timeout;
   options.ca_file = config.ca_file;
   options.cert_file = config.cert_file;
   options.key_file = config.key_file;
@@ -283,6 +305,9 @@ absl::Status Attach(SSL_CTX* ctx, const PluginConfig& config, AttachReport* repo
   auto state = std::make_unique<CtxState>();
   state->config = config;
   state->client = std::move(shared);
+  if (!config.sid_ctx.empty()) {
+    state->sid_ctx = FarmSessionIdContext(config.sid_ctx, ClientAuthDigest(ctx));
+  }
   CtxState* previous = StateOf(ctx);
   if (previous != nullptr) {
     // Attached before: the callbacks on the context are ours; the application's are these.
@@ -295,10 +320,10 @@ absl::Status Attach(SSL_CTX* ctx, const PluginConfig& config, AttachReport* repo
     state->app_remove = SSL_CTX_sess_get_remove_cb(ctx);
   }
 
-  if (!config.sid_ctx.empty() &&
-      SSL_CTX_set_session_id_context(ctx,
-                                     reinterpret_cast<const unsigned char*>(config.sid_ctx.data()),
-                                     static_cast<unsigned int>(config.sid_ctx.size())) != 1) {
+  if (!state->sid_ctx.empty() &&
+      SSL_CTX_set_session_id_context(
+          ctx, reinterpret_cast<const unsigned char*>(state->sid_ctx.data()),
+          static_cast<unsigned int>(state->sid_ctx.size())) != 1) {
     return absl::InternalError(absl::StrCat("sid_ctx: ", ConsumeOpenSslErrors()));
   }
   if (SSL_CTX_set_ex_data(ctx, CtxIndex(), state.get()) != 1) {
@@ -310,15 +335,12 @@ absl::Status Attach(SSL_CTX* ctx, const PluginConfig& config, AttachReport* repo
   }
   state.release();
   // A replaced state is left allocated: connections bound to it may still be running.
-  const long mode = SSL_CTX_get_session_cache_mode(ctx);
   if (report != nullptr) {
-    report->server_cache_was_off = (mode & SSL_SESS_CACHE_SERVER) == 0;
     report->tickets_turned_off =
         config.tickets == TicketMode::kOff && (SSL_CTX_get_options(ctx) & SSL_OP_NO_TICKET) == 0;
     report->application_cache = previous == nullptr ? SSL_CTX_sess_get_get_cb(ctx) != nullptr
                                                     : previous->app_get != nullptr;
   }
-  SSL_CTX_set_session_cache_mode(ctx, mode | SSL_SESS_CACHE_SERVER);
   if (config.tickets == TicketMode::kOff) SSL_CTX_set_options(ctx, SSL_OP_NO_TICKET);
   if (config.tickets == TicketMode::kFarm) {
     SSL_CTX_clear_options(ctx, SSL_OP_NO_TICKET);
@@ -333,9 +355,25 @@ absl::Status Attach(SSL_CTX* ctx, const PluginConfig& config, AttachReport* repo
 
 bool IsAttached(SSL_CTX* ctx) { return StateOf(ctx) != nullptr; }
 
+void Prepare(SSL_CTX* ctx) {
+  if (CtxState* state = StateOf(ctx)) {
+    state->client->Prepare(state->config.tickets == TicketMode::kFarm ? state->config.ns : "");
+  }
+}
+
 void BindConnection(SSL* ssl) {
   if (SslIndex() < 0 || SSL_get_ex_data(ssl, SslIndex()) != nullptr) return;
-  if (CtxState* state = StateOf(SSL_get_SSL_CTX(ssl))) SSL_set_ex_data(ssl, SslIndex(), state);
+  CtxState* state = StateOf(SSL_get_SSL_CTX(ssl));
+  if (state == nullptr) return;
+  SSL_set_ex_data(ssl, SslIndex(), state);
+  // SSL_new copied the context's settings into the connection: one made before Attach (the
+  // very connection the preload attaches on) gets tlscache's now, before its handshake.
+  if (!state->sid_ctx.empty()) {
+    SSL_set_session_id_context(ssl, reinterpret_cast<const unsigned char*>(state->sid_ctx.data()),
+                               static_cast<unsigned int>(state->sid_ctx.size()));
+  }
+  if (state->config.tickets == TicketMode::kOff) SSL_set_options(ssl, SSL_OP_NO_TICKET);
+  if (state->config.tickets == TicketMode::kFarm) SSL_clear_options(ssl, SSL_OP_NO_TICKET);
 }
 
 bool GetPluginStats(SSL_CTX* ctx, PluginStats* stats) {

@@ -26,21 +26,31 @@ namespace tlscache::openssl {
 
 // What Attach found on the context, for the preload library's one-line reports.
 struct AttachReport {
-  bool server_cache_was_off = false;  // the application had turned session caching off
   bool tickets_turned_off = false;    // tickets=off turned the application's tickets off
   bool application_cache = false;     // the application has its own cache callbacks
 };
 
 // Installs tlscache's callbacks on `ctx`. Callbacks the application installed before stay
 // the first tier: each of ours calls the application's first. Attaching again replaces the
-// configuration.
+// configuration. FailedPrecondition, and the context left alone, when the application turned
+// its session cache off (SSL_SESS_CACHE_OFF): it said no session resumes there.
+// What it sets on the context: the callbacks; with tickets=off SSL_OP_NO_TICKET, with
+// tickets=farm the ticket key callback (and tickets on); with sid_ctx the session ID context
+// (bound to the context's client-certificate requirements, client_auth.h); with early data
+// (anti-replay) SSL_SESS_CACHE_NO_INTERNAL_LOOKUP. Nothing connects (see Prepare).
 absl::Status Attach(SSL_CTX* ctx, const PluginConfig& config, AttachReport* report = nullptr);
 bool IsAttached(SSL_CTX* ctx);
 
+// Connects this process to the cache of `ctx` now, off the handshake path (and with
+// tickets=farm starts following the key ring). Never blocks. For a process that serves
+// `ctx` itself: a pre-fork server calls it in each worker, never in the master.
+void Prepare(SSL_CTX* ctx);
+
 // Ties a server connection to the tlscache of the context it was created on, so that its
 // sessions still go through tlscache after the application switches it to another SSL_CTX
-// (SNI): OpenSSL keeps using the first context's session cache. A no-op when that context
-// has no tlscache.
+// (SNI): OpenSSL keeps using the first context's session cache. A connection made before the
+// context was attached also gets what Attach set on the context (session ID context, ticket
+// option). A no-op when that context has no tlscache.
 void BindConnection(SSL* ssl);
 
 // Counters of the plugin on one context, for tests and stats.

@@ -4,8 +4,11 @@
 //
 // It interposes the two calls by which a server puts a connection on the server side of TLS,
 // SSL_set_accept_state and SSL_accept, and on a connection's first one attaches tlscache to
-// the SSL_CTX it was created on (once per context, after the application configured it). So:
+// the SSL_CTX it was created on (once per context, after the application configured it),
+// gives that connection what tlscache set on the context (SSL_new copied the context's
+// settings before), and connects the process to the cache at once. So:
 //   - client-side contexts (a proxy's upstream connections) are never touched;
+//   - a context whose server turned session caching off stays out of the farm;
 //   - the application's own session cache callbacks stay the first tier;
 //   - nothing runs in a master process that only configures and forks: the first
 //     connection, hence the first gRPC state, is in a worker.
@@ -16,6 +19,7 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <cstdint>
 #include <cstdio>
 #include <mutex>
 #include <string>
@@ -67,6 +71,16 @@ void StartReporter(absl::Duration interval) {
   }).detach();
 }
 
+// Marks a context tlscache left alone, so that it is decided (and said) once.
+int DeclinedIndex() {
+  static const int index = SSL_CTX_get_ex_new_index(0, nullptr, nullptr, nullptr, nullptr);
+  return index;
+}
+
+bool Declined(SSL_CTX* ctx) {
+  return DeclinedIndex() >= 0 && SSL_CTX_get_ex_data(ctx, DeclinedIndex()) != nullptr;
+}
+
 void OnServerConnection(SSL* ssl) noexcept {
   try {
     const PluginConfig* config = Config();
@@ -76,26 +90,31 @@ void OnServerConnection(SSL* ssl) noexcept {
     if (!IsAttached(ctx)) {
       static std::mutex mu;
       std::lock_guard<std::mutex> lock(mu);
+      if (Declined(ctx)) return;
       if (!IsAttached(ctx)) {
         AttachReport report;
         absl::Status attached = Attach(ctx, *config, &report);
-        static std::atomic<bool> said_attach{false}, said_cache{false}, said_tickets{false},
-            said_sid_ctx{false};
+        static std::atomic<bool> said_attach{false}, said_tickets{false}, said_sid_ctx{false},
+            said_declined{false};
         if (!attached.ok()) {
-          Say(absl::StrCat(attached.message(), ": this context runs without tlscache"));
+          if (DeclinedIndex() >= 0) {
+            SSL_CTX_set_ex_data(ctx, DeclinedIndex(), reinterpret_cast<void*>(uintptr_t{1}));
+          }
+          if (!absl::IsFailedPrecondition(attached) || !said_declined.exchange(true)) {
+            Say(absl::StrCat(attached.message(), ": this context runs without tlscache"));
+          }
           return;
         }
+        Prepare(ctx);  // connect now, while this first connection's ClientHello is on its way
         if (!said_attach.exchange(true)) {
           Say(absl::StrCat(
               "sessions are shared through ", config->addr, " (namespace ", config->ns,
               report.application_cache ? "), behind the application's own session cache" : ")"));
         }
-        if (report.server_cache_was_off && !said_cache.exchange(true)) {
-          Say("the application had turned the server session cache off; tlscache turned it on");
-        }
         if (!config->sid_ctx.empty() && !said_sid_ctx.exchange(true)) {
           Say("TLSCACHE_SID_CTX: the session ID context is set for every server context, in "
-              "place of the application's");
+              "place of the application's, bound to each context's client-certificate "
+              "requirements");
         }
         if (config->tickets == TicketMode::kFarm && !said_tickets.exchange(true)) {
           Say("TLSCACHE_TICKETS=farm: session tickets are encrypted under the farm's key ring, "

@@ -147,6 +147,8 @@ void AcceptLoop(SSL_CTX* ctx, int listen_fd, const std::string& name) {
 // Serves with `threads` threads until SIGTERM or SIGINT, which this thread waits for.
 void ServeProcess(SSL_CTX* ctx, int listen_fd, const std::string& name, int threads,
                   const sigset_t& signals) {
+  // In the process that serves (each worker, after fork): connect before the first client.
+  if (!absl::GetFlag(FLAGS_tlscache).empty()) tlscache_prepare(ctx);
   for (int i = 0; i < threads; ++i) {
     std::thread([ctx, listen_fd, name] { AcceptLoop(ctx, listen_fd, name); }).detach();
   }

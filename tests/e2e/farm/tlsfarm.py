@@ -161,16 +161,17 @@ class Farm:
         process.port = port
         return process
 
-    def issue(self, name, subject_alt_name="", server=False):
-        """A certificate for `name` from the farm's own CA (made on first use), with
-        `subject_alt_name` in openssl's syntax ("URI:spiffe://farm/x"). Returns
+    def issue(self, name, subject_alt_name="", server=False, ca_name="ca"):
+        """A certificate for `name` from the farm's CA called `ca_name` (made on first use),
+        with `subject_alt_name` in openssl's syntax ("URI:spiffe://farm/x"). Returns
         (cert, key, ca) paths."""
         openssl = require("openssl")
-        ca, ca_key = os.path.join(self.dir, "ca.pem"), os.path.join(self.dir, "ca.key")
+        ca = os.path.join(self.dir, f"{ca_name}.pem")
+        ca_key = os.path.join(self.dir, f"{ca_name}.key")
         new_key = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes"]
         if not os.path.exists(ca):
             subprocess.run([openssl, "req", "-x509", *new_key, "-keyout", ca_key, "-out", ca,
-                            "-days", "2", "-subj", "/CN=tlscache farm CA"],
+                            "-days", "2", "-subj", f"/CN=tlscache farm {ca_name}"],
                            check=True, capture_output=True)
         cert, key, csr, ext = (os.path.join(self.dir, f"{name}.{suffix}")
                                for suffix in ("pem", "key", "csr", "ext"))
@@ -216,14 +217,30 @@ class Farm:
         wait_for_port(ip, port, process=process.popen)
         return process
 
-    def nginx(self, ip, port, name, env=None, shared_cache=False, workers=2, tickets=False):
+    def nginx(self, ip, port, name, env=None, shared_cache=False, workers=2, tickets=False,
+              directives="", blocks=None):
         """Stock nginx (master and `workers` workers) serving TLS on ip:port; with `env`, run
-        with the tlscache preload library and those TLSCACHE_* variables."""
+        with the tlscache preload library and those TLSCACHE_* variables. `directives` go
+        into the server block (after the ticket and cache settings). `blocks` adds
+        server blocks: {port: directives}, each answering like the first and naming its
+        port and $ssl_client_verify."""
         prefix = os.path.join(self.dir, name)
         os.makedirs(os.path.join(prefix, "logs"), exist_ok=True)
         config = os.path.join(prefix, "nginx.conf")
         cache = "ssl_session_cache shared:SSL:10m;" if shared_cache else ""
         tickets = "" if tickets else "ssl_session_tickets off;"  # nginx's default is on
+        servers = "".join(f"""
+  server {{
+    listen {ip}:{block_port} ssl;
+    ssl_certificate {self.cert};
+    ssl_certificate_key {self.key};
+    ssl_protocols TLSv1.2 TLSv1.3;
+    {tickets}
+    {directives}
+    location / {{
+      return 200 "node {name} port {block_port} $ssl_client_verify pid $pid $ssl_protocol $ssl_session_reused\n";
+    }}
+  }}""" for block_port, directives in (blocks or {}).items())
         with open(config, "w") as f:
             f.write(f"""daemon off;
 master_process on;
@@ -246,10 +263,11 @@ http {{
     ssl_protocols TLSv1.2 TLSv1.3;
     {tickets}
     {cache}
+    {directives}
     location / {{
       return 200 "node {name} pid $pid $ssl_protocol $ssl_session_reused\n";
     }}
-  }}
+  }}{servers}
 }}
 """)
         argv = [require("nginx"), "-p", prefix, "-c", config, "-e", f"{prefix}/logs/error.log"]
@@ -372,9 +390,12 @@ backend farm
 
 
 class Client:
-    """A TLS client that offers its newest session on every connection, as browsers do."""
+    """A TLS client that offers its newest session on every connection. With `single_use`, it
+    offers each TLS 1.3 ticket once, as RFC 8446 (appendix C.4) asks and browsers and curl do:
+    a connection that brought no new ticket leaves it nothing to offer next time."""
 
-    def __init__(self, version):
+    def __init__(self, version, single_use=False):
+        self.single_use = single_use
         self.context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
         self.context.check_hostname = False
         self.context.verify_mode = ssl.CERT_NONE
@@ -385,6 +406,7 @@ class Client:
     def connect(self, ip, port, timeout=5.0):
         """One connection and request. Returns (resumed, node_line, handshake_seconds)."""
         start = time.monotonic()
+        offered = self.session
         with socket.create_connection((ip, port), timeout=timeout) as raw:
             # As browsers do: without it, the request written right after the client's
             # Finished waits for a delayed ACK (40 ms) on every resumed TLS 1.2 connection.
@@ -400,30 +422,41 @@ class Client:
                     data += chunk
                 resumed = tls.session_reused
                 self.session = tls.session  # the newest: TLS 1.3 tickets came with the reply
+                if (self.single_use and offered is not None and tls.version() == "TLSv1.3"
+                        and self.session.id == offered.id):
+                    self.session = None  # no new ticket: the one offered is spent
         body = data.decode(errors="replace").split("\r\n\r\n", 1)[-1].strip()
         return resumed, body, handshake
 
 
-# Stores are asynchronous: a session reaches the farm about a millisecond after the handshake
-# that made it, more on a loaded machine. A returning client comes back later than that; this
-# one waits 5 ms between connections, far less than any real client.
-RETURN_AFTER = 0.005
-
-# The lookup deadline (timeout_ms) of the nodes in tests that show sessions are shared; the
-# deadline itself has its own tests, at the default. On a machine running the whole suite at
-# once, a lookup can wait longer for a core than the default allows, and a lookup that times
-# out is a full handshake.
-SHARING_TIMEOUT_MS = 200
+def resumed_reconnects(client, ip, port, reconnects):
+    """Connects 1 + `reconnects` times, each straight after the last; how many of the
+    reconnects resumed."""
+    client.connect(ip, port)
+    return sum(1 for _ in range(reconnects) if client.connect(ip, port)[0])
 
 
 def resumption_rate(client, ip, port, reconnects):
     """Connects 1 + `reconnects` times; the fraction of reconnects that resumed."""
-    client.connect(ip, port)
-    resumed = 0
-    for _ in range(reconnects):
-        time.sleep(RETURN_AFTER)
-        resumed += 1 if client.connect(ip, port)[0] else 0
-    return resumed / reconnects
+    return resumed_reconnects(client, ip, port, reconnects) / reconnects
+
+
+def curl_resumptions(port, version, connections=20, ip="127.0.0.1"):
+    """Debian's curl, one process fetching `connections` URLs from https://ip:port with
+    `Connection: close` (a new connection each, offering the session curl kept: each TLS 1.3
+    ticket once). The servers name in their reply whether the session was resumed
+    (tlscache-tls-server "resumed", nginx's $ssl_session_reused "r", HAProxy's
+    ssl_fc_is_resumed "1"). Returns that as a string, "." full and "r" resumed, per
+    connection."""
+    urls = [f"https://{ip}:{port}/{i}" for i in range(connections)]
+    result = subprocess.run([require("curl"), "-sSk", "--http1.1", f"--tlsv{version}",
+                             "--tls-max", version, "-H", "Connection: close", "-w", "\\n",
+                             *urls], capture_output=True, text=True, timeout=120)
+    lines = [line for line in result.stdout.splitlines() if line.startswith("node ")]
+    if result.returncode != 0 or len(lines) != connections:
+        raise AssertionError(f"curl exited with {result.returncode}: {result.stderr}\n"
+                             f"{result.stdout}")
+    return "".join("r" if line.split()[-1] in ("resumed", "r", "1") else "." for line in lines)
 
 
 def _resp_command(sock, *args):

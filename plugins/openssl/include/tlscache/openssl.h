@@ -6,8 +6,9 @@
  * that OpenSSL's own cache does not have is looked up there (for at most timeout_ms). Any
  * failure of the cache means "no session": the handshake goes on as a full one, never fails.
  *
- * Call tlscache_attach before the SSL_CTX handles connections; it may be called in a master
- * process that forks workers (nothing is connected until a worker's first handshake).
+ * Call tlscache_attach before the SSL_CTX handles connections, after its client authentication
+ * is configured; it may be called in a master process that forks workers (nothing is
+ * connected until a worker's first handshake, or tlscache_prepare in the worker).
  * All functions are thread-safe.
  */
 #ifndef TLSCACHE_OPENSSL_H_
@@ -24,12 +25,23 @@ extern "C" {
 
 /*
  * Installs tlscache's session callbacks on a server SSL_CTX. `config` is "key=value;..."
- * with the keys addr (required), namespace, timeout_ms, sid_ctx, tickets, ca_file,
- * cert_file, key_file. Returns 1 on success; 0 if the config is bad (ctx is left unchanged
- * and tlscache_last_error() says why). Attaching again replaces the configuration; do it
+ * with the keys addr (required), namespace, timeout_ms, connect_timeout_ms, sid_ctx, tickets,
+ * ca_file, cert_file, key_file. Returns 1 on success; 0 if the config is bad or the context's
+ * session cache is off (SSL_SESS_CACHE_OFF): ctx is left unchanged and tlscache_last_error()
+ * says why. Attaching again replaces the configuration; do it
  * before the context serves handshakes, not while it does.
  */
 int tlscache_attach(SSL_CTX *ctx, const char *config) TLSCACHE_NOEXCEPT;
+
+/*
+ * Connects this process to the cache of an attached `ctx` now, in the background (and with
+ * tickets=farm fetches the key ring), so that its first handshakes find the cache ready.
+ * Never blocks. Call it in the process that serves `ctx`: after fork() in each worker of a
+ * pre-fork server (never in the master), or after tlscache_attach in a server that does not
+ * fork. Without it, a process connects on its first handshake, which then waits for at most
+ * connect_timeout_ms. Returns 1; 0 if `ctx` has no tlscache (tlscache_last_error() says so).
+ */
+int tlscache_prepare(SSL_CTX *ctx) TLSCACHE_NOEXCEPT;
 
 /*
  * The counters of `ctx`, or of every context attached in this process when `ctx` is NULL, as

@@ -11,11 +11,13 @@ using ::testing::HasSubstr;
 TEST(PluginConfigTest, ParsesEveryKey) {
   auto config = ParsePluginConfig(
       " addr=cache.internal:7700 ; namespace=edge-eu;timeout_ms=12;sid_ctx=farm-1;"
+      "connect_timeout_ms=80;"
       "tickets=off;ca_file=/etc/ca.pem;cert_file=/etc/c.pem;key_file=/etc/k.pem;");
   ASSERT_TRUE(config.ok()) << config.status();
   EXPECT_EQ(config->addr, "cache.internal:7700");
   EXPECT_EQ(config->ns, "edge-eu");
   EXPECT_EQ(config->timeout, absl::Milliseconds(12));
+  EXPECT_EQ(config->connect_timeout, absl::Milliseconds(80));
   EXPECT_EQ(config->sid_ctx, "farm-1");
   EXPECT_EQ(config->tickets, TicketMode::kOff);
   EXPECT_EQ(config->ca_file, "/etc/ca.pem");
@@ -28,6 +30,7 @@ TEST(PluginConfigTest, Defaults) {
   ASSERT_TRUE(config.ok()) << config.status();
   EXPECT_EQ(config->ns, "default");
   EXPECT_EQ(config->timeout, absl::Milliseconds(5));
+  EXPECT_EQ(config->connect_timeout, absl::Milliseconds(500));
   EXPECT_EQ(config->sid_ctx, "");
   EXPECT_EQ(config->tickets, TicketMode::kOff);
 }
@@ -45,6 +48,7 @@ TEST(PluginConfigTest, ErrorsNameTheKey) {
            Case{"addr=h:1;timeout_ms=0", "timeout_ms: '0'"},
            Case{"addr=h:1;timeout_ms=fast", "timeout_ms: 'fast'"},
            Case{"addr=h:1;timeout_ms=5000", "timeout_ms: '5000'"},
+           Case{"addr=h:1;connect_timeout_ms=20000", "connect_timeout_ms: '20000'"},
            Case{"addr=h:1;namespace=a b", "namespace may only contain"},
            Case{"addr=h:1;sid_ctx=012345678901234567890123456789012", "sid_ctx: must be 1 to 32"},
            Case{"addr=h:1;tickets=maybe", "tickets: 'maybe' is not off or farm"},

@@ -5,11 +5,13 @@
 
 #include <cstdio>
 #include <string>
+#include <tuple>
 
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "tests/testing/fake_session_cache.h"
 #include "tests/testing/store_sync.h"
+#include "tests/testing/temp_dir.h"
 #include "tests/testing/tls_pair.h"
 #include "tlscache/openssl.h"
 
@@ -22,6 +24,8 @@ using ::tlscache::testing::FakeSessionCache;
 using ::tlscache::testing::MakeClientContext;
 using ::tlscache::testing::MakeServerContext;
 using ::tlscache::testing::RunHandshake;
+using ::tlscache::testing::TempDir;
+using ::tlscache::testing::WriteSelfSignedPem;
 
 class PluginTest : public ::testing::TestWithParam<int> {
  protected:
@@ -68,6 +72,27 @@ TEST_P(PluginTest, AnotherNodeResumesTheSessionTheOriginStored) {
   EXPECT_TRUE(h->resumed);
   EXPECT_EQ(StatsOf(other_.get()).resumed, 1u);
   EXPECT_GE(StatsOf(origin_.get()).stored, 1u);
+}
+
+// The ID a client offers with `session`: its TLS 1.3 ticket (a stateful ticket is the
+// server's session ID), else its session ID.
+std::string OfferedId(SSL_SESSION* session) {
+  const unsigned char* ticket = nullptr;
+  size_t ticket_len = 0;
+  SSL_SESSION_get0_ticket(session, &ticket, &ticket_len);
+  if (ticket_len > 0) return std::string(reinterpret_cast<const char*>(ticket), ticket_len);
+  unsigned int id_len = 0;
+  const unsigned char* id = SSL_SESSION_get_id(session, &id_len);
+  return std::string(reinterpret_cast<const char*>(id), id_len);
+}
+
+TEST_P(PluginTest, TheCacheHoldsASessionBeforeTheHandshakeThatMadeItEnds) {
+  // A client may come back to another node as soon as it has the session: the store was
+  // acknowledged before the handshake gave it out.
+  auto h = RunHandshake(client_ctx_.get(), origin_.get(), nullptr);
+  ASSERT_TRUE(h.ok()) << h.status();
+  SslSessionPtr session(SSL_get1_session(h->client.get()));
+  EXPECT_TRUE(fake_.Holds(OfferedId(session.get())));
 }
 
 TEST_P(PluginTest, TlscacheStatsCountsAContextOrTheWholeProcessAsJson) {
@@ -190,6 +215,74 @@ TEST(PluginTls13Test, WithEarlyDataLookupsConsumeTheTicket) {
   ASSERT_TRUE(resumed.ok());
   EXPECT_TRUE(resumed->resumed);
   EXPECT_TRUE(fake.last_get_consumed());
+}
+
+// A server context that asks for client certificates from the CA in `ca_file`.
+SslCtxPtr ClientAuthContext(const std::string& ca_file, int mode) {
+  SslCtxPtr ctx = MakeServerContext();
+  EXPECT_EQ(SSL_CTX_load_verify_locations(ctx.get(), ca_file.c_str(), nullptr), 1);
+  SSL_CTX_set_client_CA_list(ctx.get(), SSL_load_client_CA_file(ca_file.c_str()));
+  SSL_CTX_set_verify(ctx.get(), mode, nullptr);
+  return ctx;
+}
+
+class PluginClientAuthTest : public ::testing::TestWithParam<std::tuple<int, std::string>> {};
+
+TEST_P(PluginClientAuthTest, ASessionNeverResumesUnderOtherClientCertificateRequirements) {
+  const auto& [version, config] = GetParam();
+  FakeSessionCache fake;
+  TempDir dir("client-auth");
+  const std::string ca_a = dir.path() + "/ca-a.pem", ca_b = dir.path() + "/ca-b.pem";
+  ASSERT_TRUE(WriteSelfSignedPem("CA A", ca_a, dir.path() + "/ca-a.key").ok());
+  ASSERT_TRUE(WriteSelfSignedPem("CA B", ca_b, dir.path() + "/ca-b.key").ok());
+  // The application gives every context the same session ID context, as HAProxy does.
+  SslCtxPtr origin = ClientAuthContext(ca_a, SSL_VERIFY_PEER);
+  SslCtxPtr twin = ClientAuthContext(ca_a, SSL_VERIFY_PEER);
+  SslCtxPtr other_ca = ClientAuthContext(ca_b, SSL_VERIFY_PEER);
+  SslCtxPtr required = ClientAuthContext(ca_a, SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT);
+  SslCtxPtr no_client_auth = MakeServerContext();
+  for (SSL_CTX* ctx :
+       {origin.get(), twin.get(), other_ca.get(), required.get(), no_client_auth.get()}) {
+    SSL_CTX_set_session_id_context(ctx, reinterpret_cast<const unsigned char*>("app"), 3);
+    const std::string text = "addr=" + fake.addr() + ";timeout_ms=500" + config;
+    ASSERT_EQ(tlscache_attach(ctx, text.c_str()), 1) << tlscache_last_error();
+  }
+  // The client presents no certificate: SSL_VERIFY_PEER alone lets it through.
+  SslCtxPtr client = MakeClientContext(version);
+  auto first = RunHandshake(client.get(), origin.get(), nullptr);
+  ASSERT_TRUE(first.ok()) << first.status();
+  SslSessionPtr session(SSL_get1_session(first->client.get()));
+  auto same = RunHandshake(client.get(), twin.get(), session.get());
+  ASSERT_TRUE(same.ok()) << same.status();
+  EXPECT_TRUE(same->resumed) << "identically configured contexts share";
+  for (SSL_CTX* ctx : {other_ca.get(), no_client_auth.get()}) {
+    auto h = RunHandshake(client.get(), ctx, session.get());
+    ASSERT_TRUE(h.ok()) << h.status();
+    EXPECT_FALSE(h->resumed);
+  }
+  // Requiring a certificate the client does not have fails the full handshake: what matters
+  // is that the session did not resume past the requirement.
+  auto h = RunHandshake(client.get(), required.get(), session.get());
+  EXPECT_TRUE(!h.ok() || !h->resumed);
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    VersionsAndModes, PluginClientAuthTest,
+    ::testing::Combine(::testing::Values(TLS1_2_VERSION, TLS1_3_VERSION),
+                       ::testing::Values(std::string(""), std::string(";sid_ctx=farm"))),
+    [](const ::testing::TestParamInfo<std::tuple<int, std::string>>& param_info) {
+      return std::string(std::get<0>(param_info.param) == TLS1_2_VERSION ? "Tls12" : "Tls13") +
+             (std::get<1>(param_info.param).empty() ? "AppSidCtx" : "FarmSidCtx");
+    });
+
+TEST(PluginAttachTest, AContextWhoseSessionCacheIsOffStaysOutOfTheFarm) {
+  SslCtxPtr ctx = MakeServerContext();
+  SSL_CTX_set_session_cache_mode(ctx.get(), SSL_SESS_CACHE_OFF);
+  EXPECT_EQ(tlscache_attach(ctx.get(), "addr=127.0.0.1:1"), 0);
+  EXPECT_THAT(tlscache_last_error(), HasSubstr("SSL_SESS_CACHE_OFF"));
+  EXPECT_EQ(SSL_CTX_sess_get_new_cb(ctx.get()), nullptr);
+  EXPECT_EQ(SSL_CTX_get_session_cache_mode(ctx.get()), SSL_SESS_CACHE_OFF);
+  EXPECT_EQ(SSL_CTX_get_options(ctx.get()) & SSL_OP_NO_TICKET, 0u);
 }
 
 TEST(PluginAttachTest, ABadConfigLeavesTheContextAloneAndSaysWhy) {

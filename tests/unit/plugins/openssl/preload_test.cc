@@ -45,6 +45,28 @@ TEST_F(PreloadTest, AttachesToAServerContextOnItsFirstAcceptedConnection) {
   EXPECT_NE(SSL_CTX_get_options(server.get()) & SSL_OP_NO_TICKET, 0u);  // TLSCACHE_TICKETS=off
 }
 
+TEST_F(PreloadTest, TheConnectionItAttachesOnGetsTlscachesSettingsToo) {
+  // SSL_new copied the context's options before the preload attached: the first connection
+  // of a worker must not run as if tlscache were absent.
+  SslCtxPtr server = testing::MakeServerContext();
+  SslPtr ssl(SSL_new(server.get()));
+  EXPECT_EQ(SSL_get_options(ssl.get()) & SSL_OP_NO_TICKET, 0u);
+  hook_(ssl.get());
+  EXPECT_NE(SSL_get_options(ssl.get()) & SSL_OP_NO_TICKET, 0u);  // TLSCACHE_TICKETS=off
+}
+
+TEST_F(PreloadTest, LeavesAContextWithItsSessionCacheOffAlone) {
+  SslCtxPtr server = testing::MakeServerContext();
+  SSL_CTX_set_session_cache_mode(server.get(), SSL_SESS_CACHE_OFF);  // ssl_session_cache off
+  for (int i = 0; i < 2; ++i) {
+    SslPtr ssl(SSL_new(server.get()));
+    hook_(ssl.get());
+    EXPECT_EQ(SSL_get_options(ssl.get()) & SSL_OP_NO_TICKET, 0u);
+  }
+  EXPECT_EQ(SSL_CTX_sess_get_new_cb(server.get()), nullptr);
+  EXPECT_EQ(SSL_CTX_get_session_cache_mode(server.get()), SSL_SESS_CACHE_OFF);
+}
+
 TEST_F(PreloadTest, LeavesClientContextsAlone) {
   // nginx creates upstream contexts with the same method as its server ones; only the
   // accept side of a connection decides.
