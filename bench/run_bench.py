@@ -265,6 +265,14 @@ FARM_LOOKUPS = ("--internal_cache=false",)
 
 def lookup_part(seconds):
     """TLS 1.2 resumed-handshake latency of one node, one client: internal cache vs shared."""
+    return [(name, kind, r) for name, kind, version, r in
+            one_node_runs(seconds, ("1.2",), "--resume=newest", FARM_LOOKUPS)]
+
+
+def one_node_runs(seconds, versions, resume, node_extra=()):
+    """One client against one node at a time, for each TLS version: tlscache-tls-server on its
+    own cache and with tlscache (memory store, Redis), Apache with shmcb and with redis:.
+    Returns (node, kind, version, tlscache-bench result) rows."""
     rows = []
     farm = tlsfarm.Farm()
     try:
@@ -276,10 +284,10 @@ def lookup_part(seconds):
              lambda port: farm.node("127.0.0.1", port, name=f"own-{port}")),
             ("tlscache-tls-server, tlscache on the memory store", "tlscache",
              lambda port: farm.node("127.0.0.1", port, tlscache=f"addr={memory.addr}",
-                                    name=f"memory-{port}", extra=FARM_LOOKUPS)),
+                                    name=f"memory-{port}", extra=node_extra)),
             ("tlscache-tls-server, tlscache on Redis", "tlscache",
              lambda port: farm.node("127.0.0.1", port, tlscache=f"addr={shared.addr}",
-                                    name=f"redis-{port}", extra=FARM_LOOKUPS)),
+                                    name=f"redis-{port}", extra=node_extra)),
             ("Apache mod_ssl, shmcb (its own cache)", "apache-internal",
              lambda port: farm.apache("127.0.0.1", port, f"shmcb-{port}",
                                       f"shmcb:{farm.dir}/shmcb-{port}.cache(512000)")),
@@ -294,9 +302,10 @@ def lookup_part(seconds):
             except tlsfarm.unittest.SkipTest as why:
                 log(f"skipped {name}: {why}")
                 continue
-            r = tlscache_bench("tls", f"--target=127.0.0.1:{port}", "--tls=1.2",
-                               "--concurrency=1", f"--duration={seconds}s", "--resume=newest")
-            rows.append((name, kind, r))
+            for version in versions:
+                r = tlscache_bench("tls", f"--target=127.0.0.1:{port}", f"--tls={version}",
+                                   "--concurrency=1", f"--duration={seconds}s", resume)
+                rows.append((name, kind, version, r))
     finally:
         farm.close()
     return rows
@@ -405,42 +414,7 @@ def full_handshake_part(seconds):
     """Full-handshake latency of one node, one client offering no session: a node keeping its
     sessions itself against one that stores each in the farm (and awaits the store), beside
     Apache with shmcb and with redis: (whose store is in the handshake too)."""
-    rows = []
-    farm = tlsfarm.Farm()
-    try:
-        redis = farm.redis()
-        memory = farm.cache()
-        shared = farm.cache(store=f"redis://127.0.0.1:{redis.port}")
-        nodes = [
-            ("tlscache-tls-server, its own OpenSSL cache", "internal",
-             lambda port: farm.node("127.0.0.1", port, name=f"full-own-{port}")),
-            ("tlscache-tls-server, tlscache on the memory store", "tlscache",
-             lambda port: farm.node("127.0.0.1", port, tlscache=f"addr={memory.addr}",
-                                    name=f"full-memory-{port}")),
-            ("tlscache-tls-server, tlscache on Redis", "tlscache",
-             lambda port: farm.node("127.0.0.1", port, tlscache=f"addr={shared.addr}",
-                                    name=f"full-redis-{port}")),
-            ("Apache mod_ssl, shmcb (its own cache)", "apache-internal",
-             lambda port: farm.apache("127.0.0.1", port, f"full-shmcb-{port}",
-                                      f"shmcb:{farm.dir}/full-shmcb-{port}.cache(512000)")),
-            ("Apache mod_ssl, redis: (shared)", "apache",
-             lambda port: farm.apache("127.0.0.1", port, f"full-apache-redis-{port}",
-                                      f"redis:127.0.0.1:{redis.port}")),
-        ]
-        for name, kind, start in nodes:
-            port = tlsfarm.free_port()
-            try:
-                start(port)
-            except tlsfarm.unittest.SkipTest as why:
-                log(f"skipped {name}: {why}")
-                continue
-            for version in ("1.2", "1.3"):
-                r = tlscache_bench("tls", f"--target=127.0.0.1:{port}", f"--tls={version}",
-                                   "--concurrency=1", f"--duration={seconds}s", "--resume=none")
-                rows.append((name, kind, version, r))
-    finally:
-        farm.close()
-    return rows
+    return one_node_runs(seconds, ("1.2", "1.3"), "--resume=none")
 
 
 def full_handshake_table(rows):

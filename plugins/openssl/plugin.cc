@@ -412,6 +412,7 @@ void Add(const CtxState& state, Totals* totals) {
   totals->client.stores += c.stores;
   totals->client.store_failures += c.store_failures;
   totals->client.queue_drops += c.queue_drops;
+  totals->client.ack_timeouts += c.ack_timeouts;
   totals->breaker_open |= c.breaker != client::BreakerState::kClosed;
 }
 
@@ -439,10 +440,10 @@ absl::StatusOr<std::string> StatsJson(SSL_CTX* ctx) {
       "{\"contexts\":%d,\"sessions\":{\"stored\":%d,\"skipped\":%d,\"resumed\":%d,"
       "\"rejected\":%d,\"deleted\":%d},\"lookups\":{\"hits\":%d,\"misses\":%d,"
       "\"errors\":%d,\"timeouts\":%d,\"skipped\":%d},\"stores\":{\"sent\":%d,"
-      "\"failed\":%d,\"dropped\":%d},\"breaker\":\"%s\"}",
+      "\"failed\":%d,\"dropped\":%d,\"late\":%d},\"breaker\":\"%s\"}",
       totals.contexts, p.stored, p.skipped, p.resumed, p.rejected, p.deleted, c.hits, c.misses,
       c.errors, c.timeouts, c.skipped, c.stores, c.store_failures, c.queue_drops,
-      totals.breaker_open ? "open" : "closed");
+      c.ack_timeouts, totals.breaker_open ? "open" : "closed");
 }
 
 std::string StatsLine() {
@@ -451,10 +452,10 @@ std::string StatsLine() {
   const client::ClientStats& c = totals.client;
   return absl::StrFormat(
       "pid %d: %d contexts; sessions resumed %d, rejected %d, stored %d; lookups %d hits, %d "
-      "misses, %d errors, %d timeouts, %d skipped; stores %d sent, %d failed, %d dropped; "
-      "breaker %s",
+      "misses, %d errors, %d timeouts, %d skipped; stores %d sent, %d failed, %d dropped, %d "
+      "acknowledged late; breaker %s",
       getpid(), totals.contexts, p.resumed, p.rejected, p.stored, c.hits, c.misses, c.errors,
-      c.timeouts, c.skipped, c.stores, c.store_failures, c.queue_drops,
+      c.timeouts, c.skipped, c.stores, c.store_failures, c.queue_drops, c.ack_timeouts,
       totals.breaker_open ? "open" : "closed");
 }
 

@@ -48,7 +48,8 @@ int tlscache_prepare(SSL_CTX *ctx) TLSCACHE_NOEXCEPT;
  * one JSON object (valid until the next tlscache_stats call on this thread):
  *   {"contexts":1,"sessions":{"stored":..,"skipped":..,"resumed":..,"rejected":..,
  *    "deleted":..},"lookups":{"hits":..,"misses":..,"errors":..,"timeouts":..,"skipped":..},
- *    "stores":{"sent":..,"failed":..,"dropped":..},"breaker":"closed"}
+ *    "stores":{"sent":..,"failed":..,"dropped":..,"late":..},"breaker":"closed"}
+ * ("late": stores a handshake awaited that were not acknowledged within timeout_ms)
  * Counters are this process's since it attached (or forked). NULL if `ctx` has no tlscache
  * (tlscache_last_error() says so).
  */
