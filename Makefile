@@ -20,7 +20,7 @@ DEB_PACKAGES := build-essential cmake ninja-build ccache pkg-config \
 	libgrpc++-dev libprotobuf-dev protobuf-compiler protobuf-compiler-grpc \
 	libabsl-dev libssl-dev libhiredis-dev libgtest-dev libgmock-dev libbenchmark-dev \
 	libcpp-httplib-dev python3-prometheus-client \
-	redis-server redis-tools haproxy nginx openssl python3 clang libclang-rt-14-dev
+	redis-server redis-tools haproxy nginx openssl curl python3 clang libclang-rt-14-dev
 
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 

@@ -192,6 +192,15 @@ class NginxPreloadTest(FarmTestCase):
         resumed, body, _ = client.connect(tlsfarm.NODE_IPS[1], port_a)
         self.assertTrue(resumed, f"identical block A did not share: {body}")
         session = client.session
+        self.assertIsNotNone(session, "block A gave no session to offer")
+        # Block B in its steady state too, not only at its workers' first connections: each
+        # of them has served a connection (no session, no certificate) before the session
+        # from block A is offered to it.
+        stranger = tlsfarm.Client(version)
+        for ip in tlsfarm.NODE_IPS[:2]:
+            for _ in range(4):
+                stranger.session = None
+                stranger.connect(ip, port_b)
         crossed = []
         for ip in tlsfarm.NODE_IPS[:2]:
             client.session = session
