@@ -86,8 +86,16 @@ int CaPartIndex() {
 
 absl::Mutex ca_part_mu(absl::kConstInit);
 
+// Handshakes only read the part kept on their context (ClientAuthDigest(SSL_CTX*) at attach
+// keeps it), under a shared lock; it is computed under the exclusive one at most once.
 std::string CaPart(SSL_CTX* ctx) {
   if (CaPartIndex() < 0) return ComputeCaPart(ctx);
+  {
+    absl::ReaderMutexLock lock(&ca_part_mu);
+    if (auto* part = static_cast<std::string*>(SSL_CTX_get_ex_data(ctx, CaPartIndex()))) {
+      return *part;
+    }
+  }
   absl::MutexLock lock(&ca_part_mu);
   auto* part = static_cast<std::string*>(SSL_CTX_get_ex_data(ctx, CaPartIndex()));
   if (part == nullptr) {

@@ -305,9 +305,9 @@ absl::Status Attach(SSL_CTX* ctx, const PluginConfig& config, AttachReport* repo
   auto state = std::make_unique<CtxState>();
   state->config = config;
   state->client = std::move(shared);
-  if (!config.sid_ctx.empty()) {
-    state->sid_ctx = FarmSessionIdContext(config.sid_ctx, ClientAuthDigest(ctx));
-  }
+  // Computed here, off the handshakes, and kept on the context for them (client_auth.h).
+  const std::string client_auth = ClientAuthDigest(ctx);
+  if (!config.sid_ctx.empty()) state->sid_ctx = FarmSessionIdContext(config.sid_ctx, client_auth);
   CtxState* previous = StateOf(ctx);
   if (previous != nullptr) {
     // Attached before: the callbacks on the context are ours; the application's are these.

@@ -25,19 +25,16 @@ class NginxPreloadTest(FarmTestCase):
     """Freshly started nginx farms at the preload's defaults: every connection counts, from
     each worker's very first."""
 
-    def nginx_farm(self, env, shared_cache=False, tickets=False, blocks=None):
+    def nginx_farm(self, variables, shared_cache=False, tickets=False, blocks=None):
         port, nodes = self.farm.on_every_node(
-            lambda ip, port, name: self.farm.nginx(ip, port, name, env=env,
+            lambda ip, port, name: self.farm.nginx(ip, port, name, env=variables,
                                                    shared_cache=shared_cache, tickets=tickets,
                                                    blocks=blocks))
         return nodes, port, self.farm.haproxy(port)
 
-    def env(self, cache, **extra):
-        return env(cache, **extra)
-
     def test_every_nginx_resumes_every_session_with_tickets_off(self):
         cache = self.farm.cache()
-        nodes, port, lb = self.nginx_farm(self.env(cache))
+        nodes, port, lb = self.nginx_farm(env(cache))
         self.assert_every_reconnect_resumes(lb, "nginx + preload")
         session = os.path.join(self.farm.dir, "session.pem")
         self.assertIn("New,", tlsfarm.s_client(tlsfarm.NODE_IPS[0], port, "tls1_2",
@@ -56,7 +53,7 @@ class NginxPreloadTest(FarmTestCase):
 
     def test_stats_interval_prints_each_workers_counters(self):
         cache = self.farm.cache()
-        nodes, _, lb = self.nginx_farm(self.env(cache, TLSCACHE_STATS_INTERVAL="1"))
+        nodes, _, lb = self.nginx_farm(env(cache, TLSCACHE_STATS_INTERVAL="1"))
         self.resumption(lb, "nginx + preload with stats")
         log_path = os.path.join(nodes[0].prefix, "logs", "error.log")
         deadline = time.monotonic() + 10
@@ -72,17 +69,17 @@ class NginxPreloadTest(FarmTestCase):
 
     def test_curl_resumes_every_reconnect(self):
         cache = self.farm.cache()
-        _, _, lb = self.nginx_farm(self.env(cache))
+        _, _, lb = self.nginx_farm(env(cache))
         self.assert_curl_resumes_every_reconnect(lb, "nginx, TLSCACHE_TICKETS=off")
 
     def test_curl_resumes_every_reconnect_with_nginx_tickets_on_the_farm_key_ring(self):
         cache = self.farm.cache()
-        _, _, lb = self.nginx_farm(self.env(cache, TLSCACHE_TICKETS="farm"), tickets=True)
+        _, _, lb = self.nginx_farm(env(cache, TLSCACHE_TICKETS="farm"), tickets=True)
         self.assert_curl_resumes_every_reconnect(lb, "nginx, TLSCACHE_TICKETS=farm")
 
     def test_nginx_shared_cache_stays_the_first_tier(self):
         cache = self.farm.cache()
-        nodes, port, lb = self.nginx_farm(self.env(cache), shared_cache=True)
+        nodes, port, lb = self.nginx_farm(env(cache), shared_cache=True)
         self.assert_every_reconnect_resumes(lb, "nginx shared cache + preload")
         log = open(os.path.join(nodes[0].prefix, "logs", "error.log")).read()
         self.assertIn("behind the application's own session cache", log)
@@ -95,7 +92,7 @@ class NginxPreloadTest(FarmTestCase):
 
     def test_nginx_with_its_default_tickets_on_uses_the_farm_key_ring(self):
         cache = self.farm.cache()
-        nodes, _, lb = self.nginx_farm(self.env(cache, TLSCACHE_TICKETS="farm"), tickets=True)
+        nodes, _, lb = self.nginx_farm(env(cache, TLSCACHE_TICKETS="farm"), tickets=True)
         self.assert_every_reconnect_resumes(lb, "nginx tickets on + farm key ring")
         log = open(os.path.join(nodes[0].prefix, "logs", "error.log")).read()
         self.assertIn("TLSCACHE_TICKETS=farm", log)
@@ -116,7 +113,7 @@ class NginxPreloadTest(FarmTestCase):
 
     def test_reloads_and_worker_restarts_fail_no_connection(self):
         cache = self.farm.cache()
-        nodes, _, lb = self.nginx_farm(self.env(cache))
+        nodes, _, lb = self.nginx_farm(env(cache))
         client = tlsfarm.Client(ssl.TLSVersion.TLSv1_3, single_use=True)
         failures, results = [], []
         stop = threading.Event()
@@ -233,7 +230,7 @@ class NginxPreloadTest(FarmTestCase):
         cache = self.farm.cache()
         port = tlsfarm.free_port()
         node = self.farm.nginx("127.0.0.1", port, "solo",
-                               env=self.env(cache, TLSCACHE_TIMEOUT_MS="fast"))
+                               env=env(cache, TLSCACHE_TIMEOUT_MS="fast"))
         client = tlsfarm.Client(ssl.TLSVersion.TLSv1_2)
         self.assertIn("node solo", client.connect("127.0.0.1", port)[1])
         lines = [line for line in node.output().splitlines() if "tlscache" in line]

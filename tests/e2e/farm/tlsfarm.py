@@ -229,18 +229,24 @@ class Farm:
         config = os.path.join(prefix, "nginx.conf")
         cache = "ssl_session_cache shared:SSL:10m;" if shared_cache else ""
         tickets = "" if tickets else "ssl_session_tickets off;"  # nginx's default is on
-        servers = "".join(f"""
+
+        def server(block_port, settings, reply):
+            return f"""
   server {{
     listen {ip}:{block_port} ssl;
     ssl_certificate {self.cert};
     ssl_certificate_key {self.key};
     ssl_protocols TLSv1.2 TLSv1.3;
     {tickets}
-    {directives}
+    {settings}
     location / {{
-      return 200 "node {name} port {block_port} $ssl_client_verify pid $pid $ssl_protocol $ssl_session_reused\n";
+      return 200 "node {name} {reply}pid $pid $ssl_protocol $ssl_session_reused\n";
     }}
-  }}""" for block_port, directives in (blocks or {}).items())
+  }}"""
+
+        servers = server(port, f"{cache}\n    {directives}", "") + "".join(
+            server(block_port, block_directives, f"port {block_port} $ssl_client_verify ")
+            for block_port, block_directives in (blocks or {}).items())
         with open(config, "w") as f:
             f.write(f"""daemon off;
 master_process on;
@@ -255,19 +261,7 @@ http {{
   proxy_temp_path {prefix}/proxy;
   fastcgi_temp_path {prefix}/fastcgi;
   uwsgi_temp_path {prefix}/uwsgi;
-  scgi_temp_path {prefix}/scgi;
-  server {{
-    listen {ip}:{port} ssl;
-    ssl_certificate {self.cert};
-    ssl_certificate_key {self.key};
-    ssl_protocols TLSv1.2 TLSv1.3;
-    {tickets}
-    {cache}
-    {directives}
-    location / {{
-      return 200 "node {name} pid $pid $ssl_protocol $ssl_session_reused\n";
-    }}
-  }}{servers}
+  scgi_temp_path {prefix}/scgi;{servers}
 }}
 """)
         argv = [require("nginx"), "-p", prefix, "-c", config, "-e", f"{prefix}/logs/error.log"]
