@@ -1,7 +1,7 @@
 // CacheClient: the TLS-server side of tlscache, a client of tlscache.v1.SessionCache built
 // for the handshake path.
 //
-//   - Get blocks for at most `lookup_timeout` (default 5 ms) and is skipped while the circuit
+//   - Get blocks for at most `lookup_timeout` (default 20 ms) and is skipped while the circuit
 //     breaker is open: a slow or dead cache costs a handshake a few milliseconds at worst.
 //   - A process connects on its first use (or Prepare). Until that connection has answered
 //     once, and for at most `connect_timeout` after the first use, a Get (and a first
@@ -43,7 +43,9 @@ namespace tlscache::client {
 
 struct ClientOptions {
   std::string addr;  // HOST:PORT of a cache replica (or a balancer in front of them)
-  absl::Duration lookup_timeout = absl::Milliseconds(5);
+  // 20 ms: a node whose CPU is busy waits for a core as well as for the cache, and at 5 ms
+  // such waits alone made lookups time out (docs/benchmarks.md, part 4).
+  absl::Duration lookup_timeout = absl::Milliseconds(20);
   // The most a process's first calls wait, once, for its connection (see above).
   absl::Duration connect_timeout = absl::Milliseconds(500);
   // TLS to the cache: with ca_file the channel is TLS; cert_file + key_file add a client

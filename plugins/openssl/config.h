@@ -4,7 +4,7 @@
 //
 //   addr        HOST:PORT of the cache service (required)
 //   namespace   [A-Za-z0-9._-]{1,64}, default "default"
-//   timeout_ms  lookup deadline, 1..1000, default 5
+//   timeout_ms  lookup deadline, 1..1000, default 20
 //   connect_timeout_ms  how long a process's first handshakes may wait, once, for its
 //               connection to the cache (and with tickets=farm for the key ring), 0..10000,
 //               default 500
@@ -31,7 +31,7 @@ enum class TicketMode { kApplication, kOff, kFarm };
 struct PluginConfig {
   std::string addr;
   std::string ns = "default";
-  absl::Duration timeout = absl::Milliseconds(5);
+  absl::Duration timeout = absl::Milliseconds(20);
   absl::Duration connect_timeout = absl::Milliseconds(500);
   std::string sid_ctx;  // empty: leave the application's
   TicketMode tickets = TicketMode::kOff;

@@ -153,6 +153,9 @@ void ServeProcess(SSL_CTX* ctx, int listen_fd, const std::string& name, int thre
     std::thread([ctx, listen_fd, name] { AcceptLoop(ctx, listen_fd, name); }).detach();
   }
   WaitForTermination(signals);
+  // What this process's handshakes asked of the cache, for whoever reads the log at the end.
+  if (absl::GetFlag(FLAGS_tlscache).empty()) return;
+  if (const char* stats = tlscache_stats(nullptr)) LogInfo("pid %d tlscache: %s", getpid(), stats);
 }
 
 int Main() {

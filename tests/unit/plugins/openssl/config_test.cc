@@ -29,7 +29,7 @@ TEST(PluginConfigTest, Defaults) {
   auto config = ParsePluginConfig("addr=127.0.0.1:7700");
   ASSERT_TRUE(config.ok()) << config.status();
   EXPECT_EQ(config->ns, "default");
-  EXPECT_EQ(config->timeout, absl::Milliseconds(5));
+  EXPECT_EQ(config->timeout, absl::Milliseconds(20));
   EXPECT_EQ(config->connect_timeout, absl::Milliseconds(500));
   EXPECT_EQ(config->sid_ctx, "");
   EXPECT_EQ(config->tickets, TicketMode::kOff);
