@@ -4,10 +4,13 @@
 #include <grpcpp/create_channel.h>
 #include <grpcpp/security/credentials.h>
 #include <grpcpp/support/channel_arguments.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <cstdio>
+#include <optional>
 #include <condition_variable>
 #include <deque>
 #include <map>
@@ -22,6 +25,7 @@
 #include "common/log.h"
 #include "common/secret_bytes.h"
 #include "common/status_util.h"
+#include "client/session_follower.h"
 #include "grpc/health/v1/health.grpc.pb.h"
 #include "tlscache/v1/session_cache.grpc.pb.h"
 
@@ -34,6 +38,31 @@ constexpr int kMaxReplyBytes = 64 << 10;
 // Bound on a background Put or Delete; they are off the handshake path, so this only keeps
 // the in-flight window moving when the cache is slow.
 constexpr absl::Duration kStoreTimeout = absl::Seconds(1);
+
+// How long the calling thread has waited, runnable, for a CPU since it started
+// (/proc/thread-self/schedstat, second field); nullopt where the kernel does not say.
+std::optional<absl::Duration> RunQueueWait() {
+  thread_local int fd = open("/proc/thread-self/schedstat", O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return std::nullopt;
+  char buf[96];
+  const ssize_t n = pread(fd, buf, sizeof(buf) - 1, 0);
+  if (n <= 0) return std::nullopt;
+  buf[n] = '\0';
+  unsigned long long on_cpu = 0, waiting = 0;
+  if (std::sscanf(buf, "%llu %llu", &on_cpu, &waiting) != 2) return std::nullopt;
+  return absl::Nanoseconds(waiting);
+}
+
+// Whether a call that took `elapsed` ran out of time because this node's CPU is saturated
+// rather than because the cache was slow: the calling thread spent a tenth of the call or
+// more runnable but waiting for a core. On an idle node that wait is microseconds; a lookup
+// that times out there is the cache's doing (a black-holed or slow cache), and counts. See
+// docs/benchmarks.md, part 4.
+bool NodeWasBusy(std::optional<absl::Duration> wait_before, absl::Duration elapsed) {
+  if (!wait_before) return false;
+  std::optional<absl::Duration> wait_after = RunQueueWait();
+  return wait_after && (*wait_after - *wait_before) * 10 >= elapsed;
+}
 
 // Guards the creation of every client's per-process state. Held across fork() by the
 // handlers below, so that a child never inherits it locked by a thread it does not have.
@@ -61,28 +90,6 @@ absl::Status ForkedAfterUse() {
 
 }  // namespace
 
-// A Put's acknowledgement, for the caller that awaits it. Completed when the call ends,
-// answered or not (a call dropped from a full queue, or at shutdown, completes it too).
-class CacheClient::Acknowledgement {
- public:
-  void Complete(bool ok) {
-    absl::MutexLock lock(&mu_);
-    done_ = true;
-    ok_ = ok;
-  }
-  // True when the cache acknowledged the call by `deadline`.
-  bool Await(absl::Time deadline) {
-    absl::MutexLock lock(&mu_);
-    mu_.AwaitWithDeadline(absl::Condition(&done_), deadline);
-    return done_ && ok_;
-  }
-
- private:
-  absl::Mutex mu_;
-  bool done_ ABSL_GUARDED_BY(mu_) = false;
-  bool ok_ ABSL_GUARDED_BY(mu_) = false;
-};
-
 struct CacheClient::QueuedCall {
   ~QueuedCall() {
     CleanseString(put.mutable_session());
@@ -107,6 +114,7 @@ class CacheClient::ProcessState {
       : pid_(getpid()),
         connect_until_(absl::Now() + client.options_.connect_timeout),
         counters_(client.counters_),
+        withdrawn_(client.withdrawn_),
         options_(client.options_),
         breaker_(client.options_.breaker) {
     grpc::ChannelArguments args;
@@ -127,8 +135,10 @@ class CacheClient::ProcessState {
   ~ProcessState() {
     std::unique_lock<std::mutex> lock(mu_);
     auto followers = std::move(followers_);
+    auto session_followers = std::move(session_followers_);
     lock.unlock();
     followers.clear();  // each ends its watch and joins
+    session_followers.clear();
     lock.lock();
     stopping_ = true;
     counters_.queue_drops += queue_.size();
@@ -153,6 +163,59 @@ class CacheClient::ProcessState {
     return std::max(deadline, connect_until_);
   }
   void MarkReady() { ready_.store(true, std::memory_order_release); }
+
+  // The namespace's Follow stream and near cache, started on first use; null when the near
+  // cache is off.
+  SessionFollower* Sessions(absl::string_view ns) {
+    if (options_.near_cache_bytes == 0) return nullptr;
+    std::lock_guard<std::mutex> lock(mu_);
+    auto it = session_followers_.find(ns);
+    if (it == session_followers_.end()) {
+      std::string name(ns);
+      auto follower = std::make_unique<SessionFollower>(
+          channel_, name, options_.near_cache_bytes,
+          [this, name](v1::PutRequest put) {
+            auto call = std::make_unique<QueuedCall>();
+            call->is_put = true;
+            call->put = std::move(put);
+            call->put.set_namespace_(name);
+            Enqueue(std::move(call));
+          },
+          [this, name](std::string session_id) {
+            auto call = std::make_unique<QueuedCall>();
+            call->del.set_namespace_(name);
+            call->del.set_session_id(std::move(session_id));
+            Enqueue(std::move(call));
+          },
+          [this, name](absl::string_view session_id) {
+            if (withdrawn_) withdrawn_(name, session_id);
+          });
+      it = session_followers_.emplace(std::move(name), std::move(follower)).first;
+    }
+    return it->second.get();
+  }
+
+  // Every follower's counters, added up.
+  void AddFollowerStats(ClientStats* stats) {
+    std::lock_guard<std::mutex> lock(mu_);
+    for (const auto& [ns, follower] : session_followers_) {
+      const FollowerStats f = follower->stats();
+      stats->near_entries += f.near.entries;
+      stats->near_bytes += f.near.bytes;
+      stats->near_evictions += f.near.evictions;
+      stats->pushed += f.received;
+      stats->push_dropped += f.dropped;
+      stats->streams += f.streams;
+      stats->streams_up += f.up ? 1 : 0;
+      stats->resent += f.resent;
+      stats->batches += f.batches;
+      stats->stores += f.stored;
+      stats->store_failures += f.store_failures;
+      // The slowest namespace's: one figure for the process.
+      stats->push_lag_p50 = std::max(stats->push_lag_p50, f.lag_p50);
+      stats->push_lag_p99 = std::max(stats->push_lag_p99, f.lag_p99);
+    }
+  }
 
   // Starts the call at once when the in-flight window has room (starting an asynchronous
   // call does not wait for the network), so that a session is in the cache before its client
@@ -197,8 +260,17 @@ class CacheClient::ProcessState {
   }
 
   bool Flush(absl::Duration timeout) {
+    const absl::Time deadline = absl::Now() + timeout;
+    std::vector<SessionFollower*> streams;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      for (auto& [ns, follower] : session_followers_) streams.push_back(follower.get());
+    }
+    for (SessionFollower* follower : streams) {
+      if (!follower->Flush(deadline - absl::Now())) return false;
+    }
     std::unique_lock<std::mutex> lock(mu_);
-    return idle_cv_.wait_for(lock, absl::ToChronoNanoseconds(timeout),
+    return idle_cv_.wait_for(lock, absl::ToChronoNanoseconds(deadline - absl::Now()),
                              [this] { return queue_.empty() && in_flight_ == 0; });
   }
 
@@ -272,6 +344,7 @@ class CacheClient::ProcessState {
   const absl::Time connect_until_;
   std::atomic<bool> ready_{false};  // the connection has answered a call
   Counters& counters_;
+  const CacheClient::WithdrawnListener& withdrawn_;
   const ClientOptions& options_;
   CircuitBreaker breaker_;
   std::shared_ptr<grpc::Channel> channel_;
@@ -286,6 +359,8 @@ class CacheClient::ProcessState {
   std::thread sender_;
   std::map<std::string, std::unique_ptr<TicketKeyFollower>, std::less<>>
       followers_;  // guarded by mu_
+  std::map<std::string, std::unique_ptr<SessionFollower>, std::less<>>
+      session_followers_;  // guarded by mu_
 };
 
 absl::StatusOr<std::shared_ptr<CacheClient>> CacheClient::Create(const ClientOptions& options) {
@@ -340,6 +415,15 @@ absl::StatusOr<SecretBytes> CacheClient::Get(absl::string_view ns, absl::string_
     return ForkedAfterUse();
   }
   ProcessState& state = *process;
+  // A consuming lookup must consume in the service: a copy here would let a ticket resume
+  // twice across the farm.
+  SessionFollower* sessions = consume ? nullptr : state.Sessions(ns);
+  if (sessions != nullptr) {
+    if (std::optional<SecretBytes> near = sessions->near_cache().Lookup(session_id)) {
+      counters_.near_hits++;
+      return *std::move(near);
+    }
+  }
   if (!state.breaker().Allow()) {
     counters_.skipped++;
     return absl::UnavailableError("circuit breaker open: cache not asked");
@@ -350,6 +434,8 @@ absl::StatusOr<SecretBytes> CacheClient::Get(absl::string_view ns, absl::string_
   request.set_consume(consume);
   v1::GetResponse response;
   grpc::ClientContext context;
+  const absl::Time start = absl::Now();
+  const std::optional<absl::Duration> waited = RunQueueWait();
   context.set_deadline(absl::ToChronoTime(state.Deadline(options_.lookup_timeout)));
   const grpc::Status status = state.stub().Get(&context, request, &response);
   if (status.ok() || status.error_code() == grpc::StatusCode::NOT_FOUND) state.MarkReady();
@@ -366,7 +452,13 @@ absl::StatusOr<SecretBytes> CacheClient::Get(absl::string_view ns, absl::string_
       counters_.misses++;
       return absl::NotFoundError("no such session");
     case grpc::StatusCode::DEADLINE_EXCEEDED:
-      state.breaker().RecordFailure();
+      // Against the cache only if the cache made it late (see NodeWasBusy).
+      if (NodeWasBusy(waited, absl::Now() - start)) {
+        state.breaker().RecordInconclusive();
+        counters_.busy_timeouts++;
+      } else {
+        state.breaker().RecordFailure();
+      }
       counters_.timeouts++;
       return FromGrpcStatus(status);
     default:
@@ -387,6 +479,17 @@ void CacheClient::ReportError(const grpc::Status& status) {
 
 bool CacheClient::Put(absl::string_view ns, absl::string_view session_id, SecretBytes session,
                       uint32_t ttl_seconds, bool await_ack) {
+  ProcessState* process = State();
+  if (process != nullptr) {
+    if (SessionFollower* sessions = process->Sessions(ns)) {
+      auto ack = await_ack ? std::make_shared<Acknowledgement>() : nullptr;
+      if (sessions->Put(session_id, session, ttl_seconds, ack)) {
+        // Not awaited while the breaker is open: a failing cache costs a handshake nothing.
+        return ack != nullptr && process->breaker().Allow() && AwaitAck(*process, *ack);
+      }
+      // The stream is down: the unary path.
+    }
+  }
   auto call = std::make_unique<QueuedCall>();
   call->is_put = true;
   call->put.set_namespace_(std::string(ns));
@@ -406,19 +509,34 @@ bool CacheClient::Put(absl::string_view ns, absl::string_view session_id, Secret
     call->ack = ack;
   }
   state->Enqueue(std::move(call));
-  if (ack == nullptr) return false;
-  const bool acknowledged = ack->Await(state->Deadline(options_.lookup_timeout));
+  return ack != nullptr && AwaitAck(*state, *ack);
+}
+
+bool CacheClient::AwaitAck(ProcessState& state, Acknowledgement& ack) {
+  const absl::Time start = absl::Now();
+  const std::optional<absl::Duration> waited = RunQueueWait();
+  const bool acknowledged = ack.Await(state.Deadline(options_.lookup_timeout));
   if (acknowledged) {
-    state->MarkReady();
-    state->breaker().RecordSuccess();
-  } else {
-    state->breaker().RecordFailure();
-    counters_.ack_timeouts++;
+    state.MarkReady();
+    state.breaker().RecordSuccess();
+    return true;
   }
-  return acknowledged;
+  counters_.ack_timeouts++;
+  if (NodeWasBusy(waited, absl::Now() - start)) {  // as for a lookup: see Get
+    state.breaker().RecordInconclusive();
+    counters_.busy_timeouts++;
+  } else {
+    state.breaker().RecordFailure();
+  }
+  return false;
 }
 
 void CacheClient::Delete(absl::string_view ns, absl::string_view session_id) {
+  if (ProcessState* process = State()) {
+    if (SessionFollower* sessions = process->Sessions(ns)) {
+      if (sessions->Delete(session_id)) return;
+    }
+  }
   auto call = std::make_unique<QueuedCall>();
   call->del.set_namespace_(std::string(ns));
   call->del.set_session_id(std::string(session_id));
@@ -434,9 +552,11 @@ void CacheClient::Enqueue(std::unique_ptr<QueuedCall> call) {
   state->Enqueue(std::move(call));
 }
 
-void CacheClient::Prepare(absl::string_view ticket_namespace) {
+void CacheClient::Prepare(absl::string_view ns, bool follow_tickets) {
   ProcessState* state = State();
-  if (state != nullptr && !ticket_namespace.empty()) state->Follow(ticket_namespace);
+  if (state == nullptr) return;
+  state->Sessions(ns);
+  if (follow_tickets) state->Follow(ns);
 }
 
 std::shared_ptr<const TicketKeySnapshot> CacheClient::TicketKeys(absl::string_view ns) {
@@ -460,8 +580,13 @@ ClientStats CacheClient::stats() const {
   stats.store_failures = counters_.store_failures;
   stats.queue_drops = counters_.queue_drops;
   stats.ack_timeouts = counters_.ack_timeouts;
+  stats.near_hits = counters_.near_hits;
+  stats.busy_timeouts = counters_.busy_timeouts;
   ProcessState* state = state_.load(std::memory_order_acquire);
-  if (state != nullptr && state->pid() == getpid()) stats.breaker = state->breaker().state();
+  if (state != nullptr && state->pid() == getpid()) {
+    stats.breaker = state->breaker().state();
+    state->AddFollowerStats(&stats);
+  }
   return stats;
 }
 

@@ -27,6 +27,7 @@
 
 #include <atomic>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 
@@ -34,6 +35,7 @@
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
 #include "client/circuit_breaker.h"
+#include "client/session_follower.h"
 #include "client/ticket_key_follower.h"
 #include "common/channel_tls.h"
 #include "common/log.h"
@@ -53,6 +55,10 @@ struct ClientOptions {
   std::string ca_file;
   std::string cert_file;
   std::string key_file;
+  // The near cache of each namespace this process uses, and the Follow stream that fills it
+  // and carries the process's stores (client/session_follower.h); 0: neither, every lookup
+  // and store is a unary call.
+  size_t near_cache_bytes = size_t{16} << 20;
   size_t queue_capacity = 4096;
   int max_in_flight = 64;
   BreakerOptions breaker;
@@ -63,12 +69,27 @@ struct ClientStats {
   uint64_t misses = 0;
   uint64_t errors = 0;    // Get failed for another reason than a miss or a timeout
   uint64_t timeouts = 0;  // Get ran out of its deadline
+  // Of the timeouts and late acknowledgements, those this node's own saturated CPU caused:
+  // not counted against the cache (the breaker stays as it was).
+  uint64_t busy_timeouts = 0;
   uint64_t skipped = 0;   // Get not sent: breaker open
   uint64_t stores = 0;    // Put and Delete sent and answered OK
   uint64_t store_failures = 0;
   uint64_t queue_drops = 0;
   uint64_t ack_timeouts = 0;  // awaited Puts not acknowledged in time (or failed)
   BreakerState breaker = BreakerState::kClosed;
+  // The near caches and Follow streams of this process, every namespace added up.
+  uint64_t near_hits = 0;  // Gets answered by the near cache (not counted in hits)
+  uint64_t near_entries = 0;
+  uint64_t near_bytes = 0;
+  uint64_t near_evictions = 0;
+  uint64_t pushed = 0;        // changes received
+  uint64_t push_dropped = 0;  // changes the service could not send this process
+  uint64_t streams = 0;       // Follow streams that came up, reconnects included
+  uint64_t streams_up = 0;    // up now
+  uint64_t resent = 0;        // stores handed back to unary calls when a stream ended
+  uint64_t batches = 0;       // requests written up the Follow streams
+  absl::Duration push_lag_p50, push_lag_p99;  // the slowest namespace's
 };
 
 class CacheClient {
@@ -90,16 +111,22 @@ class CacheClient {
            uint32_t ttl_seconds, bool await_ack = false);
   void Delete(absl::string_view ns, absl::string_view session_id);
 
-  // Connects this process now, off the handshake path, and with a non-empty
-  // `ticket_namespace` starts following that namespace's ticket key ring. Never blocks. A
-  // pre-fork server calls it in each worker (never in the master: see above).
-  void Prepare(absl::string_view ticket_namespace = {});
+  // Connects this process now, off the handshake path: starts the Follow stream of `ns`
+  // (unless the near cache is off) and with `follow_tickets` follows its ticket key ring.
+  // Never blocks. A pre-fork server calls it in each worker (never in the master: see above).
+  void Prepare(absl::string_view ns, bool follow_tickets);
 
   // The namespace's farm ticket key ring as this process last received it; null until the
   // first one arrives. The first call in a process starts following the ring; while the
   // process is within its connect allowance, a call finding no ring yet waits for it until
   // the allowance ends. Later calls never block.
   std::shared_ptr<const TicketKeySnapshot> TicketKeys(absl::string_view ns);
+
+  // Called on a background thread with each session the farm withdrew (deleted or consumed
+  // through another process): the near cache has dropped it; the listener drops the
+  // process's own copies. Set it before the first call.
+  using WithdrawnListener = std::function<void(absl::string_view ns, absl::string_view key)>;
+  void SetWithdrawnListener(WithdrawnListener listener) { withdrawn_ = std::move(listener); }
 
   // Waits until everything queued so far was answered; false after `timeout`.
   bool Flush(absl::Duration timeout);
@@ -109,12 +136,15 @@ class CacheClient {
 
  private:
   class ProcessState;
-  class Acknowledgement;
   struct QueuedCall;
   struct Counters {
     std::atomic<uint64_t> hits{0}, misses{0}, errors{0}, timeouts{0}, skipped{0}, stores{0},
-        store_failures{0}, queue_drops{0}, ack_timeouts{0};
+        store_failures{0}, queue_drops{0}, ack_timeouts{0}, near_hits{0}, busy_timeouts{0};
   };
+
+  // Waits for an awaited Put's acknowledgement, within the lookup deadline, and tells the
+  // breaker how it went.
+  bool AwaitAck(ProcessState& state, Acknowledgement& ack);
 
   // Logs, at most once a minute, why the cache failed a call.
   void ReportError(const grpc::Status& status);
@@ -128,6 +158,7 @@ class CacheClient {
   const ChannelTls tls_;
   LogLimiter error_report_{absl::Minutes(1)};
   Counters counters_;
+  WithdrawnListener withdrawn_;
   std::atomic<ProcessState*> state_{nullptr};
 };
 

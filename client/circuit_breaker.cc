@@ -52,6 +52,13 @@ void CircuitBreaker::RecordFailure() {
   open_until_ = options_.clock->Now() + open_for_;
 }
 
+void CircuitBreaker::RecordInconclusive() {
+  absl::MutexLock lock(&mu_);
+  if (state_ != BreakerState::kHalfOpen) return;
+  state_ = BreakerState::kOpen;
+  open_until_ = options_.clock->Now() + open_for_;
+}
+
 BreakerState CircuitBreaker::state() const {
   absl::MutexLock lock(&mu_);
   return state_;

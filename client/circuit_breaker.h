@@ -35,6 +35,10 @@ class CircuitBreaker {
   bool Allow();
   void RecordSuccess();
   void RecordFailure();
+  // A call that says nothing of the cache (it ran out of time because this node was busy):
+  // closed, nothing changes; a probe's such outcome opens the breaker again for the same
+  // period, to probe again then.
+  void RecordInconclusive();
   BreakerState state() const;
 
  private:

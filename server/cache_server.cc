@@ -9,6 +9,7 @@
 #include <grpcpp/server_builder.h>
 #include <netdb.h>
 #include <openssl/pem.h>
+#include <openssl/rand.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -22,6 +23,7 @@
 #include <utility>
 #include <vector>
 
+#include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
 #include "common/files.h"
 #include "common/grpc_log.h"
@@ -65,6 +67,17 @@ std::string BindError(const std::string& listen) {
   if (bind(fd, found->ai_addr, found->ai_addrlen) != 0) error = std::strerror(errno);
   close(fd);
   return error;
+}
+
+// Random, so that two replicas (or a restarted one) never take each other's batches for their
+// own on the store's pub/sub.
+std::string ReplicaId() {
+  unsigned char bytes[12];
+  if (RAND_bytes(bytes, sizeof(bytes)) != 1) {
+    return absl::StrCat(getpid(), "-", absl::ToUnixNanos(absl::Now()));
+  }
+  return absl::BytesToHexString(
+      absl::string_view(reinterpret_cast<const char*>(bytes), sizeof(bytes)));
 }
 
 BioPtr MemoryBio(const std::string& bytes) {
@@ -158,7 +171,8 @@ CacheServer::CacheServer(const CacheServerOptions& options, std::unique_ptr<Stor
     : options_(options),
       rpc_metrics_(metrics_),
       store_(InstrumentStore(std::move(store), &rpc_metrics_)),
-      service_(store_.get(), options.service),
+      feed_(store_.get(), FeedOptions{ReplicaId()}, &metrics_),
+      service_(store_.get(), options.service, &feed_),
       ticket_keys_(store_.get(), options.ticket_keys),
       admin_(options.admin_authz, [this] { return CollectStats(); }) {}
 
@@ -182,8 +196,11 @@ absl::StatusOr<std::unique_ptr<CacheServer>> CacheServer::Start(const CacheServe
   std::vector<std::unique_ptr<grpc::experimental::ServerInterceptorFactoryInterface>> interceptors;
   interceptors.push_back(RpcMetricsInterceptors(&server->rpc_metrics_));
   builder.experimental().SetInterceptorCreators(std::move(interceptors));
-  builder.SetMaxReceiveMessageSize(static_cast<int>(options.service.max_session_bytes) +
-                                   kRequestOverhead);
+  // A unary Put is one session; a Follow request a batch of them (up to
+  // kMaxFollowRequestBytes). Larger sessions still get INVALID_ARGUMENT naming the limit.
+  builder.SetMaxReceiveMessageSize(
+      std::max(static_cast<int>(options.service.max_session_bytes), kMaxFollowRequestBytes) +
+      kRequestOverhead);
   absl::StatusOr<std::unique_ptr<grpc::Server>> started =
       BuildAndStart(builder, options.listen, server->port_);
   if (!started.ok()) return started.status();
@@ -348,7 +365,9 @@ void CacheServer::Shutdown(absl::Duration grace) {
   // NOT_SERVING for good: the health service ignores later changes once shut down.
   server_->GetHealthCheckService()->Shutdown();
   if (health_server_ != nullptr) health_server_->GetHealthCheckService()->Shutdown();
-  ticket_keys_.StopWatches();  // long-lived streams would hold the shutdown to its deadline
+  // Long-lived streams would hold the shutdown to its deadline.
+  ticket_keys_.StopWatches();
+  feed_.StopAll();
   server_->Shutdown(absl::ToChronoTime(absl::Now() + grace));
   server_->Wait();
   if (health_server_ != nullptr) health_server_->Shutdown(absl::ToChronoTime(absl::Now()));

@@ -28,7 +28,9 @@
 #include "server/metrics.h"
 #include "server/metrics_http.h"
 #include "server/rpc_metrics.h"
+#include "server/follow_stream.h"
 #include "server/session_cache_service.h"
+#include "server/session_feed.h"
 #include "server/store.h"
 #include "server/ticket_key_service.h"
 
@@ -92,6 +94,7 @@ class CacheServer {
   Metrics metrics_;
   RpcMetrics rpc_metrics_;
   std::unique_ptr<Store> store_;  // instrumented into rpc_metrics_
+  SessionFeed feed_;
   SessionCacheService service_;
   TicketKeyService ticket_keys_;
   AdminService admin_;

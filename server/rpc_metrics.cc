@@ -97,6 +97,20 @@ class InstrumentedStore final : public Store {
           std::move(done)(std::move(swapped));
         });
   }
+  bool SharesChanges() const override { return inner_->SharesChanges(); }
+  void PublishChanges(absl::string_view ns, absl::string_view batch, absl::Time deadline,
+                      PutDone done) override {
+    inner_->PublishChanges(
+        ns, batch, deadline,
+        [this, start = absl::Now(), done = std::move(done)](absl::Status s) mutable {
+          Record("publish", start, s);
+          std::move(done)(std::move(s));
+        });
+  }
+  std::unique_ptr<ChangesSubscription> SubscribeChanges(absl::string_view ns,
+                                                        ChangesHandler handler) override {
+    return inner_->SubscribeChanges(ns, std::move(handler));
+  }
   absl::Status Health() override { return inner_->Health(); }
   std::string Describe() const override { return inner_->Describe(); }
   void AddStats(StoreStats* stats) const override { inner_->AddStats(stats); }

@@ -52,6 +52,28 @@ void SealedStore::Get(const StoreKey& key, bool consume, absl::Time deadline, Ge
               });
 }
 
+void SealedStore::PublishChanges(absl::string_view ns, absl::string_view batch,
+                                 absl::Time deadline, PutDone done) {
+  absl::StatusOr<std::string> sealed = sealer_->Seal(SealedKind::kChanges, ns, "", batch);
+  if (!sealed.ok()) return std::move(done)(sealed.status());
+  inner_->PublishChanges(ns, *sealed, deadline, std::move(done));
+}
+
+std::unique_ptr<ChangesSubscription> SealedStore::SubscribeChanges(absl::string_view ns,
+                                                                   ChangesHandler handler) {
+  return inner_->SubscribeChanges(
+      ns, [this, handler = std::move(handler)](absl::string_view of, SecretBytes sealed) {
+        absl::StatusOr<SecretBytes> opened =
+            sealer_->Open(SealedKind::kChanges, of, "", sealed.view());
+        if (!opened.ok()) {
+          CountOpenFailure(absl::StrCat("a batch of changes of namespace ", of),
+                           opened.status());
+          return;
+        }
+        handler(of, *std::move(opened));
+      });
+}
+
 void SealedStore::Delete(const StoreKey& key, absl::Time deadline, DeleteDone done) {
   inner_->Delete(key, deadline, std::move(done));
 }

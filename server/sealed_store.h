@@ -34,6 +34,13 @@ class SealedStore final : public Store {
   void GetRing(absl::string_view ns, absl::Time deadline, GetRingDone done) override;
   void SwapRing(absl::string_view ns, uint64_t expected, uint64_t version, absl::string_view ring,
                 absl::Time deadline, SwapRingDone done) override;
+  // Batches of changes are sealed too (kind kChanges, bound to the namespace): nothing crosses
+  // the store's pub/sub unsealed. A batch that does not open is dropped and counted.
+  bool SharesChanges() const override { return inner_->SharesChanges(); }
+  void PublishChanges(absl::string_view ns, absl::string_view batch, absl::Time deadline,
+                      PutDone done) override;
+  std::unique_ptr<ChangesSubscription> SubscribeChanges(absl::string_view ns,
+                                                        ChangesHandler handler) override;
   absl::Status Health() override { return inner_->Health(); }
   std::string Describe() const override;
   void AddStats(StoreStats* stats) const override;

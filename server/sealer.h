@@ -47,7 +47,7 @@ inline constexpr size_t kSealOverheadBytes = kSealHeaderBytes + kSealTagBytes;
 inline constexpr int kMaxSealKeys = 16;
 
 // What a sealed value is; part of the associated data.
-enum class SealedKind : uint8_t { kSession = 1, kRing = 2 };
+enum class SealedKind : uint8_t { kSession = 1, kRing = 2, kChanges = 3 };
 
 // The seal key file: one key per line, 64 hex digits (e.g. from `openssl rand -hex 32`).
 // Blank lines and lines starting with '#' are skipped. At least one key, at most

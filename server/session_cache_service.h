@@ -27,10 +27,14 @@ struct ServiceOptions {
   const Authorizer* authz = nullptr;
 };
 
+class SessionFeed;
+
 class SessionCacheService final : public tlscache::v1::SessionCache::CallbackService {
  public:
-  SessionCacheService(Store* store, const ServiceOptions& options)
-      : store_(store), options_(options) {}
+  // Every change made through the service goes to `feed` (null: none; then Follow is
+  // UNIMPLEMENTED).
+  SessionCacheService(Store* store, const ServiceOptions& options, SessionFeed* feed = nullptr)
+      : store_(store), options_(options), feed_(feed) {}
 
   grpc::ServerUnaryReactor* Put(grpc::CallbackServerContext* context,
                                 const tlscache::v1::PutRequest* request,
@@ -41,16 +45,24 @@ class SessionCacheService final : public tlscache::v1::SessionCache::CallbackSer
   grpc::ServerUnaryReactor* Delete(grpc::CallbackServerContext* context,
                                    const tlscache::v1::DeleteRequest* request,
                                    tlscache::v1::DeleteResponse* response) override;
+  grpc::ServerBidiReactor<tlscache::v1::FollowRequest, tlscache::v1::FollowResponse>* Follow(
+      grpc::CallbackServerContext* context) override;
 
   // The TTL a Put with `ttl_seconds` gets.
   absl::Duration EffectiveTtl(uint32_t ttl_seconds) const;
+  const ServiceOptions& options() const { return options_; }
 
  private:
   absl::Status Admit(const grpc::CallbackServerContext& context, absl::string_view ns,
                      absl::string_view session_id) const;
 
+  // Tells the feed (if any) that `ns` changed: `session` stored for `ttl`, or (empty) deleted.
+  void Changed(absl::string_view ns, absl::string_view session_id, absl::string_view session,
+               absl::Duration ttl) const;
+
   Store* const store_;
   const ServiceOptions options_;
+  SessionFeed* const feed_;
 };
 
 }  // namespace tlscache::server

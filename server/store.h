@@ -20,6 +20,8 @@
 #define TLSCACHE_SERVER_STORE_H_
 
 #include <cstdint>
+#include <functional>
+#include <memory>
 #include <optional>
 #include <string>
 
@@ -63,6 +65,14 @@ using GetDone = absl::AnyInvocable<void(absl::StatusOr<StoreEntry>) &&>;
 using DeleteDone = absl::AnyInvocable<void(absl::StatusOr<bool>) &&>;
 using GetRingDone = absl::AnyInvocable<void(absl::StatusOr<StoredRing>) &&>;
 using SwapRingDone = absl::AnyInvocable<void(absl::StatusOr<bool>) &&>;
+// Receives each batch of changes published for a namespace (a serialized v1.FeedBatch).
+using ChangesHandler = std::function<void(absl::string_view ns, SecretBytes batch)>;
+
+// Ends a subscription when destroyed; the handler is not called after that returns.
+class ChangesSubscription {
+ public:
+  virtual ~ChangesSubscription() = default;
+};
 
 class Store {
  public:
@@ -85,6 +95,23 @@ class Store {
   // whether it did.
   virtual void SwapRing(absl::string_view ns, uint64_t expected, uint64_t version,
                         absl::string_view ring, absl::Time deadline, SwapRingDone done) = 0;
+
+  // Changes across the replicas that share this store (server/session_feed.h). A store that
+  // no other replica can share (memory) shares nothing: SharesChanges() is false and the
+  // rest is never called. Otherwise PublishChanges sends one replica's `batch` of `ns` to
+  // every replica subscribed to `ns` (itself included) and completes `done` once sent, and
+  // SubscribeChanges delivers every batch published for `ns` until the subscription is
+  // dropped, resubscribing after a failure. Best effort both ways: a batch may be lost (its
+  // followers look the sessions up instead), never altered. `batch` holds session bytes.
+  virtual bool SharesChanges() const { return false; }
+  virtual void PublishChanges(absl::string_view ns, absl::string_view batch, absl::Time deadline,
+                              PutDone done) {
+    std::move(done)(absl::UnimplementedError("this store shares no changes"));
+  }
+  virtual std::unique_ptr<ChangesSubscription> SubscribeChanges(absl::string_view ns,
+                                                                ChangesHandler handler) {
+    return nullptr;
+  }
 
   // Ok when the store is answering now; otherwise why not. Cheap and non-blocking: it reports
   // the store's current view and sends nothing.

@@ -59,6 +59,10 @@ absl::Status Apply(absl::string_view key, absl::string_view value, PluginConfig&
     } else {
       return Bad(key, absl::StrCat("'", value, "' is not off or farm"));
     }
+  } else if (key == "near_cache_mb") {
+    absl::StatusOr<int> mb = Count(key, value, 0, 4096, "MiB");
+    if (!mb.ok()) return mb.status();
+    config.near_cache_bytes = static_cast<size_t>(*mb) << 20;
   } else if (key == "stats_interval") {
     absl::StatusOr<int> seconds = Count(key, value, 0, 86400, "seconds");
     if (!seconds.ok()) return seconds.status();

@@ -12,12 +12,16 @@
 //   tickets     off: TLS 1.3 issues stateful tickets kept in the cache (the default of
 //               tlscache_attach); farm: stateless tickets under the farm's key ring. Unset
 //               in the environment: the application's own choice stays.
+//   near_cache_mb  the bound of each process's near cache (the sessions the farm pushes to
+//               it, client/session_follower.h), 0..4096 MiB, default 16; 0 turns the near
+//               cache and the Follow stream off (every lookup and store a unary call)
 //   ca_file, cert_file, key_file   TLS / mTLS to the cache service
 //   stats_interval  seconds between one-line counter summaries on stderr, 0 (default): none;
 //               used by the preload library (tlscache_stats() serves applications)
 #ifndef TLSCACHE_PLUGINS_OPENSSL_CONFIG_H_
 #define TLSCACHE_PLUGINS_OPENSSL_CONFIG_H_
 
+#include <cstddef>
 #include <string>
 
 #include "absl/status/statusor.h"
@@ -35,6 +39,7 @@ struct PluginConfig {
   absl::Duration connect_timeout = absl::Milliseconds(500);
   std::string sid_ctx;  // empty: leave the application's
   TicketMode tickets = TicketMode::kOff;
+  size_t near_cache_bytes = size_t{16} << 20;
   std::string ca_file;
   std::string cert_file;
   std::string key_file;

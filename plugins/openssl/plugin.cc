@@ -36,6 +36,7 @@ using GetCallback = SSL_SESSION* (*)(SSL*, const unsigned char*, int, int*);
 using RemoveCallback = void (*)(SSL_CTX*, SSL_SESSION*);
 
 struct CtxState {
+  SSL_CTX* ctx = nullptr;  // the context this state is attached to (it owns the state)
   PluginConfig config;
   std::shared_ptr<client::CacheClient> client;
   // The farm-wide session ID context as set on the context (bound to its client-certificate
@@ -92,6 +93,37 @@ CtxState* StateOf(SSL* ssl) {
   return StateOf(SSL_get_SSL_CTX(ssl));
 }
 
+// Set while tlscache itself removes a session from OpenSSL's cache because the farm withdrew
+// it: the removal callback then tells the farm nothing (it knows).
+thread_local bool withdrawing = false;
+
+// The farm withdrew `key` of `ns` (deleted or consumed through another node): OpenSSL's own
+// cache of every context on `client` that uses `ns` drops it too, so that it resumes nowhere.
+// A context that asks for client certificates keys the farm by a digest of the ID
+// (client_auth.h), which does not give the ID back: its own cache keeps the session until
+// it expires.
+void Withdraw(const client::CacheClient* client, absl::string_view ns, absl::string_view key) {
+  if (key.empty() || key.size() > SSL_MAX_SSL_SESSION_ID_LENGTH) return;
+  SslSessionPtr probe(SSL_SESSION_new());
+  if (probe == nullptr ||
+      SSL_SESSION_set1_id(probe.get(), reinterpret_cast<const unsigned char*>(key.data()),
+                          static_cast<unsigned int>(key.size())) != 1) {
+    return;
+  }
+  withdrawing = true;
+  absl::MutexLock lock(&registry_mu);
+  for (CtxState* state : Registry()) {
+    if (state->client.get() != client || state->config.ns != ns) continue;
+    if (!ClientAuthDigest(state->ctx).empty()) continue;
+    // OpenSSL finds a session by protocol version and ID.
+    for (int version : {TLS1_2_VERSION, TLS1_3_VERSION}) {
+      SSL_SESSION_set_protocol_version(probe.get(), version);
+      SSL_CTX_remove_session(state->ctx, probe.get());
+    }
+  }
+  withdrawing = false;
+}
+
 // One client (one channel, one sender) per cache address and credentials in the process,
 // however many contexts use it: a server with many virtual hosts has many SSL_CTXs.
 std::shared_ptr<client::CacheClient> SharedClient(const client::ClientOptions& options,
@@ -100,7 +132,8 @@ std::shared_ptr<client::CacheClient> SharedClient(const client::ClientOptions& o
   static auto* clients = new std::map<std::string, std::weak_ptr<client::CacheClient>>();
   const std::string key =
       absl::StrCat(options.addr, "|", absl::ToInt64Microseconds(options.lookup_timeout), "|",
-                   absl::ToInt64Microseconds(options.connect_timeout), "|", options.ca_file, "|",
+                   absl::ToInt64Microseconds(options.connect_timeout), "|",
+                   options.near_cache_bytes, "|", options.ca_file, "|",
                    options.cert_file, "|", options.key_file);
   std::lock_guard<std::mutex> lock(mu);
   if (auto found = clients->find(key); found != clients->end()) {
@@ -112,6 +145,9 @@ std::shared_ptr<client::CacheClient> SharedClient(const client::ClientOptions& o
     *error = created.status();
     return nullptr;
   }
+  const client::CacheClient* raw = created->get();
+  (*created)->SetWithdrawnListener(
+      [raw](absl::string_view ns, absl::string_view id) { Withdraw(raw, ns, id); });
   (*clients)[key] = *created;
   return *created;
 }
@@ -230,6 +266,7 @@ void RemoveSessionCallback(SSL_CTX* ctx, SSL_SESSION* session) noexcept {
     }
     const long size = SSL_CTX_sess_get_cache_size(ctx);
     if (size > 0 && SSL_CTX_sess_number(ctx) + 1 >= size) return;
+    if (withdrawing) return;  // the farm withdrew it: see Withdraw
     state->client->Delete(state->config.ns, FarmSessionKey(id, ClientAuthDigest(ctx)));
     state->deleted++;
   } catch (...) {
@@ -296,6 +333,7 @@ absl::Status Attach(SSL_CTX* ctx, const PluginConfig& config, AttachReport* repo
   options.addr = config.addr;
   options.lookup_timeout = config.timeout;
   options.connect_timeout = config.connect_timeout;
+  options.near_cache_bytes = config.near_cache_bytes;
   options.ca_file = config.ca_file;
   options.cert_file = config.cert_file;
   options.key_file = config.key_file;
@@ -303,6 +341,7 @@ absl::Status Attach(SSL_CTX* ctx, const PluginConfig& config, AttachReport* repo
   std::shared_ptr<client::CacheClient> shared = SharedClient(options, &error);
   if (shared == nullptr) return error;
   auto state = std::make_unique<CtxState>();
+  state->ctx = ctx;
   state->config = config;
   state->client = std::move(shared);
   // Computed here, off the handshakes, and kept on the context for them (client_auth.h).
@@ -357,7 +396,7 @@ bool IsAttached(SSL_CTX* ctx) { return StateOf(ctx) != nullptr; }
 
 void Prepare(SSL_CTX* ctx) {
   if (CtxState* state = StateOf(ctx)) {
-    state->client->Prepare(state->config.tickets == TicketMode::kFarm ? state->config.ns : "");
+    state->client->Prepare(state->config.ns, state->config.tickets == TicketMode::kFarm);
   }
 }
 
@@ -393,6 +432,7 @@ struct Totals {
   int contexts = 0;
   PluginStats plugin;
   client::ClientStats client;
+  std::vector<const client::CacheClient*> clients;
   bool breaker_open = false;
 };
 
@@ -403,16 +443,35 @@ void Add(const CtxState& state, Totals* totals) {
   totals->plugin.resumed += state.resumed;
   totals->plugin.rejected += state.rejected;
   totals->plugin.deleted += state.deleted;
+  // Contexts that share a client (one per cache address in the process) share its counters
+  // and near cache: each client is counted once.
+  if (std::find(totals->clients.begin(), totals->clients.end(), state.client.get()) !=
+      totals->clients.end()) {
+    return;
+  }
+  totals->clients.push_back(state.client.get());
   const client::ClientStats c = state.client->stats();
-  totals->client.hits += c.hits;
-  totals->client.misses += c.misses;
-  totals->client.errors += c.errors;
-  totals->client.timeouts += c.timeouts;
-  totals->client.skipped += c.skipped;
-  totals->client.stores += c.stores;
-  totals->client.store_failures += c.store_failures;
-  totals->client.queue_drops += c.queue_drops;
-  totals->client.ack_timeouts += c.ack_timeouts;
+  client::ClientStats& t = totals->client;
+  t.hits += c.hits;
+  t.misses += c.misses;
+  t.errors += c.errors;
+  t.timeouts += c.timeouts;
+  t.skipped += c.skipped;
+  t.stores += c.stores;
+  t.store_failures += c.store_failures;
+  t.queue_drops += c.queue_drops;
+  t.ack_timeouts += c.ack_timeouts;
+  t.near_hits += c.near_hits;
+  t.near_entries += c.near_entries;
+  t.near_bytes += c.near_bytes;
+  t.near_evictions += c.near_evictions;
+  t.pushed += c.pushed;
+  t.push_dropped += c.push_dropped;
+  t.streams += c.streams;
+  t.streams_up += c.streams_up;
+  t.resent += c.resent;
+  t.push_lag_p50 = std::max(t.push_lag_p50, c.push_lag_p50);
+  t.push_lag_p99 = std::max(t.push_lag_p99, c.push_lag_p99);
   totals->breaker_open |= c.breaker != client::BreakerState::kClosed;
 }
 
@@ -440,10 +499,16 @@ absl::StatusOr<std::string> StatsJson(SSL_CTX* ctx) {
       "{\"contexts\":%d,\"sessions\":{\"stored\":%d,\"skipped\":%d,\"resumed\":%d,"
       "\"rejected\":%d,\"deleted\":%d},\"lookups\":{\"hits\":%d,\"misses\":%d,"
       "\"errors\":%d,\"timeouts\":%d,\"skipped\":%d},\"stores\":{\"sent\":%d,"
-      "\"failed\":%d,\"dropped\":%d,\"late\":%d},\"breaker\":\"%s\"}",
+      "\"failed\":%d,\"dropped\":%d,\"late\":%d,\"resent\":%d},\"near_cache\":{"
+      "\"hits\":%d,\"entries\":%d,\"bytes\":%d,\"evictions\":%d},\"push\":{\"streams_up\":%d,"
+      "\"streams\":%d,\"received\":%d,\"dropped\":%d,\"lag_p50_us\":%d,\"lag_p99_us\":%d},"
+      "\"breaker\":\"%s\"}",
       totals.contexts, p.stored, p.skipped, p.resumed, p.rejected, p.deleted, c.hits, c.misses,
       c.errors, c.timeouts, c.skipped, c.stores, c.store_failures, c.queue_drops,
-      c.ack_timeouts, totals.breaker_open ? "open" : "closed");
+      c.ack_timeouts, c.resent, c.near_hits, c.near_entries, c.near_bytes, c.near_evictions,
+      c.streams_up, c.streams, c.pushed, c.push_dropped,
+      absl::ToInt64Microseconds(c.push_lag_p50), absl::ToInt64Microseconds(c.push_lag_p99),
+      totals.breaker_open ? "open" : "closed");
 }
 
 std::string StatsLine() {
@@ -453,9 +518,10 @@ std::string StatsLine() {
   return absl::StrFormat(
       "pid %d: %d contexts; sessions resumed %d, rejected %d, stored %d; lookups %d hits, %d "
       "misses, %d errors, %d timeouts, %d skipped; stores %d sent, %d failed, %d dropped, %d "
-      "acknowledged late; breaker %s",
+      "acknowledged late; near cache %d hits, %d entries, %d bytes; %d pushed; breaker %s",
       getpid(), totals.contexts, p.resumed, p.rejected, p.stored, c.hits, c.misses, c.errors,
       c.timeouts, c.skipped, c.stores, c.store_failures, c.queue_drops, c.ack_timeouts,
+      c.near_hits, c.near_entries, c.near_bytes, c.pushed,
       totals.breaker_open ? "open" : "closed");
 }
 

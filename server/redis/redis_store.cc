@@ -1,6 +1,7 @@
 #include "server/redis/redis_store.h"
 
 #include <algorithm>
+#include <atomic>
 #include <utility>
 
 #include "absl/strings/escaping.h"
@@ -10,6 +11,7 @@
 #include "absl/time/clock.h"
 #include "common/log.h"
 #include "common/secret_bytes.h"
+#include "server/redis/redis_subscriber.h"
 
 namespace tlscache::server::redis {
 namespace {
@@ -92,6 +94,70 @@ void RedisStore::AddStats(StoreStats* stats) const {
   stats->redis_connects = pool_ ? pool_->connects() : cluster_->connects();
   stats->redis_errors = pool_ ? pool_->errors() : cluster_->errors();
   if (cluster_) stats->redis_redirects = cluster_->redirects();
+}
+
+std::string RedisStore::ChangesChannel(absl::string_view ns) const {
+  return absl::StrCat(options_.key_prefix, "@changes:", ns);
+}
+
+void RedisStore::PublishChanges(absl::string_view ns, absl::string_view batch,
+                                absl::Time deadline, PutDone done) {
+  std::string channel = ChangesChannel(ns);
+  std::vector<std::string> argv = {cluster_ ? "SPUBLISH" : "PUBLISH", channel,
+                                   std::string(batch)};
+  Submit(channel, std::move(argv), deadline,
+         [done = std::move(done)](absl::StatusOr<ReplyPtr> reply) mutable {
+           if (!reply.ok()) return std::move(done)(reply.status());
+           if ((*reply)->type == REDIS_REPLY_ERROR) {
+             return std::move(done)(
+                 absl::UnavailableError(absl::StrCat("redis PUBLISH: ", DescribeReply(**reply))));
+           }
+           std::move(done)(absl::OkStatus());
+         });
+}
+
+namespace {
+
+class Subscription final : public ChangesSubscription {
+ public:
+  explicit Subscription(std::unique_ptr<RedisSubscriber> subscriber)
+      : subscriber_(std::move(subscriber)) {}
+
+ private:
+  std::unique_ptr<RedisSubscriber> subscriber_;
+};
+
+}  // namespace
+
+std::unique_ptr<ChangesSubscription> RedisStore::SubscribeChanges(absl::string_view ns,
+                                                                  ChangesHandler handler) {
+  SubscriberOptions subscriber;
+  subscriber.channel = ChangesChannel(ns);
+  subscriber.sharded = cluster_ != nullptr;
+  subscriber.auth = options_.auth;
+  subscriber.timeout = options_.connect_timeout;
+  subscriber.min_backoff = options_.min_backoff;
+  subscriber.max_backoff = options_.max_backoff;
+  if (cluster_ != nullptr) {
+    // Any node answers with MOVED to the one that owns the channel's slot: start from the
+    // seeds, one after another.
+    auto next = std::make_shared<std::atomic<size_t>>(0);
+    subscriber.locate = [seeds = options_.cluster, next]() -> absl::StatusOr<Endpoint> {
+      return seeds[next->fetch_add(1) % seeds.size()];
+    };
+  } else if (options_.sentinel) {
+    subscriber.locate = [sentinel = *options_.sentinel, timeout = options_.connect_timeout] {
+      return ResolveMaster(sentinel, timeout);
+    };
+  } else {
+    subscriber.locate = [endpoint = options_.endpoint]() -> absl::StatusOr<Endpoint> {
+      return endpoint;
+    };
+  }
+  std::string name(ns);
+  return std::make_unique<Subscription>(std::make_unique<RedisSubscriber>(
+      std::move(subscriber),
+      [name, handler = std::move(handler)](SecretBytes batch) { handler(name, std::move(batch)); }));
 }
 
 void RedisStore::Submit(absl::string_view key, std::vector<std::string> argv, absl::Time deadline,

@@ -51,6 +51,15 @@ class RedisStore final : public Store {
   void GetRing(absl::string_view ns, absl::Time deadline, GetRingDone done) override;
   void SwapRing(absl::string_view ns, uint64_t expected, uint64_t version, absl::string_view ring,
                 absl::Time deadline, SwapRingDone done) override;
+  // Changes travel on the channel "<prefix>@changes:<namespace>": PUBLISH and SUBSCRIBE on a
+  // standalone Redis and under Sentinel (on the master; a message published there reaches
+  // its replicas too), sharded pub/sub (SPUBLISH, SSUBSCRIBE on the channel's slot) on a
+  // Cluster, so that a message goes to one shard rather than to every node.
+  bool SharesChanges() const override { return true; }
+  void PublishChanges(absl::string_view ns, absl::string_view batch, absl::Time deadline,
+                      PutDone done) override;
+  std::unique_ptr<ChangesSubscription> SubscribeChanges(absl::string_view ns,
+                                                        ChangesHandler handler) override;
   absl::Status Health() override;
   std::string Describe() const override;
   void AddStats(StoreStats* stats) const override;
@@ -60,6 +69,7 @@ class RedisStore final : public Store {
 
   std::string RedisKey(const StoreKey& key) const;
   std::string RingKey(absl::string_view ns) const;
+  std::string ChangesChannel(absl::string_view ns) const;
   // To the server, or to the cluster master of `key`'s slot.
   void Submit(absl::string_view key, std::vector<std::string> argv, absl::Time deadline,
               ReplyHandler handler);

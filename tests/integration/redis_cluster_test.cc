@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "absl/strings/escaping.h"
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
@@ -21,6 +22,7 @@
 #include "gtest/gtest.h"
 #include "server/redis/cluster_slots.h"
 #include "server/store_factory.h"
+#include "tests/testing/changes_collector.h"
 #include "tests/testing/redis_cluster.h"
 #include "tests/testing/store_sync.h"
 
@@ -28,6 +30,7 @@ namespace tlscache::server {
 namespace {
 
 using ::testing::HasSubstr;
+using ::tlscache::testing::ChangesCollector;
 using ::tlscache::testing::GetSync;
 using ::tlscache::testing::AwaitRecovery;
 using ::tlscache::testing::Probe;
@@ -266,6 +269,26 @@ TEST_F(RedisClusterTest, AKilledMasterIsReplacedByItsReplicaAndTheStoreRecovers)
   EXPECT_TRUE(tlscache::testing::Eventually([&] { return store_->Health().ok(); },
                                             absl::Seconds(5)))
       << store_->Health();
+}
+
+TEST_F(RedisClusterTest, ChangesReachAnotherReplicaThroughShardedPubSub) {
+  StoreConfig config;
+  config.url = cluster_->url();
+  auto second = CreateStore(config);
+  ASSERT_TRUE(second.ok()) << second.status();
+  // Namespaces whose channels hash to different slots, so to different shards.
+  ChangesCollector first_ns(**second, "ns");
+  ChangesCollector second_ns(**second, "other");
+  EXPECT_TRUE(first_ns.PublishUntilReceived(*store_, "ns", "batch of ns"));
+  EXPECT_TRUE(second_ns.PublishUntilReceived(*store_, "other", "batch of other"));
+  EXPECT_FALSE(first_ns.Has("batch of other"));
+  // Sharded: the shard that owns the channel's slot holds the subscription, no other node.
+  int subscribed = 0;
+  for (const auto& node : Masters()) {
+    auto count = cluster_->server(node.port).Cli({"PUBSUB", "SHARDNUMSUB", "tlscache:@changes:ns"});
+    if (count.ok() && absl::StrContains(*count, "\n1\n")) ++subscribed;
+  }
+  EXPECT_EQ(subscribed, 1);
 }
 
 }  // namespace

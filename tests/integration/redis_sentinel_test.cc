@@ -11,6 +11,7 @@
 #include "gtest/gtest.h"
 #include "server/redis/redis_store.h"
 #include "server/store_factory.h"
+#include "tests/testing/changes_collector.h"
 #include "tests/testing/redis_server.h"
 #include "tests/testing/store_sync.h"
 
@@ -22,6 +23,7 @@ using ::tlscache::testing::AwaitRecovery;
 using ::tlscache::testing::GetSync;
 using ::tlscache::testing::PutSync;
 using ::tlscache::testing::Recovery;
+using ::tlscache::testing::ChangesCollector;
 using ::tlscache::testing::RedisServer;
 
 constexpr char kMaster[] = "tlscache";
@@ -117,6 +119,18 @@ TEST_F(RedisSentinelTest, AfterTheMasterIsKilledTheStoreFollowsTheFailoverAndLos
   EXPECT_EQ(lost, 0);
   // The new master is the former replica, and it is written to.
   EXPECT_EQ(*replica_->Cli({"EXISTS", "tlscache:ns:6166746572"}), "1\n");
+}
+
+TEST_F(RedisSentinelTest, ChangesReachAnotherReplicaBeforeAndAfterAFailover) {
+  auto first = ConnectedStore();
+  auto second = ConnectedStore();
+  ASSERT_NE(first, nullptr);
+  ASSERT_NE(second, nullptr);
+  ChangesCollector other(*second, "ns");
+  ASSERT_TRUE(other.PublishUntilReceived(*first, "ns", "before the failover"));
+  master_->Kill();
+  // The subscription moves to the master the sentinels elect, the publisher too.
+  EXPECT_TRUE(other.PublishUntilReceived(*first, "ns", "after the failover", absl::Seconds(40)));
 }
 
 }  // namespace

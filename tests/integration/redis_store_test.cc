@@ -22,6 +22,8 @@
 #include "gtest/gtest.h"
 #include "server/memory_store.h"
 #include "server/sealed_store.h"
+#include "server/redis/redis_subscriber.h"
+#include "tests/testing/changes_collector.h"
 #include "tests/testing/redis_server.h"
 #include "tests/testing/store_kind.h"
 #include "tests/testing/store_sync.h"
@@ -30,6 +32,7 @@ namespace tlscache::server {
 namespace {
 
 using ::testing::HasSubstr;
+using ::tlscache::testing::ChangesCollector;
 using ::tlscache::testing::DeleteSync;
 using ::tlscache::testing::Eventually;
 using ::tlscache::testing::GetRingSync;
@@ -228,9 +231,91 @@ TEST_P(StoreContractTest, OfConcurrentRotationsExactlyOneSwaps) {
   }
 }
 
+TEST_P(StoreContractTest, ChangesAreSharedExactlyWhenOtherReplicasCanShareTheStore) {
+  EXPECT_EQ(store_->SharesChanges(), GetParam() != StoreKind::kMemory);
+}
+
 INSTANTIATE_TEST_SUITE_P(EveryStore, StoreContractTest,
                          ::testing::Values(StoreKind::kMemory, StoreKind::kRedis,
                                            StoreKind::kSealedRedis),
+                         StoreKindName);
+
+// ---- changes across replicas (pub/sub) ------------------------------------------------------
+
+// Two replicas' stores on one Redis, sealed or not.
+class ChangesAcrossReplicasTest : public ::testing::TestWithParam<StoreKind> {
+ protected:
+  void SetUp() override {
+    TLSCACHE_START_REDIS_OR_SKIP(redis_);
+    for (auto* store : {&first_, &second_}) {
+      *store = ConnectedStore(OptionsFor(*redis_));
+      ASSERT_NE(*store, nullptr);
+      if (GetParam() == StoreKind::kSealedRedis) {
+        *store = std::make_unique<SealedStore>(std::move(*store), TestSealer(kSealKeyA));
+      }
+    }
+  }
+
+  std::unique_ptr<RedisServer> redis_;
+  std::unique_ptr<Store> first_, second_;
+};
+
+TEST_P(ChangesAcrossReplicasTest, ABatchPublishedThroughOneReachesTheSubscribersOfTheOther) {
+  ChangesCollector other(*second_, "ns");
+  ChangesCollector unrelated(*second_, "other-ns");
+  ASSERT_TRUE(other.subscribed());
+  EXPECT_TRUE(other.PublishUntilReceived(*first_, "ns", "batch with session bytes"));
+  // The publisher's own subscription sees it too (replicas skip their own by origin).
+  ChangesCollector own(*first_, "ns");
+  EXPECT_TRUE(own.PublishUntilReceived(*first_, "ns", "second batch"));
+  EXPECT_TRUE(Eventually([&] { return other.Has("second batch"); }));
+  EXPECT_TRUE(unrelated.batches().empty());
+}
+
+TEST_P(ChangesAcrossReplicasTest, WithSealingNothingCrossesRedisInTheClear) {
+  // A subscriber on the raw channel, as anyone with access to Redis could be.
+  absl::Mutex mu;
+  std::vector<std::string> raw;
+  redis::SubscriberOptions options;
+  options.channel = "tlscache:@changes:ns";
+  options.locate = [port = redis_->port()]() -> absl::StatusOr<redis::Endpoint> {
+    redis::Endpoint endpoint;
+    endpoint.host = "127.0.0.1";
+    endpoint.port = port;
+    return endpoint;
+  };
+  redis::RedisSubscriber tap(options, [&](SecretBytes message) {
+    absl::MutexLock lock(&mu);
+    raw.emplace_back(message.view());
+  });
+  ASSERT_TRUE(Eventually([&] { return tap.subscriptions() > 0; }));
+  ChangesCollector other(*second_, "ns");
+  const std::string secret = "MASTER-SECRET-0123456789abcdef";
+  ASSERT_TRUE(other.PublishUntilReceived(*first_, "ns", secret));
+  ASSERT_TRUE(Eventually([&] {
+    absl::MutexLock lock(&mu);
+    return !raw.empty();
+  }));
+  absl::MutexLock lock(&mu);
+  for (const std::string& message : raw) {
+    if (GetParam() == StoreKind::kSealedRedis) {
+      EXPECT_THAT(message, ::testing::Not(HasSubstr(secret)));
+    } else {
+      EXPECT_EQ(message, secret);  // the same tap sees an unsealed store's bytes as they are
+    }
+  }
+}
+
+TEST_P(ChangesAcrossReplicasTest, ASubscriptionComesBackAfterRedisRestarts) {
+  ChangesCollector other(*second_, "ns");
+  ASSERT_TRUE(other.PublishUntilReceived(*first_, "ns", "before"));
+  redis_->Kill();
+  ASSERT_TRUE(redis_->Restart().ok());
+  EXPECT_TRUE(other.PublishUntilReceived(*first_, "ns", "after", absl::Seconds(20)));
+}
+
+INSTANTIATE_TEST_SUITE_P(RedisStores, ChangesAcrossReplicasTest,
+                         ::testing::Values(StoreKind::kRedis, StoreKind::kSealedRedis),
                          StoreKindName);
 
 // ---- Redis only ---------------------------------------------------------------------------

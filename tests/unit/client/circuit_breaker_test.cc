@@ -62,5 +62,26 @@ TEST_F(CircuitBreakerTest, AFailedProbeDoublesTheOpenPeriodUpToTheMaximum) {
   EXPECT_TRUE(breaker.Allow());
 }
 
+TEST_F(CircuitBreakerTest, AnInconclusiveOutcomeNeitherOpensNorClosesIt) {
+  CircuitBreaker breaker(options_);
+  breaker.RecordFailure();
+  breaker.RecordFailure();
+  for (int i = 0; i < 10; ++i) breaker.RecordInconclusive();  // a busy node's timeouts
+  EXPECT_EQ(breaker.state(), BreakerState::kClosed);
+  breaker.RecordFailure();  // the run of failures was not reset either
+  EXPECT_EQ(breaker.state(), BreakerState::kOpen);
+  // A probe that says nothing: open again for the same period, then probe again.
+  clock_.Advance(absl::Milliseconds(100));
+  ASSERT_TRUE(breaker.Allow());
+  breaker.RecordInconclusive();
+  EXPECT_EQ(breaker.state(), BreakerState::kOpen);
+  clock_.Advance(absl::Milliseconds(99));
+  EXPECT_FALSE(breaker.Allow());
+  clock_.Advance(absl::Milliseconds(1));
+  ASSERT_TRUE(breaker.Allow());
+  breaker.RecordSuccess();
+  EXPECT_EQ(breaker.state(), BreakerState::kClosed);
+}
+
 }  // namespace
 }  // namespace tlscache::client

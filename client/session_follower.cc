@@ -1,0 +1,356 @@
+#include "client/session_follower.h"
+
+#include <grpcpp/support/sync_stream.h>
+
+#include <algorithm>
+#include <cmath>
+#include <utility>
+
+#include "absl/time/clock.h"
+#include "common/log.h"
+#include "tlscache/v1/session_cache.grpc.pb.h"
+
+namespace tlscache::client {
+namespace {
+
+using Stream = grpc::ClientReaderWriter<v1::FollowRequest, v1::FollowResponse>;
+
+// Stores queued up the stream past this go the unary path instead; it also bounds a batch,
+// well under the service's limit on a request (kMaxFollowRequestBytes).
+constexpr size_t kMaxPendingBytes = 1 << 20;
+// How often the stream carries the near cache's counters, for the service's /metrics.
+constexpr absl::Duration kReportInterval = absl::Seconds(1);
+constexpr absl::Duration kMinBackoff = absl::Milliseconds(100);
+constexpr absl::Duration kMaxBackoff = absl::Seconds(2);
+
+void WipePuts(v1::FollowRequest* request) {
+  for (v1::PutRequest& put : *request->mutable_puts()) CleanseString(put.mutable_session());
+}
+
+}  // namespace
+
+void Acknowledgement::Complete(bool ok) {
+  absl::MutexLock lock(&mu_);
+  if (done_) return;
+  done_ = true;
+  ok_ = ok;
+}
+
+bool Acknowledgement::Await(absl::Time deadline) {
+  absl::MutexLock lock(&mu_);
+  mu_.AwaitWithDeadline(absl::Condition(&done_), deadline);
+  return done_ && ok_;
+}
+
+absl::Duration LagHistogram::UpperBound(int bucket) {
+  return absl::Microseconds(10) * std::pow(1.5, bucket);
+}
+
+void LagHistogram::Observe(absl::Duration lag) {
+  int bucket = 0;
+  while (bucket < kBuckets - 1 && lag > UpperBound(bucket)) ++bucket;
+  buckets_[bucket].fetch_add(1, std::memory_order_relaxed);
+}
+
+uint64_t LagHistogram::count() const {
+  uint64_t n = 0;
+  for (const auto& b : buckets_) n += b.load(std::memory_order_relaxed);
+  return n;
+}
+
+absl::Duration LagHistogram::Quantile(double q) const {
+  const uint64_t total = count();
+  if (total == 0) return absl::ZeroDuration();
+  const auto rank = static_cast<uint64_t>(std::ceil(q * static_cast<double>(total)));
+  uint64_t seen = 0;
+  for (int i = 0; i < kBuckets; ++i) {
+    seen += buckets_[i].load(std::memory_order_relaxed);
+    if (seen >= rank) return UpperBound(i);
+  }
+  return UpperBound(kBuckets - 1);
+}
+
+SessionFollower::SessionFollower(std::shared_ptr<grpc::Channel> channel, std::string ns,
+                                 size_t near_cache_bytes, Resend resend,
+                                 ResendDelete resend_delete, Withdrawn withdrawn,
+                                 absl::Duration heartbeat)
+    : channel_(std::move(channel)),
+      ns_(std::move(ns)),
+      resend_(std::move(resend)),
+      resend_delete_(std::move(resend_delete)),
+      withdrawn_(std::move(withdrawn)),
+      heartbeat_(heartbeat),
+      near_(near_cache_bytes) {
+  reader_ = std::thread([this] { ReadLoop(); });
+  writer_ = std::thread([this] { WriteLoop(); });
+}
+
+SessionFollower::~SessionFollower() {
+  {
+    absl::MutexLock lock(&mu_);
+    stopping_ = true;
+    if (context_ != nullptr) context_->TryCancel();
+    cv_.SignalAll();
+  }
+  writer_.join();
+  reader_.join();
+}
+
+bool SessionFollower::Put(absl::string_view session_id, SecretBytes& session,
+                          uint32_t ttl_seconds, std::shared_ptr<Acknowledgement> ack) {
+  {
+    absl::MutexLock lock(&mu_);
+    if (!up_ || pending_bytes_ + session.size() > kMaxPendingBytes) return false;
+    v1::PutRequest* put = pending_.add_puts();
+    put->set_session_id(std::string(session_id));
+    put->set_session(session.data(), session.size());
+    put->set_ttl_seconds(ttl_seconds);
+    pending_bytes_ += session.size() + session_id.size();
+    if (ack != nullptr) pending_acks_.push_back(std::move(ack));
+    cv_.SignalAll();
+  }
+  near_.Insert(session_id, std::move(session), absl::Seconds(ttl_seconds));
+  return true;
+}
+
+bool SessionFollower::Delete(absl::string_view session_id) {
+  near_.Remove(session_id);
+  absl::MutexLock lock(&mu_);
+  if (!up_) return false;
+  pending_.add_deletes(std::string(session_id));
+  pending_bytes_ += session_id.size();
+  cv_.SignalAll();
+  return true;
+}
+
+bool SessionFollower::Flush(absl::Duration timeout) {
+  absl::MutexLock lock(&mu_);
+  const absl::Time deadline = absl::Now() + timeout;
+  while (up_ && (!unacked_.empty() || pending_.puts_size() + pending_.deletes_size() > 0)) {
+    if (cv_.WaitWithDeadline(&mu_, deadline)) return false;
+  }
+  return true;
+}
+
+FollowerStats SessionFollower::stats() const {
+  FollowerStats stats;
+  {
+    absl::MutexLock lock(&mu_);
+    stats.up = up_;
+  }
+  stats.streams = streams_.load();
+  stats.received = received_.load();
+  stats.dropped = dropped_.load();
+  stats.resent = resent_.load();
+  stats.stored = stored_.load();
+  stats.batches = batches_.load();
+  stats.store_failures = store_failures_.load();
+  stats.near = near_.stats();
+  stats.lag_count = lag_.count();
+  stats.lag_p50 = lag_.Quantile(0.5);
+  stats.lag_p99 = lag_.Quantile(0.99);
+  return stats;
+}
+
+void SessionFollower::Apply(v1::FollowResponse& response) {
+  const absl::Time now = absl::Now();
+  for (v1::SessionChange& change : *response.mutable_changes()) {
+    if (change.session().empty()) {
+      near_.Remove(change.session_id());
+      if (withdrawn_) withdrawn_(change.session_id());
+    } else {
+      near_.Insert(change.session_id(), SecretBytes(change.session()),
+                   absl::Milliseconds(change.ttl_ms()));
+      CleanseString(change.mutable_session());
+      if (change.origin_unix_micros() > 0) {
+        lag_.Observe(std::max(absl::ZeroDuration(),
+                              now - absl::FromUnixMicros(change.origin_unix_micros())));
+      }
+    }
+  }
+  received_.fetch_add(response.changes_size(), std::memory_order_relaxed);
+  dropped_.fetch_add(response.dropped(), std::memory_order_relaxed);
+  if (response.acks().empty()) return;
+  std::vector<std::pair<std::shared_ptr<Acknowledgement>, bool>> complete;
+  {
+    absl::MutexLock lock(&mu_);
+    for (const v1::FollowResponse::Ack& ack : response.acks()) {
+      if (ack.batch() == hello_batch_ && !up_) {
+        up_ = true;
+        streams_.fetch_add(1, std::memory_order_relaxed);
+      }
+      auto it = unacked_.find(ack.batch());
+      if (it == unacked_.end()) continue;
+      const uint64_t ops = it->second.ops;
+      const uint64_t failed = std::min<uint64_t>(ack.failed(), ops);
+      stored_.fetch_add(ops - failed, std::memory_order_relaxed);
+      store_failures_.fetch_add(failed, std::memory_order_relaxed);
+      for (auto& waiter : it->second.acks) complete.emplace_back(std::move(waiter), ack.failed() == 0);
+      WipePuts(&it->second.request);
+      unacked_.erase(it);
+    }
+    cv_.SignalAll();
+  }
+  for (auto& [waiter, ok] : complete) waiter->Complete(ok);
+}
+
+bool SessionFollower::stopping() const {
+  absl::MutexLock lock(&mu_);
+  return stopping_;
+}
+
+void SessionFollower::Down() {
+  std::map<uint64_t, Sent> unacked;
+  v1::FollowRequest pending;
+  std::vector<std::shared_ptr<Acknowledgement>> pending_acks;
+  bool stopping;
+  {
+    absl::MutexLock lock(&mu_);
+    up_ = false;
+    stopping = stopping_;
+    unacked.swap(unacked_);
+    pending.Swap(&pending_);
+    pending_bytes_ = 0;
+    pending_acks.swap(pending_acks_);
+    cv_.SignalAll();
+  }
+  auto hand_back = [this, stopping](v1::FollowRequest& request,
+                                    std::vector<std::shared_ptr<Acknowledgement>>& acks) {
+    for (auto& ack : acks) ack->Complete(false);
+    if (!stopping) {
+      for (v1::PutRequest& put : *request.mutable_puts()) {
+        resent_.fetch_add(1, std::memory_order_relaxed);
+        resend_(std::move(put));
+      }
+      for (std::string& id : *request.mutable_deletes()) resend_delete_(std::move(id));
+    }
+    WipePuts(&request);
+  };
+  for (auto& [batch, sent] : unacked) hand_back(sent.request, sent.acks);
+  hand_back(pending, pending_acks);
+}
+
+void SessionFollower::ReadLoop() {
+  std::unique_ptr<v1::SessionCache::Stub> stub = v1::SessionCache::NewStub(channel_);
+  absl::Duration backoff = kMinBackoff;
+  while (true) {
+    grpc::ClientContext context;  // no deadline: the stream lasts as long as the process
+    std::unique_ptr<Stream> stream = stub->Follow(&context);
+    {
+      absl::MutexLock lock(&mu_);
+      if (stopping_) return;
+      context_ = &context;
+      stream_ = stream.get();
+      ++generation_;
+      hello_due_ = true;
+      cv_.SignalAll();
+    }
+    v1::FollowResponse response;
+    bool answered = false;
+    while (stream->Read(&response)) {
+      if (!answered) {
+        // A new stream: what the near cache holds may have been deleted meanwhile.
+        answered = true;
+        near_.Clear();
+        down_since_.reset();
+      }
+      Apply(response);
+      response.Clear();
+    }
+    {
+      absl::MutexLock lock(&mu_);
+      context.TryCancel();  // a Write in progress returns
+      stream_ = nullptr;
+      context_ = nullptr;
+      mu_.Await(absl::Condition(
+          +[](uint64_t* writing) { return *writing == 0; }, &writing_));
+    }
+    const grpc::Status status = stream->Finish();
+    // A replica going away (shutting down, restarting) is routine; a refusal is not.
+    const grpc::StatusCode code = status.error_code();
+    if (code != grpc::StatusCode::OK && code != grpc::StatusCode::UNAVAILABLE &&
+        code != grpc::StatusCode::CANCELLED && !stopping() && report_.Allow()) {
+      LogWarning("tlscache: the Follow stream of namespace %s ended: %s (stores go as unary "
+                 "calls until it is back)",
+                 ns_, status.error_message());
+    }
+    Down();
+    const absl::Time now = absl::Now();
+    if (answered) {
+      backoff = kMinBackoff;
+      down_since_ = now;
+    } else if (down_since_ && now - *down_since_ > kServeWhileDown) {
+      near_.Clear();  // too long without deletions: the copies may be stale
+      down_since_.reset();
+    }
+    absl::MutexLock lock(&mu_);
+    const absl::Time until = absl::Now() + backoff;
+    while (!stopping_ && !cv_.WaitWithDeadline(&mu_, until)) {
+    }
+    if (stopping_) return;
+    backoff = std::min(backoff * 2, kMaxBackoff);
+  }
+}
+
+void SessionFollower::WriteLoop() {
+  absl::MutexLock lock(&mu_);
+  absl::Time last_report = absl::InfinitePast();
+  while (!stopping_) {
+    const absl::Time now = absl::Now();
+    if (context_ != nullptr && !unacked_.empty() &&
+        now - unacked_.begin()->second.sent_at > 4 * heartbeat_) {
+      context_->TryCancel();  // the service stopped answering: the reader ends the stream
+    }
+    const bool work = stream_ != nullptr &&
+                      (hello_due_ ||
+                       (up_ && (pending_.puts_size() + pending_.deletes_size() > 0 ||
+                                now - last_sent_ >= heartbeat_)));
+    if (!work) {
+      cv_.WaitWithTimeout(&mu_, heartbeat_);
+      continue;
+    }
+    v1::FollowRequest request;
+    std::vector<std::shared_ptr<Acknowledgement>> acks;
+    if (hello_due_) {
+      hello_due_ = false;
+      request.set_namespace_(ns_);
+      hello_batch_ = next_batch_;
+    } else {
+      request.Swap(&pending_);
+      pending_bytes_ = 0;
+      acks.swap(pending_acks_);
+    }
+    request.set_batch(next_batch_++);
+    request.set_sent_unix_micros(absl::ToUnixMicros(now));
+    if (now - last_report >= kReportInterval) {
+      last_report = now;
+      const NearCacheStats near = near_.stats();
+      v1::NearCacheReport* report = request.mutable_near_cache();
+      report->set_hits(near.hits);
+      report->set_misses(near.misses);
+      report->set_entries(near.entries);
+      report->set_bytes(near.bytes);
+    }
+    Sent& sent = unacked_[request.batch()];
+    sent.acks = std::move(acks);
+    sent.ops = request.puts_size() + request.deletes_size();
+    sent.sent_at = now;
+    auto* stream = static_cast<Stream*>(stream_);
+    last_sent_ = now;
+    batches_.fetch_add(1, std::memory_order_relaxed);
+    ++writing_;
+    mu_.Unlock();
+    const bool ok = stream->Write(request);
+    mu_.Lock();
+    --writing_;
+    // Kept, with its sessions, until acknowledged: handed back if the stream ends first.
+    if (auto it = unacked_.find(request.batch()); it != unacked_.end()) {
+      it->second.request = std::move(request);
+    } else {
+      WipePuts(&request);  // acknowledged while the write was returning
+    }
+    if (!ok && context_ != nullptr) context_->TryCancel();
+  }
+}
+
+}  // namespace tlscache::client

@@ -1,0 +1,179 @@
+// SessionFollower: a TLS server process's Follow stream for one namespace
+// (tlscache.v1.SessionCache/Follow), and the near cache it fills.
+//
+//   - Down: every session the farm stores in the namespace, and every deletion, arrives on
+//     the stream and goes into (or out of) the near cache.
+//   - Up: the process's own Puts and Deletes, handed over by CacheClient while the stream is
+//     up, leave coalesced: everything queued while a write is out goes as the next batch.
+//     A Put may carry an Acknowledgement, completed when the service acknowledges its batch.
+//     Batches not acknowledged when the stream ends are handed back (`resend`) for the
+//     unary path, so a broken stream loses no store.
+//   - The stream is up once the service has acknowledged its first request (which names the
+//     namespace); until then, and whenever it is down, Put and Delete return false and the
+//     caller sends them itself. When it ends, the near cache goes on answering (the sessions
+//     pushed before a cache outage still resume) for at most kServeWhileDown; a new stream
+//     (after a back-off) starts cold: the near cache is emptied when its first response
+//     arrives, since deletions may have been missed meanwhile.
+//   - Each pushed deletion also goes to `withdrawn`, so the process can drop its own copies.
+//   - While idle the stream sends a heartbeat (an empty batch, acknowledged) every
+//     `heartbeat`; a batch not acknowledged within four heartbeats ends the stream, so that a
+//     connection that died silently is noticed (and the near cache emptied) within seconds.
+//
+// Thread-safety: all methods are thread-safe. Two threads per follower: one reads (and
+// reconnects), one writes.
+#ifndef TLSCACHE_CLIENT_SESSION_FOLLOWER_H_
+#define TLSCACHE_CLIENT_SESSION_FOLLOWER_H_
+
+#include <grpcpp/channel.h>
+#include <grpcpp/client_context.h>
+
+#include <array>
+#include <atomic>
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <optional>
+#include <memory>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/strings/string_view.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
+#include "client/near_cache.h"
+#include "common/log.h"
+#include "common/secret_bytes.h"
+#include "tlscache/v1/session_cache.pb.h"
+
+namespace tlscache::client {
+
+// A Put's acknowledgement, for the caller that awaits it. Completed once, answered or not.
+class Acknowledgement {
+ public:
+  void Complete(bool ok);
+  // True when the cache acknowledged the call by `deadline`.
+  bool Await(absl::Time deadline);
+
+ private:
+  absl::Mutex mu_;
+  bool done_ ABSL_GUARDED_BY(mu_) = false;
+  bool ok_ ABSL_GUARDED_BY(mu_) = false;
+};
+
+// How long sessions took to reach this process: from the process that made one sending it up
+// to this one putting it in its near cache. Log-scale buckets from 10 µs; p50 and p99 are the
+// upper bounds of the buckets they fall in.
+class LagHistogram {
+ public:
+  void Observe(absl::Duration lag);
+  uint64_t count() const;
+  absl::Duration Quantile(double q) const;
+
+ private:
+  static constexpr int kBuckets = 32;  // 10 µs · 1.5^i: up to about 3 minutes
+  static absl::Duration UpperBound(int bucket);
+  std::array<std::atomic<uint64_t>, kBuckets> buckets_{};
+};
+
+struct FollowerStats {
+  bool up = false;
+  uint64_t streams = 0;     // streams that came up (the first included)
+  uint64_t received = 0;    // changes the service pushed
+  uint64_t dropped = 0;     // changes the service could not send (this process too slow)
+  uint64_t resent = 0;      // stores handed back to the unary path when a stream ended
+  uint64_t batches = 0;     // requests written up the stream (heartbeats included)
+  uint64_t stored = 0;      // Puts and Deletes acknowledged
+  uint64_t store_failures = 0;
+  NearCacheStats near;
+  absl::Duration lag_p50, lag_p99;
+  uint64_t lag_count = 0;
+};
+
+class SessionFollower {
+ public:
+  // A store handed back, for the unary path.
+  using Resend = std::function<void(v1::PutRequest put)>;
+  using ResendDelete = std::function<void(std::string session_id)>;
+  using Withdrawn = std::function<void(absl::string_view session_id)>;
+  // How long a near cache answers after its stream ended without a new one coming up.
+  static constexpr absl::Duration kServeWhileDown = absl::Seconds(60);
+
+  SessionFollower(std::shared_ptr<grpc::Channel> channel, std::string ns,
+                  size_t near_cache_bytes, Resend resend, ResendDelete resend_delete,
+                  Withdrawn withdrawn, absl::Duration heartbeat = absl::Milliseconds(500));
+  ~SessionFollower();  // ends the stream; hands back nothing
+
+  SessionFollower(const SessionFollower&) = delete;
+  SessionFollower& operator=(const SessionFollower&) = delete;
+
+  NearCache& near_cache() { return near_; }
+
+  // Queues a store up the stream and keeps it in the near cache too (false: the stream is
+  // down or its queue full, nothing done, `session` untouched).
+  bool Put(absl::string_view session_id, SecretBytes& session, uint32_t ttl_seconds,
+           std::shared_ptr<Acknowledgement> ack);
+  // Withdraws the session here and queues the deletion up the stream (false: it went only as
+  // far as the near cache; the caller sends the deletion).
+  bool Delete(absl::string_view session_id);
+  // Waits until every store handed to the stream was acknowledged; false after `timeout`.
+  bool Flush(absl::Duration timeout);
+
+  FollowerStats stats() const;
+
+ private:
+  struct Sent {
+    v1::FollowRequest request;  // kept until acknowledged, for the unary path
+    std::vector<std::shared_ptr<Acknowledgement>> acks;
+    uint64_t ops = 0;  // Puts and Deletes in it
+    absl::Time sent_at;
+  };
+
+  void ReadLoop();
+  void WriteLoop();
+  void Apply(v1::FollowResponse& response);
+  // The stream ended: fail or hand back everything unacknowledged, empty the near cache.
+  void Down();
+  bool stopping() const;
+
+  const std::shared_ptr<grpc::Channel> channel_;
+  const std::string ns_;
+  const Resend resend_;
+  const ResendDelete resend_delete_;
+  const Withdrawn withdrawn_;
+  const absl::Duration heartbeat_;
+  NearCache near_;
+  LagHistogram lag_;
+  LogLimiter report_{absl::Minutes(1)};
+  std::atomic<uint64_t> received_{0}, dropped_{0}, resent_{0}, streams_{0}, stored_{0},
+      store_failures_{0}, batches_{0};
+
+  mutable absl::Mutex mu_;
+  absl::CondVar cv_;  // work for the writer, an acknowledgement, a state change
+  bool stopping_ ABSL_GUARDED_BY(mu_) = false;
+  bool up_ ABSL_GUARDED_BY(mu_) = false;
+  // The stream being read; the writer writes to it while `open_`.
+  grpc::ClientContext* context_ ABSL_GUARDED_BY(mu_) = nullptr;
+  void* stream_ ABSL_GUARDED_BY(mu_) = nullptr;  // grpc::ClientReaderWriter<...>*
+  uint64_t generation_ ABSL_GUARDED_BY(mu_) = 0;  // streams started
+  uint64_t writing_ ABSL_GUARDED_BY(mu_) = 0;     // 1 while the writer is in Write()
+  v1::FollowRequest pending_ ABSL_GUARDED_BY(mu_);
+  size_t pending_bytes_ ABSL_GUARDED_BY(mu_) = 0;
+  std::vector<std::shared_ptr<Acknowledgement>> pending_acks_ ABSL_GUARDED_BY(mu_);
+  bool hello_due_ ABSL_GUARDED_BY(mu_) = false;  // the first request of a new stream
+  uint64_t next_batch_ ABSL_GUARDED_BY(mu_) = 1;
+  uint64_t hello_batch_ ABSL_GUARDED_BY(mu_) = 0;
+  std::map<uint64_t, Sent> unacked_ ABSL_GUARDED_BY(mu_);
+  absl::Time last_sent_ ABSL_GUARDED_BY(mu_);
+  // When the last stream that came up ended (reader thread only); unset while one is up, or
+  // once the near cache was emptied for being down too long.
+  std::optional<absl::Time> down_since_;
+  std::thread reader_;
+  std::thread writer_;
+};
+
+}  // namespace tlscache::client
+
+#endif  // TLSCACHE_CLIENT_SESSION_FOLLOWER_H_
