@@ -15,8 +15,6 @@ struct FollowStream::Batch {
   uint64_t id = 0;
   int remaining = 0;
   uint32_t failed = 0;
-  // What the store took, for the other followers once the batch is done.
-  std::vector<v1::SessionChange> changes;
 };
 
 FollowStream::FollowStream(grpc::CallbackServerContext* context, Store* store, SessionFeed* feed,
@@ -84,53 +82,37 @@ void FollowStream::Process(v1::FollowRequest& request) {
       continue;
     }
     const absl::Duration ttl = service_->EffectiveTtl(put.ttl_seconds());
+    // To the other followers at once, while the store takes it: a follower that has the
+    // session sooner resumes it sooner, and one the store then failed to keep is still a
+    // good session. (The feed wipes its copy.)
     v1::SessionChange change;
     change.set_session_id(put.session_id());
     change.set_ttl_ms(static_cast<uint32_t>(absl::ToInt64Milliseconds(ttl)));
     change.set_origin_unix_micros(request.sent_unix_micros());
-    *change.mutable_session() = *session;
-    CleanseString(session);
-    auto shared = std::make_shared<v1::SessionChange>(std::move(change));
-    store_->Put({ns_, shared->session_id()}, shared->session(), ttl, deadline,
-                [this, batch, shared](absl::Status status) mutable {
-                  if (status.ok()) {
-                    absl::MutexLock lock(&mu_);
-                    batch->changes.push_back(std::move(*shared));
-                  } else {
-                    CleanseString(shared->mutable_session());
-                  }
-                  OpDone(batch, status.ok());
-                });
+    change.set_session(*session);
+    feed_->Changed(ns_, &change, this);
+    store_->Put({ns_, put.session_id()}, *session, ttl, deadline,
+                [this, batch](absl::Status status) { OpDone(batch, status.ok()); });
+    CleanseString(session);  // the store copied what it keeps
   }
   for (const std::string& id : request.deletes()) {
     if (!ValidateSessionId(id).ok()) {
       OpDone(batch, false);
       continue;
     }
-    store_->Delete({ns_, id}, deadline, [this, batch, id](absl::StatusOr<bool> existed) {
-      if (existed.ok()) {
-        v1::SessionChange change;  // withdrawn everywhere, whether the store still had it
-        change.set_session_id(id);
-        absl::MutexLock lock(&mu_);
-        batch->changes.push_back(std::move(change));
-      }
-      OpDone(batch, existed.ok());
-    });
+    v1::SessionChange change;  // withdrawn everywhere, whether the store still has it
+    change.set_session_id(id);
+    feed_->Changed(ns_, &change, this);
+    store_->Delete({ns_, id}, deadline,
+                   [this, batch](absl::StatusOr<bool> existed) { OpDone(batch, existed.ok()); });
   }
   OpDone(batch, true);  // the +1
 }
 
 void FollowStream::OpDone(Batch* batch, bool ok) {
-  std::vector<v1::SessionChange> changes;
-  {
-    absl::MutexLock lock(&mu_);
-    if (!ok) ++batch->failed;
-    if (--batch->remaining > 0) return;
-    changes = std::move(batch->changes);
-  }
-  // The feed takes its lock, then each follower's: not under ours.
-  for (v1::SessionChange& change : changes) feed_->Changed(ns_, &change, this);
   absl::MutexLock lock(&mu_);
+  if (!ok) ++batch->failed;
+  if (--batch->remaining > 0) return;
   if (batch->id != 0) {
     v1::FollowResponse::Ack* ack = pending_.add_acks();
     ack->set_batch(batch->id);

@@ -1,10 +1,10 @@
 // FollowStream: one tlscache.v1.SessionCache/Follow stream, the long-lived link of one TLS
 // server process to its namespace (see the .proto for the contract).
 //
-// Up: each request's Puts and Deletes go to the store at once (validated as the unary calls
-// are; one that is refused counts as failed in the batch's acknowledgement), and once the
-// store has answered for all of them the batch is acknowledged and its changes go to the
-// feed, for the namespace's other followers. Reading goes on meanwhile: batches pipeline.
+// Up: each request's Puts and Deletes go to the feed, for the namespace's other followers,
+// and to the store, at once (validated as the unary calls are; one that is refused counts as
+// failed in the batch's acknowledgement); once the store has answered for all of them the
+// batch is acknowledged. Reading goes on meanwhile: batches pipeline.
 // Down: changes from the feed and acknowledgements accumulate while a write is out and leave
 // together as the next response, up to `max_pending_bytes` (past that, changes are dropped
 // and counted; acknowledgements never are).

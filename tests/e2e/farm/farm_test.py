@@ -5,6 +5,7 @@ real farm), HAProxy in TCP mode, and real clients (Python's ssl module, openssl 
 """
 
 import os
+import socket
 import ssl
 import subprocess
 import sys
@@ -284,6 +285,95 @@ class AntiReplayTest(FarmTestCase):
             replay = tlsfarm.s_client(ip, port, "tls1_3", sess_in=ticket, early_data=early)
             self.assertIn("New,", replay, f"replayed ticket resumed on {ip}")
             self.assertNotIn("Early data was accepted", replay)
+
+
+class NearCacheTest(FarmTestCase):
+    """Sessions pushed to every node's near cache (the plugin's default)."""
+
+    def near_farm(self):
+        """tlscache-server on the memory store with /metrics, three nodes at the defaults."""
+        metrics = tlsfarm.free_port()
+        cache = self.farm.cache(extra=[f"--metrics_listen=127.0.0.1:{metrics}"])
+        cache.metrics_port = metrics
+        port, nodes = self.farm.on_every_node(
+            lambda ip, port, name: self.farm.node(ip, port, f"addr={cache.addr}", name=name))
+        return cache, port, nodes
+
+    def await_pushed(self, cache, sessions):
+        """Until the followers' near caches (as they report them to /metrics, every second)
+        hold `sessions` sessions between them."""
+        deadline = time.monotonic() + 15
+        while True:
+            held = tlsfarm.value(tlsfarm.scrape(cache.metrics_port),
+                                 "tlscache_near_cache_entries", namespace="default")
+            if held >= sessions:
+                return
+            self.assertLess(time.monotonic(), deadline, f"{held} of {sessions} pushed")
+            time.sleep(0.1)
+
+    def test_resumptions_at_the_defaults_come_from_the_near_cache(self):
+        _, _, lb = self.cached_farm()
+        self.assert_every_reconnect_resumes(lb, "with the near cache")
+        totals = {}
+        for process in self.farm.processes:
+            if process.name.startswith("node"):
+                for key, count in tlsfarm.plugin_stats(process).items():
+                    totals[key] = totals.get(key, 0) + count
+        near, remote = totals["near_cache.hits"], totals["lookups.hits"]
+        self.report(f"{near} resumptions from the near cache, {remote} from the service; "
+                    f"push lag p50 {totals['push.lag_p50_us']} us, "
+                    f"p99 {totals['push.lag_p99_us']} us (largest of the nodes)")
+        # Every TLS 1.3 reconnect offers a ticket another node made (TLS 1.2 ones offer the
+        # same session ID again, soon in every node's own cache): the farm resumed them.
+        self.assertGreaterEqual(totals["sessions.resumed"], RECONNECTS - 1)
+        # A client comes back at once; a push may lose that race now and then, never often.
+        self.assertGreaterEqual(near, 0.9 * totals["sessions.resumed"])
+
+    def test_pushed_sessions_resume_on_every_node_after_the_cache_is_killed(self):
+        cache, port, _ = self.near_farm()
+        clients = []
+        for name, version in VERSIONS.items():
+            for _ in range(10):
+                client = tlsfarm.Client(version)
+                resumed, body, _ = client.connect(tlsfarm.NODE_IPS[0], port)
+                self.assertFalse(resumed)
+                clients.append((name, client, client.session))
+        # TLS 1.2: one session each; TLS 1.3: the node's two tickets each. On three nodes:
+        # the maker's near cache keeps its own, the two others get them pushed.
+        self.await_pushed(cache, 3 * (10 + 2 * 10))
+        cache.kill()
+        for name, client, session in clients:
+            for ip in tlsfarm.NODE_IPS[1:]:
+                client.session = session  # the same one on each node
+                resumed, body, _ = client.connect(ip, port)
+                self.assertTrue(resumed, f"{name} session not resumed on {ip} ({body})")
+
+    def test_a_session_deleted_on_one_node_resumes_nowhere_afterwards(self):
+        _, port, _ = self.near_farm()
+        client = tlsfarm.Client(ssl.TLSVersion.TLSv1_2)
+        self.assertFalse(client.connect(tlsfarm.NODE_IPS[0], port)[0])
+        session = client.session
+        # Node 2 resumes it from its near cache, then receives a record that does not
+        # authenticate: it sends a fatal alert (bad_record_mac) and drops the session, as
+        # RFC 5246 asks, and tlscache withdraws it from the farm.
+        with socket.create_connection((tlsfarm.NODE_IPS[1], port), timeout=5) as raw:
+            with client.context.wrap_socket(raw, session=session) as tls:
+                self.assertTrue(tls.session_reused)
+                os.write(tls.fileno(), b"\x17\x03\x03\x00\x28" + b"\x00" * 40)
+                with self.assertRaises((ssl.SSLError, OSError)):
+                    tls.recv(100)
+        # The withdrawal reaches the other nodes in milliseconds; from then on, nowhere.
+        deadline = time.monotonic() + 10
+        for ip in tlsfarm.NODE_IPS:
+            while True:
+                client.session = session
+                if not client.connect(ip, port)[0]:
+                    break
+                self.assertLess(time.monotonic(), deadline, f"still resumed on {ip}")
+                time.sleep(0.05)
+        for ip in tlsfarm.NODE_IPS:
+            client.session = session
+            self.assertFalse(client.connect(ip, port)[0], f"resumed again on {ip}")
 
 
 class PreForkTest(FarmTestCase):

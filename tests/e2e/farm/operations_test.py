@@ -7,44 +7,14 @@ import os
 import subprocess
 import sys
 import unittest
-import urllib.error
-import urllib.request
 
 sys.path.insert(0, os.path.dirname(__file__))
 import tlsfarm  # noqa: E402
 from farm_test import FarmTestCase  # noqa: E402
 
-try:
-    from prometheus_client.parser import text_string_to_metric_families
-except ImportError:  # Debian's python3-prometheus-client, under another interpreter
-    sys.path.append("/usr/lib/python3/dist-packages")
-    from prometheus_client.parser import text_string_to_metric_families
+from tlsfarm import http_get, scrape, value  # noqa: E402
 
 SEAL_KEY = "5c0ffee5" * 8
-
-
-def http_get(port, path):
-    """(status, body) of GET http://127.0.0.1:port/path."""
-    try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=5) as response:
-            return response.status, response.read().decode()
-    except urllib.error.HTTPError as error:
-        return error.code, error.read().decode()
-
-
-def scrape(port):
-    """{(name, frozenset(labels)): value} of every sample, through the Prometheus parser."""
-    status, text = http_get(port, "/metrics")
-    assert status == 200, status
-    samples = {}
-    for family in text_string_to_metric_families(text):
-        for sample in family.samples:
-            samples[(sample.name, frozenset(sample.labels.items()))] = sample.value
-    return samples
-
-
-def value(samples, name, **labels):
-    return samples.get((name, frozenset(labels.items())), 0.0)
 
 
 class OperationsTest(FarmTestCase):

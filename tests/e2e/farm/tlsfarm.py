@@ -5,6 +5,7 @@ Everything a test starts is registered with its Farm and stopped (and its logs p
 failure) when the Farm closes.
 """
 
+import json
 import os
 import random
 import re
@@ -13,9 +14,12 @@ import signal
 import socket
 import ssl
 import subprocess
+import sys
 import tempfile
 import time
 import unittest
+import urllib.error
+import urllib.request
 
 BIN_DIR = os.environ.get("TLSCACHE_BIN_DIR", os.path.join(os.path.dirname(__file__),
                                                          "../../../build/bin"))
@@ -451,6 +455,54 @@ def curl_resumptions(port, version, connections=20, ip="127.0.0.1"):
         raise AssertionError(f"curl exited with {result.returncode}: {result.stderr}\n"
                              f"{result.stdout}")
     return "".join("r" if line.split()[-1] in ("resumed", "r", "1") else "." for line in lines)
+
+
+def http_get(port, path):
+    """(status, body) of GET http://127.0.0.1:port/path."""
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=5) as response:
+            return response.status, response.read().decode()
+    except urllib.error.HTTPError as error:
+        return error.code, error.read().decode()
+
+
+def scrape(port):
+    """{(name, frozenset(labels)): value} of every sample, through the Prometheus client
+    library's own text-format parser."""
+    try:
+        from prometheus_client.parser import text_string_to_metric_families
+    except ImportError:  # Debian's python3-prometheus-client, under another interpreter
+        sys.path.append("/usr/lib/python3/dist-packages")
+        from prometheus_client.parser import text_string_to_metric_families
+    status, text = http_get(port, "/metrics")
+    assert status == 200, status
+    samples = {}
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            samples[(sample.name, frozenset(sample.labels.items()))] = sample.value
+    return samples
+
+
+def value(samples, name, **labels):
+    return samples.get((name, frozenset(labels.items())), 0.0)
+
+
+def plugin_stats(process):
+    """Stops a tlscache-tls-server node (SIGTERM) and returns the tlscache counters its
+    processes logged at exit ("pid N tlscache: {json}"), added up over its processes."""
+    process.stop()
+    totals = {}
+    for line in process.output().splitlines():
+        if "tlscache: {" not in line:
+            continue
+        stats = json.loads(line.split("tlscache: ", 1)[1])
+        for group, counters in stats.items():
+            if isinstance(counters, dict):
+                for name, count in counters.items():
+                    key = f"{group}.{name}"
+                    totals[key] = max(totals.get(key, 0), count) if "lag" in name else \
+                        totals.get(key, 0) + count
+    return totals
 
 
 def _resp_command(sock, *args):
