@@ -8,9 +8,14 @@ and writes the figures to docs/benchmarks.md.
    stock nginx with the preload library) against Apache mod_ssl with SSLSessionCache redis:
    and against stock nginx with per-node caches; by openssl s_time -reuse and by
    tlscache-bench tls.
-3. What a remote lookup adds: one node resuming from its own cache, then from the shared one.
+3. What resuming another node's session adds: a local hit against two nodes in turn, with
+   the near cache and without.
 4. The lookup deadline on a saturated node: nginx with more workers than the cores carry,
    at the default timeout_ms (20 ms) and at 5 ms.
+5. What a full handshake pays for sharing its session.
+6. The push stream: stores up it against redis-benchmark SET; the cost of pushing to 3, 12
+   and 48 followers; push lag; what a near-cache entry costs.
+7. Memory over a long run (--soak_minutes, 10 by default).
 
 Every process is started here, on loopback, and stopped at the end of its part.
 """
@@ -19,6 +24,7 @@ import argparse
 import datetime
 import json
 import os
+import pickle
 import platform
 import re
 import shlex
@@ -264,9 +270,49 @@ FARM_LOOKUPS = ("--internal_cache=false",)
 
 
 def lookup_part(seconds):
-    """TLS 1.2 resumed-handshake latency of one node, one client: internal cache vs shared."""
-    return [(name, kind, r) for name, kind, version, r in
-            one_node_runs(seconds, ("1.2",), "--resume=newest", FARM_LOOKUPS)]
+    """Resumed-handshake latency, one client: one node resuming from its own cache; two nodes
+    taken in turn, each resuming the other's sessions (pushed to its near cache, or with the
+    near cache off looked up in the service); Apache from shmcb and from redis:."""
+    rows = [(name, kind, "1.2", r) for name, kind, version, r in
+            one_node_runs(seconds, ("1.2",), "--resume=newest", FARM_LOOKUPS)
+            if kind in ("internal", "apache-internal", "apache")]
+    farm = tlsfarm.Farm()
+    try:
+        redis = farm.redis()
+        memory = farm.cache()
+        shared = farm.cache(store=f"redis://127.0.0.1:{redis.port}")
+        pairs = [
+            ("tlscache-tls-server ×2 in turn, pushed, memory store", "tlscache", "1.2",
+             lambda ip, port, name: farm.node(ip, port, f"addr={memory.addr}", name=name,
+                                              extra=FARM_LOOKUPS)),
+            ("tlscache-tls-server ×2 in turn, pushed, Redis store", "tlscache", "1.2",
+             lambda ip, port, name: farm.node(ip, port, f"addr={shared.addr}", name=name,
+                                              extra=FARM_LOOKUPS)),
+            ("tlscache-tls-server ×2 in turn, near cache off (a remote lookup), memory store",
+             "remote", "1.2",
+             lambda ip, port, name: farm.node(ip, port, f"addr={memory.addr};near_cache_mb=0",
+                                              name=name, extra=FARM_LOOKUPS)),
+            ("stock nginx, its own shared cache", "nginx-internal", "1.3",
+             lambda ip, port, name: farm.nginx(ip, port, name, shared_cache=True)),
+            ("stock nginx ×2 in turn + preload at the defaults, pushed", "nginx", "1.3",
+             lambda ip, port, name: farm.nginx(ip, port, name, env=preload_env(memory))),
+        ]
+        for name, kind, version, start in pairs:
+            port = tlsfarm.free_port(tlsfarm.NODE_IPS[:2])
+            ips = tlsfarm.NODE_IPS[:1] if kind.endswith("internal") else tlsfarm.NODE_IPS[:2]
+            try:
+                for i, ip in enumerate(ips):
+                    start(ip, port, f"pair{i}-{port}")
+            except tlsfarm.unittest.SkipTest as why:
+                log(f"skipped {name}: {why}")
+                continue
+            targets = ",".join(f"{ip}:{port}" for ip in ips)
+            r = tlscache_bench("tls", f"--target={targets}", f"--tls={version}",
+                               "--concurrency=1", f"--duration={seconds}s", "--resume=newest")
+            rows.append((name, kind, version, r))
+    finally:
+        farm.close()
+    return rows
 
 
 def one_node_runs(seconds, versions, resume, node_extra=()):
@@ -311,20 +357,27 @@ def one_node_runs(seconds, versions, resume, node_extra=()):
     return rows
 
 
+def family(kind):
+    """Which local hit a row is measured against."""
+    return "apache" if kind.startswith("apache") else "nginx" if kind.startswith("nginx") \
+        else "tlscache"
+
+
+def local_hits(rows):
+    return {family(kind): r["resumed_latency"]["p50_us"] for _, kind, _, r in rows
+            if kind.endswith("internal")}
+
+
 def lookup_table(rows):
-    base = {"tlscache": None, "apache": None}
-    for name, kind, r in rows:
-        if kind == "internal":
-            base["tlscache"] = r["resumed_latency"]["p50_us"]
-        if kind == "apache-internal":
-            base["apache"] = r["resumed_latency"]["p50_us"]
-    out = ["| node | resumed % | resumed handshake p50 µs | p90 µs | p99 µs | added p50 µs |",
-           "| --- | ---: | ---: | ---: | ---: | ---: |"]
-    for name, kind, r in rows:
+    base = local_hits(rows)
+    out = ["| node | TLS | resumed % | resumed handshake p50 µs | p90 µs | p99 µs | "
+           "added p50 µs |",
+           "| --- | --- | ---: | ---: | ---: | ---: | ---: |"]
+    for name, kind, version, r in rows:
         lat = r["resumed_latency"]
-        own = base["apache"] if kind.startswith("apache") else base["tlscache"]
+        own = base.get(family(kind))
         added = "–" if kind.endswith("internal") or own is None else f"{lat['p50_us'] - own:+.0f}"
-        out.append(f"| {name} | {r['resumption_pct']:.1f}% | {lat['p50_us']:.0f} | "
+        out.append(f"| {name} | {version} | {r['resumption_pct']:.1f}% | {lat['p50_us']:.0f} | "
                    f"{lat['p90_us']:.0f} | {lat['p99_us']:.0f} | {added} |")
     return out
 
@@ -336,7 +389,7 @@ def lookup_table(rows):
 SATURATED_WORKERS = 4
 DEADLINES_MS = (20, 5)
 STATS = re.compile(r"tlscache preload: pid (\d+): .* lookups (\d+) hits, (\d+) misses, "
-                   r"(\d+) errors, (\d+) timeouts, (\d+) skipped")
+                   r"(\d+) errors, (\d+) timeouts, (\d+) skipped.* near cache (\d+) hits")
 
 
 def preload_lookups(nodes):
@@ -349,7 +402,7 @@ def preload_lookups(nodes):
                 match = STATS.search(line)
                 if match:
                     last[(node.prefix, match.group(1))] = [int(g) for g in match.groups()[1:]]
-    keys = ("hits", "misses", "errors", "timeouts", "skipped")
+    keys = ("hits", "misses", "errors", "timeouts", "skipped", "near")
     return {k: sum(counts[i] for counts in last.values()) for i, k in enumerate(keys)}
 
 
@@ -391,14 +444,14 @@ def deadline_part(seconds):
 
 
 def deadline_table(rows):
-    out = ["| TLS | farm | timeout_ms | resumed/s (resumption) | lookups: hits · timeouts · "
-           "skipped by the breaker | ratio |",
+    out = ["| TLS | farm | timeout_ms | resumed/s (resumption) | lookups: near cache · service "
+           "hits · timeouts · skipped by the breaker | ratio |",
            "| --- | --- | ---: | ---: | --- | ---: |"]
     for version, name, deadline, r in rows:
         peer = next(p for v, _, d, p in rows if v == version and d is None)
         lookups = r.get("lookups")
-        counts = (f"{lookups['hits']:,} · {lookups['timeouts']:,} · {lookups['skipped']:,}"
-                  if lookups else "–")
+        counts = (f"{lookups['near']:,} · {lookups['hits']:,} · {lookups['timeouts']:,} · "
+                  f"{lookups['skipped']:,}" if lookups else "–")
         out.append(f"| {version} | {name} | {deadline or '–'} | "
                    f"{r['resumed_per_second']:,.0f}/s ({r['resumption_pct']:.0f}%) | {counts} | "
                    f"{ratio(r['resumed_per_second'], peer['resumed_per_second'])} |")
@@ -431,6 +484,145 @@ def full_handshake_table(rows):
     return out
 
 
+# ---- 6. the push stream ----------------------------------------------------------------------
+
+FOLLOWERS = (3, 12, 48)
+PUSH_RATE = 1000
+
+
+def process_usage(cache):
+    """(CPU seconds of the process, bytes it sent its followers) of a cache server so far."""
+    with open(f"/proc/{cache.popen.pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    cpu = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    sent = tlsfarm.value(tlsfarm.scrape(cache.metrics_port), "tlscache_feed_sent_bytes_total")
+    return cpu, sent
+
+
+def rss_mib(pid):
+    with open(f"/proc/{pid}/status") as f:
+        kib = next(int(line.split()[1]) for line in f if line.startswith("VmRSS:"))
+    return kib / 1024
+
+
+def push_part(seconds):
+    """Stores up the Follow stream (awaited, as the plugin awaits a stateful session) against
+    redis-benchmark SET; then 1,000 stores/s pushed to 3, 12 and 48 followers, with the
+    service's CPU and bytes written, the push lag and what a near-cache entry costs."""
+    puts, growth = [], []
+    farm = tlsfarm.Farm()
+    try:
+        redis = farm.redis()
+        memory = farm.cache()
+        shared = farm.cache(store=f"redis://127.0.0.1:{redis.port}")
+        for clients in CONCURRENCY[1:]:
+            peer = redis_benchmark(redis.port, "SET", clients, seconds)
+            row = {"clients": clients, "redis": peer}
+            for store, cache in (("memory", memory), ("Redis", shared)):
+                row[store] = tlscache_bench("stream", f"--addr={cache.addr}",
+                                            f"--concurrency={clients}",
+                                            f"--duration={seconds}s",
+                                            f"--value_size={VALUE_SIZE}")
+            puts.append(row)
+        for followers in FOLLOWERS:
+            metrics = tlsfarm.free_port()
+            cache = farm.cache(extra=[f"--metrics_listen=127.0.0.1:{metrics}"])
+            cache.metrics_port = metrics
+            before = process_usage(cache)
+            r = tlscache_bench("stream", f"--addr={cache.addr}", "--concurrency=16",
+                               f"--followers={followers}", f"--rate={PUSH_RATE}",
+                               f"--duration={seconds}s", f"--value_size={VALUE_SIZE}")
+            after = process_usage(cache)
+            r["cpu_pct"] = 100 * (after[0] - before[0]) / r["seconds"]
+            r["written_per_second"] = (after[1] - before[1]) / r["seconds"]
+            growth.append((followers, r))
+            cache.stop()
+    finally:
+        farm.close()
+    return puts, growth
+
+
+def push_tables(puts, growth):
+    out = ["Stores up the stream against redis-benchmark SET, same concurrency and value size "
+           "(each store awaited, as a handshake that made a stateful session awaits it):", "",
+           "| concurrency | Redis SET | tlscache stream, memory store | ratio | tlscache "
+           "stream, Redis store | ratio | p50 / p99 ms: Redis · memory · Redis store |",
+           "| ---: | ---: | ---: | ---: | ---: | ---: | --- |"]
+    for row in puts:
+        m, r, peer = row["memory"], row["Redis"], row["redis"]
+        out.append(
+            f"| {row['clients']} | {peer['rps']:,.0f}/s | {m['puts_per_second']:,.0f}/s | "
+            f"{ratio(m['puts_per_second'], peer['rps'])} | {r['puts_per_second']:,.0f}/s | "
+            f"{ratio(r['puts_per_second'], peer['rps'])} | {peer['p50_ms']:.3f}/"
+            f"{peer['p99_ms']:.3f} · {ms(m['put_latency']['p50_us'])}/"
+            f"{ms(m['put_latency']['p99_us'])} · {ms(r['put_latency']['p50_us'])}/"
+            f"{ms(r['put_latency']['p99_us'])} |")
+    out += ["", f"{PUSH_RATE:,} stores/s (16 writers, {VALUE_SIZE}-byte sessions) pushed to "
+            "each follower, on the memory store. CPU is the service process's (`/proc/PID/stat`), "
+            "bytes what it sent its followers (`tlscache_feed_sent_bytes_total`, before gRPC's "
+            "framing); push lag is from the writer sending a "
+            "store to a follower holding it in its near cache, the largest p50 and p99 of the "
+            "followers.", "",
+            "| followers | service CPU | bytes sent to followers/s | bytes per store and "
+            "follower | push lag p50 ms | p99 ms | every store reached every follower |",
+            "| ---: | ---: | ---: | ---: | ---: | ---: | --- |"]
+    for followers, r in growth:
+        per = r["written_per_second"] / (PUSH_RATE * followers)
+        out.append(f"| {followers} | {r['cpu_pct']:.0f}% of a core | "
+                   f"{r['written_per_second'] / 1e6:.2f} MB/s | {per:.0f} | "
+                   f"{ms(r['lag_p50_us'])} | {ms(r['lag_p99_us'])} | "
+                   f"{'yes' if r['complete'] else 'no'} ({r['dropped']} dropped) |")
+    if growth and growth[0][1]["near_entries"]:
+        r = growth[0][1]
+        out += ["", f"A near-cache entry costs {r['near_bytes'] / r['near_entries']:.0f} bytes "
+                f"of its bound for a {VALUE_SIZE}-byte session (its key, the session and "
+                f"{128} bytes of index and list)."]
+    return out
+
+
+SOAK_RATE = 2000
+
+
+def soak_part(minutes):
+    """`minutes` of 2,000 stores/s pushed to three followers (16 MiB near caches), with the
+    RSS of the service and of the load (writer and followers, one process) sampled."""
+    if minutes <= 0:
+        return None
+    farm = tlsfarm.Farm()
+    try:
+        cache = farm.cache(extra=["--max_ttl=60s"])
+        argv = [tlsfarm.built("tlscache-bench"), "stream", "--json", "--progress=false",
+                f"--addr={cache.addr}", "--concurrency=16", "--followers=3",
+                f"--rate={SOAK_RATE}", f"--duration={minutes * 60}s",
+                f"--value_size={VALUE_SIZE}"]
+        log(" ".join(argv[1:]))
+        load = subprocess.Popen(argv, stdout=subprocess.PIPE, text=True)
+        samples = []
+        started = time.monotonic()
+        for at in (120, minutes * 60 - 5):  # after the TTL (60 s) and the bounds have filled
+            time.sleep(max(0, at - (time.monotonic() - started)))
+            samples.append((at, rss_mib(cache.popen.pid), rss_mib(load.pid)))
+        result = json.loads(load.communicate()[0])
+        return {"minutes": minutes, "samples": samples, "result": result}
+    finally:
+        farm.close()
+
+
+def soak_table(soak):
+    if soak is None:
+        return ["Not run (`--soak_minutes=0`)."]
+    out = ["| after | tlscache-server RSS | load (writer + 3 followers) RSS |",
+           "| ---: | ---: | ---: |"]
+    for at, server, load in soak["samples"]:
+        out.append(f"| {at / 60:.1f} min | {server:.1f} MiB | {load:.1f} MiB |")
+    r = soak["result"]
+    out += ["", f"{r['acknowledged']:,} stores acknowledged of {r['puts']:,}, "
+            f"{r['puts_per_second']:,.0f}/s; push lag p50 {ms(r['lag_p50_us'])} ms, p99 "
+            f"{ms(r['lag_p99_us'])} ms; every store reached every follower: "
+            f"{'yes' if r['complete'] else 'no'} ({r['dropped']} dropped)."]
+    return out
+
+
 # ---- the targets ----------------------------------------------------------------------------
 
 
@@ -438,7 +630,7 @@ def verdict(met):
     return "met" if met else "**not met**"
 
 
-def target_table(service_rows, half, farms, lookups):
+def target_table(service_rows, half, farms, lookups, deadlines, puts, growth, soak):
     out = ["| target | measured | |", "| --- | --- | --- |"]
     gets = [r for r in service_rows if r["test"] == "GET"]
     store = [r["Redis"]["calls_per_second"] / r["redis"]["rps"] for r in gets]
@@ -469,15 +661,47 @@ def target_table(service_rows, half, farms, lookups):
         out.append("| farm resumed handshakes/s ≥ 1.2× Apache + Redis (32 clients; TLS 1.2 at "
                    f"once / back after {PAUSE_MS} ms, TLS 1.3 at once / back) | "
                    + "; ".join(cells) + f" | {verdict(min(ratios) >= 1.2)} |")
-    own = next((r["resumed_latency"]["p50_us"] for _, kind, r in lookups if kind == "internal"),
-               None)
-    if own is not None:
-        added = [(name, r["resumed_latency"]["p50_us"] - own) for name, kind, r in lookups
-                 if kind == "tlscache"]
-        out.append("| a remote lookup adds ≤ 80 µs p50 | " +
-                   ", ".join(f"{a:+.0f} µs ({n.split(', ')[1]})" for n, a in added) +
-                   f" | {verdict(max(a for _, a in added) <= 80)} |")
+    base = local_hits(lookups)
+    added = [(name, r["resumed_latency"]["p50_us"] - base[family(kind)])
+             for name, kind, _, r in lookups
+             if kind in ("tlscache", "nginx") and family(kind) in base]
+    nginx = [a for n, a in added if n.startswith("stock nginx")]
+    if nginx:
+        out.append("| a resumption of another node's session, once pushed, adds ≤ 25 µs p50 "
+                   "over a local hit (nginx + preload at the defaults; Apache + Redis: "
+                   f"{apache_added(lookups)}) | " +
+                   "; ".join(f"{a:+.0f} µs ({n})" for n, a in added) +
+                   f" | {verdict(max(nginx) <= 25)} |")
+    if growth:
+        r = growth[0][1]
+        out.append(f"| push lag p99 ≤ 5 ms at {PUSH_RATE:,} new sessions/s | p50 "
+                   f"{ms(r['lag_p50_us'])} ms, p99 {ms(r['lag_p99_us'])} ms ({growth[0][0]} "
+                   f"followers) | {verdict(r['lag_p99_us'] <= 5000)} |")
+    defaults = [(v, r) for v, _, d, r in deadlines if d == DEADLINES_MS[0]]
+    if defaults:
+        out.append("| part 4 at the default `timeout_ms`: ≥ 95% resumption, TLS 1.2 and 1.3 | " +
+                   ", ".join(f"TLS {v}: {r['resumption_pct']:.0f}%" for v, r in defaults) +
+                   f" | {verdict(min(r['resumption_pct'] for _, r in defaults) >= 95)} |")
+    if puts:
+        x = [(row["clients"], row["memory"]["puts_per_second"] / row["redis"]["rps"],
+              row["Redis"]["puts_per_second"] / row["redis"]["rps"]) for row in puts]
+        out.append("| stores through the stream ≥ 1.0× redis-benchmark SET (16 and 64) | " +
+                   ", ".join(f"{m:.2f}× / {r:.2f}× at {c} (memory / Redis store)"
+                             for c, m, r in x) +
+                   f" | {verdict(min(min(m, r) for _, m, r in x) >= 1.0)} |")
+    if soak is not None:
+        (_, server0, load0), (_, server1, load1) = soak["samples"][0], soak["samples"][-1]
+        flat = server1 <= server0 * 1.1 + 4 and load1 <= load0 * 1.1 + 4
+        out.append(f"| {soak['minutes']}-minute run at {SOAK_RATE:,} new sessions/s, 16 MiB "
+                   f"bound: RSS flat | service {server0:.0f} → {server1:.0f} MiB, load "
+                   f"{load0:.0f} → {load1:.0f} MiB | {verdict(flat)} |")
     return out
+
+
+def apache_added(lookups):
+    base = local_hits(lookups).get("apache")
+    shared = [r["resumed_latency"]["p50_us"] for _, kind, _, r in lookups if kind == "apache"]
+    return f"{shared[0] - base:+.0f} µs" if base is not None and shared else "–"
 
 
 # ---- the page -------------------------------------------------------------------------------
@@ -497,20 +721,36 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=int, default=5, help="length of each measurement")
     parser.add_argument("--out", default=os.path.join(ROOT, "docs", "benchmarks.md"))
+    parser.add_argument("--soak_minutes", type=int, default=10,
+                        help="length of the RSS run of part 7 (0: skip it)")
+    parser.add_argument("--results", default=os.path.join(ROOT, "build", "bench-results.pickle"),
+                        help="where the raw results are kept")
+    parser.add_argument("--page_only", action="store_true",
+                        help="write the page again from the kept results (bench/notes.md edited)")
     args = parser.parse_args()
     if args.seconds < 1:
         parser.error("--seconds must be at least 1")
-    started = time.monotonic()
-    service_rows, half = service_part(args.seconds)
-    farms = farm_part(args.seconds)
-    lookups = lookup_part(args.seconds)
-    deadlines = deadline_part(args.seconds)
-    full = full_handshake_part(args.seconds)
-    minutes = (time.monotonic() - started) / 60
+    if args.page_only:
+        with open(args.results, "rb") as f:
+            kept = pickle.load(f)
+    else:
+        started = time.monotonic()
+        kept = {"parts": (service_part(args.seconds), farm_part(args.seconds),
+                          lookup_part(args.seconds), deadline_part(args.seconds),
+                          full_handshake_part(args.seconds), push_part(args.seconds),
+                          soak_part(args.soak_minutes)),
+                "minutes": (time.monotonic() - started) / 60, "seconds": args.seconds,
+                "soak_minutes": args.soak_minutes, "date": datetime.date.today().isoformat()}
+        with open(args.results, "wb") as f:
+            pickle.dump(kept, f)
+    ((service_rows, half), farms, lookups, deadlines, full, (puts, growth),
+     soak) = kept["parts"]
+    minutes = kept["minutes"]
+    args.seconds, args.soak_minutes = kept["seconds"], kept["soak_minutes"]
     command = "bench/run.sh" + (f" --seconds={args.seconds}" if args.seconds != 5 else "")
     page = [
         "# Benchmarks", "",
-        f"Measured by `{command}` on {datetime.date.today().isoformat()}, in {minutes:.0f} "
+        f"Measured by `{command}` on {kept['date']}, in {minutes:.0f} "
         "minutes, on one machine: " + machine() + ". Every server, balancer and load generator "
         "ran on that machine at once, over loopback, so the figures are for comparison with "
         "each other, not for capacity planning: each table sets tlscache beside a peer "
@@ -523,11 +763,15 @@ def main():
         *service_tables(service_rows, half), "",
         "## 2. Farms: three nodes behind HAProxy round robin", "",
         *farm_tables(farms), "",
-        "## 3. What a remote lookup adds", "",
-        "One node, one client resuming TLS 1.2 sessions one after another. The "
-        "tlscache-tls-server nodes with tlscache run with `--internal_cache=false`, so that "
-        "every resumption is a lookup in the shared cache. \"Added\" is the p50 over the same "
-        "server resuming from its own cache.", "",
+        "## 3. What resuming another node's session adds", "",
+        "One client resuming sessions one after another: against one node resuming from its "
+        "own cache (the local hit), and against two nodes taken in turn, so that every "
+        "resumption is of a session the other node made. The tlscache-tls-server nodes run "
+        "with `--internal_cache=false`, so that every TLS 1.2 resumption goes through "
+        "tlscache; \"pushed\" nodes find the session in their near cache, the \"near cache "
+        "off\" ones ask the service. nginx runs TLS 1.3 (stateful tickets), where every "
+        "resumption offers the ticket the other node issued last. \"Added\" is the p50 over "
+        "the local hit of the same server.", "",
         *lookup_table(lookups), "",
         "## 4. The lookup deadline on a saturated node", "",
         f"The nginx farm of part 2 with {SATURATED_WORKERS} workers a node in place of two, "
@@ -545,8 +789,16 @@ def main():
         "Apache's `redis:` cache stores in the handshake too. \"Added\" is the p50 over the "
         "same server keeping its sessions itself.", "",
         *full_handshake_table(full), "",
+        "## 6. The push stream", "",
+        *push_tables(puts, growth), "",
+        "## 7. Memory over a long run", "",
+        f"{args.soak_minutes} minutes of {SOAK_RATE:,} stores/s pushed to three followers "
+        "with 16 MiB near caches (the default bound), the service on the memory store with "
+        "`--max_ttl=60s`, so that both the service's entries and the near caches reach their "
+        "steady state within the first two minutes. RSS from `/proc/PID/status`.", "",
+        *soak_table(soak), "",
         "## Against the targets", "",
-        *target_table(service_rows, half, farms, lookups), "",
+        *target_table(service_rows, half, farms, lookups, deadlines, puts, growth, soak), "",
     ]
     notes = os.path.join(ROOT, "bench", "notes.md")
     if os.path.exists(notes):

@@ -39,13 +39,22 @@ constexpr int kMaxReplyBytes = 64 << 10;
 // the in-flight window moving when the cache is slow.
 constexpr absl::Duration kStoreTimeout = absl::Seconds(1);
 
-// How long the calling thread has waited, runnable, for a CPU since it started
-// (/proc/thread-self/schedstat, second field); nullopt where the kernel does not say.
-std::optional<absl::Duration> RunQueueWait() {
-  thread_local int fd = open("/proc/thread-self/schedstat", O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return std::nullopt;
+// This thread's /proc/thread-self/schedstat, opened on its first lookup, closed at its exit.
+struct SchedStat {
+  SchedStat() : fd(open("/proc/thread-self/schedstat", O_RDONLY | O_CLOEXEC)) {}
+  ~SchedStat() {
+    if (fd >= 0) close(fd);
+  }
+  const int fd;
+};
+
+}  // namespace
+
+std::optional<absl::Duration> ThreadRunQueueWait() {
+  thread_local SchedStat stat;
+  if (stat.fd < 0) return std::nullopt;
   char buf[96];
-  const ssize_t n = pread(fd, buf, sizeof(buf) - 1, 0);
+  const ssize_t n = pread(stat.fd, buf, sizeof(buf) - 1, 0);
   if (n <= 0) return std::nullopt;
   buf[n] = '\0';
   unsigned long long on_cpu = 0, waiting = 0;
@@ -53,14 +62,17 @@ std::optional<absl::Duration> RunQueueWait() {
   return absl::Nanoseconds(waiting);
 }
 
+namespace {
+
 // Whether a call that took `elapsed` ran out of time because this node's CPU is saturated
 // rather than because the cache was slow: the calling thread spent a tenth of the call or
 // more runnable but waiting for a core. On an idle node that wait is microseconds; a lookup
 // that times out there is the cache's doing (a black-holed or slow cache), and counts. See
 // docs/benchmarks.md, part 4.
-bool NodeWasBusy(std::optional<absl::Duration> wait_before, absl::Duration elapsed) {
+bool NodeWasBusy(const RunQueueWaitFn& run_queue_wait, std::optional<absl::Duration> wait_before,
+                 absl::Duration elapsed) {
   if (!wait_before) return false;
-  std::optional<absl::Duration> wait_after = RunQueueWait();
+  std::optional<absl::Duration> wait_after = run_queue_wait();
   return wait_after && (*wait_after - *wait_before) * 10 >= elapsed;
 }
 
@@ -435,7 +447,7 @@ absl::StatusOr<SecretBytes> CacheClient::Get(absl::string_view ns, absl::string_
   v1::GetResponse response;
   grpc::ClientContext context;
   const absl::Time start = absl::Now();
-  const std::optional<absl::Duration> waited = RunQueueWait();
+  const std::optional<absl::Duration> waited = options_.run_queue_wait();
   context.set_deadline(absl::ToChronoTime(state.Deadline(options_.lookup_timeout)));
   const grpc::Status status = state.stub().Get(&context, request, &response);
   if (status.ok() || status.error_code() == grpc::StatusCode::NOT_FOUND) state.MarkReady();
@@ -453,7 +465,7 @@ absl::StatusOr<SecretBytes> CacheClient::Get(absl::string_view ns, absl::string_
       return absl::NotFoundError("no such session");
     case grpc::StatusCode::DEADLINE_EXCEEDED:
       // Against the cache only if the cache made it late (see NodeWasBusy).
-      if (NodeWasBusy(waited, absl::Now() - start)) {
+      if (NodeWasBusy(options_.run_queue_wait, waited, absl::Now() - start)) {
         state.breaker().RecordInconclusive();
         counters_.busy_timeouts++;
       } else {
@@ -514,7 +526,7 @@ bool CacheClient::Put(absl::string_view ns, absl::string_view session_id, Secret
 
 bool CacheClient::AwaitAck(ProcessState& state, Acknowledgement& ack) {
   const absl::Time start = absl::Now();
-  const std::optional<absl::Duration> waited = RunQueueWait();
+  const std::optional<absl::Duration> waited = options_.run_queue_wait();
   const bool acknowledged = ack.Await(state.Deadline(options_.lookup_timeout));
   if (acknowledged) {
     state.MarkReady();
@@ -522,7 +534,7 @@ bool CacheClient::AwaitAck(ProcessState& state, Acknowledgement& ack) {
     return true;
   }
   counters_.ack_timeouts++;
-  if (NodeWasBusy(waited, absl::Now() - start)) {  // as for a lookup: see Get
+  if (NodeWasBusy(options_.run_queue_wait, waited, absl::Now() - start)) {  // see Get
     state.breaker().RecordInconclusive();
     counters_.busy_timeouts++;
   } else {

@@ -19,6 +19,16 @@
 //     its own channel and thread. gRPC cannot follow a fork() once used, so in a process
 //     forked from one that did call the cache, every call is a fast miss (and a warning).
 //
+//   - With a near cache (the default, `near_cache_bytes`), each namespace the process uses
+//     gets a Follow stream and a near cache (client/session_follower.h): a Get asks the near
+//     cache first (never when consuming: a consuming Get must consume in the service), and
+//     while the stream is up Puts and Deletes go up it, coalesced, instead of as unary calls.
+//   - The breaker counts against the cache what the cache is responsible for: a Get that ran
+//     out of time (or an awaited Put acknowledged late) while the calling thread spent a
+//     tenth of the wait or more runnable but without a CPU is this node's own saturation, and
+//     leaves the breaker as it was. On an idle node a timeout (a slow or black-holed cache)
+//     counts, and enough of them open the breaker.
+//
 // Thread-safety: all methods are thread-safe.
 #ifndef TLSCACHE_CLIENT_CACHE_CLIENT_H_
 #define TLSCACHE_CLIENT_CACHE_CLIENT_H_
@@ -29,6 +39,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 
 #include "absl/status/statusor.h"
@@ -42,6 +53,11 @@
 #include "common/secret_bytes.h"
 
 namespace tlscache::client {
+
+// How long the calling thread has waited, runnable, for a CPU since it started (the second
+// field of /proc/thread-self/schedstat); nullopt where the kernel does not say.
+std::optional<absl::Duration> ThreadRunQueueWait();
+using RunQueueWaitFn = std::function<std::optional<absl::Duration>()>;
 
 struct ClientOptions {
   std::string addr;  // HOST:PORT of a cache replica (or a balancer in front of them)
@@ -62,6 +78,8 @@ struct ClientOptions {
   size_t queue_capacity = 4096;
   int max_in_flight = 64;
   BreakerOptions breaker;
+  // Read before and after a call that may time out (see the breaker above); tests replace it.
+  RunQueueWaitFn run_queue_wait = ThreadRunQueueWait;
 };
 
 struct ClientStats {

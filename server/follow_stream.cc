@@ -147,6 +147,7 @@ void FollowStream::WriteLocked() {
   sent_.set_dropped(dropped_);
   dropped_ = 0;
   writing_ = true;
+  feed_->CountSent(sent_.ByteSizeLong());
   StartWrite(&sent_);
 }
 

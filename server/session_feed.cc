@@ -63,6 +63,12 @@ void SessionFeed::AddMetrics(Metrics* metrics) {
       [this] {
         return Samples{{{}, static_cast<double>(dropped_.load() + publish_dropped_.load())}};
       });
+  metrics->AddCounterReader("tlscache_feed_sent_bytes_total",
+                            "bytes of the responses written to followers (changes and "
+                            "acknowledgements, before gRPC's framing)",
+                            [this] {
+                              return Samples{{{}, static_cast<double>(sent_bytes_.load())}};
+                            });
   metrics->AddCounterReader("tlscache_feed_batches_published_total",
                             "batches of changes published to the other replicas", [this] {
                               return Samples{{{}, static_cast<double>(published_.load())}};

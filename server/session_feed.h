@@ -77,6 +77,8 @@ class SessionFeed {
 
   // Counted by followers: changes they could not queue.
   void CountDropped(uint64_t n) { dropped_.fetch_add(n, std::memory_order_relaxed); }
+  // Counted by followers: bytes of the responses they wrote.
+  void CountSent(uint64_t bytes) { sent_bytes_.fetch_add(bytes, std::memory_order_relaxed); }
 
  private:
   struct Publisher {
@@ -105,6 +107,7 @@ class SessionFeed {
   std::map<std::string, std::unique_ptr<ChangesSubscription>> subscriptions_
       ABSL_GUARDED_BY(mu_);
   std::atomic<uint64_t> dropped_{0};
+  std::atomic<uint64_t> sent_bytes_{0};
   std::atomic<uint64_t> published_{0};
   std::atomic<uint64_t> publish_dropped_{0};
 };

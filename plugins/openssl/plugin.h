@@ -3,13 +3,17 @@
 // OpenSSL's internal cache, and any cache callbacks the application installed, stay the first
 // tier; tlscache is the second:
 //   new_session_cb      stores the session in the farm (queued, never blocks)
-//   get_session_cb      asks the farm on an internal miss (bounded by the lookup deadline)
+//   get_session_cb      asks the farm on an internal miss: the process's near cache (the
+//                       sessions the farm pushed to it), then the service (bounded by the
+//                       lookup deadline)
 //   remove_session_cb   deletes a session OpenSSL dropped as unusable (queued)
 // TLS 1.3: with tickets=off the context issues stateful tickets (SSL_OP_NO_TICKET), whose
 // identities go through the same callbacks; stateless tickets are never stored (the cache
 // could not resume them). When the context accepts early data, TLS 1.3 lookups consume the
 // entry, so a ticket resumes at most once across the farm, and the internal lookup is
-// skipped so that the farm's copy is the only one that counts.
+// skipped so that the farm's copy is the only one that counts. A session the farm withdraws
+// (deleted or consumed through another node) is also removed from OpenSSL's internal cache of
+// every context on that namespace that asks for no client certificate.
 #ifndef TLSCACHE_PLUGINS_OPENSSL_PLUGIN_H_
 #define TLSCACHE_PLUGINS_OPENSSL_PLUGIN_H_
 

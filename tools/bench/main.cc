@@ -25,6 +25,7 @@
 #include "common/usage.h"
 #include "tools/bench/report.h"
 #include "tools/bench/rpc_load.h"
+#include "tools/bench/stream_load.h"
 #include "tools/bench/tls_load.h"
 
 ABSL_FLAG(int32_t, concurrency, 16, "operations kept in flight");
@@ -47,7 +48,12 @@ ABSL_FLAG(std::string, ca_file, "", "rpc: PEM CA bundle to verify the service wi
 ABSL_FLAG(std::string, cert_file, "", "rpc: PEM client certificate (mTLS)");
 ABSL_FLAG(std::string, key_file, "", "rpc: PEM private key of --cert_file");
 // tls
-ABSL_FLAG(std::string, target, "", "tls: the TLS server or balancer, HOST:PORT");
+ABSL_FLAG(int32_t, followers, 0,
+          "stream: more clients following the namespace, each receiving every store");
+
+ABSL_FLAG(std::string, target, "",
+          "tls: the TLS server or balancer, HOST:PORT; several, comma-separated: each client "
+          "connects to them in turn");
 ABSL_FLAG(std::string, tls, "1.3", "tls: the TLS version, 1.2 or 1.3");
 ABSL_FLAG(std::string, resume, "newest",
           "tls: newest (offer the newest session held, as browsers do) or none");
@@ -62,7 +68,10 @@ constexpr char kUsage[] =
     "load for a tlscache farm, and its figures.\n"
     "usage: tlscache-bench rpc [--addr=HOST:PORT] [--concurrency=16] [--duration=10s]\n"
     "                          [--value_size=256] [--mix=GET:PUT] [--json]\n"
-    "       tlscache-bench tls --target=HOST:PORT [--concurrency=16] [--duration=10s]\n"
+    "       tlscache-bench stream [--addr=HOST:PORT] [--concurrency=16] [--followers=0]\n"
+    "                          [--rate=0] [--duration=10s] [--value_size=256] [--json]\n"
+    "       tlscache-bench tls --target=HOST:PORT[,HOST:PORT...] [--concurrency=16]\n"
+    "                          [--duration=10s]\n"
     "                          [--tls=1.2|1.3] [--resume=newest|none] [--json]";
 
 int Usage(const std::string& message) {
@@ -150,14 +159,72 @@ int RunRpc() {
   return r.calls() > r.errors ? 0 : 1;
 }
 
+int RunStream() {
+  StreamLoadOptions options;
+  options.addr = absl::GetFlag(FLAGS_addr);
+  options.ns = absl::GetFlag(FLAGS_namespace);
+  options.concurrency = absl::GetFlag(FLAGS_concurrency);
+  options.followers = absl::GetFlag(FLAGS_followers);
+  options.duration = absl::GetFlag(FLAGS_duration);
+  options.timeout = absl::GetFlag(FLAGS_timeout);
+  options.rate = absl::GetFlag(FLAGS_rate);
+  options.progress = absl::GetFlag(FLAGS_progress);
+  if (absl::GetFlag(FLAGS_value_size) < 1) return Usage("--value_size: must be positive");
+  options.value_size = static_cast<size_t>(absl::GetFlag(FLAGS_value_size));
+  if (!SplitHostPort(options.addr).ok()) {
+    return Usage(absl::StrCat("--addr=", options.addr, ": expected HOST:PORT"));
+  }
+  const absl::StatusOr<StreamLoadResult> result = RunStreamLoad(options);
+  if (!result.ok()) return Failed(result.status());
+  const StreamLoadResult& r = *result;
+  if (absl::GetFlag(FLAGS_json)) {
+    JsonObject json;
+    json.Add("mode", "stream")
+        .Add("addr", options.addr)
+        .Add("concurrency", options.concurrency)
+        .Add("followers", options.followers)
+        .Add("value_size", static_cast<uint64_t>(options.value_size))
+        .Add("rate", options.rate)
+        .Add("seconds", absl::ToDoubleSeconds(r.elapsed))
+        .Add("puts", r.puts)
+        .Add("acknowledged", r.acknowledged)
+        .Add("puts_per_second", PerSecond(r.acknowledged, r.elapsed))
+        .Add("put_latency", LatencyJson(r.put_latency))
+        .Add("received", r.received)
+        .Add("dropped", r.dropped)
+        .Add("complete", static_cast<uint64_t>(r.complete ? 1 : 0))
+        .Add("lag_p50_us", static_cast<double>(absl::ToInt64Microseconds(r.lag_p50)))
+        .Add("lag_p99_us", static_cast<double>(absl::ToInt64Microseconds(r.lag_p99)))
+        .Add("near_entries", r.near_entries)
+        .Add("near_bytes", r.near_bytes);
+    Print(json.ToString() + "\n");
+  } else {
+    Print(absl::StrFormat(
+        "stream %s: %d stores acknowledged of %d in %.1f s, %.0f/s, concurrency %d\n"
+        "  put       %s\n  %d followers received %d (dropped %d%s); push lag p50 %s, p99 %s\n",
+        options.addr, r.acknowledged, r.puts, absl::ToDoubleSeconds(r.elapsed),
+        PerSecond(r.acknowledged, r.elapsed), options.concurrency, LatencyText(r.put_latency),
+        options.followers, r.received, r.dropped, r.complete ? "" : ", not all arrived",
+        absl::FormatDuration(r.lag_p50), absl::FormatDuration(r.lag_p99)));
+  }
+  return r.acknowledged > 0 ? 0 : 1;
+}
+
 int RunTls() {
   TlsLoadOptions options;
-  const absl::StatusOr<HostPort> target = SplitHostPort(absl::GetFlag(FLAGS_target));
-  if (absl::GetFlag(FLAGS_target).empty() || !target.ok() || target->port == 0) {
-    return Usage(absl::StrCat("--target=", absl::GetFlag(FLAGS_target), ": expected HOST:PORT"));
+  const std::string targets = absl::GetFlag(FLAGS_target);
+  for (absl::string_view each : absl::StrSplit(targets, ',')) {
+    const absl::StatusOr<HostPort> target = SplitHostPort(each);
+    if (each.empty() || !target.ok() || target->port == 0) {
+      return Usage(absl::StrCat("--target=", targets, ": expected HOST:PORT[,HOST:PORT...]"));
+    }
+    if (options.port == 0) {
+      options.host = target->host;
+      options.port = target->port;
+    } else {
+      options.more_targets.emplace_back(target->host, target->port);
+    }
   }
-  options.host = target->host;
-  options.port = target->port;
   options.concurrency = absl::GetFlag(FLAGS_concurrency);
   options.duration = absl::GetFlag(FLAGS_duration);
   options.timeout = absl::GetFlag(FLAGS_timeout);
@@ -225,10 +292,11 @@ int main(int argc, char** argv) {
   const std::vector<char*> args = absl::ParseCommandLine(argc, argv);
   tlscache::DisableMutexDeadlockDetection();
   if (args.size() != 2) {
-    return tlscache::bench::Usage("expected one mode, rpc or tls (--help for usage)");
+    return tlscache::bench::Usage("expected one mode, rpc, stream or tls (--help for usage)");
   }
   const std::string mode = args[1];
   if (mode == "rpc") return tlscache::bench::RunRpc();
+  if (mode == "stream") return tlscache::bench::RunStream();
   if (mode == "tls") return tlscache::bench::RunTls();
   return tlscache::bench::Usage(absl::StrCat("unknown mode ", mode, ": expected rpc or tls"));
 }

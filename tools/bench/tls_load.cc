@@ -58,12 +58,15 @@ class TlsLoad {
   // One client: connects again and again until the end; `result` is its own.
   void Client(TlsLoadResult* result);
   // One connection. Not ok: why it failed. `session` is offered, and replaced by the newest.
-  absl::Status Connect(SslSessionPtr* session, TlsLoadResult* result);
+  struct Address {
+    sockaddr_storage storage{};
+    socklen_t len = 0;
+  };
+  absl::Status Connect(const Address& address, SslSessionPtr* session, TlsLoadResult* result);
   std::string ProgressLine(absl::Duration elapsed);
 
   const TlsLoadOptions options_;
-  sockaddr_storage address_{};
-  socklen_t address_len_ = 0;
+  std::vector<Address> addresses_;  // the targets, in turn
   SslCtxPtr ctx_;
   Clock::time_point end_;
   std::atomic<uint64_t> handshakes_{0};
@@ -78,8 +81,12 @@ absl::StatusOr<TlsLoadResult> TlsLoad::Run() {
     return absl::InvalidArgumentError(
         absl::StrCat("concurrency ", o.concurrency, " is not within 1..", kMaxConcurrency));
   }
-  if (o.port < 1 || o.port > 65535) {
-    return absl::InvalidArgumentError(absl::StrCat("port ", o.port, " is out of range"));
+  std::vector<std::pair<std::string, int>> targets = {{o.host, o.port}};
+  targets.insert(targets.end(), o.more_targets.begin(), o.more_targets.end());
+  for (const auto& [host, port] : targets) {
+    if (port < 1 || port > 65535) {
+      return absl::InvalidArgumentError(absl::StrCat("port ", port, " is out of range"));
+    }
   }
   if (o.tls_version != TLS1_2_VERSION && o.tls_version != TLS1_3_VERSION) {
     return absl::InvalidArgumentError("the TLS version must be 1.2 or 1.3");
@@ -88,16 +95,18 @@ absl::StatusOr<TlsLoadResult> TlsLoad::Run() {
     return absl::InvalidArgumentError("duration and timeout must be positive");
   }
   if (o.pause < absl::ZeroDuration()) return absl::InvalidArgumentError("pause is negative");
-  addrinfo hints{};
-  hints.ai_socktype = SOCK_STREAM;
-  addrinfo* found = nullptr;
-  const int gai = getaddrinfo(o.host.c_str(), std::to_string(o.port).c_str(), &hints, &found);
-  if (gai != 0) {
-    return absl::InvalidArgumentError(absl::StrCat(o.host, ": ", gai_strerror(gai)));
+  for (const auto& [host, port] : targets) {
+    addrinfo hints{};
+    hints.ai_socktype = SOCK_STREAM;
+    addrinfo* found = nullptr;
+    const int gai = getaddrinfo(host.c_str(), std::to_string(port).c_str(), &hints, &found);
+    if (gai != 0) return absl::InvalidArgumentError(absl::StrCat(host, ": ", gai_strerror(gai)));
+    Address address;
+    std::memcpy(&address.storage, found->ai_addr, found->ai_addrlen);
+    address.len = found->ai_addrlen;
+    addresses_.push_back(address);
+    freeaddrinfo(found);
   }
-  std::memcpy(&address_, found->ai_addr, found->ai_addrlen);
-  address_len_ = found->ai_addrlen;
-  freeaddrinfo(found);
 
   ctx_.reset(SSL_CTX_new(TLS_client_method()));
   if (ctx_ == nullptr) return absl::InternalError(ConsumeOpenSslErrors());
@@ -129,8 +138,10 @@ absl::StatusOr<TlsLoadResult> TlsLoad::Run() {
 
 void TlsLoad::Client(TlsLoadResult* result) {
   SslSessionPtr session;
+  size_t next = 0;
   while (Clock::now() < end_) {
-    const absl::Status status = Connect(&session, result);
+    const Address& address = addresses_[next++ % addresses_.size()];
+    const absl::Status status = Connect(address, &session, result);
     if (!status.ok()) {
       ++result->failures;
       failures_.fetch_add(1, std::memory_order_relaxed);
@@ -142,9 +153,10 @@ void TlsLoad::Client(TlsLoadResult* result) {
   }
 }
 
-absl::Status TlsLoad::Connect(SslSessionPtr* session, TlsLoadResult* result) {
+absl::Status TlsLoad::Connect(const Address& address, SslSessionPtr* session,
+                              TlsLoadResult* result) {
   const Clock::time_point started = Clock::now();
-  FileDescriptor fd(socket(address_.ss_family, SOCK_STREAM | SOCK_CLOEXEC, IPPROTO_TCP));
+  FileDescriptor fd(socket(address.storage.ss_family, SOCK_STREAM | SOCK_CLOEXEC, IPPROTO_TCP));
   if (fd.get() < 0) return absl::InternalError(absl::StrCat("socket: ", std::strerror(errno)));
   const timeval timeout = absl::ToTimeval(options_.timeout);
   setsockopt(fd.get(), SOL_SOCKET, SO_RCVTIMEO, &timeout, sizeof(timeout));
@@ -152,7 +164,7 @@ absl::Status TlsLoad::Connect(SslSessionPtr* session, TlsLoadResult* result) {
   // As browsers do: the request written right after Finished must not wait for an ACK.
   const int one = 1;
   setsockopt(fd.get(), IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-  if (connect(fd.get(), reinterpret_cast<const sockaddr*>(&address_), address_len_) != 0) {
+  if (connect(fd.get(), reinterpret_cast<const sockaddr*>(&address.storage), address.len) != 0) {
     return absl::UnavailableError(absl::StrCat("connect: ", std::strerror(errno)));
   }
   SslPtr ssl(SSL_new(ctx_.get()));

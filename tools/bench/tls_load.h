@@ -1,5 +1,6 @@
 // The tls load of tlscache-bench: TLS handshakes against one server (or a balancer in front
-// of a farm), `concurrency` clients each connecting again as soon as its last connection ends.
+// of a farm, or several servers in turn), `concurrency` clients each connecting again as soon
+// as its last connection ends.
 //
 // Each connection does a handshake, sends one HTTP/1.0 request and reads the reply to its end
 // (so that TLS 1.3 tickets, which come after the handshake, are received), as a browser
@@ -11,6 +12,8 @@
 
 #include <cstdint>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
@@ -21,6 +24,9 @@ namespace tlscache::bench {
 struct TlsLoadOptions {
   std::string host;
   int port = 0;
+  // More servers: each client's connections go to host, then these, in turn (a farm
+  // without a balancer: every resumption is of a session another node made).
+  std::vector<std::pair<std::string, int>> more_targets;
   int concurrency = 16;
   absl::Duration duration = absl::Seconds(10);
   // Bound on each connect, handshake, write and read.

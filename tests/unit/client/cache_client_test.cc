@@ -6,6 +6,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <filesystem>
 #include <memory>
 #include <string>
@@ -93,6 +94,49 @@ TEST(CacheClientTest, RepeatedFailuresOpenTheBreakerThenAProbeClosesIt) {
     return client->Get("ns", "id", false).status().code() == absl::StatusCode::kNotFound;
   }));
   EXPECT_EQ(client->stats().breaker, BreakerState::kClosed);
+}
+
+// The run-queue wait a test's lookups see: each read adds `per_read`.
+RunQueueWaitFn FakeRunQueue(std::shared_ptr<std::atomic<int64_t>> per_read_us) {
+  auto total = std::make_shared<std::atomic<int64_t>>(0);
+  return [per_read_us, total]() -> std::optional<absl::Duration> {
+    return absl::Microseconds(total->fetch_add(per_read_us->load()) + per_read_us->load());
+  };
+}
+
+TEST(CacheClientTest, TimeoutsOfABusyNodeLeaveTheBreakerAndThoseOfASlowCacheOpenIt) {
+  FakeSessionCache fake;
+  auto per_read_us = std::make_shared<std::atomic<int64_t>>(0);
+  ClientOptions options;
+  options.addr = fake.addr();
+  options.lookup_timeout = absl::Milliseconds(20);
+  options.breaker.failure_threshold = 3;
+  options.run_queue_wait = FakeRunQueue(per_read_us);
+  auto client = *CacheClient::Create(options);
+  ASSERT_TRUE(absl::IsNotFound(client->Get("ns", "warm-up", false).status()));
+  fake.SetDelay(absl::Seconds(1));
+  // The thread waited for a core for half of each lookup: the node, not the cache.
+  per_read_us->store(10'000);
+  for (int i = 0; i < 10; ++i) {
+    EXPECT_TRUE(absl::IsDeadlineExceeded(client->Get("ns", "id", false).status()));
+  }
+  EXPECT_EQ(client->stats().breaker, BreakerState::kClosed);
+  EXPECT_EQ(client->stats().busy_timeouts, 10u);
+  // An idle node whose lookups time out: the cache is slow (or black-holed).
+  per_read_us->store(0);
+  for (int i = 0; i < 3; ++i) (void)client->Get("ns", "id", false);
+  EXPECT_EQ(client->stats().breaker, BreakerState::kOpen);
+  EXPECT_EQ(client->stats().timeouts, 13u);
+}
+
+TEST(CacheClientTest, TheRunQueueWaitOfTheCallingThreadIsReadFromTheKernel) {
+  const std::optional<absl::Duration> before = ThreadRunQueueWait();
+  ASSERT_TRUE(before.has_value()) << "no /proc/thread-self/schedstat";
+  volatile uint64_t spin = 0;
+  for (int i = 0; i < 10'000'000; ++i) spin = spin + i;
+  const std::optional<absl::Duration> after = ThreadRunQueueWait();
+  ASSERT_TRUE(after.has_value());
+  EXPECT_GE(*after, *before);  // cumulative: never goes back
 }
 
 TEST(CacheClientTest, NoCacheAtAllIsAFastError) {
