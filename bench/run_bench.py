@@ -278,9 +278,7 @@ def lookup_part(seconds):
             if kind in ("internal", "apache-internal", "apache")]
     farm = tlsfarm.Farm()
     try:
-        redis = farm.redis()
-        memory = farm.cache()
-        shared = farm.cache(store=f"redis://127.0.0.1:{redis.port}")
+        redis, memory, shared = caches(farm)
         pairs = [
             ("tlscache-tls-server ×2 in turn, pushed, memory store", "tlscache", "1.2",
              lambda ip, port, name: farm.node(ip, port, f"addr={memory.addr}", name=name,
@@ -315,6 +313,12 @@ def lookup_part(seconds):
     return rows
 
 
+def caches(farm):
+    """A redis-server, and a tlscache-server on the memory store and one on that Redis."""
+    redis = farm.redis()
+    return redis, farm.cache(), farm.cache(store=f"redis://127.0.0.1:{redis.port}")
+
+
 def one_node_runs(seconds, versions, resume, node_extra=()):
     """One client against one node at a time, for each TLS version: tlscache-tls-server on its
     own cache and with tlscache (memory store, Redis), Apache with shmcb and with redis:.
@@ -322,9 +326,7 @@ def one_node_runs(seconds, versions, resume, node_extra=()):
     rows = []
     farm = tlsfarm.Farm()
     try:
-        redis = farm.redis()
-        memory = farm.cache()
-        shared = farm.cache(store=f"redis://127.0.0.1:{redis.port}")
+        redis, memory, shared = caches(farm)
         nodes = [
             ("tlscache-tls-server, its own OpenSSL cache", "internal",
              lambda port: farm.node("127.0.0.1", port, name=f"own-{port}")),
@@ -512,9 +514,7 @@ def push_part(seconds):
     puts, growth = [], []
     farm = tlsfarm.Farm()
     try:
-        redis = farm.redis()
-        memory = farm.cache()
-        shared = farm.cache(store=f"redis://127.0.0.1:{redis.port}")
+        redis, memory, shared = caches(farm)
         for clients in CONCURRENCY[1:]:
             peer = redis_benchmark(redis.port, "SET", clients, seconds)
             row = {"clients": clients, "redis": peer}
@@ -590,7 +590,7 @@ def soak_part(minutes):
         return None
     farm = tlsfarm.Farm()
     try:
-        cache = farm.cache(extra=["--max_ttl=60s"])
+        cache = farm.cache(extra=["--max_ttl=60s", "--default_ttl=60s"])
         argv = [tlsfarm.built("tlscache-bench"), "stream", "--json", "--progress=false",
                 f"--addr={cache.addr}", "--concurrency=16", "--followers=3",
                 f"--rate={SOAK_RATE}", f"--duration={minutes * 60}s",
@@ -735,14 +735,16 @@ def main():
             kept = pickle.load(f)
     else:
         started = time.monotonic()
-        kept = {"parts": (service_part(args.seconds), farm_part(args.seconds),
-                          lookup_part(args.seconds), deadline_part(args.seconds),
-                          full_handshake_part(args.seconds), push_part(args.seconds),
-                          soak_part(args.soak_minutes)),
-                "minutes": (time.monotonic() - started) / 60, "seconds": args.seconds,
-                "soak_minutes": args.soak_minutes, "date": datetime.date.today().isoformat()}
-        with open(args.results, "wb") as f:
-            pickle.dump(kept, f)
+        kept = {"parts": [], "seconds": args.seconds, "soak_minutes": args.soak_minutes,
+                "date": datetime.date.today().isoformat()}
+        for part in (lambda: service_part(args.seconds), lambda: farm_part(args.seconds),
+                     lambda: lookup_part(args.seconds), lambda: deadline_part(args.seconds),
+                     lambda: full_handshake_part(args.seconds), lambda: push_part(args.seconds),
+                     lambda: soak_part(args.soak_minutes)):
+            kept["parts"].append(part())
+            kept["minutes"] = (time.monotonic() - started) / 60
+            with open(args.results, "wb") as f:  # kept part by part: a late failure loses one
+                pickle.dump(kept, f)
     ((service_rows, half), farms, lookups, deadlines, full, (puts, growth),
      soak) = kept["parts"]
     minutes = kept["minutes"]

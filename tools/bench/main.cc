@@ -86,27 +86,34 @@ int Failed(const absl::Status& status) {
 
 void Print(const std::string& text) { std::fwrite(text.data(), 1, text.size(), stdout); }
 
-int RunRpc() {
-  RpcLoadOptions options;
+// The flags the rpc and stream loads share, into `options`; a usage error, or empty.
+template <typename Options>
+std::string ServiceLoadFlags(Options& options) {
   options.addr = absl::GetFlag(FLAGS_addr);
   options.ns = absl::GetFlag(FLAGS_namespace);
   options.concurrency = absl::GetFlag(FLAGS_concurrency);
-  options.connections = absl::GetFlag(FLAGS_connections);
   options.duration = absl::GetFlag(FLAGS_duration);
   options.timeout = absl::GetFlag(FLAGS_timeout);
-  options.keys = absl::GetFlag(FLAGS_keys);
   options.rate = absl::GetFlag(FLAGS_rate);
   options.progress = absl::GetFlag(FLAGS_progress);
-  if (absl::GetFlag(FLAGS_value_size) < 1) return Usage("--value_size: must be positive");
+  if (absl::GetFlag(FLAGS_value_size) < 1) return "--value_size: must be positive";
   options.value_size = static_cast<size_t>(absl::GetFlag(FLAGS_value_size));
+  if (!SplitHostPort(options.addr).ok()) {
+    return absl::StrCat("--addr=", options.addr, ": expected HOST:PORT");
+  }
+  return "";
+}
+
+int RunRpc() {
+  RpcLoadOptions options;
+  if (std::string bad = ServiceLoadFlags(options); !bad.empty()) return Usage(bad);
+  options.connections = absl::GetFlag(FLAGS_connections);
+  options.keys = absl::GetFlag(FLAGS_keys);
   const std::vector<std::string> mix = absl::StrSplit(absl::GetFlag(FLAGS_mix), ':');
   if (mix.size() != 2 || !absl::SimpleAtoi(mix[0], &options.get_weight) ||
       !absl::SimpleAtoi(mix[1], &options.put_weight)) {
     return Usage(absl::StrCat("--mix=", absl::GetFlag(FLAGS_mix),
                               ": expected GET:PUT weights, e.g. 9:1"));
-  }
-  if (!SplitHostPort(options.addr).ok()) {
-    return Usage(absl::StrCat("--addr=", options.addr, ": expected HOST:PORT"));
   }
   const absl::StatusOr<ChannelTls> tls = ReadChannelTls({absl::GetFlag(FLAGS_ca_file),
                                                          absl::GetFlag(FLAGS_cert_file),
@@ -161,19 +168,8 @@ int RunRpc() {
 
 int RunStream() {
   StreamLoadOptions options;
-  options.addr = absl::GetFlag(FLAGS_addr);
-  options.ns = absl::GetFlag(FLAGS_namespace);
-  options.concurrency = absl::GetFlag(FLAGS_concurrency);
+  if (std::string bad = ServiceLoadFlags(options); !bad.empty()) return Usage(bad);
   options.followers = absl::GetFlag(FLAGS_followers);
-  options.duration = absl::GetFlag(FLAGS_duration);
-  options.timeout = absl::GetFlag(FLAGS_timeout);
-  options.rate = absl::GetFlag(FLAGS_rate);
-  options.progress = absl::GetFlag(FLAGS_progress);
-  if (absl::GetFlag(FLAGS_value_size) < 1) return Usage("--value_size: must be positive");
-  options.value_size = static_cast<size_t>(absl::GetFlag(FLAGS_value_size));
-  if (!SplitHostPort(options.addr).ok()) {
-    return Usage(absl::StrCat("--addr=", options.addr, ": expected HOST:PORT"));
-  }
   const absl::StatusOr<StreamLoadResult> result = RunStreamLoad(options);
   if (!result.ok()) return Failed(result.status());
   const StreamLoadResult& r = *result;
