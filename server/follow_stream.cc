@@ -59,19 +59,21 @@ void FollowStream::OnReadDone(bool ok) {
 }
 
 void FollowStream::Process(v1::FollowRequest& request) {
-  if (request.has_near_cache()) {
-    absl::MutexLock lock(&mu_);
-    report_ = request.near_cache();
-  }
   const int ops = request.puts_size() + request.deletes_size();
-  if (ops == 0 && request.batch() == 0) return;
+  {
+    absl::MutexLock lock(&mu_);
+    if (request.has_near_cache()) report_ = request.near_cache();
+    // A read that completed after the stream finished (a shutdown): gRPC calls OnDone once
+    // the reactions return, so nothing may start that calls back later.
+    if (finished_ || (ops == 0 && request.batch() == 0)) {
+      for (v1::PutRequest& put : *request.mutable_puts()) CleanseString(put.mutable_session());
+      return;
+    }
+    ++store_ops_;  // held until the batch is done: no Finish before
+  }
   auto* batch = new Batch();
   batch->id = request.batch();
   batch->remaining = ops + 1;  // +1: held until every op was sent
-  {
-    absl::MutexLock lock(&mu_);
-    ++store_ops_;
-  }
   const absl::Time deadline = absl::Now() + absl::Seconds(1);
   const size_t max_bytes = service_->options().max_session_bytes;
   for (v1::PutRequest& put : *request.mutable_puts()) {
