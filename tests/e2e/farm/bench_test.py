@@ -11,7 +11,7 @@ import unittest
 sys.path.insert(0, os.path.dirname(__file__))
 import tlsfarm  # noqa: E402
 from farm_test import FarmTestCase  # noqa: E402
-from operations_test import scrape, value  # noqa: E402
+from tlsfarm import scrape, value  # noqa: E402
 
 SMOKE = "--duration=2s"
 GET = "/tlscache.v1.SessionCache/Get"
@@ -59,6 +59,26 @@ class BenchSmokeTest(FarmTestCase):
                          result["gets"])
         self.assertEqual(value(samples, "tlscache_requests_total", method=PUT, code="OK"),
                          result["prefilled"] + result["puts"])
+
+    def test_stream_stores_reach_every_follower_and_the_service_counts_them(self):
+        port = tlsfarm.free_port()
+        cache = self.farm.cache(extra=[f"--metrics_listen=127.0.0.1:{port}"])
+        result, _ = self.run_ok("stream", f"--addr={cache.addr}", SMOKE, "--concurrency=4",
+                                "--followers=2", "--rate=500", "--value_size=256")
+        # 500/s for 2 s, each store acknowledged, each pushed to both followers.
+        self.assertIn(result["puts"], (999, 1000))
+        self.assertEqual(result["acknowledged"], result["puts"])
+        self.assertEqual(result["complete"], 1)
+        self.assertEqual(result["received"], 2 * result["acknowledged"])
+        self.assertEqual(result["dropped"], 0)
+        self.assertEqual(result["put_latency"]["count"], result["puts"])
+        self.assertLessEqual(result["lag_p50_us"], result["lag_p99_us"])
+        self.assertGreater(result["near_bytes"], result["near_entries"] * 256)
+        samples = scrape(port)
+        self.assertEqual(value(samples, "tlscache_feed_changes_total", source="local"),
+                         result["puts"])
+        # The load's writer and two followers left with it: no follower stays behind.
+        self.assertEqual(value(samples, "tlscache_feed_followers", namespace="bench"), 0)
 
     def test_rpc_paced_calls_keep_their_rate(self):
         cache = self.farm.cache()
