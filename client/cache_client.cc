@@ -147,8 +147,12 @@ class CacheClient::ProcessState {
   ~ProcessState() {
     std::unique_lock<std::mutex> lock(mu_);
     auto followers = std::move(followers_);
-    auto session_followers = std::move(session_followers_);
     lock.unlock();
+    std::map<std::string, std::unique_ptr<SessionFollower>, std::less<>> session_followers;
+    {
+      absl::MutexLock sessions_lock(&sessions_mu_);
+      session_followers = std::move(session_followers_);
+    }
     followers.clear();  // each ends its watch and joins
     session_followers.clear();
     lock.lock();
@@ -180,7 +184,13 @@ class CacheClient::ProcessState {
   // cache is off.
   SessionFollower* Sessions(absl::string_view ns) {
     if (options_.near_cache_bytes == 0) return nullptr;
-    std::lock_guard<std::mutex> lock(mu_);
+    {
+      // On every lookup and store: a shared lock, apart from the sender's.
+      absl::ReaderMutexLock lock(&sessions_mu_);
+      auto it = session_followers_.find(ns);
+      if (it != session_followers_.end()) return it->second.get();
+    }
+    absl::MutexLock lock(&sessions_mu_);
     auto it = session_followers_.find(ns);
     if (it == session_followers_.end()) {
       std::string name(ns);
@@ -209,7 +219,7 @@ class CacheClient::ProcessState {
 
   // Every follower's counters, added up.
   void AddFollowerStats(ClientStats* stats) {
-    std::lock_guard<std::mutex> lock(mu_);
+    absl::ReaderMutexLock lock(&sessions_mu_);
     for (const auto& [ns, follower] : session_followers_) {
       const FollowerStats f = follower->stats();
       stats->near_entries += f.near.entries;
@@ -275,7 +285,7 @@ class CacheClient::ProcessState {
     const absl::Time deadline = absl::Now() + timeout;
     std::vector<SessionFollower*> streams;
     {
-      std::lock_guard<std::mutex> lock(mu_);
+      absl::ReaderMutexLock lock(&sessions_mu_);
       for (auto& [ns, follower] : session_followers_) streams.push_back(follower.get());
     }
     for (SessionFollower* follower : streams) {
@@ -371,8 +381,9 @@ class CacheClient::ProcessState {
   std::thread sender_;
   std::map<std::string, std::unique_ptr<TicketKeyFollower>, std::less<>>
       followers_;  // guarded by mu_
-  std::map<std::string, std::unique_ptr<SessionFollower>, std::less<>>
-      session_followers_;  // guarded by mu_
+  absl::Mutex sessions_mu_;
+  std::map<std::string, std::unique_ptr<SessionFollower>, std::less<>> session_followers_
+      ABSL_GUARDED_BY(sessions_mu_);
 };
 
 absl::StatusOr<std::shared_ptr<CacheClient>> CacheClient::Create(const ClientOptions& options) {

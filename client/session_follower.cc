@@ -241,7 +241,6 @@ void SessionFollower::ReadLoop() {
       if (stopping_) return;
       context_ = &context;
       stream_ = stream.get();
-      ++generation_;
       hello_due_ = true;
       cv_.SignalAll();
     }
@@ -335,7 +334,7 @@ void SessionFollower::WriteLoop() {
     sent.acks = std::move(acks);
     sent.ops = request.puts_size() + request.deletes_size();
     sent.sent_at = now;
-    auto* stream = static_cast<Stream*>(stream_);
+    Stream* stream = stream_;
     last_sent_ = now;
     batches_.fetch_add(1, std::memory_order_relaxed);
     ++writing_;

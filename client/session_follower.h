@@ -26,6 +26,7 @@
 
 #include <grpcpp/channel.h>
 #include <grpcpp/client_context.h>
+#include <grpcpp/support/sync_stream.h>
 
 #include <array>
 #include <atomic>
@@ -154,10 +155,10 @@ class SessionFollower {
   absl::CondVar cv_;  // work for the writer, an acknowledgement, a state change
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;
   bool up_ ABSL_GUARDED_BY(mu_) = false;
-  // The stream being read; the writer writes to it while `open_`.
+  // The stream being read; the writer writes to it while it is set.
   grpc::ClientContext* context_ ABSL_GUARDED_BY(mu_) = nullptr;
-  void* stream_ ABSL_GUARDED_BY(mu_) = nullptr;  // grpc::ClientReaderWriter<...>*
-  uint64_t generation_ ABSL_GUARDED_BY(mu_) = 0;  // streams started
+  grpc::ClientReaderWriter<v1::FollowRequest, v1::FollowResponse>* stream_
+      ABSL_GUARDED_BY(mu_) = nullptr;
   uint64_t writing_ ABSL_GUARDED_BY(mu_) = 0;     // 1 while the writer is in Write()
   v1::FollowRequest pending_ ABSL_GUARDED_BY(mu_);
   size_t pending_bytes_ ABSL_GUARDED_BY(mu_) = 0;
