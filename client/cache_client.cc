@@ -1,6 +1,7 @@
 #include "client/cache_client.h"
 
 #include <grpc/grpc.h>
+#include <grpcpp/completion_queue.h>
 #include <grpcpp/create_channel.h>
 #include <grpcpp/security/credentials.h>
 #include <grpcpp/support/channel_arguments.h>
@@ -38,6 +39,11 @@ constexpr int kMaxReplyBytes = 64 << 10;
 // Bound on a background Put or Delete; they are off the handshake path, so this only keeps
 // the in-flight window moving when the cache is slow.
 constexpr absl::Duration kStoreTimeout = absl::Seconds(1);
+// How long an awaited store's acknowledgement may take before the wait is judged (see
+// AwaitAck); a tenth of the default lookup timeout.
+constexpr absl::Duration kUnjudgedWait = absl::Milliseconds(2);
+// How long the unary stores' completion thread stays once none is in flight.
+constexpr absl::Duration kCompleterIdle = absl::Seconds(1);
 
 // This thread's /proc/thread-self/schedstat, opened on its first lookup, closed at its exit.
 struct SchedStat {
@@ -112,10 +118,13 @@ struct CacheClient::QueuedCall {
   bool answered_ok = false;
   std::shared_ptr<Acknowledgement> ack;  // null unless awaited
   grpc::ClientContext context;
+  grpc::Status status;
   v1::PutRequest put;
   v1::PutResponse put_response;
+  std::unique_ptr<grpc::ClientAsyncResponseReader<v1::PutResponse>> put_call;
   v1::DeleteRequest del;
   v1::DeleteResponse del_response;
+  std::unique_ptr<grpc::ClientAsyncResponseReader<v1::DeleteResponse>> del_call;
 };
 
 // What one process owns: the channel, the breaker and the background sender. Never shared
@@ -138,6 +147,7 @@ class CacheClient::ProcessState {
     args.SetInt(GRPC_ARG_ENABLE_RETRIES, 0);
     // Replies are bounded like requests: a session, or a ticket key ring, and framing.
     args.SetMaxReceiveMessageSize(kMaxReplyBytes);
+    args.SetInt(GRPC_ARG_HTTP2_BDP_PROBE, 0);
     channel_ = grpc::CreateCustomChannel(options_.addr, ChannelCredentials(client.tls_), args);
     stub_ = v1::SessionCache::NewStub(channel_);
     channel_->GetState(/*try_to_connect=*/true);  // connect before the first lookup needs it
@@ -163,8 +173,15 @@ class CacheClient::ProcessState {
     lock.unlock();
     sender_.join();
     lock.lock();
-    // Calls in flight end by their deadline; their callbacks touch this object.
+    // Calls in flight end by their deadline; their completions touch this object.
     idle_cv_.wait(lock, [this] { return in_flight_ == 0; });
+    lock.unlock();
+    cq_.Shutdown();  // an idle completion thread sees it at once
+    if (completer_.joinable()) completer_.join();
+    void* tag = nullptr;
+    bool ok = false;
+    while (cq_.Next(&tag, &ok)) {
+    }
   }
 
   pid_t pid() const { return pid_; }
@@ -254,7 +271,7 @@ class CacheClient::ProcessState {
         cv_.notify_one();
         return;
       }
-      ++in_flight_;
+      StartingCall();
     }
     Start(call.release());
   }
@@ -308,16 +325,16 @@ class CacheClient::ProcessState {
       if (stopping_) return;
       QueuedCall* call = queue_.front().release();
       queue_.pop_front();
-      ++in_flight_;
+      StartingCall();
       lock.unlock();
       Start(call);
       lock.lock();
     }
   }
 
-  // Off the handshake path: waits for the connection and makes one asynchronous call (a
-  // health check), so that neither the first lookup nor the first store of this process
-  // pays for setting up gRPC's connection and callback threads.
+  // Off the handshake path: waits for the connection and makes one call (a health check),
+  // so that neither the first lookup nor the first store of this process pays for setting up
+  // gRPC's connection.
   void WarmUp() {
     const absl::Time give_up = absl::Now() + absl::Seconds(1);
     while (!channel_->WaitForConnected(absl::ToChronoTime(absl::Now() + absl::Milliseconds(50)))) {
@@ -329,32 +346,60 @@ class CacheClient::ProcessState {
     context.set_deadline(absl::ToChronoTime(absl::Now() + absl::Milliseconds(200)));
     grpc::health::v1::HealthCheckRequest request;
     grpc::health::v1::HealthCheckResponse response;
-    std::mutex done_mu;
-    std::condition_variable done_cv;
-    bool done = false;
-    health->async()->Check(&context, &request, &response, [&](grpc::Status) {
-      std::lock_guard<std::mutex> lock(done_mu);
-      done = true;
-      done_cv.notify_all();
-    });
-    std::unique_lock<std::mutex> lock(done_mu);
-    done_cv.wait(lock, [&] { return done; });
+    health->Check(&context, request, &response);
     if (channel_->GetState(false) == GRPC_CHANNEL_READY) MarkReady();
   }
 
+  // One more call in flight, and a thread to complete it. The completion thread runs only
+  // while unary stores are in flight (the stream down, or the near cache off): a thread
+  // waiting in gRPC polls the channel, and one always there would take the stream's
+  // messages from its reader, a thread hand-off and a wake-up each. Caller holds mu_.
+  void StartingCall() {
+    ++in_flight_;
+    if (completing_) return;
+    if (completer_.joinable()) completer_.join();  // the last one has left its loop
+    completing_ = true;
+    completer_ = std::thread([this] { CompleteLoop(); });
+  }
+
+  // Started on the calling thread: starting an asynchronous call does not wait for the
+  // network, so a store is on its way before the handshake goes on.
   void Start(QueuedCall* call) {
     call->context.set_deadline(absl::ToChronoTime(absl::Now() + kStoreTimeout));
-    auto done = [this, call](grpc::Status status) { Finished(call, status); };
     if (call->is_put) {
-      stub_->async()->Put(&call->context, &call->put, &call->put_response, done);
+      call->put_call = stub_->AsyncPut(&call->context, call->put, &cq_);
+      call->put_call->Finish(&call->put_response, &call->status, call);
     } else {
-      stub_->async()->Delete(&call->context, &call->del, &call->del_response, done);
+      call->del_call = stub_->AsyncDelete(&call->context, call->del, &cq_);
+      call->del_call->Finish(&call->del_response, &call->status, call);
     }
   }
 
-  void Finished(QueuedCall* call, const grpc::Status& status) {
-    (status.ok() ? counters_.stores : counters_.store_failures)++;
-    call->answered_ok = status.ok();
+  void CompleteLoop() {
+    while (true) {
+      void* tag = nullptr;
+      bool ok = false;
+      switch (cq_.AsyncNext(&tag, &ok, absl::ToChronoTime(absl::Now() + kCompleterIdle))) {
+        case grpc::CompletionQueue::SHUTDOWN:
+          return;
+        case grpc::CompletionQueue::GOT_EVENT:
+          Finished(static_cast<QueuedCall*>(tag));
+          break;
+        case grpc::CompletionQueue::TIMEOUT: {
+          std::lock_guard<std::mutex> lock(mu_);
+          if (in_flight_ == 0) {
+            completing_ = false;
+            return;
+          }
+          break;
+        }
+      }
+    }
+  }
+
+  void Finished(QueuedCall* call) {
+    (call->status.ok() ? counters_.stores : counters_.store_failures)++;
+    call->answered_ok = call->status.ok();
     delete call;
     std::lock_guard<std::mutex> lock(mu_);
     --in_flight_;
@@ -379,6 +424,9 @@ class CacheClient::ProcessState {
   int in_flight_ = 0;
   bool stopping_ = false;
   std::thread sender_;
+  grpc::CompletionQueue cq_;  // the unary stores'
+  bool completing_ = false;   // completer_ is in its loop; guarded by mu_
+  std::thread completer_;
   std::map<std::string, std::unique_ptr<TicketKeyFollower>, std::less<>>
       followers_;  // guarded by mu_
   absl::Mutex sessions_mu_;
@@ -536,9 +584,16 @@ bool CacheClient::Put(absl::string_view ns, absl::string_view session_id, Secret
 }
 
 bool CacheClient::AwaitAck(ProcessState& state, Acknowledgement& ack) {
+  const absl::Time deadline = state.Deadline(options_.lookup_timeout);
+  // Most acknowledgements come within a fraction of a millisecond: only a longer wait reads
+  // the thread's run-queue wait (a read from /proc), and judges by the rest of the wait.
+  bool acknowledged = ack.Await(std::min(deadline, absl::Now() + kUnjudgedWait));
   const absl::Time start = absl::Now();
-  const std::optional<absl::Duration> waited = options_.run_queue_wait();
-  const bool acknowledged = ack.Await(state.Deadline(options_.lookup_timeout));
+  std::optional<absl::Duration> waited;
+  if (!acknowledged && start < deadline) {
+    waited = options_.run_queue_wait();
+    acknowledged = ack.Await(deadline);
+  }
   if (acknowledged) {
     state.MarkReady();
     state.breaker().RecordSuccess();

@@ -20,6 +20,11 @@ using Stream = grpc::ClientReaderWriter<v1::FollowRequest, v1::FollowResponse>;
 constexpr size_t kMaxPendingBytes = 1 << 20;
 // How often the stream carries the near cache's counters, for the service's /metrics.
 constexpr absl::Duration kReportInterval = absl::Seconds(1);
+// Batches written and not yet acknowledged. One: what arrives meanwhile waits for the
+// acknowledgement and leaves as one batch. Under load that sends one message per round trip
+// in place of one per store; measured with 64 stores awaited at once (bench/notes.md, part
+// 6) it raised stores/s by about a third, and a store into an idle stream still leaves at once.
+constexpr size_t kMaxBatchesOut = 1;
 constexpr absl::Duration kMinBackoff = absl::Milliseconds(100);
 constexpr absl::Duration kMaxBackoff = absl::Seconds(2);
 
@@ -300,9 +305,10 @@ void SessionFollower::WriteLoop() {
         now - unacked_.begin()->second.sent_at > 4 * heartbeat_) {
       context_->TryCancel();  // the service stopped answering: the reader ends the stream
     }
+    const bool stores = pending_.puts_size() + pending_.deletes_size() > 0;
     const bool work = stream_ != nullptr &&
                       (hello_due_ ||
-                       (up_ && (pending_.puts_size() + pending_.deletes_size() > 0 ||
+                       (up_ && ((stores && unacked_.size() < kMaxBatchesOut) ||
                                 now - last_sent_ >= heartbeat_)));
     if (!work) {
       cv_.WaitWithTimeout(&mu_, heartbeat_);

@@ -4,7 +4,9 @@
 //   - Down: every session the farm stores in the namespace, and every deletion, arrives on
 //     the stream and goes into (or out of) the near cache.
 //   - Up: the process's own Puts and Deletes, handed over by CacheClient while the stream is
-//     up, leave coalesced: everything queued while a write is out goes as the next batch.
+//     up, leave coalesced, as TCP's Nagle algorithm coalesces segments: one batch is out at a
+//     time, and everything queued until the service acknowledges it goes as the next. An
+//     idle stream sends a store at once; a busy one sends one batch per round trip.
 //     A Put may carry an Acknowledgement, completed when the service acknowledges its batch.
 //     Batches not acknowledged when the stream ends are handed back (`resend`) for the
 //     unary path, so a broken stream loses no store.

@@ -60,6 +60,9 @@ ABSL_FLAG(std::string, resume, "newest",
 ABSL_FLAG(std::string, server_name, "", "tls: SNI to send (default: none)");
 ABSL_FLAG(absl::Duration, pause, absl::ZeroDuration(),
           "tls: how long each client waits between its connections");
+ABSL_FLAG(std::vector<std::string>, chains, {},
+          "tls: for each --target, which session it is offered: targets with the same number "
+          "share the newest any of them made (default: all one)");
 
 namespace tlscache::bench {
 namespace {
@@ -71,7 +74,7 @@ constexpr char kUsage[] =
     "       tlscache-bench stream [--addr=HOST:PORT] [--concurrency=16] [--followers=0]\n"
     "                          [--rate=0] [--duration=10s] [--value_size=256] [--json]\n"
     "       tlscache-bench tls --target=HOST:PORT[,HOST:PORT...] [--concurrency=16]\n"
-    "                          [--duration=10s]\n"
+    "                          [--duration=10s] [--chains=N,...]\n"
     "                          [--tls=1.2|1.3] [--resume=newest|none] [--json]";
 
 int Usage(const std::string& message) {
@@ -226,6 +229,13 @@ int RunTls() {
   options.timeout = absl::GetFlag(FLAGS_timeout);
   options.server_name = absl::GetFlag(FLAGS_server_name);
   options.pause = absl::GetFlag(FLAGS_pause);
+  for (const std::string& chain : absl::GetFlag(FLAGS_chains)) {
+    int number = 0;
+    if (!absl::SimpleAtoi(chain, &number)) {
+      return Usage(absl::StrCat("--chains: ", chain, " is not a number"));
+    }
+    options.chains.push_back(number);
+  }
   options.progress = absl::GetFlag(FLAGS_progress);
   const std::string version = absl::GetFlag(FLAGS_tls);
   if (version == "1.2") {
@@ -264,7 +274,11 @@ int RunTls() {
         .Add("first_error", r.first_error)
         .Add("latency", LatencyJson(r.latency))
         .Add("resumed_latency", LatencyJson(r.resumed_latency))
-        .Add("full_latency", LatencyJson(r.full_latency));
+        .Add("full_latency", LatencyJson(r.full_latency))
+        .Add("resumed_here", r.resumed_here)
+        .Add("resumed_here_latency", LatencyJson(r.resumed_here_latency))
+        .Add("resumed_elsewhere", r.resumed_elsewhere)
+        .Add("resumed_elsewhere_latency", LatencyJson(r.resumed_elsewhere_latency));
     Print(json.ToString() + "\n");
   } else {
     Print(absl::StrFormat(
@@ -275,6 +289,12 @@ int RunTls() {
         PerSecond(r.handshakes, r.elapsed), version, options.concurrency, r.resumed, r.offered,
         resumed_pct, PerSecond(r.resumed, r.elapsed), r.failures, LatencyText(r.latency),
         LatencyText(r.resumed_latency), LatencyText(r.full_latency)));
+    if (!options.more_targets.empty()) {
+      Print(absl::StrFormat("  resumed, a session the same server made (%d): %s\n"
+                            "  resumed, a session another server made (%d): %s\n",
+                            r.resumed_here, LatencyText(r.resumed_here_latency),
+                            r.resumed_elsewhere, LatencyText(r.resumed_elsewhere_latency)));
+    }
     if (!r.first_error.empty()) Print(absl::StrCat("  first error: ", r.first_error, "\n"));
   }
   return r.handshakes > 0 ? 0 : 1;

@@ -62,7 +62,9 @@ class TlsLoad {
     sockaddr_storage storage{};
     socklen_t len = 0;
   };
-  absl::Status Connect(const Address& address, SslSessionPtr* session, TlsLoadResult* result);
+  // `made_here`: the session offered was made by this target.
+  absl::Status Connect(const Address& address, bool made_here, SslSessionPtr* session,
+                       TlsLoadResult* result);
   std::string ProgressLine(absl::Duration elapsed);
 
   const TlsLoadOptions options_;
@@ -95,6 +97,16 @@ absl::StatusOr<TlsLoadResult> TlsLoad::Run() {
     return absl::InvalidArgumentError("duration and timeout must be positive");
   }
   if (o.pause < absl::ZeroDuration()) return absl::InvalidArgumentError("pause is negative");
+  if (!o.chains.empty() && o.chains.size() != targets.size()) {
+    return absl::InvalidArgumentError(absl::StrCat(o.chains.size(), " chains for ",
+                                                   targets.size(), " targets: one each"));
+  }
+  for (const int chain : o.chains) {
+    if (chain < 0 || chain >= static_cast<int>(targets.size())) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("chain ", chain, " is not within 0..", targets.size() - 1));
+    }
+  }
   for (const auto& [host, port] : targets) {
     addrinfo hints{};
     hints.ai_socktype = SOCK_STREAM;
@@ -137,11 +149,17 @@ absl::StatusOr<TlsLoadResult> TlsLoad::Run() {
 }
 
 void TlsLoad::Client(TlsLoadResult* result) {
-  SslSessionPtr session;
-  size_t next = 0;
+  // Each chain's newest session, and which target made it.
+  std::vector<SslSessionPtr> sessions(addresses_.size());
+  std::vector<size_t> made_by(addresses_.size(), 0);
+  uint64_t next = 0;
   while (Clock::now() < end_) {
-    const Address& address = addresses_[next++ % addresses_.size()];
-    const absl::Status status = Connect(address, &session, result);
+    const size_t target = next++ % addresses_.size();
+    const size_t chain = options_.chains.empty() ? 0 : options_.chains[target];
+    SslSessionPtr& session = sessions[chain];
+    const absl::Status status =
+        Connect(addresses_[target], made_by[chain] == target, &session, result);
+    made_by[chain] = target;
     if (!status.ok()) {
       ++result->failures;
       failures_.fetch_add(1, std::memory_order_relaxed);
@@ -153,7 +171,7 @@ void TlsLoad::Client(TlsLoadResult* result) {
   }
 }
 
-absl::Status TlsLoad::Connect(const Address& address, SslSessionPtr* session,
+absl::Status TlsLoad::Connect(const Address& address, bool made_here, SslSessionPtr* session,
                               TlsLoadResult* result) {
   const Clock::time_point started = Clock::now();
   FileDescriptor fd(socket(address.storage.ss_family, SOCK_STREAM | SOCK_CLOEXEC, IPPROTO_TCP));
@@ -202,6 +220,13 @@ absl::Status TlsLoad::Connect(const Address& address, SslSessionPtr* session,
   if (resumed) {
     ++result->resumed;
     result->resumed_latency.Record(latency);
+    if (made_here) {
+      ++result->resumed_here;
+      result->resumed_here_latency.Record(latency);
+    } else {
+      ++result->resumed_elsewhere;
+      result->resumed_elsewhere_latency.Record(latency);
+    }
     resumed_.fetch_add(1, std::memory_order_relaxed);
   } else {
     result->full_latency.Record(latency);
@@ -235,6 +260,10 @@ void TlsLoadResult::Merge(const TlsLoadResult& other) {
   latency.Merge(other.latency);
   resumed_latency.Merge(other.resumed_latency);
   full_latency.Merge(other.full_latency);
+  resumed_here += other.resumed_here;
+  resumed_elsewhere += other.resumed_elsewhere;
+  resumed_here_latency.Merge(other.resumed_here_latency);
+  resumed_elsewhere_latency.Merge(other.resumed_elsewhere_latency);
   if (first_error.empty()) first_error = other.first_error;
 }
 

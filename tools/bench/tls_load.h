@@ -35,6 +35,12 @@ struct TlsLoadOptions {
   bool resume = true;   // offer the newest session
   // How long a client waits after a connection before its next one.
   absl::Duration pause = absl::ZeroDuration();
+  // Which session each target is offered (several targets): targets with the same number
+  // share one, the newest any of them made; each other number is a session of its own. Empty:
+  // one for all. With targets A, C, B, D and chains 0, 1, 0, 2, every resumption on A or B
+  // is of a session the other made and every one on C or D of its own, and each process
+  // waits the same three connections between its turns, so the two are measured side by side.
+  std::vector<int> chains;
   std::string server_name;  // SNI; empty: none
   bool progress = true;
 };
@@ -51,6 +57,12 @@ struct TlsLoadResult {
   LatencyHistogram latency;  // every completed handshake
   LatencyHistogram resumed_latency;
   LatencyHistogram full_latency;
+  // Resumed handshakes by where the offered session was made: by the same target, or by
+  // another one (several targets only).
+  uint64_t resumed_here = 0;
+  uint64_t resumed_elsewhere = 0;
+  LatencyHistogram resumed_here_latency;
+  LatencyHistogram resumed_elsewhere_latency;
   std::string first_error;
 };
 

@@ -114,6 +114,33 @@ class BenchSmokeTest(FarmTestCase):
                 self.assertEqual(result["resumed_latency"]["count"], result["resumed"])
                 self.assertEqual(result["full_latency"]["count"], 4)
 
+    def test_tls_chains_tell_a_nodes_own_sessions_from_another_nodes(self):
+        # Four nodes in turn: the first and third share sessions through the cache (their own
+        # caches off, so that each resumption there is of the other's session), the second
+        # and fourth keep theirs. Every resumption on the pair is counted "elsewhere", every
+        # one on the other two "here".
+        cache = self.farm.cache()
+        ips = tlsfarm.NODE_IPS + ["127.0.0.14"]
+        port = tlsfarm.free_port(ips)
+        for i, ip in enumerate(ips):
+            if i % 2 == 0:
+                self.farm.node(ip, port, tlscache=f"addr={cache.addr}", name=f"shared{i}",
+                               extra=["--internal_cache=false"])
+            else:
+                self.farm.node(ip, port, name=f"own{i}")
+        result, stderr = self.run_ok("tls", "--target=" + ",".join(f"{ip}:{port}" for ip in ips),
+                                     "--chains=0,1,0,3", SMOKE, "--tls=1.2", "--concurrency=1")
+        self.assertIn("a session another server made", stderr)
+        self.assertEqual(result["failures"], 0)
+        self.assertEqual(result["resumed"], result["offered"])
+        self.assertEqual(result["resumed_here"] + result["resumed_elsewhere"], result["resumed"])
+        self.assertGreater(result["resumed_elsewhere"], 0)
+        # One client going round four nodes: as many turns on the pair as on the other two.
+        self.assertLessEqual(abs(result["resumed_here"] - result["resumed_elsewhere"]), 2)
+        self.assertEqual(result["resumed_here_latency"]["count"], result["resumed_here"])
+        self.assertEqual(result["resumed_elsewhere_latency"]["count"],
+                         result["resumed_elsewhere"])
+
     def test_tls_without_resumption_makes_full_handshakes(self):
         port = tlsfarm.free_port()
         self.farm.node("127.0.0.1", port)
@@ -133,6 +160,9 @@ class BenchSmokeTest(FarmTestCase):
     def test_bad_flags_are_named(self):
         for args, message in ((["tls", "--target=127.0.0.1:1", "--tls=1.1"], "--tls=1.1"),
                               (["tls", "--target=nowhere"], "--target=nowhere"),
+                              (["tls", "--target=127.0.0.1:1", "--chains=0,1"],
+                               "2 chains for 1 targets"),
+                              (["tls", "--target=127.0.0.1:1", "--chains=x"], "--chains: x"),
                               (["rpc", "--mix=most"], "--mix=most"),
                               (["rpc", "--concurrency=0"], "concurrency 0"),
                               (["udp"], "unknown mode udp")):
