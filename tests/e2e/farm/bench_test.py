@@ -128,9 +128,8 @@ class BenchSmokeTest(FarmTestCase):
                                extra=["--internal_cache=false"])
             else:
                 self.farm.node(ip, port, name=f"own{i}")
-        result, stderr = self.run_ok("tls", "--target=" + ",".join(f"{ip}:{port}" for ip in ips),
-                                     "--chains=0,1,0,3", SMOKE, "--tls=1.2", "--concurrency=1")
-        self.assertIn("a session another server made", stderr)
+        result, _ = self.run_ok("tls", "--target=" + ",".join(f"{ip}:{port}" for ip in ips),
+                                "--chains=0,1,0,3", SMOKE, "--tls=1.2", "--concurrency=1")
         self.assertEqual(result["failures"], 0)
         self.assertEqual(result["resumed"], result["offered"])
         self.assertEqual(result["resumed_here"] + result["resumed_elsewhere"], result["resumed"])
