@@ -147,6 +147,9 @@ class CacheClient::ProcessState {
     args.SetInt(GRPC_ARG_ENABLE_RETRIES, 0);
     // Replies are bounded like requests: a session, or a ticket key ring, and framing.
     args.SetMaxReceiveMessageSize(kMaxReplyBytes);
+    // No bandwidth probes: a ping and its answer on each burst of reads, for messages of a
+    // few hundred bytes (bench/notes.md, part 2). Windows then keep their initial 64 KiB:
+    // 64 KiB of pushes per round trip, far above what a farm sends one process.
     args.SetInt(GRPC_ARG_HTTP2_BDP_PROBE, 0);
     channel_ = grpc::CreateCustomChannel(options_.addr, ChannelCredentials(client.tls_), args);
     stub_ = v1::SessionCache::NewStub(channel_);

@@ -190,6 +190,7 @@ absl::StatusOr<std::unique_ptr<CacheServer>> CacheServer::Start(const CacheServe
   builder.AddListeningPort(options.listen, *credentials, &server->port_);
   builder.AddChannelArgument(GRPC_ARG_MAX_CONCURRENT_STREAMS, options.max_concurrent_streams);
   builder.AddChannelArgument(GRPC_ARG_MAX_METADATA_SIZE, options.max_metadata_bytes);
+  // No bandwidth probes on the small messages of calls and streams: see client/cache_client.cc.
   builder.AddChannelArgument(GRPC_ARG_HTTP2_BDP_PROBE, 0);
   builder.RegisterService(&server->service_);
   builder.RegisterService(&server->ticket_keys_);
