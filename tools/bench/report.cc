@@ -100,4 +100,10 @@ double PerSecond(uint64_t count, absl::Duration elapsed) {
   return seconds > 0 ? static_cast<double>(count) / seconds : 0.0;
 }
 
+absl::Status CheckWithin(absl::string_view what, int64_t value, int64_t low, int64_t high) {
+  if (value >= low && value <= high) return absl::OkStatus();
+  return absl::InvalidArgumentError(
+      absl::StrCat(what, " ", value, " is not within ", low, "..", high));
+}
+
 }  // namespace tlscache::bench

@@ -8,6 +8,7 @@
 #include <thread>
 
 #include "absl/functional/any_invocable.h"
+#include "absl/status/status.h"
 #include "absl/strings/string_view.h"
 #include "absl/synchronization/notification.h"
 #include "absl/time/time.h"
@@ -57,6 +58,8 @@ JsonObject LatencyJson(const LatencyHistogram& latency);
 std::string LatencyText(const LatencyHistogram& latency);
 // `count` per second of `elapsed`.
 double PerSecond(uint64_t count, absl::Duration elapsed);
+// Ok when low <= value <= high; otherwise InvalidArgument "WHAT VALUE is not within LOW..HIGH".
+absl::Status CheckWithin(absl::string_view what, int64_t value, int64_t low, int64_t high);
 
 }  // namespace tlscache::bench
 

@@ -105,17 +105,16 @@ class RpcLoad {
 
 absl::StatusOr<RpcLoadResult> RpcLoad::Run() {
   const RpcLoadOptions& o = options_;
-  if (o.concurrency < 1 || o.concurrency > kMaxConcurrency) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("concurrency ", o.concurrency, " is not within 1..", kMaxConcurrency));
+  if (absl::Status s = CheckWithin("concurrency", o.concurrency, 1, kMaxConcurrency); !s.ok()) {
+    return s;
   }
-  if (o.connections < 1 || o.connections > kMaxConnections) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("connections ", o.connections, " is not within 1..", kMaxConnections));
+  if (absl::Status s = CheckWithin("connections", o.connections, 1, kMaxConnections); !s.ok()) {
+    return s;
   }
-  if (o.value_size < 1 || o.value_size > kMaxValueSize) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("value size ", o.value_size, " is not within 1..", kMaxValueSize));
+  if (absl::Status s = CheckWithin("value size", static_cast<int64_t>(o.value_size), 1,
+                                   kMaxValueSize);
+      !s.ok()) {
+    return s;
   }
   if (o.get_weight < 0 || o.put_weight < 0 || o.get_weight + o.put_weight == 0) {
     return absl::InvalidArgumentError("the mix needs a positive weight for Get or Put");

@@ -42,13 +42,11 @@ bool AllUp(const std::vector<std::shared_ptr<client::CacheClient>>& clients) {
 }  // namespace
 
 absl::StatusOr<StreamLoadResult> RunStreamLoad(const StreamLoadOptions& o) {
-  if (o.concurrency < 1 || o.concurrency > kMaxConcurrency) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("concurrency ", o.concurrency, " is not within 1..", kMaxConcurrency));
+  if (absl::Status s = CheckWithin("concurrency", o.concurrency, 1, kMaxConcurrency); !s.ok()) {
+    return s;
   }
-  if (o.followers < 0 || o.followers > kMaxFollowers) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("followers ", o.followers, " is not within 0..", kMaxFollowers));
+  if (absl::Status s = CheckWithin("followers", o.followers, 0, kMaxFollowers); !s.ok()) {
+    return s;
   }
   if (o.value_size < 1 || o.rate < 0 || o.duration <= absl::ZeroDuration()) {
     return absl::InvalidArgumentError("value size, rate and duration must be positive");

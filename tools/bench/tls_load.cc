@@ -79,9 +79,8 @@ class TlsLoad {
 
 absl::StatusOr<TlsLoadResult> TlsLoad::Run() {
   const TlsLoadOptions& o = options_;
-  if (o.concurrency < 1 || o.concurrency > kMaxConcurrency) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("concurrency ", o.concurrency, " is not within 1..", kMaxConcurrency));
+  if (absl::Status s = CheckWithin("concurrency", o.concurrency, 1, kMaxConcurrency); !s.ok()) {
+    return s;
   }
   std::vector<std::pair<std::string, int>> targets = {{o.host, o.port}};
   targets.insert(targets.end(), o.more_targets.begin(), o.more_targets.end());
@@ -102,10 +101,8 @@ absl::StatusOr<TlsLoadResult> TlsLoad::Run() {
                                                    targets.size(), " targets: one each"));
   }
   for (const int chain : o.chains) {
-    if (chain < 0 || chain >= static_cast<int>(targets.size())) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("chain ", chain, " is not within 0..", targets.size() - 1));
-    }
+    const int64_t last = static_cast<int64_t>(targets.size()) - 1;
+    if (absl::Status s = CheckWithin("chain", chain, 0, last); !s.ok()) return s;
   }
   for (const auto& [host, port] : targets) {
     addrinfo hints{};
