@@ -159,6 +159,10 @@ FollowerStats SessionFollower::stats() const {
 
 void SessionFollower::Apply(v1::FollowResponse& response) {
   const absl::Time now = absl::Now();
+  // Counted before they are applied: whoever sees a pushed session in the near cache sees it
+  // counted.
+  received_.fetch_add(response.changes_size(), std::memory_order_relaxed);
+  dropped_.fetch_add(response.dropped(), std::memory_order_relaxed);
   for (v1::SessionChange& change : *response.mutable_changes()) {
     if (change.session().empty()) {
       near_.Remove(change.session_id());
@@ -173,8 +177,6 @@ void SessionFollower::Apply(v1::FollowResponse& response) {
       }
     }
   }
-  received_.fetch_add(response.changes_size(), std::memory_order_relaxed);
-  dropped_.fetch_add(response.dropped(), std::memory_order_relaxed);
   if (response.acks().empty()) return;
   std::vector<std::pair<std::shared_ptr<Acknowledgement>, bool>> complete;
   {
