@@ -14,8 +14,8 @@
 #include "absl/time/clock.h"
 #include "benchmark/benchmark.h"
 #include "server/cache_server.h"
-#include "server/sealer.h"
-#include "server/store_factory.h"
+#include "server/security/sealer.h"
+#include "server/store/store_factory.h"
 #include "tlscache/v1/session_cache.grpc.pb.h"
 
 namespace tlscache::server {

@@ -2,59 +2,43 @@
 
 #include <openssl/crypto.h>
 
-#include <cstring>
 #include <utility>
 
 #include "absl/time/clock.h"
+#include "common/log.h"
 #include "tlscache/v1/ticket_keys.grpc.pb.h"
 
 namespace tlscache::client {
 namespace {
 
-// A ring as received, checked like any bytes from the network; null if it is not usable.
+// A ring as received, checked like any bytes from the network; null if it is not usable. The
+// message's key bytes are wiped either way.
 std::shared_ptr<const TicketKeySnapshot> Convert(v1::TicketKeySet& ring) {
-  auto snapshot = std::make_shared<TicketKeySnapshot>();
-  snapshot->version = ring.version();
-  int active = 0;
-  bool ok = ring.keys_size() <= 64;
-  for (v1::TicketKey& key : *ring.mutable_keys()) {
-    TicketKeyMaterial material;
-    if (key.name().size() != material.name.size() ||
-        key.aes_key().size() != material.aes_key.size() ||
-        key.hmac_key().size() != material.hmac_key.size()) {
-      ok = false;
-    } else {
-      std::memcpy(material.name.data(), key.name().data(), material.name.size());
-      std::memcpy(material.aes_key.data(), key.aes_key().data(), material.aes_key.size());
-      std::memcpy(material.hmac_key.data(), key.hmac_key().data(), material.hmac_key.size());
-      material.active = key.state() == v1::TicketKey::ACTIVE;
-      active += material.active ? 1 : 0;
-      snapshot->keys.push_back(material);
-      OPENSSL_cleanse(&material, sizeof(material));
+  std::shared_ptr<TicketKeySnapshot> snapshot;
+  if (absl::Status valid = ValidateRing(ring); valid.ok()) {
+    snapshot = std::make_shared<TicketKeySnapshot>();
+    snapshot->version = ring.version();
+    snapshot->keys.reserve(ring.keys_size());
+    for (const v1::TicketKey& key : ring.keys()) {
+      if (key.state() == v1::TicketKey::ACTIVE) snapshot->active = snapshot->keys.size();
+      snapshot->keys.push_back(ToRecord(key));
     }
-    OPENSSL_cleanse(&(*key.mutable_aes_key())[0], key.aes_key().size());
-    OPENSSL_cleanse(&(*key.mutable_hmac_key())[0], key.hmac_key().size());
+  } else {
+    LogError("ticket keys: ignoring a ring from the service: %s", valid.message());
   }
-  if (!ok || active != 1) return nullptr;
+  WipeRing(&ring);
   return snapshot;
 }
 
 }  // namespace
 
 TicketKeySnapshot::~TicketKeySnapshot() {
-  if (!keys.empty()) OPENSSL_cleanse(keys.data(), keys.size() * sizeof(TicketKeyMaterial));
+  if (!keys.empty()) OPENSSL_cleanse(keys.data(), keys.size() * sizeof(TicketKeyRecord));
 }
 
-const TicketKeyMaterial* TicketKeySnapshot::Active() const {
-  for (const TicketKeyMaterial& key : keys) {
-    if (key.active) return &key;
-  }
-  return nullptr;
-}
-
-const TicketKeyMaterial* TicketKeySnapshot::Find(const uint8_t name[16]) const {
-  const TicketKeyMaterial* found = nullptr;
-  for (const TicketKeyMaterial& key : keys) {  // every name compared: no early exit
+const TicketKeyRecord* TicketKeySnapshot::Find(const uint8_t name[kTicketKeyNameBytes]) const {
+  const TicketKeyRecord* found = nullptr;
+  for (const TicketKeyRecord& key : keys) {  // every name compared: no early exit
     if (CRYPTO_memcmp(key.name.data(), name, key.name.size()) == 0) found = &key;
   }
   return found;

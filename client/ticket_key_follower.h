@@ -13,7 +13,7 @@
 #include <grpcpp/channel.h>
 #include <grpcpp/client_context.h>
 
-#include <array>
+#include <cstddef>
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -24,25 +24,21 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/synchronization/notification.h"
 #include "absl/time/time.h"
+#include "common/ticket_key.h"
 
 namespace tlscache::client {
 
-struct TicketKeyMaterial {
-  std::array<uint8_t, 16> name;
-  std::array<uint8_t, 32> aes_key;
-  std::array<uint8_t, 32> hmac_key;
-  bool active = false;  // encrypts; the others only decrypt
-};
-
-// One version of a ring. Immutable once published; wiped when the last holder drops it.
+// One version of a ring, as ValidateRing (common/ticket_key.h) accepted it. Immutable once
+// published; wiped when the last holder drops it.
 struct TicketKeySnapshot {
   ~TicketKeySnapshot();
   uint64_t version = 0;
-  std::vector<TicketKeyMaterial> keys;
+  std::vector<TicketKeyRecord> keys;
+  size_t active = 0;  // the index of the key that encrypts; the others only decrypt
 
-  const TicketKeyMaterial* Active() const;
+  const TicketKeyRecord* Active() const { return &keys[active]; }
   // The key called `name`, compared in constant time; null if the ring has none.
-  const TicketKeyMaterial* Find(const uint8_t name[16]) const;
+  const TicketKeyRecord* Find(const uint8_t name[kTicketKeyNameBytes]) const;
 };
 
 class TicketKeyFollower {

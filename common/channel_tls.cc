@@ -18,12 +18,27 @@ absl::StatusOr<std::string> Read(const char* setting, const std::string& path) {
 
 }  // namespace
 
-absl::StatusOr<ChannelTls> ReadChannelTls(const ChannelTlsFiles& files) {
-  if (files.cert_file.empty() != files.key_file.empty()) {
-    return absl::InvalidArgumentError("cert_file and key_file go together");
+absl::Status CheckTlsFileSet(TlsEnd end, TlsSetting cert, TlsSetting key, TlsSetting ca) {
+  if (cert.given != key.given) {
+    return absl::InvalidArgumentError(absl::StrCat(cert.name, " and ", key.name, " go together"));
   }
-  if (!files.cert_file.empty() && files.ca_file.empty()) {
-    return absl::InvalidArgumentError("cert_file needs ca_file (mTLS to the cache)");
+  if (end == TlsEnd::kClient && cert.given && !ca.given) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(cert.name, " needs ", ca.name, " (mTLS to the cache)"));
+  }
+  if (end == TlsEnd::kServer && ca.given && !cert.given) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(ca.name, " needs ", cert.name, " and ", key.name));
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<ChannelTls> ReadChannelTls(const ChannelTlsFiles& files) {
+  if (absl::Status s = CheckTlsFileSet(TlsEnd::kClient, {"cert_file", !files.cert_file.empty()},
+                                       {"key_file", !files.key_file.empty()},
+                                       {"ca_file", !files.ca_file.empty()});
+      !s.ok()) {
+    return s;
   }
   ChannelTls tls;
   if (files.ca_file.empty()) return tls;

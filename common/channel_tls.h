@@ -9,9 +9,21 @@
 #include <string>
 
 #include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
 #include "common/secret_bytes.h"
 
 namespace tlscache {
+
+// The rule of TLS files, written once for every end that takes them: a certificate comes with
+// its key; a client's certificate (mTLS) comes with the CA it checks the service by, and a
+// server's client CA with the certificate the server presents. Each setting is named as the
+// caller spells it ("cert_file", "--tls_cert"), for the InvalidArgument message.
+enum class TlsEnd { kClient, kServer };
+struct TlsSetting {
+  absl::string_view name;
+  bool given = false;
+};
+absl::Status CheckTlsFileSet(TlsEnd end, TlsSetting cert, TlsSetting key, TlsSetting ca);
 
 struct ChannelTlsFiles {
   std::string ca_file;    // empty: plaintext
@@ -27,8 +39,7 @@ struct ChannelTls {
 };
 
 // Reads the files. InvalidArgument naming the setting (ca_file, cert_file, key_file) when a
-// file cannot be read, or when cert_file and key_file are not given together or without
-// ca_file.
+// file cannot be read, or when they break CheckTlsFileSet.
 absl::StatusOr<ChannelTls> ReadChannelTls(const ChannelTlsFiles& files);
 
 // Insecure credentials without root certificates, TLS ones otherwise.

@@ -7,7 +7,7 @@
 
 #include <functional>
 
-#include "server/authorizer.h"
+#include "server/security/authorizer.h"
 #include "tlscache/v1/admin.grpc.pb.h"
 
 namespace tlscache::server {

@@ -25,12 +25,14 @@
 
 #include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
+#include "common/channel_tls.h"
 #include "common/files.h"
 #include "common/grpc_log.h"
 #include "common/host_port.h"
 #include "common/log.h"
 #include "common/openssl_util.h"
 #include "common/secret_bytes.h"
+#include "server/store/instrumented_store.h"
 
 namespace tlscache::server {
 namespace {
@@ -87,7 +89,12 @@ BioPtr MemoryBio(const std::string& bytes) {
 }  // namespace
 
 absl::Status CheckTlsFiles(const ServerTlsOptions& tls) {
-  if (tls.key_file.empty()) return absl::InvalidArgumentError("a TLS certificate needs its key");
+  if (absl::Status s = CheckTlsFileSet(TlsEnd::kServer, {"cert_file", !tls.cert_file.empty()},
+                                       {"key_file", !tls.key_file.empty()},
+                                       {"client_ca_file", !tls.client_ca_file.empty()});
+      !s.ok()) {
+    return s;
+  }
   absl::StatusOr<std::string> cert_pem = ReadSmallFile(tls.cert_file);
   if (!cert_pem.ok()) return cert_pem.status();
   absl::StatusOr<std::string> key_pem = ReadSmallFile(tls.key_file);
@@ -170,7 +177,7 @@ absl::StatusOr<std::unique_ptr<grpc::Server>> BuildAndStart(grpc::ServerBuilder&
 CacheServer::CacheServer(const CacheServerOptions& options, std::unique_ptr<Store> store)
     : options_(options),
       rpc_metrics_(metrics_),
-      store_(InstrumentStore(std::move(store), &rpc_metrics_)),
+      store_(InstrumentStore(std::move(store), metrics_)),
       feed_(store_.get(), FeedOptions{ReplicaId()}, &metrics_),
       service_(store_.get(), options.service, &feed_),
       ticket_keys_(store_.get(), options.ticket_keys),

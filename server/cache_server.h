@@ -25,14 +25,14 @@
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
 #include "server/admin_service.h"
-#include "server/metrics.h"
-#include "server/metrics_http.h"
-#include "server/rpc_metrics.h"
 #include "server/follow_stream.h"
+#include "server/observability/metrics.h"
+#include "server/observability/metrics_http.h"
+#include "server/observability/rpc_metrics.h"
 #include "server/session_cache_service.h"
 #include "server/session_feed.h"
-#include "server/store.h"
-#include "server/ticket_key_service.h"
+#include "server/store/store.h"
+#include "server/tickets/ticket_key_service.h"
 
 namespace tlscache::server {
 
@@ -62,7 +62,8 @@ struct CacheServerOptions {
   absl::Duration health_interval = absl::Milliseconds(250);
   // Who may call the Admin service (identities granted '*'); null: anyone who can connect.
   const Authorizer* admin_authz = nullptr;
-  // HOST:PORT for /metrics, /healthz and /readyz over HTTP (server/metrics_http.h); empty: none.
+  // HOST:PORT for /metrics, /healthz and /readyz over HTTP (server/observability/metrics_http.h);
+  // empty: none.
   std::string metrics_listen;
   // HOST:PORT for a plaintext gRPC port that serves only grpc.health.v1, for probes that
   // cannot present a client certificate (Kubernetes' gRPC probes); empty: none.
@@ -93,7 +94,7 @@ class CacheServer {
   const CacheServerOptions options_;
   Metrics metrics_;
   RpcMetrics rpc_metrics_;
-  std::unique_ptr<Store> store_;  // instrumented into rpc_metrics_
+  std::unique_ptr<Store> store_;  // instrumented into metrics_
   SessionFeed feed_;
   SessionCacheService service_;
   TicketKeyService ticket_keys_;

@@ -27,7 +27,7 @@
 #include "absl/synchronization/mutex.h"
 #include "server/session_cache_service.h"
 #include "server/session_feed.h"
-#include "server/store.h"
+#include "server/store/store.h"
 #include "tlscache/v1/session_cache.pb.h"
 
 namespace tlscache::server {
@@ -36,9 +36,8 @@ namespace tlscache::server {
 // batches well under it.
 inline constexpr int kMaxFollowRequestBytes = 4 << 20;
 
-class FollowStream final
-    : public grpc::ServerBidiReactor<v1::FollowRequest, v1::FollowResponse>,
-      public SessionFeed::Follower {
+class FollowStream final : public grpc::ServerBidiReactor<v1::FollowRequest, v1::FollowResponse>,
+                           public SessionFeed::Follower {
  public:
   static constexpr size_t kMaxPendingBytes = 4 << 20;
 
@@ -86,7 +85,7 @@ class FollowStream final
   grpc::Status end_status_ ABSL_GUARDED_BY(mu_);
   v1::FollowResponse pending_ ABSL_GUARDED_BY(mu_);
   size_t pending_bytes_ ABSL_GUARDED_BY(mu_) = 0;
-  uint64_t dropped_ ABSL_GUARDED_BY(mu_) = 0;  // since the last response
+  uint64_t dropped_ ABSL_GUARDED_BY(mu_) = 0;     // since the last response
   v1::FollowResponse sent_ ABSL_GUARDED_BY(mu_);  // owned by gRPC while a write is out
   v1::NearCacheReport report_ ABSL_GUARDED_BY(mu_);
 };

@@ -17,16 +17,17 @@
 #include "absl/strings/str_format.h"
 #include "absl/time/time.h"
 #include "common/absl_runtime.h"
+#include "common/channel_tls.h"
 #include "common/files.h"
 #include "common/grpc_log.h"
 #include "common/host_port.h"
 #include "common/log.h"
 #include "common/signals.h"
 #include "common/usage.h"
-#include "server/authorizer.h"
 #include "server/cache_server.h"
-#include "server/sealer.h"
-#include "server/store_factory.h"
+#include "server/security/authorizer.h"
+#include "server/security/sealer.h"
+#include "server/store/store_factory.h"
 
 ABSL_FLAG(std::string, listen, "",
           "HOST:PORT to serve gRPC on (port 0: any free); default 0.0.0.0:7700 with --tls_cert, "
@@ -51,6 +52,11 @@ ABSL_FLAG(absl::Duration, ticket_rotation, absl::Hours(1),
           "how often each namespace's session-ticket key rotates");
 ABSL_FLAG(absl::Duration, ticket_decrypt_window, absl::Hours(12),
           "how long a ticket key still decrypts after it stopped encrypting");
+ABSL_FLAG(absl::Duration, ticket_min_distribution, absl::Seconds(5),
+          "how old a PENDING ticket key must be before `keys rotate` makes it ACTIVE (at most "
+          "half of --ticket_rotation is used)");
+ABSL_FLAG(int32_t, max_ticket_namespaces, 1024,
+          "how many namespaces' ticket key rings a replica keeps and rotates");
 ABSL_FLAG(std::string, tls_cert, "",
           "PEM certificate chain to serve TLS with (re-read every minute)");
 ABSL_FLAG(std::string, tls_key, "", "PEM private key of --tls_cert");
@@ -119,6 +125,14 @@ absl::Status CheckFlags() {
         absl::StrCat("--ticket_decrypt_window=", absl::FormatDuration(window),
                      ": must be at least --ticket_rotation"));
   }
+  if (absl::GetFlag(FLAGS_ticket_min_distribution) < absl::ZeroDuration()) {
+    return absl::InvalidArgumentError("--ticket_min_distribution: must not be negative");
+  }
+  const int32_t rings = absl::GetFlag(FLAGS_max_ticket_namespaces);
+  if (rings < 1 || rings > 1000000) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("--max_ticket_namespaces=", rings, ": must be between 1 and 1000000"));
+  }
   if (absl::GetFlag(FLAGS_shutdown_grace) < absl::ZeroDuration()) {
     return absl::InvalidArgumentError("--shutdown_grace: must not be negative");
   }
@@ -127,12 +141,12 @@ absl::Status CheckFlags() {
     return absl::InvalidArgumentError(
         absl::StrCat("--max_concurrent_streams=", streams, ": must be between 1 and 65536"));
   }
-  const bool tls = !absl::GetFlag(FLAGS_tls_cert).empty();
-  if (tls != !absl::GetFlag(FLAGS_tls_key).empty()) {
-    return absl::InvalidArgumentError("--tls_cert and --tls_key go together");
-  }
-  if (!tls && !absl::GetFlag(FLAGS_tls_client_ca).empty()) {
-    return absl::InvalidArgumentError("--tls_client_ca needs --tls_cert and --tls_key");
+  if (absl::Status s =
+          CheckTlsFileSet(TlsEnd::kServer, {"--tls_cert", !absl::GetFlag(FLAGS_tls_cert).empty()},
+                          {"--tls_key", !absl::GetFlag(FLAGS_tls_key).empty()},
+                          {"--tls_client_ca", !absl::GetFlag(FLAGS_tls_client_ca).empty()});
+      !s.ok()) {
+    return s;
   }
   if (!absl::GetFlag(FLAGS_authz_file).empty() && absl::GetFlag(FLAGS_tls_client_ca).empty()) {
     return absl::InvalidArgumentError(
@@ -296,6 +310,10 @@ int Main() {
   // Rotations land within a tenth of the interval (at most a second) of being due.
   options.ticket_keys.check_interval =
       std::min(absl::Seconds(1), options.ticket_keys.policy.rotation / 10);
+  options.ticket_keys.min_distribution = std::min(absl::GetFlag(FLAGS_ticket_min_distribution),
+                                                  options.ticket_keys.policy.rotation / 2);
+  options.ticket_keys.max_namespaces =
+      static_cast<size_t>(absl::GetFlag(FLAGS_max_ticket_namespaces));
   absl::StatusOr<std::unique_ptr<CacheServer>> server =
       CacheServer::Start(options, *std::move(store));
   if (!server.ok()) return Fatal(server.status());

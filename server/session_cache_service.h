@@ -13,8 +13,8 @@
 #include <cstddef>
 
 #include "absl/time/time.h"
-#include "server/authorizer.h"
-#include "server/store.h"
+#include "server/security/authorizer.h"
+#include "server/store/store.h"
 #include "tlscache/v1/session_cache.grpc.pb.h"
 
 namespace tlscache::server {

@@ -30,8 +30,8 @@
 #include "absl/strings/string_view.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
-#include "server/metrics.h"
-#include "server/store.h"
+#include "server/observability/metrics.h"
+#include "server/store/store.h"
 #include "tlscache/v1/session_cache.pb.h"
 
 namespace tlscache::server {
@@ -87,8 +87,8 @@ class SessionFeed {
     bool in_flight = false;
   };
 
-  void DeliverLocked(const std::string& ns, const v1::SessionChange& change,
-                     const Follower* origin) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void DeliverLocked(const std::string& ns, const v1::SessionChange& change, const Follower* origin)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Sends what `ns` has pending, one publish at a time.
   void PublishPending(const std::string& ns);
   // A batch from the store's pub/sub.
@@ -104,8 +104,7 @@ class SessionFeed {
   mutable absl::Mutex mu_;
   std::multimap<std::string, Follower*> followers_ ABSL_GUARDED_BY(mu_);
   std::map<std::string, Publisher> publishers_ ABSL_GUARDED_BY(mu_);
-  std::map<std::string, std::unique_ptr<ChangesSubscription>> subscriptions_
-      ABSL_GUARDED_BY(mu_);
+  std::map<std::string, std::unique_ptr<ChangesSubscription>> subscriptions_ ABSL_GUARDED_BY(mu_);
   std::atomic<uint64_t> dropped_{0};
   std::atomic<uint64_t> sent_bytes_{0};
   std::atomic<uint64_t> published_{0};

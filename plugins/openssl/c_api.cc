@@ -76,4 +76,8 @@ __attribute__((visibility("default"))) const char* tlscache_last_error(void) noe
   return last_error.c_str();
 }
 
+__attribute__((visibility("default"))) int tlscache_abi_version(void) noexcept {
+  return TLSCACHE_ABI_VERSION;
+}
+
 }  // extern "C"

@@ -7,6 +7,8 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
+#include "common/channel_tls.h"
+#include "common/host_port.h"
 #include "common/validation.h"
 
 namespace tlscache::openssl {
@@ -33,8 +35,11 @@ absl::StatusOr<int> Count(absl::string_view key, absl::string_view value, int mi
 absl::Status Apply(absl::string_view key, absl::string_view value, PluginConfig& config) {
   if (value.size() > kMaxValueBytes) return Bad(key, "value too long");
   if (key == "addr") {
-    if (value.empty() || value.find(':') == absl::string_view::npos) {
-      return Bad(key, absl::StrCat("'", value, "' is not HOST:PORT"));
+    HostPortRules rules;
+    rules.host_required = true;
+    rules.min_port = 1;
+    if (absl::StatusOr<HostPort> address = ParseHostPort(value, rules); !address.ok()) {
+      return Bad(key, absl::StrCat("'", value, "' is not HOST:PORT: ", address.status().message()));
     }
     config.addr = std::string(value);
   } else if (key == "namespace") {
@@ -81,13 +86,9 @@ absl::Status Apply(absl::string_view key, absl::string_view value, PluginConfig&
 
 absl::Status Check(const PluginConfig& config) {
   if (config.addr.empty()) return absl::InvalidArgumentError("addr: missing (HOST:PORT)");
-  if (config.cert_file.empty() != config.key_file.empty()) {
-    return absl::InvalidArgumentError("cert_file and key_file go together");
-  }
-  if (!config.cert_file.empty() && config.ca_file.empty()) {
-    return absl::InvalidArgumentError("cert_file: needs ca_file too");
-  }
-  return absl::OkStatus();
+  return CheckTlsFileSet(TlsEnd::kClient, {"cert_file", !config.cert_file.empty()},
+                         {"key_file", !config.key_file.empty()},
+                         {"ca_file", !config.ca_file.empty()});
 }
 
 }  // namespace

@@ -130,11 +130,10 @@ std::shared_ptr<client::CacheClient> SharedClient(const client::ClientOptions& o
                                                   absl::Status* error) {
   static std::mutex mu;
   static auto* clients = new std::map<std::string, std::weak_ptr<client::CacheClient>>();
-  const std::string key =
-      absl::StrCat(options.addr, "|", absl::ToInt64Microseconds(options.lookup_timeout), "|",
-                   absl::ToInt64Microseconds(options.connect_timeout), "|",
-                   options.near_cache_bytes, "|", options.ca_file, "|",
-                   options.cert_file, "|", options.key_file);
+  const std::string key = absl::StrCat(
+      options.addr, "|", absl::ToInt64Microseconds(options.lookup_timeout), "|",
+      absl::ToInt64Microseconds(options.connect_timeout), "|", options.near_cache_bytes, "|",
+      options.ca_file, "|", options.cert_file, "|", options.key_file);
   std::lock_guard<std::mutex> lock(mu);
   if (auto found = clients->find(key); found != clients->end()) {
     if (std::shared_ptr<client::CacheClient> live = found->second.lock()) return live;
@@ -197,8 +196,8 @@ void StoreInFarm(SSL* ssl, SSL_SESSION* session, CtxState& state) {
   // A session the farm alone carries (no stateless ticket) is awaited: its client may come
   // back to another node as soon as it has the reply, or the TLS 1.3 ticket, that this
   // handshake is about to send. Bounded by the lookup deadline; see client/cache_client.h.
-  state.client->Put(state.config.ns, FarmSessionKey(id, ClientAuthDigest(ssl)),
-                    *std::move(encoded), ttl, /*await_ack=*/stateful_tickets);
+  state.client->Put(state.config.ns, FarmSessionKey(id, ClientAuthDigest(ssl)), *std::move(encoded),
+                    ttl, /*await_ack=*/stateful_tickets);
   state.stored++;
 }
 
@@ -288,7 +287,7 @@ int TicketKeyCallback(SSL* ssl, unsigned char name[16], unsigned char iv[EVP_MAX
     std::shared_ptr<const client::TicketKeySnapshot> ring =
         state->client->TicketKeys(state->config.ns);
     if (ring == nullptr) return 0;
-    const client::TicketKeyMaterial* key = enc == 1 ? ring->Active() : ring->Find(name);
+    const TicketKeyRecord* key = enc == 1 ? ring->Active() : ring->Find(name);
     if (key == nullptr) return 0;
     std::array<uint8_t, 32> hmac_key;
     FarmTicketHmacKey(key->hmac_key, ClientAuthDigest(ssl), &hmac_key);
@@ -311,7 +310,7 @@ int TicketKeyCallback(SSL* ssl, unsigned char name[16], unsigned char iv[EVP_MAX
     if (EVP_DecryptInit_ex(cipher, EVP_aes_256_cbc(), nullptr, key->aes_key.data(), iv) != 1) {
       return 0;
     }
-    return !key->active || SSL_version(ssl) == TLS1_3_VERSION ? 2 : 1;
+    return key != ring->Active() || SSL_version(ssl) == TLS1_3_VERSION ? 2 : 1;
   } catch (...) {
     return 0;
   }
@@ -360,20 +359,23 @@ absl::Status Attach(SSL_CTX* ctx, const PluginConfig& config, AttachReport* repo
   }
 
   if (!state->sid_ctx.empty() &&
-      SSL_CTX_set_session_id_context(
-          ctx, reinterpret_cast<const unsigned char*>(state->sid_ctx.data()),
-          static_cast<unsigned int>(state->sid_ctx.size())) != 1) {
+      SSL_CTX_set_session_id_context(ctx,
+                                     reinterpret_cast<const unsigned char*>(state->sid_ctx.data()),
+                                     static_cast<unsigned int>(state->sid_ctx.size())) != 1) {
     return absl::InternalError(absl::StrCat("sid_ctx: ", ConsumeOpenSslErrors()));
   }
   if (SSL_CTX_set_ex_data(ctx, CtxIndex(), state.get()) != 1) {
     return absl::InternalError("SSL_CTX_set_ex_data failed");
   }
   {
+    // One entry per context: a replaced state leaves the registry (and is left allocated:
+    // connections bound to it may still be running).
     absl::MutexLock lock(&registry_mu);
-    Registry().push_back(state.get());
+    std::vector<CtxState*>& states = Registry();
+    states.erase(std::remove(states.begin(), states.end(), previous), states.end());
+    states.push_back(state.get());
   }
   state.release();
-  // A replaced state is left allocated: connections bound to it may still be running.
   if (report != nullptr) {
     report->tickets_turned_off =
         config.tickets == TicketMode::kOff && (SSL_CTX_get_options(ctx) & SSL_OP_NO_TICKET) == 0;
@@ -504,11 +506,10 @@ absl::StatusOr<std::string> StatsJson(SSL_CTX* ctx) {
       "\"streams\":%d,\"received\":%d,\"dropped\":%d,\"lag_p50_us\":%d,\"lag_p99_us\":%d},"
       "\"breaker\":\"%s\"}",
       totals.contexts, p.stored, p.skipped, p.resumed, p.rejected, p.deleted, c.hits, c.misses,
-      c.errors, c.timeouts, c.skipped, c.stores, c.store_failures, c.queue_drops,
-      c.ack_timeouts, c.resent, c.near_hits, c.near_entries, c.near_bytes, c.near_evictions,
-      c.streams_up, c.streams, c.pushed, c.push_dropped,
-      absl::ToInt64Microseconds(c.push_lag_p50), absl::ToInt64Microseconds(c.push_lag_p99),
-      totals.breaker_open ? "open" : "closed");
+      c.errors, c.timeouts, c.skipped, c.stores, c.store_failures, c.queue_drops, c.ack_timeouts,
+      c.resent, c.near_hits, c.near_entries, c.near_bytes, c.near_evictions, c.streams_up,
+      c.streams, c.pushed, c.push_dropped, absl::ToInt64Microseconds(c.push_lag_p50),
+      absl::ToInt64Microseconds(c.push_lag_p99), totals.breaker_open ? "open" : "closed");
 }
 
 std::string StatsLine() {
@@ -520,9 +521,8 @@ std::string StatsLine() {
       "misses, %d errors, %d timeouts, %d skipped; stores %d sent, %d failed, %d dropped, %d "
       "acknowledged late; near cache %d hits, %d entries, %d bytes; %d pushed; breaker %s",
       getpid(), totals.contexts, p.resumed, p.rejected, p.stored, c.hits, c.misses, c.errors,
-      c.timeouts, c.skipped, c.stores, c.store_failures, c.queue_drops, c.ack_timeouts,
-      c.near_hits, c.near_entries, c.near_bytes, c.pushed,
-      totals.breaker_open ? "open" : "closed");
+      c.timeouts, c.skipped, c.stores, c.store_failures, c.queue_drops, c.ack_timeouts, c.near_hits,
+      c.near_entries, c.near_bytes, c.pushed, totals.breaker_open ? "open" : "closed");
 }
 
 }  // namespace tlscache::openssl

@@ -21,11 +21,13 @@
 #include <atomic>
 #include <cstdint>
 #include <cstdio>
+#include <cstdlib>
 #include <mutex>
 #include <string>
 #include <thread>
 
 #include "absl/strings/str_cat.h"
+#include "absl/synchronization/notification.h"
 #include "absl/time/clock.h"
 #include "plugins/openssl/config.h"
 #include "plugins/openssl/plugin.h"
@@ -59,17 +61,41 @@ const PluginConfig* Config() {
 
 // With TLSCACHE_STATS_INTERVAL, one line of this process's counters every interval, from a
 // thread started in each process that serves connections (a forked worker starts its own).
-void StartReporter(absl::Duration interval) {
-  static std::atomic<pid_t> reporting{0};
-  const pid_t pid = getpid();
-  if (reporting.load() == pid || reporting.exchange(pid) == pid) return;
-  std::thread([interval] {
-    while (true) {
-      absl::SleepFor(interval);
-      Say(StatsLine());
-    }
-  }).detach();
-}
+// The thread is the library's: it stops, and is joined, when the process that started it
+// exits (a forked child has no such thread, and leaves its parent's alone).
+class Reporter {
+ public:
+  static void StartIn(pid_t pid, absl::Duration interval) {
+    static std::mutex mu;
+    static Reporter* current = nullptr;  // the one of this process, if it has one
+    std::lock_guard<std::mutex> lock(mu);
+    if (current != nullptr && current->pid_ == pid) return;
+    current = new Reporter(pid, interval);  // a parent's, inherited, is left as it is
+    static std::once_flag registered;
+    std::call_once(registered, [] {
+      std::atexit([] {
+        std::lock_guard<std::mutex> at_exit(mu);
+        if (current != nullptr && current->pid_ == getpid()) current->Stop();
+      });
+    });
+  }
+
+ private:
+  Reporter(pid_t pid, absl::Duration interval) : pid_(pid) {
+    thread_ = std::thread([this, interval] {
+      while (!stop_.WaitForNotificationWithTimeout(interval)) Say(StatsLine());
+    });
+  }
+
+  void Stop() {
+    stop_.Notify();
+    thread_.join();
+  }
+
+  const pid_t pid_;
+  absl::Notification stop_;
+  std::thread thread_;
+};
 
 // Marks a context tlscache left alone, so that it is decided (and said) once.
 int DeclinedIndex() {
@@ -85,7 +111,9 @@ void OnServerConnection(SSL* ssl) noexcept {
   try {
     const PluginConfig* config = Config();
     if (config == nullptr || ssl == nullptr) return;
-    if (config->stats_interval > absl::ZeroDuration()) StartReporter(config->stats_interval);
+    if (config->stats_interval > absl::ZeroDuration()) {
+      Reporter::StartIn(getpid(), config->stats_interval);
+    }
     SSL_CTX* ctx = SSL_get_SSL_CTX(ssl);
     if (!IsAttached(ctx)) {
       static std::mutex mu;
@@ -138,9 +166,18 @@ void OnServerConnection(SSL* ssl) noexcept {
 // environment of the workers they fork, which inherit what was read here.
 __attribute__((constructor)) void ReadConfigAtLoad() { Config(); }
 
+// The interposed function's real definition (libssl's). Without one (this library loaded into a
+// process that has no libssl after it) there is nothing to call: said once, and null.
 template <typename Fn>
 Fn Next(const char* name) {
-  return reinterpret_cast<Fn>(dlsym(RTLD_NEXT, name));
+  dlerror();
+  auto* next = reinterpret_cast<Fn>(dlsym(RTLD_NEXT, name));
+  if (next == nullptr) {
+    const char* why = dlerror();
+    Say(absl::StrCat("no ", name, " after this library (", why == nullptr ? "not found" : why,
+                     "): is it preloaded into an OpenSSL server?"));
+  }
+  return next;
 }
 
 }  // namespace
@@ -150,12 +187,14 @@ extern "C" {
 
 __attribute__((visibility("default"))) void SSL_set_accept_state(SSL* ssl) {
   static const auto next = tlscache::openssl::Next<void (*)(SSL*)>("SSL_set_accept_state");
+  if (next == nullptr) return;
   next(ssl);
   tlscache::openssl::OnServerConnection(ssl);
 }
 
 __attribute__((visibility("default"))) int SSL_accept(SSL* ssl) {
   static const auto next = tlscache::openssl::Next<int (*)(SSL*)>("SSL_accept");
+  if (next == nullptr) return -1;  // as a failed handshake: OpenSSL's own is not there to run
   tlscache::openssl::OnServerConnection(ssl);
   return next(ssl);
 }

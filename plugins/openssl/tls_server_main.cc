@@ -27,6 +27,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "common/host_port.h"
 #include "common/log.h"
 #include "common/openssl_util.h"
 #include "common/signals.h"
@@ -57,17 +58,14 @@ int Fatal(const std::string& message) {
 }
 
 int Listen(const std::string& address, std::string* error) {
-  const size_t colon = address.rfind(':');
-  int port = 0;
+  absl::StatusOr<HostPort> parsed = SplitHostPort(address);
   sockaddr_in addr{};
   addr.sin_family = AF_INET;
-  if (colon == std::string::npos || !absl::SimpleAtoi(address.substr(colon + 1), &port) ||
-      port < 0 || port > 65535 ||
-      inet_pton(AF_INET, address.substr(0, colon).c_str(), &addr.sin_addr) != 1) {
+  if (!parsed.ok() || inet_pton(AF_INET, parsed->host.c_str(), &addr.sin_addr) != 1) {
     *error = absl::StrCat("--listen=", address, ": expected IPv4:PORT");
     return -1;
   }
-  addr.sin_port = htons(static_cast<uint16_t>(port));
+  addr.sin_port = htons(static_cast<uint16_t>(parsed->port));
   const int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
   const int one = 1;
   setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));

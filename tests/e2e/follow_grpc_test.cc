@@ -10,10 +10,10 @@
 #include "client/cache_client.h"
 #include "gtest/gtest.h"
 #include "server/cache_server.h"
-#include "server/store_factory.h"
+#include "server/store/store_factory.h"
 #include "tests/testing/redis_server.h"
-#include "tests/testing/store_kind.h"
 #include "tests/testing/store_sync.h"
+#include "tests/testing/store_under_test.h"
 
 namespace tlscache::server {
 namespace {
@@ -152,9 +152,9 @@ TEST_P(FollowTest, StoresTravelUpTheStreamCoalescedIntoBatches) {
   EXPECT_EQ(stats.store_failures, 0u);
   EXPECT_EQ(stats.resent, 0u);
   EXPECT_LT(a_->stats().batches, static_cast<uint64_t>(kStores) / 4) << "not coalesced";
-  ASSERT_TRUE(AwaitNearEntries(*b_, kStores)) << b_->stats().near_entries << " entries, "
-                                              << b_->stats().pushed << " pushed, "
-                                              << b_->stats().push_dropped << " dropped";
+  ASSERT_TRUE(AwaitNearEntries(*b_, kStores))
+      << b_->stats().near_entries << " entries, " << b_->stats().pushed << " pushed, "
+      << b_->stats().push_dropped << " dropped";
   for (int i = 0; i < kStores; i += 97) {
     EXPECT_TRUE(testing::GetSync(*first_->store(), kNs, absl::StrCat("id-", i)).ok()) << i;
   }
@@ -193,8 +193,7 @@ TEST_P(FollowTest, AnUnknownOrRefusedNamespaceEndsTheStreamAndStoresGoAsUnaryCal
 }
 
 INSTANTIATE_TEST_SUITE_P(Stores, FollowTest,
-                         ::testing::Values(StoreKind::kMemory, StoreKind::kRedis),
-                         StoreKindName);
+                         ::testing::Values(StoreKind::kMemory, StoreKind::kRedis), StoreKindName);
 
 }  // namespace
 }  // namespace tlscache::server

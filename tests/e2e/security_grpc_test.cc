@@ -9,9 +9,9 @@
 #include "common/status_util.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
-#include "server/authorizer.h"
 #include "server/cache_server.h"
-#include "server/store_factory.h"
+#include "server/security/authorizer.h"
+#include "server/store/store_factory.h"
 #include "tests/testing/grpc_probe.h"
 #include "tests/testing/test_pki.h"
 #include "tlscache/v1/admin.grpc.pb.h"
@@ -187,6 +187,31 @@ TEST_F(SecurityGrpcTest, OnlyAnOperatorGrantedEveryNamespaceMayReadStats) {
   grpc::Status tenant = stats(tenant_a_);
   EXPECT_EQ(tenant.error_code(), grpc::StatusCode::PERMISSION_DENIED);
   EXPECT_THAT(tenant.error_message(), HasSubstr("not an operator"));
+}
+
+TEST_F(SecurityGrpcTest, RotatingTicketKeysIsForAnOperatorNotForATenantGrantedTheNamespace) {
+  WriteAuthz("spiffe://farm/a shop\ntenant-c *\n");
+  ASSERT_TRUE(authz_->Reload().ok());
+  StartServer(/*client_ca=*/true, /*authz=*/true);
+  auto rotate = [&](const CertFiles& client, uint64_t* version) {
+    v1::TicketKeysRequest request;
+    request.set_namespace_("shop");
+    v1::TicketKeySet ring;
+    grpc::ClientContext context;
+    context.set_deadline(absl::ToChronoTime(absl::Now() + absl::Seconds(15)));
+    grpc::Status status =
+        v1::TicketKeys::NewStub(Channel(&client))->RotateTicketKeys(&context, request, &ring);
+    *version = ring.version();
+    return status;
+  };
+  uint64_t version = 0;
+  ASSERT_TRUE(TicketKeys(Channel(&tenant_a_), "shop").ok());  // the tenant may read its keys
+  const grpc::Status tenant = rotate(tenant_a_, &version);
+  EXPECT_EQ(tenant.error_code(), grpc::StatusCode::PERMISSION_DENIED);
+  EXPECT_THAT(tenant.error_message(), HasSubstr("not an operator"));
+  const grpc::Status operator_call = rotate(cn_only_, &version);
+  EXPECT_TRUE(operator_call.ok()) << operator_call.error_message();
+  EXPECT_EQ(version, 2u);
 }
 
 TEST_F(SecurityGrpcTest, AReloadAppliesANewPolicyAndABadFileKeepsTheOldOne) {

@@ -11,11 +11,11 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "server/cache_server.h"
-#include "server/store_factory.h"
+#include "server/store/store_factory.h"
 #include "tests/testing/grpc_probe.h"
 #include "tests/testing/redis_server.h"
-#include "tests/testing/store_kind.h"
 #include "tests/testing/store_sync.h"
+#include "tests/testing/store_under_test.h"
 #include "tlscache/v1/session_cache.grpc.pb.h"
 
 namespace tlscache::server {

@@ -2,9 +2,12 @@
 // one Redis, rotated once per interval whatever the number of replicas, pushed to watchers.
 #include <signal.h>
 
+#include <algorithm>
+#include <atomic>
 #include <memory>
 #include <set>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "absl/strings/escaping.h"
@@ -13,7 +16,7 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "server/cache_server.h"
-#include "server/store_factory.h"
+#include "server/store/store_factory.h"
 #include "tests/testing/grpc_probe.h"
 #include "tests/testing/redis_server.h"
 #include "tlscache/v1/ticket_keys.grpc.pb.h"
@@ -28,7 +31,8 @@ using v1::TicketKey;
 
 // `seal_key`: 64 hex digits to seal the store with, or "" for none.
 std::unique_ptr<CacheServer> StartReplica(const std::string& store_url, absl::Duration rotation,
-                                          const std::string& seal_key = "") {
+                                          const std::string& seal_key = "",
+                                          absl::Duration min_distribution = absl::Seconds(5)) {
   StoreConfig store;
   store.url = store_url;
   std::unique_ptr<Sealer> sealer;
@@ -40,6 +44,7 @@ std::unique_ptr<CacheServer> StartReplica(const std::string& store_url, absl::Du
   options.ticket_keys.policy.rotation = rotation;
   options.ticket_keys.policy.decrypt_window = rotation * 3;
   options.ticket_keys.check_interval = absl::Milliseconds(20);
+  options.ticket_keys.min_distribution = std::min(min_distribution, rotation / 2);
   auto server = CacheServer::Start(options, *std::move(created));
   EXPECT_TRUE(server.ok()) << server.status();
   if (!server.ok()) return nullptr;
@@ -61,6 +66,23 @@ absl::StatusOr<v1::TicketKeySet> GetKeys(int port, const std::string& ns) {
     return absl::Status(static_cast<absl::StatusCode>(status.error_code()), status.error_message());
   }
   return ring;
+}
+
+grpc::Status RotateKeys(int port, const std::string& ns, absl::Duration timeout,
+                        v1::TicketKeySet* ring) {
+  auto stub = v1::TicketKeys::NewStub(testing::Connect(port));
+  v1::TicketKeysRequest request;
+  request.set_namespace_(ns);
+  grpc::ClientContext context;
+  context.set_deadline(absl::ToChronoTime(absl::Now() + timeout));
+  return stub->RotateTicketKeys(&context, request, ring);
+}
+
+std::string NameOf(const v1::TicketKeySet& ring, TicketKey::State state) {
+  for (const TicketKey& key : ring.keys()) {
+    if (key.state() == state) return key.name();
+  }
+  return "";
 }
 
 std::vector<std::string> Names(const v1::TicketKeySet& ring) {
@@ -224,6 +246,78 @@ TEST(TicketKeysGrpcTest, SealedRingsHoldNoKeyInTheClearAndAnUnreadableRingIsRepl
   ASSERT_TRUE(same.ok()) << same.status();
   EXPECT_EQ(same->version(), replaced->version());
   EXPECT_EQ(Names(*same), Names(*replaced));
+}
+
+}  // namespace
+}  // namespace tlscache::server
+
+namespace tlscache::server {
+namespace {
+
+// Two `keys rotate` in a row: the second promotes the PENDING key the first published only once
+// that key is min_distribution old (1 s here, to keep the test short; 5 s by default).
+TEST(TicketKeysGrpcTest, ARotationNeverPromotesAPendingKeyYoungerThanTheDistributionTime) {
+  const absl::Duration min_distribution = absl::Seconds(1);
+  auto server = StartReplica("memory", absl::Hours(1), "", min_distribution);
+  ASSERT_NE(server, nullptr);
+  ASSERT_TRUE(GetKeys(server->port(), "edge").ok());
+  v1::TicketKeySet first, second;
+  ASSERT_TRUE(RotateKeys(server->port(), "edge", absl::Seconds(10), &first).ok());
+  const absl::Time first_done = absl::Now();
+  const grpc::Status status = RotateKeys(server->port(), "edge", absl::Seconds(10), &second);
+  ASSERT_TRUE(status.ok()) << status.error_message();
+  EXPECT_EQ(second.version(), first.version() + 1);
+  EXPECT_EQ(NameOf(second, TicketKey::ACTIVE), NameOf(first, TicketKey::PENDING));
+  // The key was PENDING for the whole distribution time before it became ACTIVE.
+  EXPECT_GE(absl::Now() - first_done, min_distribution - absl::Milliseconds(50));
+  EXPECT_GE(second.pending_since_unix_ms() - first.pending_since_unix_ms(),
+            absl::ToInt64Milliseconds(min_distribution));
+
+  // A caller that cannot wait that long is told why, and the ring stays as it is.
+  v1::TicketKeySet refused;
+  const grpc::Status hurried =
+      RotateKeys(server->port(), "edge", absl::Milliseconds(300), &refused);
+  EXPECT_EQ(hurried.error_code(), grpc::StatusCode::FAILED_PRECONDITION);
+  EXPECT_THAT(hurried.error_message(), HasSubstr("nodes may not have it yet"));
+  EXPECT_THAT(hurried.error_message(), HasSubstr("can become ACTIVE in"));
+  EXPECT_EQ(GetKeys(server->port(), "edge")->version(), second.version());
+}
+
+// Rings for made-up namespaces: the replica keeps at most max_namespaces of them (its default,
+// 1024), each still answered.
+TEST(TicketKeysGrpcTest, AFloodOfMadeUpNamespacesLeavesTheRingCountAtItsCap) {
+  auto server = StartReplica("memory", absl::Hours(1));
+  ASSERT_NE(server, nullptr);
+  const size_t cap = TicketKeyOptions{}.max_namespaces;
+  constexpr int kNamespaces = 10000;
+  constexpr int kThreads = 4;
+  std::atomic<int> failed{0};
+  std::vector<std::thread> threads;
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([&, t] {
+      auto stub = v1::TicketKeys::NewStub(testing::Connect(server->port()));
+      for (int i = t; i < kNamespaces; i += kThreads) {
+        v1::TicketKeysRequest request;
+        request.set_namespace_(absl::StrCat("made-up-", i));
+        v1::TicketKeySet ring;
+        grpc::ClientContext context;
+        context.set_deadline(absl::ToChronoTime(absl::Now() + absl::Seconds(10)));
+        if (!stub->GetTicketKeys(&context, request, &ring).ok()) failed++;
+      }
+    });
+  }
+  for (auto& thread : threads) thread.join();
+  EXPECT_EQ(failed.load(), 0);
+  const std::string metrics = server->metrics().Render();
+  size_t rings = 0;
+  for (size_t at = metrics.find("\ntlscache_ticket_ring_version{"); at != std::string::npos;
+       at = metrics.find("\ntlscache_ticket_ring_version{", at + 1)) {
+    ++rings;
+  }
+  EXPECT_EQ(rings, cap);
+  // The most recent namespaces are the ones kept.
+  EXPECT_THAT(metrics, HasSubstr(absl::StrCat("namespace=\"made-up-", kNamespaces - 1, "\"")));
+  EXPECT_THAT(metrics, Not(HasSubstr("namespace=\"made-up-0\"")));
 }
 
 }  // namespace

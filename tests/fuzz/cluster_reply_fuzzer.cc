@@ -1,7 +1,7 @@
-// Fuzzes what a Redis Cluster node tells the router (server/redis/cluster_slots.h): any RESP
-// reply, as hiredis reads it with the store's bound on arrays, through ParseClusterSlots, and any error text through
-// ParseRedirect. A map that parses has only slots within 0..16383 and masters with a host and
-// a port; a redirect that parses names a slot and a port in range.
+// Fuzzes what a Redis Cluster node tells the router (server/store/redis/cluster_slots.h): any RESP
+// reply, as hiredis reads it with the store's bound on arrays, through ParseClusterSlots, and any
+// error text through ParseRedirect. A map that parses has only slots within 0..16383 and masters
+// with a host and a port; a redirect that parses names a slot and a port in range.
 #include <hiredis/hiredis.h>
 
 #include <cstddef>
@@ -9,7 +9,7 @@
 #include <cstdlib>
 
 #include "absl/strings/string_view.h"
-#include "server/redis/cluster_slots.h"
+#include "server/store/redis/cluster_slots.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   using namespace tlscache::server::redis;

@@ -1,4 +1,4 @@
-// Fuzzes the seal key file parser (server/sealer.h ParseSealKeys), which reads the file an
+// Fuzzes the seal key file parser (server/security/sealer.h ParseSealKeys), which reads the file an
 // operator points --seal_key_file at. Every accepted key is 32 bytes, and a Sealer takes them.
 #include <cstddef>
 #include <cstdint>
@@ -6,7 +6,7 @@
 #include <utility>
 
 #include "absl/strings/string_view.h"
-#include "server/sealer.h"
+#include "server/security/sealer.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   auto keys =

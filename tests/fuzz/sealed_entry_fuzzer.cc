@@ -1,7 +1,7 @@
-// Fuzzes the sealed-entry format (server/sealer.h): every value read back from the store is
-// opened by Sealer::Open, whoever wrote it. Arbitrary bytes must be refused without a crash,
-// and a value sealed from the input must open to exactly the input, under its own (kind,
-// namespace, id) only.
+// Fuzzes the sealed-entry format (server/security/sealer.h): every value read back from the store
+// is opened by Sealer::Open, whoever wrote it. Arbitrary bytes must be refused without a crash, and
+// a value sealed from the input must open to exactly the input, under its own (kind, namespace, id)
+// only.
 #include <cstddef>
 #include <cstdint>
 #include <cstdlib>
@@ -9,7 +9,7 @@
 #include <utility>
 
 #include "absl/strings/string_view.h"
-#include "server/sealer.h"
+#include "server/security/sealer.h"
 
 namespace {
 

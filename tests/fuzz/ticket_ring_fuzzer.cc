@@ -1,13 +1,13 @@
-// Fuzzes the ticket key ring read back from the store (server/ticket_ring.h ParseStoredRing):
-// any bytes must be refused or give a ring that passes ValidateRing, and such a ring must
-// rotate into another valid ring.
+// Fuzzes the ticket key ring read back from the store (server/tickets/ticket_ring.h
+// ParseStoredRing): any bytes must be refused or give a ring that passes ValidateRing, and such a
+// ring must rotate into another valid ring.
 #include <cstddef>
 #include <cstdint>
 #include <cstdlib>
 
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
-#include "server/ticket_ring.h"
+#include "server/tickets/ticket_ring.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   using namespace tlscache::server;

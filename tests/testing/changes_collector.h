@@ -10,18 +10,17 @@
 
 #include "absl/synchronization/mutex.h"
 #include "absl/time/clock.h"
-#include "server/store.h"
+#include "server/store/store.h"
 
 namespace tlscache::testing {
 
 class ChangesCollector {
  public:
   ChangesCollector(server::Store& store, absl::string_view ns)
-      : subscription_(store.SubscribeChanges(
-            ns, [this](absl::string_view, SecretBytes batch) {
-              absl::MutexLock lock(&mu_);
-              batches_.emplace_back(batch.view());
-            })) {}
+      : subscription_(store.SubscribeChanges(ns, [this](absl::string_view, SecretBytes batch) {
+          absl::MutexLock lock(&mu_);
+          batches_.emplace_back(batch.view());
+        })) {}
 
   bool subscribed() const { return subscription_ != nullptr; }
 

@@ -10,8 +10,8 @@
 
 #include "absl/synchronization/notification.h"
 #include "absl/time/clock.h"
-#include "server/store.h"
-#include "server/store_sync.h"
+#include "server/store/store.h"
+#include "server/store/store_sync.h"
 
 namespace tlscache::testing {
 
@@ -64,8 +64,8 @@ bool Eventually(Condition condition, absl::Duration timeout = absl::Seconds(10))
 // How a store came back after a failure injected at some moment (a master killed).
 struct Recovery {
   bool recovered = false;
-  absl::Duration after;        // from the failure to the first write and read that succeeded
-  int failed = 0;              // attempts that failed meanwhile
+  absl::Duration after;  // from the failure to the first write and read that succeeded
+  int failed = 0;        // attempts that failed meanwhile
   absl::Duration slowest_failure;
   std::vector<absl::Status> unexpected;  // failures other than UNAVAILABLE or DEADLINE_EXCEEDED
 };

@@ -196,6 +196,46 @@ class FarmTicketKeysTest(FarmTestCase):
         self.assertGreaterEqual(len(results), 500)
         self.assertGreaterEqual(rate, 0.99)
 
+    def test_two_operator_rotations_100ms_apart_lose_no_resumption(self):
+        # The second `keys rotate` waits until the PENDING key the first published is
+        # --ticket_min_distribution (5 s, the default) old, so --timeout=15s: at tlscachectl's
+        # default of 5 s it would be told to retry instead.
+        cache, _, lb = self.ticket_farm()
+        addr = cache.argv[1].split("=", 1)[1]
+        client = tlsfarm.Client(ssl.TLSVersion.TLSv1_3, single_use=True)
+        results, failed, stop = [], [], threading.Event()
+
+        def load():
+            while not stop.is_set():
+                try:
+                    results.append(client.connect("127.0.0.1", lb)[0])
+                except (OSError, ssl.SSLError) as error:
+                    failed.append(repr(error))
+
+        worker = threading.Thread(target=load)
+        worker.start()
+        rotate = [tlsfarm.built("tlscachectl"), f"--addr={addr}", "--namespace=default",
+                  "--timeout=15s", "keys", "rotate"]
+        try:
+            time.sleep(0.5)
+            first = subprocess.Popen(rotate, stdout=subprocess.PIPE, text=True)
+            time.sleep(0.1)
+            second = subprocess.Popen(rotate, stdout=subprocess.PIPE, text=True)
+            outputs = [first.communicate(timeout=30)[0], second.communicate(timeout=30)[0]]
+            time.sleep(1.0)  # connections on the last ring
+        finally:
+            stop.set()
+            worker.join()
+        self.assertEqual([first.returncode, second.returncode], [0, 0], outputs)
+        versions = sorted(int(out.split("ring version ")[1].split(",")[0]) for out in outputs)
+        rate = sum(results) / max(1, len(results))
+        self.report(f"{len(results)} reconnects across two `keys rotate` 100 ms apart "
+                    f"(to versions {versions}): {rate:.2%} resumed, {len(failed)} failed")
+        self.assertEqual(failed, [])
+        self.assertEqual(versions, [versions[0], versions[0] + 1])
+        self.assertGreaterEqual(len(results), 500)
+        self.assertGreaterEqual(rate, 0.995)
+
     def test_a_ticket_older_than_the_decrypt_window_is_refused(self):
         _, _, lb = self.ticket_farm(rotation="1s", window="1s")
         client = tlsfarm.Client(ssl.TLSVersion.TLSv1_2)

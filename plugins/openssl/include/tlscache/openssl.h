@@ -10,11 +10,23 @@
  * is configured; it may be called in a master process that forks workers (nothing is
  * connected until a worker's first handshake, or tlscache_prepare in the worker).
  * All functions are thread-safe.
+ *
+ * Strings: `config` is read during the call only. Every string returned is owned by the
+ * library; never free it. It stays valid until the next tlscache call on the same thread (or
+ * the thread's exit), and is overwritten by it: copy what must outlive that.
+ *
+ * Stability: the symbols are versioned (TLSCACHE_1); a program built against this header runs
+ * with any libtlscache_openssl.so.1 whose tlscache_abi_version() is at least the
+ * TLSCACHE_ABI_VERSION it was built with.
  */
 #ifndef TLSCACHE_OPENSSL_H_
 #define TLSCACHE_OPENSSL_H_
 
 #include <openssl/ssl.h>
+
+/* The ABI this header describes. Grows by one when a function is added; the existing ones
+ * never change. */
+#define TLSCACHE_ABI_VERSION 1
 
 #ifdef __cplusplus
 #define TLSCACHE_NOEXCEPT noexcept
@@ -28,7 +40,7 @@ extern "C" {
  * with the keys addr (required), namespace, timeout_ms, connect_timeout_ms, sid_ctx, tickets,
  * ca_file, cert_file, key_file. Returns 1 on success; 0 if the config is bad or the context's
  * session cache is off (SSL_SESS_CACHE_OFF): ctx is left unchanged and tlscache_last_error()
- * says why. Attaching again replaces the configuration; do it
+ * says why. Attaching again replaces the configuration (the context is counted once); do it
  * before the context serves handshakes, not while it does.
  */
 int tlscache_attach(SSL_CTX *ctx, const char *config) TLSCACHE_NOEXCEPT;
@@ -55,8 +67,12 @@ int tlscache_prepare(SSL_CTX *ctx) TLSCACHE_NOEXCEPT;
  */
 const char *tlscache_stats(SSL_CTX *ctx) TLSCACHE_NOEXCEPT;
 
-/* Why the last tlscache call on this thread failed; "" if it did not. Never NULL. */
+/* Why the last tlscache call on this thread failed; "" if it did not. Never NULL; owned by the
+ * library, valid until the next tlscache call on this thread. */
 const char *tlscache_last_error(void) TLSCACHE_NOEXCEPT;
+
+/* The TLSCACHE_ABI_VERSION of the library loaded, for a program to check at run time. */
+int tlscache_abi_version(void) TLSCACHE_NOEXCEPT;
 
 #ifdef __cplusplus
 }

@@ -53,7 +53,7 @@ TEST(PluginConfigTest, ErrorsNameTheKey) {
            Case{"addr=h:1;sid_ctx=012345678901234567890123456789012", "sid_ctx: must be 1 to 32"},
            Case{"addr=h:1;tickets=maybe", "tickets: 'maybe' is not off or farm"},
            Case{"addr=h:1;cert_file=/c.pem", "cert_file and key_file go together"},
-           Case{"addr=h:1;cert_file=/c;key_file=/k", "cert_file: needs ca_file"},
+           Case{"addr=h:1;cert_file=/c;key_file=/k", "cert_file needs ca_file"},
            Case{"addr=h:1;novalue", "'novalue' is not key=value"},
        }) {
     auto config = ParsePluginConfig(c.text);

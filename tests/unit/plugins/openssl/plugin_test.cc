@@ -121,6 +121,37 @@ TEST_P(PluginTest, TlscacheStatsCountsAContextOrTheWholeProcessAsJson) {
   EXPECT_THAT(tlscache_last_error(), ::testing::HasSubstr("not attached"));
 }
 
+TEST_P(PluginTest, AttachingAContextTwiceCountsItOnce) {
+  auto contexts = [] {
+    int count = 0;
+    const char* stats = tlscache_stats(nullptr);
+    EXPECT_NE(stats, nullptr) << tlscache_last_error();
+    EXPECT_EQ(std::sscanf(stats, "{\"contexts\":%d", &count), 1) << stats;
+    return count;
+  };
+  const int before = contexts();
+  Attach(other_.get());  // the configuration again: it replaces the first
+  Attach(other_.get());
+  EXPECT_EQ(contexts(), before);
+  // And the replaced configuration still serves handshakes.
+  SslSessionPtr session = SessionFromOrigin();
+  ASSERT_NE(session, nullptr);
+  auto h = RunHandshake(client_ctx_.get(), other_.get(), session.get());
+  ASSERT_TRUE(h.ok()) << h.status();
+  EXPECT_TRUE(h->resumed);
+  {
+    SslCtxPtr freed = MakeServerContext();
+    Attach(freed.get());
+    EXPECT_EQ(contexts(), before + 1);
+  }
+  EXPECT_EQ(contexts(), before);  // a freed context leaves the count
+}
+
+TEST(PluginAbiTest, TheLibraryReportsTheAbiOfItsHeader) {
+  EXPECT_EQ(tlscache_abi_version(), TLSCACHE_ABI_VERSION);
+  EXPECT_GE(TLSCACHE_ABI_VERSION, 1);
+}
+
 TEST_P(PluginTest, GarbageTruncatedOrForeignSessionsAreAMissNotACrash) {
   SslSessionPtr offered = SessionFromOrigin();
   SslSessionPtr other = SessionFromOrigin();

@@ -1,0 +1,62 @@
+// SealedStore: a Store that seals every value before it reaches the store beneath it and
+// opens it on the way back (server/security/sealer.h). Sessions are bound to their namespace and
+// session ID, rings to their namespace.
+//
+// A value that does not open (tampered, moved under another key or namespace, sealed with a
+// key no longer configured, or stored before sealing was turned on) is a miss: Get answers
+// NotFound and the failure is counted and logged (at most once a minute, never with bytes). A
+// ring that does not open comes back with its version and no bytes, so the ticket key service
+// can replace it by compare-and-set.
+//
+// Thread-safety: as Store.
+#ifndef TLSCACHE_SERVER_STORE_SEALED_STORE_H_
+#define TLSCACHE_SERVER_STORE_SEALED_STORE_H_
+
+#include <atomic>
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include "common/log.h"
+#include "server/security/sealer.h"
+#include "server/store/store.h"
+
+namespace tlscache::server {
+
+class SealedStore final : public Store {
+ public:
+  SealedStore(std::unique_ptr<Store> inner, std::unique_ptr<Sealer> sealer);
+
+  void Put(const StoreKey& key, absl::string_view session, absl::Duration ttl, absl::Time deadline,
+           PutDone done) override;
+  void Get(const StoreKey& key, bool consume, absl::Time deadline, GetDone done) override;
+  void Delete(const StoreKey& key, absl::Time deadline, DeleteDone done) override;
+  void GetRing(absl::string_view ns, absl::Time deadline, GetRingDone done) override;
+  void SwapRing(absl::string_view ns, uint64_t expected, uint64_t version, absl::string_view ring,
+                absl::Time deadline, SwapRingDone done) override;
+  // Batches of changes are sealed too (kind kChanges, bound to the namespace): nothing crosses
+  // the store's pub/sub unsealed. A batch that does not open is dropped and counted.
+  bool SharesChanges() const override { return inner_->SharesChanges(); }
+  void PublishChanges(absl::string_view ns, absl::string_view batch, absl::Time deadline,
+                      PutDone done) override;
+  std::unique_ptr<ChangesSubscription> SubscribeChanges(absl::string_view ns,
+                                                        ChangesHandler handler) override;
+  absl::Status Health() override { return inner_->Health(); }
+  std::string Describe() const override;
+  void AddStats(StoreStats* stats) const override;
+
+  // Values read back that did not open, since start.
+  uint64_t open_failures() const { return open_failures_.load(std::memory_order_relaxed); }
+
+ private:
+  void CountOpenFailure(absl::string_view what, const absl::Status& why);
+
+  const std::unique_ptr<Store> inner_;
+  const std::unique_ptr<Sealer> sealer_;
+  std::atomic<uint64_t> open_failures_{0};
+  LogLimiter report_{absl::Minutes(1)};
+};
+
+}  // namespace tlscache::server
+
+#endif  // TLSCACHE_SERVER_STORE_SEALED_STORE_H_

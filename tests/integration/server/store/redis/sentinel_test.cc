@@ -1,0 +1,137 @@
+// The Redis store on Redis Sentinel, with real redis-server processes: one master, one
+// replica and three sentinels. The master is killed with SIGKILL; the store follows the
+// failover by itself, fails fast meanwhile, and keeps what was replicated before the kill.
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "server/store/redis/redis_store.h"
+#include "server/store/store_factory.h"
+#include "tests/testing/changes_collector.h"
+#include "tests/testing/redis_server.h"
+#include "tests/testing/store_sync.h"
+
+namespace tlscache::server {
+namespace {
+
+using ::testing::HasSubstr;
+using ::tlscache::testing::AwaitRecovery;
+using ::tlscache::testing::ChangesCollector;
+using ::tlscache::testing::GetSync;
+using ::tlscache::testing::PutSync;
+using ::tlscache::testing::Recovery;
+using ::tlscache::testing::RedisServer;
+
+constexpr char kMaster[] = "tlscache";
+
+class RedisSentinelTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    TLSCACHE_START_REDIS_OR_SKIP(master_);
+    auto replica = RedisServer::Start({"--replicaof", "127.0.0.1", absl::StrCat(master_->port())});
+    ASSERT_TRUE(replica.ok()) << replica.status();
+    replica_ = *std::move(replica);
+    for (int i = 0; i < 3; ++i) {
+      auto sentinel = RedisServer::StartSentinel(kMaster, master_->port());
+      ASSERT_TRUE(sentinel.ok()) << sentinel.status();
+      sentinels_.push_back(*std::move(sentinel));
+    }
+  }
+
+  std::string Url() const {
+    std::string url = "redis-sentinel://";
+    for (size_t i = 0; i < sentinels_.size(); ++i) {
+      absl::StrAppend(&url, i == 0 ? "" : ",", "127.0.0.1:", sentinels_[i]->port());
+    }
+    return absl::StrCat(url, "/", kMaster);
+  }
+
+  std::unique_ptr<Store> ConnectedStore() {
+    StoreConfig config;
+    config.url = Url();
+    config.redis_timeout = absl::Milliseconds(200);
+    auto store = CreateStore(config);
+    EXPECT_TRUE(store.ok()) << store.status();
+    if (!store.ok()) return nullptr;
+    const absl::Time deadline = absl::Now() + absl::Seconds(10);
+    while (!(*store)->Health().ok() && absl::Now() < deadline)
+      absl::SleepFor(absl::Milliseconds(10));
+    EXPECT_TRUE((*store)->Health().ok()) << (*store)->Health();
+    return *std::move(store);
+  }
+
+  std::unique_ptr<RedisServer> master_, replica_;
+  std::vector<std::unique_ptr<RedisServer>> sentinels_;
+};
+
+TEST_F(RedisSentinelTest, TheStoreFindsTheMasterThroughTheSentinels) {
+  auto store = ConnectedStore();
+  ASSERT_NE(store, nullptr);
+  EXPECT_THAT(store->Describe(), HasSubstr("sentinel tlscache"));
+  ASSERT_TRUE(PutSync(*store, "ns", "id", "session", absl::Seconds(60)).ok());
+  EXPECT_EQ(*master_->Cli({"EXISTS", "tlscache:ns:6964"}), "1\n");
+}
+
+TEST_F(RedisSentinelTest, AnUnknownMasterNameIsUnavailableAndSaysWhy) {
+  StoreConfig config;
+  config.url = absl::StrCat("redis-sentinel://127.0.0.1:", sentinels_[0]->port(), "/nobody");
+  auto store = CreateStore(config);
+  ASSERT_TRUE(store.ok());
+  absl::SleepFor(absl::Milliseconds(300));
+  EXPECT_FALSE((*store)->Health().ok());
+  EXPECT_THAT(std::string((*store)->Health().message()), HasSubstr("does not know master nobody"));
+  EXPECT_TRUE(absl::IsUnavailable(GetSync(**store, "ns", "id").status()));
+}
+
+TEST_F(RedisSentinelTest, AfterTheMasterIsKilledTheStoreFollowsTheFailoverAndLosesNothing) {
+  auto store = ConnectedStore();
+  ASSERT_NE(store, nullptr);
+  constexpr int kEntries = 200;
+  for (int i = 0; i < kEntries; ++i) {
+    ASSERT_TRUE(
+        PutSync(*store, "ns", absl::StrCat("id", i), absl::StrCat("s", i), absl::Seconds(300))
+            .ok());
+  }
+  // Replicated before the kill: WAIT for the replica to acknowledge.
+  ASSERT_EQ(*master_->Cli({"WAIT", "1", "5000"}), "1\n");
+
+  const absl::Time killed = absl::Now();
+  master_->Kill();
+  const Recovery recovery = AwaitRecovery(*store, {{"after", "failover"}}, killed);
+  ASSERT_TRUE(recovery.recovered) << "no recovery within 30 s";
+  std::printf(
+      "  figure: Sentinel failover: writes and reads again %s after SIGKILL of the "
+      "master; %d calls failed meanwhile, the slowest in %s\n",
+      absl::FormatDuration(recovery.after).c_str(), recovery.failed,
+      absl::FormatDuration(recovery.slowest_failure).c_str());
+  EXPECT_TRUE(recovery.unexpected.empty()) << recovery.unexpected.front();
+  EXPECT_LE(recovery.after, absl::Seconds(15));
+  EXPECT_LE(recovery.slowest_failure, absl::Seconds(1));  // fail fast, never hang
+  int lost = 0;
+  for (int i = 0; i < kEntries; ++i) {
+    auto entry = GetSync(*store, "ns", absl::StrCat("id", i));
+    if (!entry.ok() || entry->session.view() != absl::StrCat("s", i)) ++lost;
+  }
+  EXPECT_EQ(lost, 0);
+  // The new master is the former replica, and it is written to.
+  EXPECT_EQ(*replica_->Cli({"EXISTS", "tlscache:ns:6166746572"}), "1\n");
+}
+
+TEST_F(RedisSentinelTest, ChangesReachAnotherReplicaBeforeAndAfterAFailover) {
+  auto first = ConnectedStore();
+  auto second = ConnectedStore();
+  ASSERT_NE(first, nullptr);
+  ASSERT_NE(second, nullptr);
+  ChangesCollector other(*second, "ns");
+  ASSERT_TRUE(other.PublishUntilReceived(*first, "ns", "before the failover"));
+  master_->Kill();
+  // The subscription moves to the master the sentinels elect, the publisher too.
+  EXPECT_TRUE(other.PublishUntilReceived(*first, "ns", "after the failover", absl::Seconds(40)));
+}
+
+}  // namespace
+}  // namespace tlscache::server
