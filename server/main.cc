@@ -52,7 +52,7 @@ ABSL_FLAG(absl::Duration, ticket_rotation, absl::Hours(1),
           "how often each namespace's session-ticket key rotates");
 ABSL_FLAG(absl::Duration, ticket_decrypt_window, absl::Hours(12),
           "how long a ticket key still decrypts after it stopped encrypting");
-ABSL_FLAG(absl::Duration, ticket_min_distribution, absl::Seconds(5),
+ABSL_FLAG(absl::Duration, ticket_min_distribution, absl::Seconds(3),
           "how old a PENDING ticket key must be before `keys rotate` makes it ACTIVE (at most "
           "half of --ticket_rotation is used)");
 ABSL_FLAG(int32_t, max_ticket_namespaces, 1024,

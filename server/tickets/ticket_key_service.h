@@ -51,7 +51,7 @@ struct TicketKeyOptions {
   // How often each kept ring is re-read from the store besides the notices of other replicas.
   absl::Duration resync_interval = absl::Seconds(30);
   // How old a PENDING key must be before a forced rotation promotes it.
-  absl::Duration min_distribution = absl::Seconds(5);
+  absl::Duration min_distribution = absl::Seconds(3);
   // The namespaces a replica keeps rings for.
   size_t max_namespaces = 1024;
   absl::Duration store_timeout = absl::Seconds(2);

@@ -37,7 +37,8 @@ absl::StatusOr<v1::TicketKeySet> NewRing(absl::Time now, const RingPolicy& polic
   v1::TicketKeySet ring;
   ring.set_version(1);
   ring.set_next_rotation_unix_ms(absl::ToUnixMillis(now + policy.rotation));
-  ring.set_pending_since_unix_ms(absl::ToUnixMillis(now));
+  // 0: the PENDING key came with the ring itself, so every node with a ring has it.
+  ring.set_pending_since_unix_ms(0);
   absl::Status s = AddKey(ring, TicketKey::ACTIVE, now);
   if (s.ok()) s = AddKey(ring, TicketKey::PENDING, now + policy.rotation);
   if (!s.ok()) {

@@ -1,5 +1,6 @@
 // Fuzzes the ticket key ring read back from the store (server/tickets/ticket_ring.h
-// ParseStoredRing): any bytes must be refused or give a ring that passes ValidateRing, and such a
+// ParseStoredRing): any bytes must be refused or give a ring that passes ValidateRing
+// (common/ticket_key.h, the check the plugin makes of a ring too), and such a
 // ring must rotate into another valid ring.
 #include <cstddef>
 #include <cstdint>
@@ -11,6 +12,8 @@
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   using namespace tlscache::server;
+  using tlscache::ValidateRing;  // common/ticket_key.h: the check the plugin makes too
+  using tlscache::WipeRing;
   const absl::string_view bytes(reinterpret_cast<const char*>(data), size);
   // The stored version must match the ring's: learn it from a plain parse first.
   tlscache::v1::TicketKeySet probe;

@@ -60,14 +60,19 @@ class RedisServer {
 
 }  // namespace tlscache::testing
 
-#define TLSCACHE_START_REDIS_OR_SKIP(var)                     \
-  do {                                                        \
-    auto started = ::tlscache::testing::RedisServer::Start(); \
-    if (absl::IsNotFound(started.status())) {                 \
-      GTEST_SKIP() << started.status().message();             \
-    }                                                         \
-    ASSERT_TRUE(started.ok()) << started.status();            \
-    var = *std::move(started);                                \
+// `var = *started` for a StatusOr `started`; skips the test (with the reason) when it is NotFound,
+// a binary that is not installed; fails it on any other error.
+#define TLSCACHE_ASSIGN_OR_SKIP(var, started_expr) \
+  do {                                             \
+    auto started = (started_expr);                 \
+    if (absl::IsNotFound(started.status())) {      \
+      GTEST_SKIP() << started.status().message();  \
+    }                                              \
+    ASSERT_TRUE(started.ok()) << started.status(); \
+    var = *std::move(started);                     \
   } while (0)
+
+#define TLSCACHE_START_REDIS_OR_SKIP(var) \
+  TLSCACHE_ASSIGN_OR_SKIP(var, ::tlscache::testing::RedisServer::Start())
 
 #endif  // TLSCACHE_TESTS_TESTING_REDIS_SERVER_H_

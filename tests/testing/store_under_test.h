@@ -52,14 +52,7 @@ absl::StatusOr<StoreUnderTest> StartStore(StoreKind kind);
 
 }  // namespace tlscache::testing
 
-#define TLSCACHE_START_STORE_OR_SKIP(kind, var)           \
-  do {                                                    \
-    auto started = ::tlscache::testing::StartStore(kind); \
-    if (absl::IsNotFound(started.status())) {             \
-      GTEST_SKIP() << started.status().message();         \
-    }                                                     \
-    ASSERT_TRUE(started.ok()) << started.status();        \
-    var = *std::move(started);                            \
-  } while (0)
+#define TLSCACHE_START_STORE_OR_SKIP(kind, var) \
+  TLSCACHE_ASSIGN_OR_SKIP(var, ::tlscache::testing::StartStore(kind))
 
 #endif  // TLSCACHE_TESTS_TESTING_STORE_UNDER_TEST_H_

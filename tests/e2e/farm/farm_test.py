@@ -198,8 +198,8 @@ class FarmTicketKeysTest(FarmTestCase):
 
     def test_two_operator_rotations_100ms_apart_lose_no_resumption(self):
         # The second `keys rotate` waits until the PENDING key the first published is
-        # --ticket_min_distribution (5 s, the default) old, so --timeout=15s: at tlscachectl's
-        # default of 5 s it would be told to retry instead.
+        # --ticket_min_distribution (3 s, the default) old: within tlscachectl's default
+        # --timeout of 5 s.
         cache, _, lb = self.ticket_farm()
         addr = cache.argv[1].split("=", 1)[1]
         client = tlsfarm.Client(ssl.TLSVersion.TLSv1_3, single_use=True)
@@ -215,7 +215,7 @@ class FarmTicketKeysTest(FarmTestCase):
         worker = threading.Thread(target=load)
         worker.start()
         rotate = [tlsfarm.built("tlscachectl"), f"--addr={addr}", "--namespace=default",
-                  "--timeout=15s", "keys", "rotate"]
+                  "keys", "rotate"]
         try:
             time.sleep(0.5)
             first = subprocess.Popen(rotate, stdout=subprocess.PIPE, text=True)

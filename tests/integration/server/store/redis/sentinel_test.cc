@@ -5,6 +5,7 @@
 #include <string>
 #include <vector>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "gmock/gmock.h"
@@ -21,6 +22,7 @@ namespace {
 using ::testing::HasSubstr;
 using ::tlscache::testing::AwaitRecovery;
 using ::tlscache::testing::ChangesCollector;
+using ::tlscache::testing::Eventually;
 using ::tlscache::testing::GetSync;
 using ::tlscache::testing::PutSync;
 using ::tlscache::testing::Recovery;
@@ -81,7 +83,10 @@ TEST_F(RedisSentinelTest, AnUnknownMasterNameIsUnavailableAndSaysWhy) {
   config.url = absl::StrCat("redis-sentinel://127.0.0.1:", sentinels_[0]->port(), "/nobody");
   auto store = CreateStore(config);
   ASSERT_TRUE(store.ok());
-  absl::SleepFor(absl::Milliseconds(300));
+  // The sentinels' answer, once it came.
+  EXPECT_TRUE(Eventually([&] {
+    return absl::StrContains((*store)->Health().message(), "does not know master nobody");
+  })) << (*store)->Health();
   EXPECT_FALSE((*store)->Health().ok());
   EXPECT_THAT(std::string((*store)->Health().message()), HasSubstr("does not know master nobody"));
   EXPECT_TRUE(absl::IsUnavailable(GetSync(**store, "ns", "id").status()));
