@@ -58,6 +58,13 @@ std::vector<CtxState*>& Registry() ABSL_EXCLUSIVE_LOCKS_REQUIRED(registry_mu) {
   return *states;
 }
 
+// States replaced by a second Attach of their context: kept, not counted, for the connections
+// that may still be bound to them (one per re-attach, which servers do at a reload at most).
+std::vector<CtxState*>& Retired() ABSL_EXCLUSIVE_LOCKS_REQUIRED(registry_mu) {
+  static auto* states = new std::vector<CtxState*>();
+  return *states;
+}
+
 void FreeCtxState(void* /*parent*/, void* ptr, CRYPTO_EX_DATA* /*ad*/, int /*idx*/, long /*argl*/,
                   void* /*argp*/) {
   if (ptr == nullptr) return;
@@ -368,11 +375,13 @@ absl::Status Attach(SSL_CTX* ctx, const PluginConfig& config, AttachReport* repo
     return absl::InternalError("SSL_CTX_set_ex_data failed");
   }
   {
-    // One entry per context: a replaced state leaves the registry (and is left allocated:
-    // connections bound to it may still be running).
+    // One entry per context: a replaced state leaves the registry for Retired().
     absl::MutexLock lock(&registry_mu);
     std::vector<CtxState*>& states = Registry();
-    states.erase(std::remove(states.begin(), states.end(), previous), states.end());
+    if (previous != nullptr) {
+      states.erase(std::remove(states.begin(), states.end(), previous), states.end());
+      Retired().push_back(previous);
+    }
     states.push_back(state.get());
   }
   state.release();
