@@ -7,6 +7,14 @@
 
 namespace tlscache {
 
+HostPortRules PeerRules(int default_port) {
+  HostPortRules rules;
+  rules.host_required = true;
+  rules.default_port = default_port;
+  rules.min_port = 1;
+  return rules;
+}
+
 absl::StatusOr<HostPort> ParseHostPort(absl::string_view address, const HostPortRules& rules) {
   absl::string_view host = address;
   absl::string_view port;

@@ -30,6 +30,10 @@ struct HostPortRules {
   bool bare_ipv6 = false;
 };
 
+// The rules of a peer to connect to: a host, a port in 1..65535, or else `default_port` (-1:
+// the port is required).
+HostPortRules PeerRules(int default_port = -1);
+
 // The address, or InvalidArgument saying what is wrong with it ("no host", "port '70000' is
 // not within 1..65535", ...), without the address itself: callers name the setting.
 absl::StatusOr<HostPort> ParseHostPort(absl::string_view address, const HostPortRules& rules = {});

@@ -35,10 +35,7 @@ absl::StatusOr<int> Count(absl::string_view key, absl::string_view value, int mi
 absl::Status Apply(absl::string_view key, absl::string_view value, PluginConfig& config) {
   if (value.size() > kMaxValueBytes) return Bad(key, "value too long");
   if (key == "addr") {
-    HostPortRules rules;
-    rules.host_required = true;
-    rules.min_port = 1;
-    if (absl::StatusOr<HostPort> address = ParseHostPort(value, rules); !address.ok()) {
+    if (absl::StatusOr<HostPort> address = ParseHostPort(value, PeerRules()); !address.ok()) {
       return Bad(key, absl::StrCat("'", value, "' is not HOST:PORT: ", address.status().message()));
     }
     config.addr = std::string(value);

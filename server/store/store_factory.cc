@@ -18,15 +18,6 @@ constexpr absl::string_view kRedisScheme = "redis://";
 constexpr absl::string_view kSentinelScheme = "redis-sentinel://";
 constexpr absl::string_view kClusterScheme = "redis-cluster://";
 
-// A Redis node or sentinel: a host, a port in 1..65535 or else `default_port`.
-HostPortRules PeerRules(int default_port) {
-  HostPortRules rules;
-  rules.host_required = true;
-  rules.default_port = default_port;
-  rules.min_port = 1;
-  return rules;
-}
-
 absl::Status BadUrl(absl::string_view url, absl::string_view why) {
   return absl::InvalidArgumentError(
       absl::StrCat("--store=", url, ": ", why, " (expected redis://HOST[:PORT][/DB])"));

@@ -81,26 +81,35 @@ std::unique_ptr<server::Sealer> TestSealer(absl::string_view key_file) {
   return *server::Sealer::Create(*server::ParseSealKeys(key_file));
 }
 
+absl::StatusOr<std::unique_ptr<server::Store>> ConnectStore(
+    const std::string& url, absl::Duration redis_timeout, std::unique_ptr<server::Sealer> sealer) {
+  server::StoreConfig config;
+  config.url = url;
+  config.redis_timeout = redis_timeout;
+  absl::StatusOr<std::unique_ptr<server::Store>> store =
+      server::CreateStore(config, std::move(sealer));
+  if (!store.ok()) return store.status();
+  const absl::Time deadline = absl::Now() + absl::Seconds(10);
+  absl::Status health;
+  while (!(health = (*store)->Health()).ok()) {
+    if (absl::Now() >= deadline) {
+      return absl::DeadlineExceededError(
+          absl::StrCat((*store)->Describe(), " not healthy after 10 s: ", health.ToString()));
+    }
+    absl::SleepFor(absl::Milliseconds(10));
+  }
+  return store;
+}
+
 absl::StatusOr<StoreUnderTest> StartStore(StoreKind kind) {
   StoreUnderTest out;
   absl::StatusOr<std::string> url = StartServers(kind, out);
   if (!url.ok()) return url.status();
-  server::StoreConfig config;
-  config.url = *url;
-  config.redis_timeout = absl::Milliseconds(300);
+  out.url = *url;
   absl::StatusOr<std::unique_ptr<server::Store>> store =
-      server::CreateStore(config, Sealed(kind) ? TestSealer() : nullptr);
+      ConnectStore(out.url, absl::Milliseconds(300), Sealed(kind) ? TestSealer() : nullptr);
   if (!store.ok()) return store.status();
   out.store = *std::move(store);
-  const absl::Time deadline = absl::Now() + absl::Seconds(10);
-  absl::Status health;
-  while (!(health = out.store->Health()).ok()) {
-    if (absl::Now() >= deadline) {
-      return absl::DeadlineExceededError(
-          absl::StrCat(out.store->Describe(), " not healthy after 10 s: ", health.ToString()));
-    }
-    absl::SleepFor(absl::Milliseconds(10));
-  }
   return out;
 }
 

@@ -15,6 +15,7 @@
 
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
+#include "absl/time/time.h"
 #include "gtest/gtest.h"
 #include "server/security/sealer.h"
 #include "server/store/store.h"
@@ -43,12 +44,18 @@ struct StoreUnderTest {
   std::unique_ptr<RedisServer> replica;
   std::vector<std::unique_ptr<RedisServer>> sentinels;
   std::unique_ptr<RedisClusterServers> cluster;
+  std::string url;                       // the --store URL of it
   std::unique_ptr<server::Store> store;  // healthy: it has answered its servers
 };
 
 // Starts what `kind` needs and a store on it, through the server's own factory (CreateStore).
 // NotFound when redis-server (or redis-cli, for a cluster) is not installed.
 absl::StatusOr<StoreUnderTest> StartStore(StoreKind kind);
+
+// Another store on `url`, through CreateStore, once it is healthy (DeadlineExceeded after 10 s).
+absl::StatusOr<std::unique_ptr<server::Store>> ConnectStore(
+    const std::string& url, absl::Duration redis_timeout = absl::Milliseconds(300),
+    std::unique_ptr<server::Sealer> sealer = nullptr);
 
 }  // namespace tlscache::testing
 

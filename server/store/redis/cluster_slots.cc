@@ -44,9 +44,7 @@ std::optional<Redirect> ParseRedirect(absl::string_view error) {
   if (parts.size() != 3 || (parts[0] != "MOVED" && parts[0] != "ASK")) return std::nullopt;
   Redirect redirect;
   redirect.ask = parts[0] == "ASK";
-  HostPortRules rules;
-  rules.host_required = true;
-  rules.min_port = 1;
+  HostPortRules rules = PeerRules();
   rules.bare_ipv6 = true;
   absl::StatusOr<HostPort> to = ParseHostPort(parts[2], rules);
   if (!absl::SimpleAtoi(parts[1], &redirect.slot) || redirect.slot < 0 ||

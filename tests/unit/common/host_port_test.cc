@@ -9,14 +9,6 @@ namespace {
 
 using ::testing::HasSubstr;
 
-HostPortRules Peer(int default_port = -1) {
-  HostPortRules rules;
-  rules.host_required = true;
-  rules.default_port = default_port;
-  rules.min_port = 1;
-  return rules;
-}
-
 TEST(HostPortTest, NamesAddressesAndBracketedIpv6LiteralsSplit) {
   absl::StatusOr<HostPort> name = ParseHostPort("cache.internal:7700");
   ASSERT_TRUE(name.ok()) << name.status();
@@ -36,16 +28,16 @@ TEST(HostPortTest, AListeningAddressMayOmitTheHostButAPeerMayNot) {
   absl::StatusOr<HostPort> any = ParseHostPort(":7700");
   ASSERT_TRUE(any.ok()) << any.status();
   EXPECT_EQ(any->host, "");
-  EXPECT_THAT(ParseHostPort(":7700", Peer()).status().message(), HasSubstr("no host"));
-  EXPECT_THAT(ParseHostPort("h:0", Peer()).status().message(),
+  EXPECT_THAT(ParseHostPort(":7700", PeerRules()).status().message(), HasSubstr("no host"));
+  EXPECT_THAT(ParseHostPort("h:0", PeerRules()).status().message(),
               HasSubstr("port '0' is not within 1..65535"));
 }
 
 TEST(HostPortTest, TheDefaultPortFillsInOnlyWhereTheCallerHasOne) {
-  absl::StatusOr<HostPort> redis = ParseHostPort("redis-0", Peer(6379));
+  absl::StatusOr<HostPort> redis = ParseHostPort("redis-0", PeerRules(6379));
   ASSERT_TRUE(redis.ok()) << redis.status();
   EXPECT_EQ(redis->port, 6379);
-  absl::StatusOr<HostPort> v6 = ParseHostPort("[fe80::1]", Peer(26379));
+  absl::StatusOr<HostPort> v6 = ParseHostPort("[fe80::1]", PeerRules(26379));
   ASSERT_TRUE(v6.ok()) << v6.status();
   EXPECT_EQ(v6->host, "fe80::1");
   EXPECT_EQ(v6->port, 26379);
@@ -79,7 +71,7 @@ TEST(HostPortTest, MalformedAddressesSayWhatIsWrong) {
 }
 
 TEST(HostPortTest, RedisRedirectionsMayCarryABareIpv6Address) {
-  HostPortRules redis = Peer();
+  HostPortRules redis = PeerRules();
   redis.bare_ipv6 = true;
   absl::StatusOr<HostPort> v6 = ParseHostPort("::1:7001", redis);
   ASSERT_TRUE(v6.ok()) << v6.status();

@@ -26,6 +26,7 @@
 #include "server/store/store_factory.h"
 #include "tests/testing/changes_collector.h"
 #include "tests/testing/store_sync.h"
+#include "tests/testing/store_under_test.h"
 
 namespace tlscache::server {
 namespace {
@@ -33,11 +34,14 @@ namespace {
 using ::testing::HasSubstr;
 using ::tlscache::testing::AwaitRecovery;
 using ::tlscache::testing::ChangesCollector;
+using ::tlscache::testing::ConnectStore;
 using ::tlscache::testing::GetSync;
 using ::tlscache::testing::Probe;
 using ::tlscache::testing::PutSync;
 using ::tlscache::testing::Recovery;
 using ::tlscache::testing::RedisClusterServers;
+using ::tlscache::testing::StoreKind;
+using ::tlscache::testing::StoreUnderTest;
 
 constexpr int kMasters = 3;
 
@@ -49,20 +53,11 @@ std::string RedisKeyOf(const std::string& id) {
 
 class RedisClusterTest : public ::testing::Test {
  protected:
+  // kCluster: kMasters masters, each with a replica (tests/testing/store_under_test.h).
   void SetUp() override {
-    auto cluster = RedisClusterServers::Start(kMasters, 1);
-    if (absl::IsNotFound(cluster.status())) GTEST_SKIP() << cluster.status().message();
-    ASSERT_TRUE(cluster.ok()) << cluster.status();
-    cluster_ = *std::move(cluster);
-    StoreConfig config;
-    config.url = cluster_->url();
-    config.redis_timeout = absl::Milliseconds(300);
-    auto store = CreateStore(config);
-    ASSERT_TRUE(store.ok()) << store.status();
-    store_ = *std::move(store);
-    const absl::Time deadline = absl::Now() + absl::Seconds(10);
-    while (!store_->Health().ok() && absl::Now() < deadline) absl::SleepFor(absl::Milliseconds(10));
-    ASSERT_TRUE(store_->Health().ok()) << store_->Health();
+    TLSCACHE_START_STORE_OR_SKIP(StoreKind::kCluster, under_test_);
+    cluster_ = under_test_.cluster.get();
+    store_ = under_test_.store.get();
   }
 
   void Fill(int entries) {
@@ -110,8 +105,9 @@ class RedisClusterTest : public ::testing::Test {
     return keys;
   }
 
-  std::unique_ptr<RedisClusterServers> cluster_;
-  std::unique_ptr<Store> store_;
+  StoreUnderTest under_test_;
+  RedisClusterServers* cluster_ = nullptr;  // owned by under_test_
+  Store* store_ = nullptr;                  // owned by under_test_
 };
 
 TEST_F(RedisClusterTest, SlotsAgreeWithTheClusters) {
@@ -275,9 +271,7 @@ TEST_F(RedisClusterTest, AKilledMasterIsReplacedByItsReplicaAndTheStoreRecovers)
 }
 
 TEST_F(RedisClusterTest, ChangesReachAnotherReplicaThroughShardedPubSub) {
-  StoreConfig config;
-  config.url = cluster_->url();
-  auto second = CreateStore(config);
+  auto second = ConnectStore(cluster_->url(), absl::Milliseconds(100));
   ASSERT_TRUE(second.ok()) << second.status();
   // Namespaces whose channels hash to different slots, so to different shards.
   ChangesCollector first_ns(**second, "ns");

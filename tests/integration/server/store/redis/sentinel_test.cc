@@ -13,8 +13,8 @@
 #include "server/store/redis/redis_store.h"
 #include "server/store/store_factory.h"
 #include "tests/testing/changes_collector.h"
-#include "tests/testing/redis_server.h"
 #include "tests/testing/store_sync.h"
+#include "tests/testing/store_under_test.h"
 
 namespace tlscache::server {
 namespace {
@@ -22,52 +22,26 @@ namespace {
 using ::testing::HasSubstr;
 using ::tlscache::testing::AwaitRecovery;
 using ::tlscache::testing::ChangesCollector;
+using ::tlscache::testing::ConnectStore;
 using ::tlscache::testing::Eventually;
 using ::tlscache::testing::GetSync;
 using ::tlscache::testing::PutSync;
 using ::tlscache::testing::Recovery;
-using ::tlscache::testing::RedisServer;
-
-constexpr char kMaster[] = "tlscache";
+using ::tlscache::testing::StoreKind;
+using ::tlscache::testing::StoreUnderTest;
 
 class RedisSentinelTest : public ::testing::Test {
  protected:
-  void SetUp() override {
-    TLSCACHE_START_REDIS_OR_SKIP(master_);
-    auto replica = RedisServer::Start({"--replicaof", "127.0.0.1", absl::StrCat(master_->port())});
-    ASSERT_TRUE(replica.ok()) << replica.status();
-    replica_ = *std::move(replica);
-    for (int i = 0; i < 3; ++i) {
-      auto sentinel = RedisServer::StartSentinel(kMaster, master_->port());
-      ASSERT_TRUE(sentinel.ok()) << sentinel.status();
-      sentinels_.push_back(*std::move(sentinel));
-    }
-  }
-
-  std::string Url() const {
-    std::string url = "redis-sentinel://";
-    for (size_t i = 0; i < sentinels_.size(); ++i) {
-      absl::StrAppend(&url, i == 0 ? "" : ",", "127.0.0.1:", sentinels_[i]->port());
-    }
-    return absl::StrCat(url, "/", kMaster);
-  }
+  void SetUp() override { TLSCACHE_START_STORE_OR_SKIP(StoreKind::kSentinel, sentinel_); }
 
   std::unique_ptr<Store> ConnectedStore() {
-    StoreConfig config;
-    config.url = Url();
-    config.redis_timeout = absl::Milliseconds(200);
-    auto store = CreateStore(config);
+    auto store = ConnectStore(sentinel_.url, absl::Milliseconds(200));
     EXPECT_TRUE(store.ok()) << store.status();
-    if (!store.ok()) return nullptr;
-    const absl::Time deadline = absl::Now() + absl::Seconds(10);
-    while (!(*store)->Health().ok() && absl::Now() < deadline)
-      absl::SleepFor(absl::Milliseconds(10));
-    EXPECT_TRUE((*store)->Health().ok()) << (*store)->Health();
-    return *std::move(store);
+    return store.ok() ? *std::move(store) : nullptr;
   }
 
-  std::unique_ptr<RedisServer> master_, replica_;
-  std::vector<std::unique_ptr<RedisServer>> sentinels_;
+  // One master, one replica, three sentinels (tests/testing/store_under_test.h).
+  StoreUnderTest sentinel_;
 };
 
 TEST_F(RedisSentinelTest, TheStoreFindsTheMasterThroughTheSentinels) {
@@ -75,12 +49,13 @@ TEST_F(RedisSentinelTest, TheStoreFindsTheMasterThroughTheSentinels) {
   ASSERT_NE(store, nullptr);
   EXPECT_THAT(store->Describe(), HasSubstr("sentinel tlscache"));
   ASSERT_TRUE(PutSync(*store, "ns", "id", "session", absl::Seconds(60)).ok());
-  EXPECT_EQ(*master_->Cli({"EXISTS", "tlscache:ns:6964"}), "1\n");
+  EXPECT_EQ(*sentinel_.redis->Cli({"EXISTS", "tlscache:ns:6964"}), "1\n");
 }
 
 TEST_F(RedisSentinelTest, AnUnknownMasterNameIsUnavailableAndSaysWhy) {
   StoreConfig config;
-  config.url = absl::StrCat("redis-sentinel://127.0.0.1:", sentinels_[0]->port(), "/nobody");
+  config.url =
+      absl::StrCat("redis-sentinel://127.0.0.1:", sentinel_.sentinels[0]->port(), "/nobody");
   auto store = CreateStore(config);
   ASSERT_TRUE(store.ok());
   // The sentinels' answer, once it came.
@@ -102,10 +77,10 @@ TEST_F(RedisSentinelTest, AfterTheMasterIsKilledTheStoreFollowsTheFailoverAndLos
             .ok());
   }
   // Replicated before the kill: WAIT for the replica to acknowledge.
-  ASSERT_EQ(*master_->Cli({"WAIT", "1", "5000"}), "1\n");
+  ASSERT_EQ(*sentinel_.redis->Cli({"WAIT", "1", "5000"}), "1\n");
 
   const absl::Time killed = absl::Now();
-  master_->Kill();
+  sentinel_.redis->Kill();
   const Recovery recovery = AwaitRecovery(*store, {{"after", "failover"}}, killed);
   ASSERT_TRUE(recovery.recovered) << "no recovery within 30 s";
   std::printf(
@@ -123,7 +98,7 @@ TEST_F(RedisSentinelTest, AfterTheMasterIsKilledTheStoreFollowsTheFailoverAndLos
   }
   EXPECT_EQ(lost, 0);
   // The new master is the former replica, and it is written to.
-  EXPECT_EQ(*replica_->Cli({"EXISTS", "tlscache:ns:6166746572"}), "1\n");
+  EXPECT_EQ(*sentinel_.replica->Cli({"EXISTS", "tlscache:ns:6166746572"}), "1\n");
 }
 
 TEST_F(RedisSentinelTest, ChangesReachAnotherReplicaBeforeAndAfterAFailover) {
@@ -133,7 +108,7 @@ TEST_F(RedisSentinelTest, ChangesReachAnotherReplicaBeforeAndAfterAFailover) {
   ASSERT_NE(second, nullptr);
   ChangesCollector other(*second, "ns");
   ASSERT_TRUE(other.PublishUntilReceived(*first, "ns", "before the failover"));
-  master_->Kill();
+  sentinel_.redis->Kill();
   // The subscription moves to the master the sentinels elect, the publisher too.
   EXPECT_TRUE(other.PublishUntilReceived(*first, "ns", "after the failover", absl::Seconds(40)));
 }
