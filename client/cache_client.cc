@@ -1,32 +1,34 @@
 #include "client/cache_client.h"
 
+#include <fcntl.h>
 #include <grpc/grpc.h>
 #include <grpcpp/completion_queue.h>
 #include <grpcpp/create_channel.h>
 #include <grpcpp/security/credentials.h>
 #include <grpcpp/support/channel_arguments.h>
-#include <fcntl.h>
 #include <pthread.h>
 #include <unistd.h>
 
 #include <algorithm>
-#include <cstdio>
-#include <optional>
 #include <condition_variable>
+#include <cstdio>
+#include <cstdlib>
 #include <deque>
 #include <map>
 #include <mutex>
+#include <optional>
 #include <thread>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/clock.h"
+#include "client/session_follower.h"
 #include "common/files.h"
 #include "common/log.h"
 #include "common/secret_bytes.h"
 #include "common/status_util.h"
-#include "client/session_follower.h"
+#include "common/threads.h"
 #include "grpc/health/v1/health.grpc.pb.h"
 #include "tlscache/v1/session_cache.grpc.pb.h"
 
@@ -158,17 +160,33 @@ class CacheClient::ProcessState {
   }
 
   ~ProcessState() {
-    std::unique_lock<std::mutex> lock(mu_);
-    auto followers = std::move(followers_);
-    lock.unlock();
-    std::map<std::string, std::unique_ptr<SessionFollower>, std::less<>> session_followers;
-    {
-      absl::MutexLock sessions_lock(&sessions_mu_);
-      session_followers = std::move(session_followers_);
+    Stop();
+    void* tag = nullptr;
+    bool ok = false;
+    while (cq_.Next(&tag, &ok)) {
     }
-    followers.clear();  // each ends its watch and joins
-    session_followers.clear();
-    lock.lock();
+  }
+
+  // Ends every thread of this state (the followers', the sender, the completion thread) and
+  // joins them; what handshakes still call afterwards answers as with the cache down: lookups
+  // still go out, stores are dropped and counted. Idempotent. At exit, the library's threads
+  // stop here, while the server's own threads may still be in a handshake.
+  void Stop() {
+    stopped_.store(true, std::memory_order_release);  // no follower starts after this
+    std::vector<TicketKeyFollower*> followers;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      for (auto& [ns, follower] : followers_) followers.push_back(follower.get());
+    }
+    std::vector<SessionFollower*> session_followers;
+    {
+      absl::ReaderMutexLock lock(&sessions_mu_);
+      for (auto& [ns, follower] : session_followers_) session_followers.push_back(follower.get());
+    }
+    for (TicketKeyFollower* follower : followers) follower->Stop();  // ends its watch, joins
+    for (SessionFollower* follower : session_followers) follower->Stop();
+    std::unique_lock<std::mutex> lock(mu_);
+    if (stopping_) return;  // stopped before
     stopping_ = true;
     counters_.queue_drops += queue_.size();
     queue_.clear();
@@ -181,10 +199,6 @@ class CacheClient::ProcessState {
     lock.unlock();
     cq_.Shutdown();  // an idle completion thread sees it at once
     if (completer_.joinable()) completer_.join();
-    void* tag = nullptr;
-    bool ok = false;
-    while (cq_.Next(&tag, &ok)) {
-    }
   }
 
   pid_t pid() const { return pid_; }
@@ -211,6 +225,7 @@ class CacheClient::ProcessState {
       if (it != session_followers_.end()) return it->second.get();
     }
     absl::MutexLock lock(&sessions_mu_);
+    if (stopped_.load(std::memory_order_acquire)) return nullptr;
     auto it = session_followers_.find(ns);
     if (it == session_followers_.end()) {
       std::string name(ns);
@@ -279,26 +294,29 @@ class CacheClient::ProcessState {
     Start(call.release());
   }
 
-  TicketKeyFollower& Follow(absl::string_view ns) {
+  // Null once stopped, for a namespace not followed before.
+  TicketKeyFollower* Follow(absl::string_view ns) {
     std::lock_guard<std::mutex> lock(mu_);
     auto it = followers_.find(ns);  // on every ticket: no allocation once following
     if (it == followers_.end()) {
+      if (stopped_.load(std::memory_order_acquire)) return nullptr;
       it = followers_
                .emplace(std::string(ns),
                         std::make_unique<TicketKeyFollower>(channel_, std::string(ns)))
                .first;
     }
-    return *it->second;
+    return it->second.get();
   }
 
   std::shared_ptr<const TicketKeySnapshot> TicketKeys(absl::string_view ns) {
-    TicketKeyFollower& follower = Follow(ns);
-    std::shared_ptr<const TicketKeySnapshot> ring = follower.Current();
+    TicketKeyFollower* follower = Follow(ns);
+    if (follower == nullptr) return nullptr;
+    std::shared_ptr<const TicketKeySnapshot> ring = follower->Current();
     if (ring != nullptr) return ring;
     // A new process's first handshakes wait, within its connect allowance, for the ring they
     // cannot issue a ticket without.
     const absl::Duration left = connect_until_ - absl::Now();
-    return left > absl::ZeroDuration() ? follower.AwaitFirst(left) : nullptr;
+    return left > absl::ZeroDuration() ? follower->AwaitFirst(left) : nullptr;
   }
 
   bool Flush(absl::Duration timeout) {
@@ -319,6 +337,7 @@ class CacheClient::ProcessState {
  private:
   // Sends what Enqueue had to queue, as the in-flight window allows.
   void SendLoop() {
+    NameThisThread("tlscache-send");
     WarmUp();
     std::unique_lock<std::mutex> lock(mu_);
     while (true) {
@@ -379,6 +398,7 @@ class CacheClient::ProcessState {
   }
 
   void CompleteLoop() {
+    NameThisThread("tlscache-done");
     while (true) {
       void* tag = nullptr;
       bool ok = false;
@@ -420,6 +440,7 @@ class CacheClient::ProcessState {
   std::shared_ptr<grpc::Channel> channel_;
   std::unique_ptr<v1::SessionCache::Stub> stub_;
 
+  std::atomic<bool> stopped_{false};  // Stop() began
   std::mutex mu_;
   std::condition_variable cv_;       // work to send, or room in flight, or stopping
   std::condition_variable idle_cv_;  // nothing queued or in flight
@@ -454,10 +475,30 @@ absl::StatusOr<std::shared_ptr<CacheClient>> CacheClient::Create(const ClientOpt
 CacheClient::CacheClient(const ClientOptions& options, ChannelTls tls)
     : options_(options), tls_(std::move(tls)) {}
 
+// Every state of this process image; the handler below stops those of the exiting process.
+std::vector<CacheClient::ProcessState*>& CacheClient::LiveStates() {
+  static auto* states = new std::vector<ProcessState*>();
+  return *states;
+}
+
+void CacheClient::StopThreadsAtExit() {
+  std::lock_guard<std::mutex> lock(StateMutex());
+  for (ProcessState* state : LiveStates()) {
+    if (state->pid() == getpid()) state->Stop();  // a parent's, inherited, has no threads here
+  }
+}
+
 CacheClient::~CacheClient() {
   ProcessState* state = state_.load();
   // A state inherited through fork() belongs to the parent: its threads do not exist here.
-  if (state != nullptr && state->pid() == getpid()) delete state;
+  if (state != nullptr && state->pid() == getpid()) {
+    {
+      std::lock_guard<std::mutex> lock(StateMutex());
+      std::vector<ProcessState*>& states = LiveStates();
+      states.erase(std::remove(states.begin(), states.end(), state), states.end());
+    }
+    delete state;
+  }
 }
 
 CacheClient::ProcessState* CacheClient::State() {
@@ -478,6 +519,11 @@ CacheClient::ProcessState* CacheClient::State() {
   grpc_user.store(pid);
   state = new ProcessState(*this);
   state_.store(state, std::memory_order_release);
+  LiveStates().push_back(state);
+  // After gRPC's own start-up, so that at exit this runs before gRPC's teardown. Once per
+  // process image: a forked child inherits the registration, and its pid picks its states.
+  static const bool registered = std::atexit(StopThreadsAtExit) == 0;
+  (void)registered;
   return state;
 }
 

@@ -41,6 +41,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
@@ -90,8 +91,8 @@ struct ClientStats {
   // Of the timeouts and late acknowledgements, those this node's own saturated CPU caused:
   // not counted against the cache (the breaker stays as it was).
   uint64_t busy_timeouts = 0;
-  uint64_t skipped = 0;   // Get not sent: breaker open
-  uint64_t stores = 0;    // Put and Delete sent and answered OK
+  uint64_t skipped = 0;  // Get not sent: breaker open
+  uint64_t stores = 0;   // Put and Delete sent and answered OK
   uint64_t store_failures = 0;
   uint64_t queue_drops = 0;
   uint64_t ack_timeouts = 0;  // awaited Puts not acknowledged in time (or failed)
@@ -171,6 +172,10 @@ class CacheClient {
   // used the cache (see grpc_user in the .cc).
   ProcessState* State();
   void Enqueue(std::unique_ptr<QueuedCall> call);
+  // The states of this process image (under StateMutex in the .cc), and the exit handler that
+  // stops the threads of the exiting process's states.
+  static std::vector<ProcessState*>& LiveStates();
+  static void StopThreadsAtExit();
 
   const ClientOptions options_;
   const ChannelTls tls_;

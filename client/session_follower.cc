@@ -8,6 +8,7 @@
 
 #include "absl/time/clock.h"
 #include "common/log.h"
+#include "common/threads.h"
 #include "tlscache/v1/session_cache.grpc.pb.h"
 
 namespace tlscache::client {
@@ -76,9 +77,8 @@ absl::Duration LagHistogram::Quantile(double q) const {
 }
 
 SessionFollower::SessionFollower(std::shared_ptr<grpc::Channel> channel, std::string ns,
-                                 size_t near_cache_bytes, Resend resend,
-                                 ResendDelete resend_delete, Withdrawn withdrawn,
-                                 absl::Duration heartbeat)
+                                 size_t near_cache_bytes, Resend resend, ResendDelete resend_delete,
+                                 Withdrawn withdrawn, absl::Duration heartbeat)
     : channel_(std::move(channel)),
       ns_(std::move(ns)),
       resend_(std::move(resend)),
@@ -90,19 +90,22 @@ SessionFollower::SessionFollower(std::shared_ptr<grpc::Channel> channel, std::st
   writer_ = std::thread([this] { WriteLoop(); });
 }
 
-SessionFollower::~SessionFollower() {
+SessionFollower::~SessionFollower() { Stop(); }
+
+void SessionFollower::Stop() {
   {
     absl::MutexLock lock(&mu_);
     stopping_ = true;
     if (context_ != nullptr) context_->TryCancel();
     cv_.SignalAll();
   }
-  writer_.join();
-  reader_.join();
+  std::lock_guard<std::mutex> lock(join_mu_);
+  if (writer_.joinable()) writer_.join();
+  if (reader_.joinable()) reader_.join();
 }
 
-bool SessionFollower::Put(absl::string_view session_id, SecretBytes& session,
-                          uint32_t ttl_seconds, std::shared_ptr<Acknowledgement> ack) {
+bool SessionFollower::Put(absl::string_view session_id, SecretBytes& session, uint32_t ttl_seconds,
+                          std::shared_ptr<Acknowledgement> ack) {
   {
     absl::MutexLock lock(&mu_);
     if (!up_ || pending_bytes_ + session.size() > kMaxPendingBytes) return false;
@@ -192,7 +195,8 @@ void SessionFollower::Apply(v1::FollowResponse& response) {
       const uint64_t failed = std::min<uint64_t>(ack.failed(), ops);
       stored_.fetch_add(ops - failed, std::memory_order_relaxed);
       store_failures_.fetch_add(failed, std::memory_order_relaxed);
-      for (auto& waiter : it->second.acks) complete.emplace_back(std::move(waiter), ack.failed() == 0);
+      for (auto& waiter : it->second.acks)
+        complete.emplace_back(std::move(waiter), ack.failed() == 0);
       WipePuts(&it->second.request);
       unacked_.erase(it);
     }
@@ -238,6 +242,7 @@ void SessionFollower::Down() {
 }
 
 void SessionFollower::ReadLoop() {
+  NameThisThread("tlscache-read");
   std::unique_ptr<v1::SessionCache::Stub> stub = v1::SessionCache::NewStub(channel_);
   absl::Duration backoff = kMinBackoff;
   while (true) {
@@ -276,9 +281,10 @@ void SessionFollower::ReadLoop() {
     const grpc::StatusCode code = status.error_code();
     if (code != grpc::StatusCode::OK && code != grpc::StatusCode::UNAVAILABLE &&
         code != grpc::StatusCode::CANCELLED && !stopping() && report_.Allow()) {
-      LogWarning("tlscache: the Follow stream of namespace %s ended: %s (stores go as unary "
-                 "calls until it is back)",
-                 ns_, status.error_message());
+      LogWarning(
+          "tlscache: the Follow stream of namespace %s ended: %s (stores go as unary "
+          "calls until it is back)",
+          ns_, status.error_message());
     }
     Down();
     const absl::Time now = absl::Now();
@@ -299,6 +305,7 @@ void SessionFollower::ReadLoop() {
 }
 
 void SessionFollower::WriteLoop() {
+  NameThisThread("tlscache-write");
   absl::MutexLock lock(&mu_);
   absl::Time last_report = absl::InfinitePast();
   while (!stopping_) {
@@ -308,10 +315,10 @@ void SessionFollower::WriteLoop() {
       context_->TryCancel();  // the service stopped answering: the reader ends the stream
     }
     const bool stores = pending_.puts_size() + pending_.deletes_size() > 0;
-    const bool work = stream_ != nullptr &&
-                      (hello_due_ ||
-                       (up_ && ((stores && unacked_.size() < kMaxBatchesOut) ||
-                                now - last_sent_ >= heartbeat_)));
+    const bool work =
+        stream_ != nullptr &&
+        (hello_due_ ||
+         (up_ && ((stores && unacked_.size() < kMaxBatchesOut) || now - last_sent_ >= heartbeat_)));
     if (!work) {
       cv_.WaitWithTimeout(&mu_, heartbeat_);
       continue;

@@ -36,8 +36,9 @@
 #include <cstdint>
 #include <functional>
 #include <map>
-#include <optional>
 #include <memory>
+#include <mutex>
+#include <optional>
 #include <string>
 #include <thread>
 #include <vector>
@@ -83,12 +84,12 @@ class LagHistogram {
 
 struct FollowerStats {
   bool up = false;
-  uint64_t streams = 0;     // streams that came up (the first included)
-  uint64_t received = 0;    // changes the service pushed
-  uint64_t dropped = 0;     // changes the service could not send (this process too slow)
-  uint64_t resent = 0;      // stores handed back to the unary path when a stream ended
-  uint64_t batches = 0;     // requests written up the stream (heartbeats included)
-  uint64_t stored = 0;      // Puts and Deletes acknowledged
+  uint64_t streams = 0;   // streams that came up (the first included)
+  uint64_t received = 0;  // changes the service pushed
+  uint64_t dropped = 0;   // changes the service could not send (this process too slow)
+  uint64_t resent = 0;    // stores handed back to the unary path when a stream ended
+  uint64_t batches = 0;   // requests written up the stream (heartbeats included)
+  uint64_t stored = 0;    // Puts and Deletes acknowledged
   uint64_t store_failures = 0;
   NearCacheStats near;
   absl::Duration lag_p50, lag_p99;
@@ -104,10 +105,14 @@ class SessionFollower {
   // How long a near cache answers after its stream ended without a new one coming up.
   static constexpr absl::Duration kServeWhileDown = absl::Seconds(60);
 
-  SessionFollower(std::shared_ptr<grpc::Channel> channel, std::string ns,
-                  size_t near_cache_bytes, Resend resend, ResendDelete resend_delete,
-                  Withdrawn withdrawn, absl::Duration heartbeat = absl::Milliseconds(500));
-  ~SessionFollower();  // ends the stream; hands back nothing
+  SessionFollower(std::shared_ptr<grpc::Channel> channel, std::string ns, size_t near_cache_bytes,
+                  Resend resend, ResendDelete resend_delete, Withdrawn withdrawn,
+                  absl::Duration heartbeat = absl::Milliseconds(500));
+  ~SessionFollower();  // Stop()
+
+  // Ends the stream and joins the threads; the near cache stays readable and Put, Delete and
+  // Flush answer as with the stream down. Idempotent; at exit, with handshakes still running.
+  void Stop();
 
   SessionFollower(const SessionFollower&) = delete;
   SessionFollower& operator=(const SessionFollower&) = delete;
@@ -159,9 +164,9 @@ class SessionFollower {
   bool up_ ABSL_GUARDED_BY(mu_) = false;
   // The stream being read; the writer writes to it while it is set.
   grpc::ClientContext* context_ ABSL_GUARDED_BY(mu_) = nullptr;
-  grpc::ClientReaderWriter<v1::FollowRequest, v1::FollowResponse>* stream_
-      ABSL_GUARDED_BY(mu_) = nullptr;
-  uint64_t writing_ ABSL_GUARDED_BY(mu_) = 0;     // 1 while the writer is in Write()
+  grpc::ClientReaderWriter<v1::FollowRequest, v1::FollowResponse>* stream_ ABSL_GUARDED_BY(mu_) =
+      nullptr;
+  uint64_t writing_ ABSL_GUARDED_BY(mu_) = 0;  // 1 while the writer is in Write()
   v1::FollowRequest pending_ ABSL_GUARDED_BY(mu_);
   size_t pending_bytes_ ABSL_GUARDED_BY(mu_) = 0;
   std::vector<std::shared_ptr<Acknowledgement>> pending_acks_ ABSL_GUARDED_BY(mu_);
@@ -173,6 +178,7 @@ class SessionFollower {
   // When the last stream that came up ended (reader thread only); unset while one is up, or
   // once the near cache was emptied for being down too long.
   std::optional<absl::Time> down_since_;
+  std::mutex join_mu_;  // Stop() from two threads joins once
   std::thread reader_;
   std::thread writer_;
 };

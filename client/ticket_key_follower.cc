@@ -6,6 +6,7 @@
 
 #include "absl/time/clock.h"
 #include "common/log.h"
+#include "common/threads.h"
 #include "tlscache/v1/ticket_keys.grpc.pb.h"
 
 namespace tlscache::client {
@@ -50,14 +51,17 @@ TicketKeyFollower::TicketKeyFollower(std::shared_ptr<grpc::Channel> channel, std
   thread_ = std::thread([this] { Run(); });
 }
 
-TicketKeyFollower::~TicketKeyFollower() {
+TicketKeyFollower::~TicketKeyFollower() { Stop(); }
+
+void TicketKeyFollower::Stop() {
   {
     absl::MutexLock lock(&mu_);
     stopping_ = true;
     if (watch_ != nullptr) watch_->TryCancel();
     stop_cv_.SignalAll();
   }
-  thread_.join();
+  std::lock_guard<std::mutex> lock(join_mu_);
+  if (thread_.joinable()) thread_.join();
 }
 
 std::shared_ptr<const TicketKeySnapshot> TicketKeyFollower::Current() const {
@@ -82,6 +86,7 @@ void TicketKeyFollower::Accept(std::shared_ptr<const TicketKeySnapshot> snapshot
 }
 
 void TicketKeyFollower::Run() {
+  NameThisThread("tlscache-keys");
   auto stub = v1::TicketKeys::NewStub(channel_);
   v1::TicketKeysRequest request;
   request.set_namespace_(ns_);

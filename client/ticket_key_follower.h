@@ -16,6 +16,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <thread>
 #include <vector>
@@ -45,7 +46,11 @@ class TicketKeyFollower {
  public:
   TicketKeyFollower(std::shared_ptr<grpc::Channel> channel, std::string ns,
                     absl::Duration poll_interval = absl::Seconds(1));
-  ~TicketKeyFollower();  // ends the watch and joins the thread
+  ~TicketKeyFollower();  // Stop()
+
+  // Ends the watch and joins the thread; Current() keeps answering with the last ring.
+  // Idempotent; at exit, with handshakes still running.
+  void Stop();
 
   std::shared_ptr<const TicketKeySnapshot> Current() const;
   // Current(), waiting up to `timeout` for a first ring if there is none yet.
@@ -64,6 +69,7 @@ class TicketKeyFollower {
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;
   absl::CondVar stop_cv_;
   mutable absl::CondVar ring_cv_;  // the first ring arrived
+  std::mutex join_mu_;             // Stop() from two threads joins once
   std::thread thread_;
 };
 

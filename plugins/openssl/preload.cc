@@ -29,6 +29,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/notification.h"
 #include "absl/time/clock.h"
+#include "common/threads.h"
 #include "plugins/openssl/config.h"
 #include "plugins/openssl/plugin.h"
 
@@ -83,6 +84,7 @@ class Reporter {
  private:
   Reporter(pid_t pid, absl::Duration interval) : pid_(pid) {
     thread_ = std::thread([this, interval] {
+      NameThisThread("tlscache-stats");
       while (!stop_.WaitForNotificationWithTimeout(interval)) Say(StatsLine());
     });
   }

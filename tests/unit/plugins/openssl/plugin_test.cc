@@ -4,9 +4,14 @@
 #include <openssl/ssl.h>
 
 #include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
 #include <string>
 #include <tuple>
+#include <vector>
 
+#include "common/threads.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "tests/testing/fake_session_cache.h"
@@ -205,6 +210,54 @@ INSTANTIATE_TEST_SUITE_P(Versions, PluginTest, ::testing::Values(TLS1_2_VERSION,
                          [](const ::testing::TestParamInfo<int>& param_info) {
                            return param_info.param == TLS1_2_VERSION ? "Tls12" : "Tls13";
                          });
+
+// The names of this process's threads that tlscache started (common/threads.h).
+std::vector<std::string> TlscacheThreads() {
+  std::vector<std::string> names;
+  std::error_code ignored;
+  for (const auto& task : std::filesystem::directory_iterator("/proc/self/task", ignored)) {
+    std::string name;
+    std::getline(std::ifstream(task.path() / "comm"), name);
+    if (name.rfind(tlscache::kThreadNamePrefix, 0) == 0) names.push_back(name);
+  }
+  return names;
+}
+
+// Runs at exit after the library's own handler (registered before it, so called after it):
+// fails the exit when a tlscache thread is still there.
+void ExitWithoutTlscacheThreads() {
+  const std::vector<std::string> left = TlscacheThreads();
+  if (left.empty()) return;
+  std::fprintf(stderr, "tlscache threads still running at exit: %zu\n", left.size());
+  std::_Exit(3);
+}
+
+// A server that exits without freeing its contexts: the library's threads (the sender, the
+// completion thread, the Follow stream's, the key ring's) stop and are joined at exit.
+TEST(PluginExitTest, TheLibrarysThreadsStopAtExitWithTheContextStillAttached) {
+  GTEST_FLAG_SET(death_test_style, "threadsafe");  // a fresh process, not a fork of this one
+  EXPECT_EXIT(
+      {
+        std::atexit(ExitWithoutTlscacheThreads);
+        FakeSessionCache fake;
+        // Never freed, as at a server's exit: one with farm tickets (the key ring's thread),
+        // one with sessions in the cache (the sender, the Follow stream's reader and writer).
+        SSL_CTX* farm_tickets = MakeServerContext().release();
+        SSL_CTX* sessions = MakeServerContext().release();
+        SslCtxPtr client = MakeClientContext(TLS1_3_VERSION);
+        const std::string config = "addr=" + fake.addr() + ";namespace=test";
+        if (tlscache_attach(farm_tickets, (config + ";tickets=farm").c_str()) != 1 ||
+            tlscache_attach(sessions, config.c_str()) != 1) {
+          std::_Exit(4);
+        }
+        for (SSL_CTX* node : {farm_tickets, sessions}) {
+          if (!RunHandshake(client.get(), node, nullptr).ok()) std::_Exit(5);
+        }
+        if (!Eventually([] { return TlscacheThreads().size() >= 4; })) std::_Exit(6);
+        std::exit(0);
+      },
+      ::testing::ExitedWithCode(0), "");
+}
 
 TEST(PluginTls13Test, StatelessTicketsAreNotStored) {
   FakeSessionCache fake;
