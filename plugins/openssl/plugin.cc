@@ -76,8 +76,16 @@ void FreeCtxState(void* /*parent*/, void* ptr, CRYPTO_EX_DATA* /*ad*/, int /*idx
   delete static_cast<CtxState*>(ptr);
 }
 
+// Makes room for tlscache's slot in a context's ex_data when the context is made, so that
+// setting it later only writes the slot: ex_data that grew then would move under the threads
+// reading it (the server's own slots included).
+void ReserveSlot(void* /*parent*/, void* /*ptr*/, CRYPTO_EX_DATA* ad, int idx, long /*argl*/,
+                 void* /*argp*/) {
+  CRYPTO_set_ex_data(ad, idx, nullptr);
+}
+
 int CtxIndex() {
-  static const int index = SSL_CTX_get_ex_new_index(0, nullptr, nullptr, nullptr, FreeCtxState);
+  static const int index = SSL_CTX_get_ex_new_index(0, nullptr, ReserveSlot, nullptr, FreeCtxState);
   return index;
 }
 
@@ -371,20 +379,6 @@ absl::Status Attach(SSL_CTX* ctx, const PluginConfig& config, AttachReport* repo
                                      static_cast<unsigned int>(state->sid_ctx.size())) != 1) {
     return absl::InternalError(absl::StrCat("sid_ctx: ", ConsumeOpenSslErrors()));
   }
-  if (SSL_CTX_set_ex_data(ctx, CtxIndex(), state.get()) != 1) {
-    return absl::InternalError("SSL_CTX_set_ex_data failed");
-  }
-  {
-    // One entry per context: a replaced state leaves the registry for Retired().
-    absl::MutexLock lock(&registry_mu);
-    std::vector<CtxState*>& states = Registry();
-    if (previous != nullptr) {
-      states.erase(std::remove(states.begin(), states.end(), previous), states.end());
-      Retired().push_back(previous);
-    }
-    states.push_back(state.get());
-  }
-  state.release();
   if (report != nullptr) {
     report->tickets_turned_off =
         config.tickets == TicketMode::kOff && (SSL_CTX_get_options(ctx) & SSL_OP_NO_TICKET) == 0;
@@ -400,7 +394,29 @@ absl::Status Attach(SSL_CTX* ctx, const PluginConfig& config, AttachReport* repo
   SSL_CTX_sess_set_new_cb(ctx, NewSessionCallback);
   SSL_CTX_sess_set_get_cb(ctx, GetSessionCallback);
   SSL_CTX_sess_set_remove_cb(ctx, RemoveSessionCallback);
+  // Last: the context counts as attached (IsAttached, which the preload's other connections
+  // wait on) only once everything above is set, so no handshake on it runs while it changes.
+  // Until then the callbacks find no state and step aside.
+  if (SSL_CTX_set_ex_data(ctx, CtxIndex(), state.get()) != 1) {
+    return absl::InternalError("SSL_CTX_set_ex_data failed");
+  }
+  {
+    // One entry per context: a replaced state leaves the registry for Retired().
+    absl::MutexLock lock(&registry_mu);
+    std::vector<CtxState*>& states = Registry();
+    if (previous != nullptr) {
+      states.erase(std::remove(states.begin(), states.end(), previous), states.end());
+      Retired().push_back(previous);
+    }
+    states.push_back(state.get());
+  }
+  state.release();
   return absl::OkStatus();
+}
+
+void ReserveContextSlots() {
+  (void)CtxIndex();
+  (void)SslIndex();
 }
 
 bool IsAttached(SSL_CTX* ctx) { return StateOf(ctx) != nullptr; }

@@ -30,8 +30,8 @@ namespace tlscache::openssl {
 
 // What Attach found on the context, for the preload library's one-line reports.
 struct AttachReport {
-  bool tickets_turned_off = false;    // tickets=off turned the application's tickets off
-  bool application_cache = false;     // the application has its own cache callbacks
+  bool tickets_turned_off = false;  // tickets=off turned the application's tickets off
+  bool application_cache = false;   // the application has its own cache callbacks
 };
 
 // Installs tlscache's callbacks on `ctx`. Callbacks the application installed before stay
@@ -44,6 +44,12 @@ struct AttachReport {
 // (anti-replay) SSL_SESS_CACHE_NO_INTERNAL_LOOKUP. Nothing connects (see Prepare).
 absl::Status Attach(SSL_CTX* ctx, const PluginConfig& config, AttachReport* report = nullptr);
 bool IsAttached(SSL_CTX* ctx);
+
+// Allocates tlscache's ex_data indices now. Every SSL_CTX made afterwards has room for its slot
+// from the start, so attaching it later, while other threads serve connections on it, never
+// moves its ex_data. The preload calls it when it is loaded, before the server makes any
+// context; a context made before is still attached, by growing its ex_data.
+void ReserveContextSlots();
 
 // Connects this process to the cache of `ctx` now, off the handshake path (and with
 // tickets=farm starts following the key ring). Never blocks. For a process that serves

@@ -99,9 +99,16 @@ class Reporter {
   std::thread thread_;
 };
 
-// Marks a context tlscache left alone, so that it is decided (and said) once.
+// Marks a context tlscache left alone, so that it is decided (and said) once. Its slot is
+// made with the context, as tlscache's own are (ReserveContextSlots).
+void ReserveDeclinedSlot(void* /*parent*/, void* /*ptr*/, CRYPTO_EX_DATA* ad, int idx,
+                         long /*argl*/, void* /*argp*/) {
+  CRYPTO_set_ex_data(ad, idx, nullptr);
+}
+
 int DeclinedIndex() {
-  static const int index = SSL_CTX_get_ex_new_index(0, nullptr, nullptr, nullptr, nullptr);
+  static const int index =
+      SSL_CTX_get_ex_new_index(0, nullptr, ReserveDeclinedSlot, nullptr, nullptr);
   return index;
 }
 
@@ -166,7 +173,12 @@ void OnServerConnection(SSL* ssl) noexcept {
 
 // Read at load time, in the process the operator started: servers such as nginx clear the
 // environment of the workers they fork, which inherit what was read here.
-__attribute__((constructor)) void ReadConfigAtLoad() { Config(); }
+// The slots too, before the server makes its contexts.
+__attribute__((constructor)) void ReadConfigAtLoad() {
+  if (Config() == nullptr) return;
+  ReserveContextSlots();
+  (void)DeclinedIndex();
+}
 
 // The interposed function's real definition (libssl's). Without one (this library loaded into a
 // process that has no libssl after it) there is nothing to call: said once, and null.
