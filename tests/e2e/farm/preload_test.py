@@ -264,6 +264,31 @@ class HaproxyPreloadTest(FarmTestCase):
         self.assert_curl_resumes_every_reconnect(self.haproxy_farm(TLSCACHE_TICKETS="farm"),
                                                  "HAProxy, tickets=farm")
 
+    def test_simultaneous_first_connections_on_a_threaded_haproxy_all_succeed(self):
+        # HAProxy runs a thread per core: its first connections race to the one attach of
+        # each context; each waits for it rather than meet a context half changed.
+        lb = self.haproxy_farm()
+        clients = [tlsfarm.Client(ssl.TLSVersion.TLSv1_3, single_use=True) for _ in range(24)]
+        start = threading.Barrier(len(clients))
+        failed, resumed = [], []
+
+        def run(client):
+            start.wait()
+            try:
+                client.connect("127.0.0.1", lb)
+                resumed.append(client.connect("127.0.0.1", lb)[0])
+            except (OSError, ssl.SSLError) as error:
+                failed.append(repr(error))
+
+        threads = [threading.Thread(target=run, args=(client,)) for client in clients]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        self.report(f"{len(clients)} clients at once on fresh HAProxy + preload: "
+                    f"{len(failed)} failed, {sum(resumed)} of {len(resumed)} reconnects resumed")
+        self.assertEqual(failed, [])
+
     def test_without_the_preload_haproxy_terminators_do_not_share(self):
         port, _ = self.farm.on_every_node(self.farm.haproxy_tls)
         lb = self.farm.haproxy(port)
