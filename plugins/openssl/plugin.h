@@ -51,6 +51,10 @@ bool IsAttached(SSL_CTX* ctx);
 // context; a context made before is still attached, by growing its ex_data.
 void ReserveContextSlots();
 
+// A new SSL_CTX ex_data index whose slot every context made afterwards has from the start
+// (see ReserveContextSlots); `free_slot` (may be null) frees what a slot holds.
+int NewContextIndex(CRYPTO_EX_free* free_slot);
+
 // Connects this process to the cache of `ctx` now, off the handshake path (and with
 // tickets=farm starts following the key ring). Never blocks. For a process that serves
 // `ctx` itself: a pre-fork server calls it in each worker, never in the master.

@@ -100,15 +100,9 @@ class Reporter {
 };
 
 // Marks a context tlscache left alone, so that it is decided (and said) once. Its slot is
-// made with the context, as tlscache's own are (ReserveContextSlots).
-void ReserveDeclinedSlot(void* /*parent*/, void* /*ptr*/, CRYPTO_EX_DATA* ad, int idx,
-                         long /*argl*/, void* /*argp*/) {
-  CRYPTO_set_ex_data(ad, idx, nullptr);
-}
-
+// made with the context, as tlscache's own are (NewContextIndex).
 int DeclinedIndex() {
-  static const int index =
-      SSL_CTX_get_ex_new_index(0, nullptr, ReserveDeclinedSlot, nullptr, nullptr);
+  static const int index = NewContextIndex(nullptr);
   return index;
 }
 
