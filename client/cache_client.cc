@@ -145,15 +145,26 @@ class CacheClient::ProcessState {
     args.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, 100);
     args.SetInt(GRPC_ARG_MIN_RECONNECT_BACKOFF_MS, 100);
     args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, 1000);
-    // A lookup has a few milliseconds: no retry fits, and the breaker handles outages.
-    args.SetInt(GRPC_ARG_ENABLE_RETRIES, 0);
+    // Calls and streams go round robin over every replica the target names (a list, or
+    // every address of a name), and a name is resolved again when a connection ends (at
+    // most once a second), so replicas that come and go are followed. The TXT records of
+    // gRPC service configs are not asked for: this is the whole config.
+    args.SetServiceConfigJSON(R"({"loadBalancingConfig": [{"round_robin": {}}]})");
+    args.SetInt(GRPC_ARG_SERVICE_CONFIG_DISABLE_RESOLUTION, 1);
+    args.SetInt(GRPC_ARG_DNS_MIN_TIME_BETWEEN_RESOLUTIONS_MS, 1000);
+    args.SetString(GRPC_ARG_DEFAULT_AUTHORITY, client.target_.authority);
+    // A lookup has a few milliseconds: no retry policy fits, and the breaker handles
+    // outages. gRPC's transparent retries stay: a call a replica never saw (it had said it
+    // was going away, GOAWAY) goes to another at once, so a draining replica costs nothing.
+    args.SetInt(GRPC_ARG_ENABLE_RETRIES, 1);
     // Replies are bounded like requests: a session, or a ticket key ring, and framing.
     args.SetMaxReceiveMessageSize(kMaxReplyBytes);
     // No bandwidth probes: a ping and its answer on each burst of reads, for messages of a
     // few hundred bytes (bench/notes.md, part 2). Windows then keep their initial 64 KiB:
     // 64 KiB of pushes per round trip, far above what a farm sends one process.
     args.SetInt(GRPC_ARG_HTTP2_BDP_PROBE, 0);
-    channel_ = grpc::CreateCustomChannel(options_.addr, ChannelCredentials(client.tls_), args);
+    channel_ = grpc::CreateCustomChannel(RotatedUri(client.target_, static_cast<size_t>(pid_)),
+                                         ChannelCredentials(client.tls_), args);
     stub_ = v1::SessionCache::NewStub(channel_);
     channel_->GetState(/*try_to_connect=*/true);  // connect before the first lookup needs it
     sender_ = std::thread([this] { SendLoop(); });
@@ -459,7 +470,10 @@ class CacheClient::ProcessState {
 };
 
 absl::StatusOr<std::shared_ptr<CacheClient>> CacheClient::Create(const ClientOptions& options) {
-  if (options.addr.empty()) return absl::InvalidArgumentError("addr is empty");
+  absl::StatusOr<CacheTarget> target = ParseCacheTarget(options.addr);
+  if (!target.ok()) {
+    return absl::InvalidArgumentError(absl::StrCat("addr: ", target.status().message()));
+  }
   if (options.lookup_timeout <= absl::ZeroDuration()) {
     return absl::InvalidArgumentError("lookup timeout must be positive");
   }
@@ -469,11 +483,12 @@ absl::StatusOr<std::shared_ptr<CacheClient>> CacheClient::Create(const ClientOpt
   absl::StatusOr<ChannelTls> tls =
       ReadChannelTls({options.ca_file, options.cert_file, options.key_file});
   if (!tls.ok()) return tls.status();
-  return std::shared_ptr<CacheClient>(new CacheClient(options, *std::move(tls)));
+  return std::shared_ptr<CacheClient>(
+      new CacheClient(options, *std::move(target), *std::move(tls)));
 }
 
-CacheClient::CacheClient(const ClientOptions& options, ChannelTls tls)
-    : options_(options), tls_(std::move(tls)) {}
+CacheClient::CacheClient(const ClientOptions& options, CacheTarget target, ChannelTls tls)
+    : options_(options), target_(std::move(target)), tls_(std::move(tls)) {}
 
 // Every state of this process image; the handler below stops those of the exiting process.
 std::vector<CacheClient::ProcessState*>& CacheClient::LiveStates() {

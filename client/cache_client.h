@@ -46,6 +46,7 @@
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
+#include "client/cache_target.h"
 #include "client/circuit_breaker.h"
 #include "client/session_follower.h"
 #include "client/ticket_key_follower.h"
@@ -61,7 +62,8 @@ std::optional<absl::Duration> ThreadRunQueueWait();
 using RunQueueWaitFn = std::function<std::optional<absl::Duration>()>;
 
 struct ClientOptions {
-  std::string addr;  // HOST:PORT of a cache replica (or a balancer in front of them)
+  // The replicas: HOST:PORT, a list of IP:PORT, or a dns: target (client/cache_target.h).
+  std::string addr;
   // 20 ms: a node whose CPU is busy waits for a core as well as for the cache, and at 5 ms
   // such waits alone made lookups time out (docs/benchmarks.md, part 4).
   absl::Duration lookup_timeout = absl::Milliseconds(20);
@@ -167,7 +169,7 @@ class CacheClient {
 
   // Logs, at most once a minute, why the cache failed a call.
   void ReportError(const grpc::Status& status);
-  CacheClient(const ClientOptions& options, ChannelTls tls);
+  CacheClient(const ClientOptions& options, CacheTarget target, ChannelTls tls);
   // This process's state, built on its first use; null in a process forked from one that
   // used the cache (see grpc_user in the .cc).
   ProcessState* State();
@@ -178,6 +180,7 @@ class CacheClient {
   static void StopThreadsAtExit();
 
   const ClientOptions options_;
+  const CacheTarget target_;
   const ChannelTls tls_;
   LogLimiter error_report_{absl::Minutes(1)};
   Counters counters_;

@@ -7,8 +7,8 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
+#include "client/cache_target.h"
 #include "common/channel_tls.h"
-#include "common/host_port.h"
 #include "common/validation.h"
 
 namespace tlscache::openssl {
@@ -35,8 +35,9 @@ absl::StatusOr<int> Count(absl::string_view key, absl::string_view value, int mi
 absl::Status Apply(absl::string_view key, absl::string_view value, PluginConfig& config) {
   if (value.size() > kMaxValueBytes) return Bad(key, "value too long");
   if (key == "addr") {
-    if (absl::StatusOr<HostPort> address = ParseHostPort(value, PeerRules()); !address.ok()) {
-      return Bad(key, absl::StrCat("'", value, "' is not HOST:PORT: ", address.status().message()));
+    if (absl::StatusOr<client::CacheTarget> target = client::ParseCacheTarget(value);
+        !target.ok()) {
+      return Bad(key, target.status().message());
     }
     config.addr = std::string(value);
   } else if (key == "namespace") {

@@ -2,7 +2,10 @@
 // or from TLSCACHE_<KEY> environment variables (the preload library). Both accept the same
 // keys; an unknown key or a bad value is an error that names it.
 //
-//   addr        HOST:PORT of the cache service (required)
+//   addr        the cache service (required): HOST:PORT (a name reaches every address it
+//               resolves to, as a headless Service's does), IP:PORT,IP:PORT,... (several
+//               replicas), or dns://[SERVER]/HOST:PORT; calls are spread round robin
+//               (client/cache_target.h)
 //   namespace   [A-Za-z0-9._-]{1,64}, default "default"
 //   timeout_ms  lookup deadline, 1..1000, default 20
 //   connect_timeout_ms  how long a process's first handshakes may wait, once, for its
