@@ -152,6 +152,10 @@ absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> Credentials(const Serve
   return grpc::experimental::TlsServerCredentials(options);
 }
 
+int ClampedMilliseconds(absl::Duration d) {
+  return static_cast<int>(std::min<int64_t>(absl::ToInt64Milliseconds(d), INT_MAX));
+}
+
 // Builds and starts a server whose port `listen` was added to `builder`, with `port` the
 // variable AddListeningPort fills in. A port that cannot be bound is one error naming why,
 // not gRPC's own log lines.
@@ -197,6 +201,12 @@ absl::StatusOr<std::unique_ptr<CacheServer>> CacheServer::Start(const CacheServe
   builder.AddListeningPort(options.listen, *credentials, &server->port_);
   builder.AddChannelArgument(GRPC_ARG_MAX_CONCURRENT_STREAMS, options.max_concurrent_streams);
   builder.AddChannelArgument(GRPC_ARG_MAX_METADATA_SIZE, options.max_metadata_bytes);
+  if (options.max_connection_age > absl::ZeroDuration()) {
+    builder.AddChannelArgument(GRPC_ARG_MAX_CONNECTION_AGE_MS,
+                               ClampedMilliseconds(options.max_connection_age));
+    builder.AddChannelArgument(GRPC_ARG_MAX_CONNECTION_AGE_GRACE_MS,
+                               ClampedMilliseconds(options.max_connection_age_grace));
+  }
   // No bandwidth probes on the small messages of calls and streams: see client/cache_client.cc.
   builder.AddChannelArgument(GRPC_ARG_HTTP2_BDP_PROBE, 0);
   builder.RegisterService(&server->service_);

@@ -57,6 +57,11 @@ struct CacheServerOptions {
   // Bounds on what one connection may ask of the server.
   int max_concurrent_streams = 128;
   int max_metadata_bytes = 8 << 10;
+  // A connection this old is sent GOAWAY (gRPC adds up to a tenth either way, so that
+  // connections made together do not all go at once): its clients connect again, to the
+  // replicas there are now. Zero: never. Calls and streams still open on it get the grace.
+  absl::Duration max_connection_age = absl::ZeroDuration();
+  absl::Duration max_connection_age_grace = absl::Minutes(1);
   ServiceOptions service;
   TicketKeyOptions ticket_keys;
   absl::Duration health_interval = absl::Milliseconds(250);

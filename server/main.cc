@@ -81,6 +81,13 @@ ABSL_FLAG(bool, dry_run, false,
 ABSL_FLAG(int32_t, max_concurrent_streams, 128, "concurrent calls one client connection may have");
 ABSL_FLAG(absl::Duration, shutdown_grace, absl::Seconds(10),
           "on SIGTERM, how long in-flight calls get to finish");
+ABSL_FLAG(absl::Duration, max_connection_age, absl::Minutes(5),
+          "a client connection older than this (give or take a tenth) is asked to go "
+          "(GOAWAY): clients connect again and spread over the replicas there are now; 0: "
+          "never");
+ABSL_FLAG(absl::Duration, max_connection_age_grace, absl::Minutes(1),
+          "after --max_connection_age, how long the calls and streams still open on the old "
+          "connection get before it is closed");
 
 namespace tlscache::server {
 namespace {
@@ -135,6 +142,17 @@ absl::Status CheckFlags() {
   }
   if (absl::GetFlag(FLAGS_shutdown_grace) < absl::ZeroDuration()) {
     return absl::InvalidArgumentError("--shutdown_grace: must not be negative");
+  }
+  const absl::Duration age = absl::GetFlag(FLAGS_max_connection_age);
+  if (age != absl::ZeroDuration() && (age < absl::Seconds(1) || age > absl::Hours(24 * 24))) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "--max_connection_age=", absl::FormatDuration(age), ": must be 0 (never) or 1s to 24d"));
+  }
+  const absl::Duration age_grace = absl::GetFlag(FLAGS_max_connection_age_grace);
+  if (age_grace < absl::ZeroDuration() || age_grace > absl::Hours(24 * 24)) {
+    return absl::InvalidArgumentError(absl::StrCat("--max_connection_age_grace=",
+                                                   absl::FormatDuration(age_grace),
+                                                   ": must be 0 to 24d"));
   }
   const int32_t streams = absl::GetFlag(FLAGS_max_concurrent_streams);
   if (streams < 1 || streams > 65536) {
@@ -297,6 +315,8 @@ int Main() {
   options.tls.key_file = absl::GetFlag(FLAGS_tls_key);
   options.tls.client_ca_file = absl::GetFlag(FLAGS_tls_client_ca);
   options.max_concurrent_streams = absl::GetFlag(FLAGS_max_concurrent_streams);
+  options.max_connection_age = absl::GetFlag(FLAGS_max_connection_age);
+  options.max_connection_age_grace = absl::GetFlag(FLAGS_max_connection_age_grace);
   options.metrics_listen = absl::GetFlag(FLAGS_metrics_listen);
   options.health_listen = absl::GetFlag(FLAGS_health_listen);
   options.service.authz = authz.get();
