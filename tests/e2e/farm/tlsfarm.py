@@ -13,9 +13,11 @@ import shutil
 import signal
 import socket
 import ssl
+import struct
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import unittest
 import urllib.error
@@ -191,17 +193,17 @@ class Farm:
                        check=True, capture_output=True)
         return cert, key, ca
 
-    def cache(self, store="memory", port=None, extra=()):
-        port = port or free_port()
+    def cache(self, store="memory", port=None, extra=(), ip="127.0.0.1"):
+        port = port or free_port((ip,))
+        name = f"cache-{port}" if ip == "127.0.0.1" else f"cache-{ip}-{port}"
         # A restart on the same port appends to the same log: count only the new lines.
-        log = os.path.join(self.dir, f"cache-{port}.log")
+        log = os.path.join(self.dir, f"{name}.log")
         started_before = 0
         if os.path.exists(log):
             with open(log, errors="replace") as f:
                 started_before = f.read().count("listening on")
-        process = self.start(f"cache-{port}", [built("tlscache-server"),
-                                               f"--listen=127.0.0.1:{port}", f"--store={store}",
-                                               *extra])
+        process = self.start(name, [built("tlscache-server"), f"--listen={ip}:{port}",
+                                    f"--store={store}", *extra])
         # The server says it listens once every port it serves (gRPC, health, metrics) is up.
         deadline = time.monotonic() + 15
         while process.output().count("listening on") <= started_before:
@@ -209,7 +211,7 @@ class Farm:
                 raise RuntimeError(f"tlscache-server did not start: {process.output()}")
             time.sleep(0.02)
         process.port = port
-        process.addr = f"127.0.0.1:{port}"
+        process.addr = f"{ip}:{port}"
         return process
 
     def node(self, ip, port, tlscache=None, name=None, extra=()):
@@ -385,6 +387,52 @@ backend farm
         process = self.start("haproxy", [require("haproxy"), "-f", config, "-db"])
         wait_for_port("127.0.0.1", port, process=process.popen)
         return port
+
+
+class DnsServer:
+    """A DNS server on 127.0.0.1 (UDP) with the A records it is given, as a headless Service's
+    name resolves to its ready pods: NXDOMAIN for other names, no answer for other types."""
+
+    def __init__(self):
+        self.socket = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.socket.bind(("127.0.0.1", 0))
+        self.port = self.socket.getsockname()[1]
+        self.records = {}
+        self.lock = threading.Lock()
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+        self.thread.start()
+
+    def set(self, name, ips):
+        with self.lock:
+            self.records[name.lower().rstrip(".")] = list(ips)
+
+    def close(self):
+        self.socket.close()
+
+    def _serve(self):
+        while True:
+            try:
+                query, peer = self.socket.recvfrom(512)
+                self.socket.sendto(self._answer(query), peer)
+            except (OSError, ValueError, IndexError):
+                if self.socket.fileno() < 0:
+                    return
+
+    def _answer(self, query):
+        labels, at = [], 12
+        while query[at]:
+            labels.append(query[at + 1:at + 1 + query[at]].decode().lower())
+            at += 1 + query[at]
+        qtype = struct.unpack("!H", query[at + 1:at + 3])[0]
+        question = query[12:at + 5]
+        with self.lock:
+            ips = self.records.get(".".join(labels))
+        answers = [] if ips is None or qtype != 1 else ips
+        flags = 0x8580 | (query[2] & 0x01) << 8 | (3 if ips is None else 0)  # QR AA RD RA
+        header = query[:2] + struct.pack("!HHHHH", flags, 1, len(answers), 0, 0)
+        records = b"".join(struct.pack("!HHHIH", 0xC00C, 1, 1, 1, 4) + socket.inet_aton(ip)
+                           for ip in answers)
+        return header + question + records
 
 
 class Client:
