@@ -3,11 +3,16 @@ against the Kubernetes schemas (kubernetes-models, installed from the npm regist
 flag the manifests give tlscache-server is one it accepts; and every path and build target the
 Dockerfile names exists."""
 
+import copy
 import os
 import re
 import shutil
 import subprocess
 import unittest
+
+import yaml
+
+import production_lint
 
 ROOT = os.path.normpath(os.path.join(os.path.dirname(__file__), "..", ".."))
 K8S = os.path.join(ROOT, "deploy", "k8s")
@@ -113,6 +118,90 @@ class KubernetesTest(unittest.TestCase):
                                  f"--flagfile={os.path.join(K8S, 'overlays/dev/server.flags')}"],
                                 capture_output=True, text=True, timeout=30)
         self.assertEqual(result.returncode, 0, result.stderr)
+
+
+class ProductionManifestsTest(unittest.TestCase):
+    """The prod overlay and the nginx example, rendered, pass production_lint; each defect
+    it knows, put back into them, is found."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.objects = [o for kustomization in ("overlays/prod", "examples/nginx-frontend")
+                       for o in yaml.safe_load_all(render(kustomization)) if o]
+
+    def find(self, kind, name):
+        for obj in self.objects:
+            if obj["kind"] == kind and obj["metadata"]["name"].startswith(name):
+                return obj
+        raise AssertionError(f"no {kind}/{name}")
+
+    def test_the_rendered_manifests_have_no_defect(self):
+        self.assertEqual(production_lint.defects(self.objects), [])
+
+    def test_each_defect_put_back_is_found(self):
+        def pod(obj):
+            return obj["spec"]["template"]["spec"]
+
+        def container(obj, name):
+            return next(c for c in pod(obj)["containers"] if c["name"] == name)
+
+        def without(kind, name):
+            return lambda objects: objects.remove(
+                next(o for o in objects if o["kind"] == kind and o["metadata"]["name"] == name))
+
+        def edit(kind, name, change):
+            def apply(objects):
+                change(next(o for o in objects if o["kind"] == kind
+                            and o["metadata"]["name"].startswith(name)))
+            return apply
+
+        def config(file_name, old, new):
+            def change(obj):
+                obj["data"][file_name] = obj["data"][file_name].replace(old, new)
+            return lambda objects: change(next(o for o in objects if o["kind"] == "ConfigMap"
+                                               and file_name in o.get("data", {})))
+
+        cases = {
+            "cannot read Secret volume": edit("Deployment", "nginx-frontend",
+                                              lambda o: pod(o)["securityContext"].pop("fsGroup")),
+            "StatefulSet/tlscache-redis: no PodDisruptionBudget":
+                without("PodDisruptionBudget", "tlscache-redis"),
+            "minAvailable": edit("PodDisruptionBudget", "tlscache-server",
+                                 lambda o: o["spec"].update(minAvailable=2)),
+            "blocks drains": edit("PodDisruptionBudget", "tlscache-sentinel",
+                                  lambda o: o["spec"].pop("unhealthyPodEvictionPolicy")),
+            "StatefulSet/tlscache-sentinel: no required spread": edit(
+                "StatefulSet", "tlscache-sentinel", lambda o: pod(o)["affinity"].pop(
+                    "podAntiAffinity")),
+            "image redis:7.0 has no fixed version": edit(
+                "StatefulSet", "tlscache-redis",
+                lambda o: container(o, "redis").update(image="redis:7.0")),
+            "replicas on a Deployment an autoscaler scales": edit(
+                "Deployment", "tlscache-server", lambda o: o["spec"].update(replicas=3)),
+            "container tlscache-server has no preStop": edit(
+                "Deployment", "tlscache-server",
+                lambda o: container(o, "tlscache-server").pop("lifecycle")),
+            "terminationGracePeriodSeconds 20 is not more than preStop and the shutdown grace "
+            "(25 s)": edit("Deployment", "tlscache-server",
+                           lambda o: pod(o).update(terminationGracePeriodSeconds=20)),
+            "no default-deny NetworkPolicy": without("NetworkPolicy", "default-deny"),
+            "redis-init.sh sets no password": config("redis-init.sh", "requirepass", "#"),
+            "sentinel-init.sh sets no password": config("sentinel-init.sh", "auth-pass", "#"),
+            "protected-mode off": config("redis.conf", "protected-mode yes", "protected-mode no"),
+            "no --sentinel_password_file": config(
+                "server.flags", "--sentinel_password_file=/etc/tlscache/redis/password\n", ""),
+            "worker_processes auto": config("nginx.conf", "worker_processes 2;",
+                                            "worker_processes auto;"),
+            "worker_processes 64 for a CPU limit of 2": config(
+                "nginx.conf", "worker_processes 2;", "worker_processes 64;"),
+        }
+        for expected, put_back in cases.items():
+            objects = copy.deepcopy(self.objects)
+            put_back(objects)
+            found = production_lint.defects(objects)
+            self.assertTrue(found, f"{expected}: not found")
+            for defect in found:  # that defect, and nothing else
+                self.assertIn(expected, defect)
 
 
 class DockerfileTest(unittest.TestCase):

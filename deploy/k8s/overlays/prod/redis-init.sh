@@ -1,17 +1,34 @@
 #!/bin/sh
-# Writes this Redis pod's configuration: a replica of the master the sentinels know, or, when
-# no sentinel answers yet (a new deployment), pod 0 is the master and the others replicate it.
+# Writes this Redis pod's configuration before redis-server starts, as the Bitnami Redis
+# chart's Sentinel mode does: the pod asks the sentinels who the master is and replicates it,
+# or stays the master if that is itself (a master restarted before the sentinels noticed
+# keeps its role, and its data from the append-only file). With no sentinel answering (a new
+# deployment) pod 0 is the master.
 set -eu
-self="${HOSTNAME}.tlscache-redis"
-cp /config/redis.conf /data/redis.conf
-echo "replica-announce-ip ${self}" >> /data/redis.conf
-master=$(redis-cli -h tlscache-sentinel -p 26379 --raw \
-  sentinel get-master-addr-by-name tlscache 2>/dev/null | head -n 1 || true)
-if [ -z "${master}" ]; then
-  [ "${HOSTNAME##*-}" = 0 ] && exit 0
-  master="tlscache-redis-0.tlscache-redis"
-fi
-case "${master}" in
-  "${self}"*) ;;
-  *) echo "replicaof ${master} 6379" >> /data/redis.conf ;;
-esac
+CONFIG_DIR="${CONFIG_DIR:-/config}"
+DATA_DIR="${DATA_DIR:-/data}"
+SELF_HOST="${SELF_HOST:-${HOSTNAME}.tlscache-redis}"
+REDIS_PORT="${REDIS_PORT:-6379}"
+SENTINELS="${SENTINELS:-tlscache-sentinel-0.tlscache-sentinel:26379 tlscache-sentinel-1.tlscache-sentinel:26379 tlscache-sentinel-2.tlscache-sentinel:26379}"
+BOOTSTRAP_MASTER="${BOOTSTRAP_MASTER:-tlscache-redis-0.tlscache-redis:6379}"
+PASSWORD_FILE="${PASSWORD_FILE:-/secrets/redis/password}"
+. "${CONFIG_DIR}/find-master.sh"
+
+master=$(find_master)
+[ -n "${master}" ] || master="${BOOTSTRAP_MASTER%:*} ${BOOTSTRAP_MASTER##*:}"
+config="${DATA_DIR}/redis.conf"
+umask 077  # it holds the password
+{
+  cat "${CONFIG_DIR}/redis.conf"
+  echo "port ${REDIS_PORT}"
+  echo "dir ${DATA_DIR}"
+  echo "replica-announce-ip ${SELF_HOST}"
+  echo "replica-announce-port ${REDIS_PORT}"
+  if [ -n "${REDISCLI_AUTH:-}" ]; then
+    echo "requirepass ${REDISCLI_AUTH}"
+    echo "masterauth ${REDISCLI_AUTH}"
+  fi
+  [ "${master}" = "${SELF_HOST} ${REDIS_PORT}" ] || echo "replicaof ${master}"
+} > "${config}.new"
+mv "${config}.new" "${config}"
+echo "master: ${master}$([ "${master}" = "${SELF_HOST} ${REDIS_PORT}" ] && echo ' (this pod)')"

@@ -1,10 +1,31 @@
 #!/bin/sh
 # Writes this sentinel's configuration (sentinels rewrite it, so it lives in /data): it
-# monitors the master the other sentinels know, else pod 0 of tlscache-redis.
+# monitors the master a majority of the sentinels know (find-master.sh), else pod 0 of
+# tlscache-redis.
 set -eu
-cp /config/sentinel.conf /data/sentinel.conf
-echo "sentinel announce-ip ${HOSTNAME}.tlscache-sentinel" >> /data/sentinel.conf
-master=$(redis-cli -h tlscache-sentinel -p 26379 --raw \
-  sentinel get-master-addr-by-name tlscache 2>/dev/null | head -n 1 || true)
-[ -n "${master}" ] || master="tlscache-redis-0.tlscache-redis"
-echo "sentinel monitor tlscache ${master} 6379 2" >> /data/sentinel.conf
+CONFIG_DIR="${CONFIG_DIR:-/config}"
+DATA_DIR="${DATA_DIR:-/data}"
+SELF_HOST="${SELF_HOST:-${HOSTNAME}.tlscache-sentinel}"
+SENTINEL_PORT="${SENTINEL_PORT:-26379}"
+SENTINELS="${SENTINELS:-tlscache-sentinel-0.tlscache-sentinel:26379 tlscache-sentinel-1.tlscache-sentinel:26379 tlscache-sentinel-2.tlscache-sentinel:26379}"
+BOOTSTRAP_MASTER="${BOOTSTRAP_MASTER:-tlscache-redis-0.tlscache-redis:6379}"
+PASSWORD_FILE="${PASSWORD_FILE:-/secrets/redis/password}"
+. "${CONFIG_DIR}/find-master.sh"
+
+master=$(find_master)
+[ -n "${master}" ] || master="${BOOTSTRAP_MASTER%:*} ${BOOTSTRAP_MASTER##*:}"
+config="${DATA_DIR}/sentinel.conf"
+umask 077  # it holds the password
+{
+  cat "${CONFIG_DIR}/sentinel.conf"
+  echo "port ${SENTINEL_PORT}"
+  echo "dir ${DATA_DIR}"
+  echo "sentinel announce-ip ${SELF_HOST}"
+  echo "sentinel announce-port ${SENTINEL_PORT}"
+  [ -z "${REDISCLI_AUTH:-}" ] || echo "requirepass ${REDISCLI_AUTH}"
+  echo "sentinel monitor tlscache ${master} 2"
+  [ -z "${REDISCLI_AUTH:-}" ] || echo "sentinel auth-pass tlscache ${REDISCLI_AUTH}"
+  cat "${CONFIG_DIR}/sentinel-master.conf"
+} > "${config}.new"
+mv "${config}.new" "${config}"
+echo "monitoring ${master}"
