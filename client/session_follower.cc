@@ -14,8 +14,6 @@
 namespace tlscache::client {
 namespace {
 
-using Stream = grpc::ClientReaderWriter<v1::FollowRequest, v1::FollowResponse>;
-
 // Stores queued up the stream past this go the unary path instead; it also bounds a batch,
 // well under the service's limit on a request (kMaxFollowRequestBytes).
 constexpr size_t kMaxPendingBytes = 1 << 20;
@@ -97,11 +95,13 @@ void SessionFollower::Stop() {
     absl::MutexLock lock(&mu_);
     stopping_ = true;
     if (context_ != nullptr) context_->TryCancel();
+    if (retiring_ != nullptr) retiring_->context->TryCancel();
     cv_.SignalAll();
   }
   std::lock_guard<std::mutex> lock(join_mu_);
   if (writer_.joinable()) writer_.join();
   if (reader_.joinable()) reader_.join();
+  if (drainer_.joinable()) drainer_.join();
 }
 
 bool SessionFollower::Put(absl::string_view session_id, SecretBytes& session, uint32_t ttl_seconds,
@@ -185,9 +185,12 @@ void SessionFollower::Apply(v1::FollowResponse& response) {
   {
     absl::MutexLock lock(&mu_);
     for (const v1::FollowResponse::Ack& ack : response.acks()) {
-      if (ack.batch() == hello_batch_ && !up_) {
+      if (ack.batch() == hello_batch_ && hello_batch_ != 0) {
+        hello_batch_ = 0;
         up_ = true;
         streams_.fetch_add(1, std::memory_order_relaxed);
+        // A stream replacing another is up: the old one overlaps it a moment, then ends.
+        if (retiring_ != nullptr) retire_at_ = absl::Now() + kOverlap;
       }
       auto it = unacked_.find(ack.batch());
       if (it == unacked_.end()) continue;
@@ -210,19 +213,28 @@ bool SessionFollower::stopping() const {
   return stopping_;
 }
 
-void SessionFollower::Down() {
+void SessionFollower::Down(uint64_t id, bool current) {
   std::map<uint64_t, Sent> unacked;
   v1::FollowRequest pending;
   std::vector<std::shared_ptr<Acknowledgement>> pending_acks;
   bool stopping;
   {
     absl::MutexLock lock(&mu_);
-    up_ = false;
     stopping = stopping_;
-    unacked.swap(unacked_);
-    pending.Swap(&pending_);
-    pending_bytes_ = 0;
-    pending_acks.swap(pending_acks_);
+    for (auto it = unacked_.begin(); it != unacked_.end();) {
+      if (it->second.stream == id) {
+        unacked.insert(unacked_.extract(it++));
+      } else {
+        ++it;
+      }
+    }
+    if (current) {
+      up_ = false;
+      hello_batch_ = 0;
+      pending.Swap(&pending_);
+      pending_bytes_ = 0;
+      pending_acks.swap(pending_acks_);
+    }
     cv_.SignalAll();
   }
   auto hand_back = [this, stopping](v1::FollowRequest& request,
@@ -233,7 +245,9 @@ void SessionFollower::Down() {
         resent_.fetch_add(1, std::memory_order_relaxed);
         resend_(std::move(put));
       }
-      for (std::string& id : *request.mutable_deletes()) resend_delete_(std::move(id));
+      for (std::string& session_id : *request.mutable_deletes()) {
+        resend_delete_(std::move(session_id));
+      }
     }
     WipePuts(&request);
   };
@@ -246,35 +260,54 @@ void SessionFollower::ReadLoop() {
   std::unique_ptr<v1::SessionCache::Stub> stub = v1::SessionCache::NewStub(channel_);
   absl::Duration backoff = kMinBackoff;
   while (true) {
-    grpc::ClientContext context;  // no deadline: the stream lasts as long as the process
-    std::unique_ptr<Stream> stream = stub->Follow(&context);
+    // No deadline: the stream lasts until the replica asks the process to move, or goes.
+    auto context = std::make_unique<grpc::ClientContext>();
+    std::unique_ptr<Stream> stream = stub->Follow(context.get());
+    uint64_t id;
     {
       absl::MutexLock lock(&mu_);
       if (stopping_) return;
-      context_ = &context;
+      context_ = context.get();
       stream_ = stream.get();
+      id = ++stream_id_;
       hello_due_ = true;
       cv_.SignalAll();
     }
     v1::FollowResponse response;
     bool answered = false;
+    bool replaced = false;
     while (stream->Read(&response)) {
       if (!answered) {
-        // A new stream: what the near cache holds may have been deleted meanwhile.
         answered = true;
-        near_.Clear();
         down_since_.reset();
+        // A new stream: what the near cache holds may have been deleted meanwhile, unless
+        // the stream it replaces is still open (it carried every change until this one
+        // joined).
+        bool follows_open_stream;
+        {
+          absl::MutexLock lock(&mu_);
+          follows_open_stream = retiring_ != nullptr;
+        }
+        if (!follows_open_stream) near_.Clear();
       }
+      const bool reconnect = response.reconnect();
       Apply(response);
       response.Clear();
+      if (reconnect && Replace(context, stream, id)) {
+        replaced = true;
+        break;
+      }
+    }
+    if (replaced) {  // the next stream at once, the old one still open meanwhile
+      backoff = kMinBackoff;
+      continue;
     }
     {
       absl::MutexLock lock(&mu_);
-      context.TryCancel();  // a Write in progress returns
+      context->TryCancel();  // a Write in progress returns
       stream_ = nullptr;
       context_ = nullptr;
-      mu_.Await(absl::Condition(
-          +[](uint64_t* writing) { return *writing == 0; }, &writing_));
+      AwaitNotWritingLocked(id);
     }
     const grpc::Status status = stream->Finish();
     // A replica going away (shutting down, restarting) is routine; a refusal is not.
@@ -286,7 +319,7 @@ void SessionFollower::ReadLoop() {
           "calls until it is back)",
           ns_, status.error_message());
     }
-    Down();
+    Down(id, /*current=*/true);
     const absl::Time now = absl::Now();
     if (answered) {
       backoff = kMinBackoff;
@@ -304,15 +337,73 @@ void SessionFollower::ReadLoop() {
   }
 }
 
+void SessionFollower::AwaitNotWritingLocked(uint64_t id) {
+  struct Writing {
+    const uint64_t* writing;
+    uint64_t id;
+  } writing{&writing_, id};
+  mu_.Await(absl::Condition(+[](Writing* w) { return *w->writing != w->id; }, &writing));
+}
+
+bool SessionFollower::Replace(std::unique_ptr<grpc::ClientContext>& context,
+                              std::unique_ptr<Stream>& stream, uint64_t id) {
+  {
+    absl::MutexLock lock(&mu_);
+    if (stopping_ || retiring_ != nullptr) return false;
+  }
+  if (drainer_.joinable()) drainer_.join();  // the last one has ended (retiring_ is null)
+  absl::MutexLock lock(&mu_);
+  if (stopping_) return false;
+  retiring_ = std::make_unique<Retiring>(Retiring{std::move(context), std::move(stream), id});
+  retire_at_ = absl::InfiniteFuture();
+  // The writer leaves it: stores go up the next stream once it is opened.
+  stream_ = nullptr;
+  context_ = nullptr;
+  drainer_ = std::thread([this] { DrainLoop(); });
+  return true;
+}
+
+void SessionFollower::DrainLoop() {
+  NameThisThread("tlscache-drain");
+  Retiring* retiring;
+  {
+    absl::MutexLock lock(&mu_);
+    retiring = retiring_.get();
+  }
+  v1::FollowResponse response;
+  while (retiring->stream->Read(&response)) {  // until the writer ends it, or the replica
+    Apply(response);
+    response.Clear();
+  }
+  {
+    absl::MutexLock lock(&mu_);
+    retiring->context->TryCancel();
+    AwaitNotWritingLocked(retiring->id);
+  }
+  retiring->stream->Finish();
+  Down(retiring->id, /*current=*/false);
+  absl::MutexLock lock(&mu_);
+  retiring_.reset();
+  retire_at_ = absl::InfiniteFuture();
+  cv_.SignalAll();
+}
+
 void SessionFollower::WriteLoop() {
   NameThisThread("tlscache-write");
   absl::MutexLock lock(&mu_);
   absl::Time last_report = absl::InfinitePast();
   while (!stopping_) {
     const absl::Time now = absl::Now();
-    if (context_ != nullptr && !unacked_.empty() &&
-        now - unacked_.begin()->second.sent_at > 4 * heartbeat_) {
-      context_->TryCancel();  // the service stopped answering: the reader ends the stream
+    for (const auto& [batch, sent] : unacked_) {
+      if (sent.stream != stream_id_) continue;  // a replaced stream's: it ends by itself
+      if (context_ != nullptr && now - sent.sent_at > 4 * heartbeat_) {
+        context_->TryCancel();  // the service stopped answering: the reader ends the stream
+      }
+      break;  // the oldest
+    }
+    if (retiring_ != nullptr && now >= retire_at_) {
+      retire_at_ = absl::InfiniteFuture();
+      retiring_->context->TryCancel();  // its successor is up: the drainer ends it
     }
     const bool stores = pending_.puts_size() + pending_.deletes_size() > 0;
     const bool work =
@@ -320,7 +411,8 @@ void SessionFollower::WriteLoop() {
         (hello_due_ ||
          (up_ && ((stores && unacked_.size() < kMaxBatchesOut) || now - last_sent_ >= heartbeat_)));
     if (!work) {
-      cv_.WaitWithTimeout(&mu_, heartbeat_);
+      cv_.WaitWithTimeout(&mu_, std::min(heartbeat_, std::max(absl::Milliseconds(1),
+                                                              retire_at_ - now)));
       continue;
     }
     v1::FollowRequest request;
@@ -348,22 +440,24 @@ void SessionFollower::WriteLoop() {
     Sent& sent = unacked_[request.batch()];
     sent.acks = std::move(acks);
     sent.ops = request.puts_size() + request.deletes_size();
+    sent.stream = stream_id_;
     sent.sent_at = now;
     Stream* stream = stream_;
+    grpc::ClientContext* context = context_;
     last_sent_ = now;
     batches_.fetch_add(1, std::memory_order_relaxed);
-    ++writing_;
+    writing_ = stream_id_;
     mu_.Unlock();
     const bool ok = stream->Write(request);
     mu_.Lock();
-    --writing_;
+    writing_ = 0;
     // Kept, with its sessions, until acknowledged: handed back if the stream ends first.
     if (auto it = unacked_.find(request.batch()); it != unacked_.end()) {
       it->second.request = std::move(request);
     } else {
       WipePuts(&request);  // acknowledged while the write was returning
     }
-    if (!ok && context_ != nullptr) context_->TryCancel();
+    if (!ok && context_ == context && context != nullptr) context->TryCancel();
   }
 }
 

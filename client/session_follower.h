@@ -17,12 +17,17 @@
 //     (after a back-off) starts cold: the near cache is emptied when its first response
 //     arrives, since deletions may have been missed meanwhile.
 //   - Each pushed deletion also goes to `withdrawn`, so the process can drop its own copies.
+//   - When the replica asks the process to move (FollowResponse.reconnect: it shuts down, or
+//     the stream reached its age), a new stream starts at once, to another replica, while
+//     the old one goes on being read. Stores go up the new one. Once the new one is
+//     acknowledged, the old one is kept open for kOverlap more (a change still on its way
+//     through it arrives), then ended: the near cache is kept, as no change was missed.
 //   - While idle the stream sends a heartbeat (an empty batch, acknowledged) every
 //     `heartbeat`; a batch not acknowledged within four heartbeats ends the stream, so that a
 //     connection that died silently is noticed (and the near cache emptied) within seconds.
 //
 // Thread-safety: all methods are thread-safe. Two threads per follower: one reads (and
-// reconnects), one writes.
+// reconnects), one writes; a third, while a stream is being replaced, reads the old one.
 #ifndef TLSCACHE_CLIENT_SESSION_FOLLOWER_H_
 #define TLSCACHE_CLIENT_SESSION_FOLLOWER_H_
 
@@ -104,6 +109,8 @@ class SessionFollower {
   using Withdrawn = std::function<void(absl::string_view session_id)>;
   // How long a near cache answers after its stream ended without a new one coming up.
   static constexpr absl::Duration kServeWhileDown = absl::Seconds(60);
+  // How long a replaced stream stays open after its successor was acknowledged.
+  static constexpr absl::Duration kOverlap = absl::Seconds(1);
 
   SessionFollower(std::shared_ptr<grpc::Channel> channel, std::string ns, size_t near_cache_bytes,
                   Resend resend, ResendDelete resend_delete, Withdrawn withdrawn,
@@ -132,18 +139,33 @@ class SessionFollower {
   FollowerStats stats() const;
 
  private:
+  using Stream = grpc::ClientReaderWriter<v1::FollowRequest, v1::FollowResponse>;
   struct Sent {
     v1::FollowRequest request;  // kept until acknowledged, for the unary path
     std::vector<std::shared_ptr<Acknowledgement>> acks;
     uint64_t ops = 0;  // Puts and Deletes in it
+    uint64_t stream = 0;  // the stream it went up
     absl::Time sent_at;
+  };
+  // A stream being replaced (see above), read by the drainer thread until it ends.
+  struct Retiring {
+    std::unique_ptr<grpc::ClientContext> context;
+    std::unique_ptr<Stream> stream;
+    uint64_t id = 0;
   };
 
   void ReadLoop();
   void WriteLoop();
   void Apply(v1::FollowResponse& response);
-  // The stream ended: fail or hand back everything unacknowledged, empty the near cache.
-  void Down();
+  // Moves the stream the replica asked to leave to the drainer thread; false when one is
+  // being replaced already (or the follower stops): the stream then goes on as it is.
+  bool Replace(std::unique_ptr<grpc::ClientContext>& context, std::unique_ptr<Stream>& stream,
+               uint64_t id);
+  void DrainLoop();
+  void AwaitNotWritingLocked(uint64_t id) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Stream `id` ended: fail or hand back what went up it unacknowledged; for the current
+  // stream, also what waits to go up, and the follower is down.
+  void Down(uint64_t id, bool current);
   bool stopping() const;
 
   const std::shared_ptr<grpc::Channel> channel_;
@@ -164,9 +186,11 @@ class SessionFollower {
   bool up_ ABSL_GUARDED_BY(mu_) = false;
   // The stream being read; the writer writes to it while it is set.
   grpc::ClientContext* context_ ABSL_GUARDED_BY(mu_) = nullptr;
-  grpc::ClientReaderWriter<v1::FollowRequest, v1::FollowResponse>* stream_ ABSL_GUARDED_BY(mu_) =
-      nullptr;
-  uint64_t writing_ ABSL_GUARDED_BY(mu_) = 0;  // 1 while the writer is in Write()
+  Stream* stream_ ABSL_GUARDED_BY(mu_) = nullptr;
+  uint64_t stream_id_ ABSL_GUARDED_BY(mu_) = 0;  // of the current stream, growing
+  uint64_t writing_ ABSL_GUARDED_BY(mu_) = 0;    // the stream the writer is in Write() on; 0: none
+  std::unique_ptr<Retiring> retiring_ ABSL_GUARDED_BY(mu_);
+  absl::Time retire_at_ ABSL_GUARDED_BY(mu_) = absl::InfiniteFuture();
   v1::FollowRequest pending_ ABSL_GUARDED_BY(mu_);
   size_t pending_bytes_ ABSL_GUARDED_BY(mu_) = 0;
   std::vector<std::shared_ptr<Acknowledgement>> pending_acks_ ABSL_GUARDED_BY(mu_);
@@ -181,6 +205,7 @@ class SessionFollower {
   std::mutex join_mu_;  // Stop() from two threads joins once
   std::thread reader_;
   std::thread writer_;
+  std::thread drainer_;  // started and joined by the reader (and by Stop once it is joined)
 };
 
 }  // namespace tlscache::client

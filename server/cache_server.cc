@@ -38,6 +38,9 @@ namespace tlscache::server {
 namespace {
 
 constexpr char kServiceName[] = "tlscache.v1.SessionCache";
+// At shutdown, how long followers get to move to another replica: a new stream and the
+// overlap with the old one (client/session_follower.h) take about a second.
+constexpr absl::Duration kHandOverTime = absl::Seconds(3);
 // SERVING from start to shutdown whatever the store does: for liveness probes, which must not
 // restart a replica because Redis is down.
 constexpr char kProcessServiceName[] = "tlscache.v1.Process";
@@ -152,6 +155,16 @@ absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> Credentials(const Serve
   return grpc::experimental::TlsServerCredentials(options);
 }
 
+FeedOptions FeedOptionsOf(const CacheServerOptions& options) {
+  FeedOptions feed;
+  feed.replica_id = ReplicaId();
+  // A Follow stream outlives the connection it started on: it moves by itself (handed over,
+  // without a gap) at the connection's age.
+  feed.max_follow_age = options.max_connection_age;
+  feed.handover_grace = options.max_connection_age_grace;
+  return feed;
+}
+
 int ClampedMilliseconds(absl::Duration d) {
   return static_cast<int>(std::min<int64_t>(absl::ToInt64Milliseconds(d), INT_MAX));
 }
@@ -182,7 +195,7 @@ CacheServer::CacheServer(const CacheServerOptions& options, std::unique_ptr<Stor
     : options_(options),
       rpc_metrics_(metrics_),
       store_(InstrumentStore(std::move(store), metrics_)),
-      feed_(store_.get(), FeedOptions{ReplicaId()}, &metrics_),
+      feed_(store_.get(), FeedOptionsOf(options), &metrics_),
       service_(store_.get(), options.service, &feed_),
       ticket_keys_(store_.get(), options.ticket_keys),
       admin_(options.admin_authz, [this] { return CollectStats(); }) {}
@@ -204,8 +217,13 @@ absl::StatusOr<std::unique_ptr<CacheServer>> CacheServer::Start(const CacheServe
   if (options.max_connection_age > absl::ZeroDuration()) {
     builder.AddChannelArgument(GRPC_ARG_MAX_CONNECTION_AGE_MS,
                                ClampedMilliseconds(options.max_connection_age));
-    builder.AddChannelArgument(GRPC_ARG_MAX_CONNECTION_AGE_GRACE_MS,
-                               ClampedMilliseconds(options.max_connection_age_grace));
+    // Unary calls end well within the grace, and Follow streams are handed over by the feed
+    // (a stream that started late in its connection's life moves up to 1.2 ages after the
+    // connection was told to go, and is ended a grace after that). The connection itself is
+    // closed only after twice the age and grace, for a client that moves nothing.
+    builder.AddChannelArgument(
+        GRPC_ARG_MAX_CONNECTION_AGE_GRACE_MS,
+        ClampedMilliseconds(2 * (options.max_connection_age + options.max_connection_age_grace)));
   }
   // No bandwidth probes on the small messages of calls and streams: see client/cache_client.cc.
   builder.AddChannelArgument(GRPC_ARG_HTTP2_BDP_PROBE, 0);
@@ -374,6 +392,7 @@ void CacheServer::MonitorHealth(bool serving) {
     first = false;
     // Only on a change: every update is pushed to each Watch stream.
     if (changed) SetServing(serving);
+    feed_.HandOverAged(absl::Now());
   }
 }
 
@@ -384,10 +403,26 @@ void CacheServer::Shutdown(absl::Duration grace) {
   // NOT_SERVING for good: the health service ignores later changes once shut down.
   server_->GetHealthCheckService()->Shutdown();
   if (health_server_ != nullptr) health_server_->GetHealthCheckService()->Shutdown();
-  // Long-lived streams would hold the shutdown to its deadline.
+  // Every client connection is told to go (GOAWAY) at once: new calls go to other
+  // replicas, calls in flight get the grace.
+  const absl::Time deadline = absl::Now() + grace;
+  std::thread shutdown([this, deadline] { server_->Shutdown(absl::ToChronoTime(deadline)); });
+  // Long-lived streams would hold the shutdown to its deadline. The ticket key watches end
+  // (a process keeps its ring and watches again elsewhere); the followers move first to
+  // another replica, so their near caches miss nothing, and those still here after a few
+  // seconds (no other replica to go to) are ended.
   ticket_keys_.StopWatches();
+  const size_t followers = feed_.followers();
+  if (followers > 0) {
+    const absl::Time start = absl::Now();
+    feed_.HandOverAll(std::min(grace, kHandOverTime));
+    const size_t stayed = feed_.followers();
+    LogInfo("%d of %d Follow streams moved to another replica in %s%s", followers - stayed,
+            followers, absl::FormatDuration(absl::Trunc(absl::Now() - start, absl::Milliseconds(1))),
+            stayed == 0 ? "" : " (the others end now: their processes have no other replica)");
+  }
   feed_.StopAll();
-  server_->Shutdown(absl::ToChronoTime(absl::Now() + grace));
+  shutdown.join();
   server_->Wait();
   if (health_server_ != nullptr) health_server_->Shutdown(absl::ToChronoTime(absl::Now()));
   metrics_http_.reset();

@@ -59,7 +59,8 @@ struct CacheServerOptions {
   int max_metadata_bytes = 8 << 10;
   // A connection this old is sent GOAWAY (gRPC adds up to a tenth either way, so that
   // connections made together do not all go at once): its clients connect again, to the
-  // replicas there are now. Zero: never. Calls and streams still open on it get the grace.
+  // replicas there are now. Follow streams this old are handed over (FollowResponse
+  // .reconnect) and ended a grace later if they have not moved. Zero: never.
   absl::Duration max_connection_age = absl::ZeroDuration();
   absl::Duration max_connection_age_grace = absl::Minutes(1);
   ServiceOptions service;
@@ -85,6 +86,8 @@ class CacheServer {
   int metrics_port() const { return metrics_http_ == nullptr ? 0 : metrics_http_->port(); }
   int health_port() const { return health_port_; }
   Store* store() const { return store_.get(); }
+  // Follow streams on this replica, every namespace.
+  size_t followers() const { return feed_.followers(); }
   const Metrics& metrics() const { return metrics_; }
 
   void Shutdown(absl::Duration grace);

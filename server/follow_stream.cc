@@ -34,7 +34,11 @@ void FollowStream::OnReadDone(bool ok) {
     return;
   }
   if (ns_.empty()) {
-    if (absl::Status s = Admit(request_); !s.ok()) {
+    absl::Status s = Admit(request_);
+    if (s.ok() && feed_->handing_over()) {
+      s = absl::UnavailableError("this replica is shutting down: follow another");
+    }
+    if (!s.ok()) {
       for (v1::PutRequest& put : *request_.mutable_puts()) CleanseString(put.mutable_session());
       absl::MutexLock lock(&mu_);
       broken_ = true;  // nothing to tell it but why
@@ -140,14 +144,25 @@ void FollowStream::Deliver(const v1::SessionChange& change) {
   WriteLocked();
 }
 
+void FollowStream::HandOver() {
+  absl::MutexLock lock(&mu_);
+  if (ended_ || broken_) return;
+  reconnect_due_ = true;
+  WriteLocked();
+}
+
 void FollowStream::WriteLocked() {
   if (writing_ || broken_ || finished_) return;
-  if (pending_.changes().empty() && pending_.acks().empty() && dropped_ == 0) return;
+  if (pending_.changes().empty() && pending_.acks().empty() && dropped_ == 0 && !reconnect_due_) {
+    return;
+  }
   sent_ = std::move(pending_);
   pending_.Clear();
   pending_bytes_ = 0;
   sent_.set_dropped(dropped_);
   dropped_ = 0;
+  sent_.set_reconnect(reconnect_due_);
+  reconnect_due_ = false;
   writing_ = true;
   feed_->CountSent(sent_.ByteSizeLong());
   StartWrite(&sent_);

@@ -8,6 +8,10 @@
 // Down: changes from the feed and acknowledgements accumulate while a write is out and leave
 // together as the next response, up to `max_pending_bytes` (past that, changes are dropped
 // and counted; acknowledgements never are).
+// Moving: HandOver() (the replica shuts down, or the stream is old) sends `reconnect`; the
+// stream goes on as before until the process ends it (or the feed does, a grace later). A
+// replica that is handing its followers over refuses new streams (UNAVAILABLE), so that
+// they go to another.
 //
 // Session bytes are wiped from every request and response once gRPC is done with it.
 //
@@ -47,6 +51,7 @@ class FollowStream final : public grpc::ServerBidiReactor<v1::FollowRequest, v1:
 
   void Deliver(const v1::SessionChange& change) override;
   void Stop() override;
+  void HandOver() override;
   v1::NearCacheReport Report() const override;
 
   void OnReadDone(bool ok) override;
@@ -81,6 +86,7 @@ class FollowStream final : public grpc::ServerBidiReactor<v1::FollowRequest, v1:
   bool finished_ ABSL_GUARDED_BY(mu_) = false;
   bool broken_ ABSL_GUARDED_BY(mu_) = false;  // no more writes: cancelled or a write failed
   bool writing_ ABSL_GUARDED_BY(mu_) = false;
+  bool reconnect_due_ ABSL_GUARDED_BY(mu_) = false;  // HandOver: the next response says so
   int store_ops_ ABSL_GUARDED_BY(mu_) = 0;
   grpc::Status end_status_ ABSL_GUARDED_BY(mu_);
   v1::FollowResponse pending_ ABSL_GUARDED_BY(mu_);

@@ -2,6 +2,8 @@
 
 #include <utility>
 
+#include "absl/random/distributions.h"
+#include "absl/random/random.h"
 #include "absl/time/clock.h"
 #include "common/secret_bytes.h"
 
@@ -52,7 +54,7 @@ void SessionFeed::AddMetrics(Metrics* metrics) {
                     {"namespace"}, [this] {
                       absl::MutexLock lock(&mu_);
                       std::map<std::string, double> counts;
-                      for (const auto& [ns, follower] : followers_) counts[ns] += 1;
+                      for (const auto& [ns, joined] : followers_) counts[ns] += 1;
                       Samples samples;
                       for (const auto& [ns, n] : counts) samples.push_back({{ns}, n});
                       return samples;
@@ -78,8 +80,8 @@ void SessionFeed::AddMetrics(Metrics* metrics) {
     return [this, field] {
       absl::MutexLock lock(&mu_);
       std::map<std::string, double> sums;
-      for (const auto& [ns, follower] : followers_) {
-        sums[ns] += static_cast<double>((follower->Report().*field)());
+      for (const auto& [ns, joined] : followers_) {
+        sums[ns] += static_cast<double>((joined.follower->Report().*field)());
       }
       Samples samples;
       for (const auto& [ns, sum] : sums) samples.push_back({{ns}, sum});
@@ -98,8 +100,13 @@ void SessionFeed::AddMetrics(Metrics* metrics) {
 }
 
 void SessionFeed::Join(const std::string& ns, Follower* follower) {
+  absl::Time hand_over_at = absl::InfiniteFuture();
+  if (options_.max_follow_age > absl::ZeroDuration()) {
+    thread_local absl::BitGen random;
+    hand_over_at = absl::Now() + options_.max_follow_age * absl::Uniform(random, 1.0, 1.2);
+  }
   absl::MutexLock lock(&mu_);
-  followers_.emplace(ns, follower);
+  followers_.emplace(ns, Joined{follower, hand_over_at});
   if (shared_ && subscriptions_.count(ns) == 0) {
     // Kept for the replica's life: namespaces are few, and a follower that comes back finds
     // the subscription up.
@@ -112,7 +119,7 @@ void SessionFeed::Leave(const std::string& ns, Follower* follower) {
   absl::MutexLock lock(&mu_);
   auto [begin, end] = followers_.equal_range(ns);
   for (auto it = begin; it != end; ++it) {
-    if (it->second == follower) {
+    if (it->second.follower == follower) {
       followers_.erase(it);
       return;
     }
@@ -121,14 +128,42 @@ void SessionFeed::Leave(const std::string& ns, Follower* follower) {
 
 void SessionFeed::StopAll() {
   absl::MutexLock lock(&mu_);
-  for (auto& [ns, follower] : followers_) follower->Stop();
+  for (auto& [ns, joined] : followers_) joined.follower->Stop();
+}
+
+void SessionFeed::HandOverAll(absl::Duration timeout) {
+  handing_over_.store(true, std::memory_order_release);
+  absl::MutexLock lock(&mu_);
+  for (auto& [ns, joined] : followers_) {
+    joined.asked = true;
+    joined.follower->HandOver();
+  }
+  mu_.AwaitWithTimeout(absl::Condition(
+                           +[](std::multimap<std::string, Joined>* followers) {
+                             return followers->empty();
+                           },
+                           &followers_),
+                       timeout);
+}
+
+void SessionFeed::HandOverAged(absl::Time now) {
+  absl::MutexLock lock(&mu_);
+  for (auto& [ns, joined] : followers_) {
+    if (now < joined.hand_over_at) continue;
+    if (!joined.asked) {
+      joined.asked = true;
+      joined.follower->HandOver();
+    } else if (now >= joined.hand_over_at + options_.handover_grace) {
+      joined.follower->Stop();
+    }
+  }
 }
 
 void SessionFeed::DeliverLocked(const std::string& ns, const v1::SessionChange& change,
                                 const Follower* origin) {
   auto [begin, end] = followers_.equal_range(ns);
   for (auto it = begin; it != end; ++it) {
-    if (it->second != origin) it->second->Deliver(change);
+    if (it->second.follower != origin) it->second.follower->Deliver(change);
   }
 }
 

@@ -42,6 +42,15 @@ struct FeedOptions {
   // The most a namespace's unpublished changes may hold while a publish is in flight.
   size_t max_publish_bytes = 4 << 20;
   absl::Duration store_timeout = absl::Seconds(1);
+  // A follower this long on the feed (drawn again for each, from 100% to 120% of it, so
+  // that followers that came together do not all move together) is asked to move to
+  // another replica (Follower::HandOver), and ended `handover_grace` later if it has not
+  // gone. Zero: never. With the maximum connection age here, a follower that came with its
+  // connection moves just after the connection was told to go (GOAWAY, at 90% to 110% of
+  // that age): its process has resolved the replicas again by then, and the stream may go
+  // to one that came meanwhile.
+  absl::Duration max_follow_age = absl::ZeroDuration();
+  absl::Duration handover_grace = absl::Minutes(1);
 };
 
 class SessionFeed {
@@ -53,6 +62,8 @@ class SessionFeed {
     virtual void Deliver(const v1::SessionChange& change) = 0;
     // Ends the stream (the server shuts down).
     virtual void Stop() = 0;
+    // Asks the process to move its stream to another replica (FollowResponse.reconnect).
+    virtual void HandOver() = 0;
     // The process's latest near-cache report.
     virtual v1::NearCacheReport Report() const = 0;
   };
@@ -74,6 +85,18 @@ class SessionFeed {
 
   // Ends every follower's stream.
   void StopAll();
+  // Asks every follower to move to another replica (a shutdown), and waits until none is
+  // left or `timeout` passed.
+  void HandOverAll(absl::Duration timeout);
+  // Asks the followers older than their age to move, and ends those that were asked a
+  // grace ago; called now and then (CacheServer's monitor).
+  void HandOverAged(absl::Time now);
+  size_t followers() const {
+    absl::MutexLock lock(&mu_);
+    return followers_.size();
+  }
+  // Since HandOverAll: new followers are refused.
+  bool handing_over() const { return handing_over_.load(std::memory_order_acquire); }
 
   // Counted by followers: changes they could not queue.
   void CountDropped(uint64_t n) { dropped_.fetch_add(n, std::memory_order_relaxed); }
@@ -102,9 +125,15 @@ class SessionFeed {
   Metrics::HistogramFamily* lag_;
 
   mutable absl::Mutex mu_;
-  std::multimap<std::string, Follower*> followers_ ABSL_GUARDED_BY(mu_);
+  struct Joined {
+    Follower* follower;
+    absl::Time hand_over_at;  // InfiniteFuture: never
+    bool asked = false;
+  };
+  std::multimap<std::string, Joined> followers_ ABSL_GUARDED_BY(mu_);
   std::map<std::string, Publisher> publishers_ ABSL_GUARDED_BY(mu_);
   std::map<std::string, std::unique_ptr<ChangesSubscription>> subscriptions_ ABSL_GUARDED_BY(mu_);
+  std::atomic<bool> handing_over_{false};
   std::atomic<uint64_t> dropped_{0};
   std::atomic<uint64_t> sent_bytes_{0};
   std::atomic<uint64_t> published_{0};

@@ -3,6 +3,8 @@
 // and on one real Redis shared by two replicas (each client on its own replica).
 #include <memory>
 #include <string>
+#include <thread>
+#include <utility>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
@@ -48,7 +50,7 @@ class FollowTest : public ::testing::TestWithParam<StoreKind> {
     ASSERT_TRUE(Eventually([&] { return Up(*a_) && Up(*b_); }));
   }
 
-  std::unique_ptr<CacheServer> StartReplica(int port) {
+  std::unique_ptr<CacheServer> StartReplica(int port, absl::Duration max_connection_age = {}) {
     StoreConfig store;
     if (redis_ != nullptr) store.url = redis_->url();
     auto created = CreateStore(store);
@@ -56,14 +58,19 @@ class FollowTest : public ::testing::TestWithParam<StoreKind> {
     if (!created.ok()) return nullptr;
     CacheServerOptions options;
     options.listen = absl::StrCat("127.0.0.1:", port);
+    options.max_connection_age = max_connection_age;
+    options.max_connection_age_grace = absl::Seconds(1);
     auto server = CacheServer::Start(options, *std::move(created));
     EXPECT_TRUE(server.ok()) << server.status();
     return server.ok() ? *std::move(server) : nullptr;
   }
 
   static std::shared_ptr<CacheClient> Client(int port) {
+    return Client(absl::StrCat("127.0.0.1:", port));
+  }
+  static std::shared_ptr<CacheClient> Client(const std::string& addr) {
     ClientOptions options;
-    options.addr = absl::StrCat("127.0.0.1:", port);
+    options.addr = addr;
     options.lookup_timeout = absl::Seconds(2);  // a test's lookups wait for a slow machine
     auto client = CacheClient::Create(options);
     EXPECT_TRUE(client.ok()) << client.status();
@@ -191,6 +198,86 @@ TEST_P(FollowTest, AnUnknownOrRefusedNamespaceEndsTheStreamAndStoresGoAsUnaryCal
   EXPECT_FALSE(c->Put("bad namespace!", "id", SecretBytes(absl::string_view("s")), 60, true));
   EXPECT_EQ(c->stats().streams_up, 0u);
 }
+
+// Two replicas on one Redis, a process naming both: its stream moves between them.
+class FollowHandOverTest : public FollowTest {
+ protected:
+  void SetUp() override {
+    FollowTest::SetUp();
+    if (IsSkipped() || HasFatalFailure()) return;
+    FollowBothAndFill();
+  }
+
+  // c follows through both replicas; a stores 20 sessions, which c's near cache gets.
+  void FollowBothAndFill() {
+    c_ = Client(absl::StrCat("127.0.0.1:", first_->port(), ",127.0.0.1:", second_->port()));
+    c_->Prepare(kNs, false);
+    ASSERT_TRUE(Eventually([&] { return Up(*c_); }));
+    for (int i = 0; i < 20; ++i) {
+      ASSERT_TRUE(a_->Put(kNs, absl::StrCat("id-", i), SecretBytes(absl::StrCat("s-", i)), 60,
+                          /*await_ack=*/true));
+    }
+    ASSERT_TRUE(AwaitNearEntries(*c_, 20));
+  }
+
+  // After a move: c kept every session, sent nothing again, and follows deletions made
+  // through either replica.
+  void ExpectNothingLost() {
+    const ClientStats stats = c_->stats();
+    EXPECT_EQ(stats.near_entries, 20u);
+    EXPECT_EQ(stats.resent, 0u);
+    EXPECT_EQ(stats.streams_up, 1u);
+    b_->Delete(kNs, "id-3");
+    EXPECT_TRUE(AwaitNearEntries(*c_, 19));
+    auto got = c_->Get(kNs, "id-7", false);
+    ASSERT_TRUE(got.ok()) << got.status();
+    EXPECT_EQ(c_->stats().near_hits, 1u);
+  }
+
+  std::shared_ptr<CacheClient> c_;
+};
+
+TEST_P(FollowHandOverTest, AReplicaShuttingDownHandsItsFollowersToAnotherWithNothingLost) {
+  CacheServer* holder = first_->followers() == 2 ? first_.get() : second_.get();
+  ASSERT_EQ(holder->followers(), 2u);  // c's stream and a's or b's
+  const absl::Time start = absl::Now();
+  std::thread shutdown([holder] { holder->Shutdown(absl::Seconds(10)); });
+  // Its new stream goes to the other replica; the old one overlaps it, then ends.
+  EXPECT_TRUE(Eventually([&] { return c_->stats().streams == 2 && Up(*c_); }))
+      << c_->stats().streams << " streams, " << c_->stats().streams_up << " up";
+  shutdown.join();
+  // a's or b's process names only that replica: it has nowhere to go and is ended after
+  // the few seconds the followers get to move.
+  EXPECT_LT(absl::Now() - start, absl::Seconds(6));
+  if (holder == second_.get()) std::swap(a_, b_);  // b_: a process on the replica still up
+  ExpectNothingLost();
+}
+
+TEST_P(FollowHandOverTest, AStreamOlderThanTheMaximumAgeMovesWithNothingLost) {
+  // Both replicas again, with a 2 s maximum connection age (the default is 5 min).
+  const int first_port = first_->port(), second_port = second_->port();
+  a_.reset();
+  b_.reset();
+  c_.reset();
+  first_.reset();
+  second_.reset();
+  first_ = StartReplica(first_port, absl::Seconds(2));
+  second_ = StartReplica(second_port, absl::Seconds(2));
+  ASSERT_NE(first_, nullptr);
+  ASSERT_NE(second_, nullptr);
+  a_ = Client(first_port);
+  b_ = Client(second_port);
+  a_->Prepare(kNs, false);
+  b_->Prepare(kNs, false);
+  ASSERT_TRUE(Eventually([&] { return Up(*a_) && Up(*b_); }));
+  FollowBothAndFill();
+  // 2 to 2.4 s after each stream came up it is asked to move, and moves.
+  EXPECT_TRUE(Eventually([&] { return c_->stats().streams >= 3; }, absl::Seconds(10)));
+  ExpectNothingLost();
+}
+
+INSTANTIATE_TEST_SUITE_P(Redis, FollowHandOverTest, ::testing::Values(StoreKind::kRedis),
+                         StoreKindName);
 
 INSTANTIATE_TEST_SUITE_P(Stores, FollowTest,
                          ::testing::Values(StoreKind::kMemory, StoreKind::kRedis), StoreKindName);

@@ -391,7 +391,9 @@ backend farm
 
 class DnsServer:
     """A DNS server on 127.0.0.1 (UDP) with the A records it is given, as a headless Service's
-    name resolves to its ready pods: NXDOMAIN for other names, no answer for other types."""
+    name resolves to its ready pods: NXDOMAIN for other names, no answer for other types.
+    Each answer lists the records rotated by one, as the cluster DNS does (CoreDNS's
+    loadbalance)."""
 
     def __init__(self):
         self.socket = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
@@ -427,6 +429,9 @@ class DnsServer:
         question = query[12:at + 5]
         with self.lock:
             ips = self.records.get(".".join(labels))
+            if ips:
+                ips.append(ips.pop(0))
+                ips = list(ips)
         answers = [] if ips is None or qtype != 1 else ips
         flags = 0x8580 | (query[2] & 0x01) << 8 | (3 if ips is None else 0)  # QR AA RD RA
         header = query[:2] + struct.pack("!HHHHH", flags, 1, len(answers), 0, 0)
@@ -503,6 +508,19 @@ def curl_resumptions(port, version, connections=20, ip="127.0.0.1"):
         raise AssertionError(f"curl exited with {result.returncode}: {result.stderr}\n"
                              f"{result.stdout}")
     return "".join("r" if line.split()[-1] in ("resumed", "r", "1") else "." for line in lines)
+
+
+def established(ip, port):
+    """How many TCP connections to the IPv4 address ip:port are established, whether the
+    server's socket is IPv4 or IPv6 with the address mapped (as gRPC's are)."""
+    address = socket.inet_aton(ip)[::-1].hex().upper()
+    locals_ = {f"{address}:{port:04X}", f"0000000000000000FFFF0000{address}:{port:04X}"}
+    count = 0
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        with open(table) as f:
+            rows = [line.split() for line in f.readlines()[1:]]
+        count += sum(1 for row in rows if row[1] in locals_ and row[3] == "01")
+    return count
 
 
 def http_get(port, path):
