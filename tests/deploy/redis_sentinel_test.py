@@ -129,12 +129,18 @@ class RedisSentinelTest(unittest.TestCase):
             self.assertLess(time.monotonic(), deadline, f"{command} on {port}: {answer!r}")
             time.sleep(0.05)
 
-    def test_a_master_killed_and_restarted_at_once_keeps_what_was_written(self):
+    def start_deployment(self):
+        """redis-0 (the master) and redis-1 started in a new deployment, as the StatefulSets
+        start them, and the three sentinels; returns the two pods' ports."""
         master, replica = free_port(), free_port()
         self.start_redis("redis-0", master, bootstrap=master)
         self.start_redis("redis-1", replica, bootstrap=master)
         for index in range(3):
             self.start_sentinel(index, bootstrap=master)
+        return master, replica
+
+    def test_a_master_killed_and_restarted_at_once_keeps_what_was_written(self):
+        master, replica = self.start_deployment()
         # The way tlscache writes: sessions with a TTL, a ring without one.
         script = "for i=1,1000 do redis.call('SET', 'default:s' .. i, 'x', 'EX', 3600) end"
         self.cli(master, "EVAL", script, "0")
@@ -158,11 +164,7 @@ class RedisSentinelTest(unittest.TestCase):
         self.assertIn("NOAUTH", result.stdout + result.stderr)
 
     def test_a_master_stopping_hands_its_role_to_a_replica_first(self):
-        master, replica = free_port(), free_port()
-        self.start_redis("redis-0", master, bootstrap=master)
-        self.start_redis("redis-1", replica, bootstrap=master)
-        for index in range(3):
-            self.start_sentinel(index, bootstrap=master)
+        master, replica = self.start_deployment()
         self.cli(master, "SET", "@ring:default", "keys")
         self.await_answer(replica, "INFO replication", "master_link_status:up")
         # As in a running deployment: every sentinel knows the replica.

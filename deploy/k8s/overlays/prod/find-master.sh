@@ -1,4 +1,12 @@
-# find_master: sourced by redis-init.sh and sentinel-init.sh. Asks every sentinel in
+# Sourced by redis-init.sh, sentinel-init.sh and redis-prestop.sh: the sentinels, the
+# bootstrap master and the password, each overridable (the tests run pods on one host), and
+# the functions below.
+SENTINELS="${SENTINELS:-tlscache-sentinel-0.tlscache-sentinel:26379 tlscache-sentinel-1.tlscache-sentinel:26379 tlscache-sentinel-2.tlscache-sentinel:26379}"
+BOOTSTRAP_MASTER="${BOOTSTRAP_MASTER:-tlscache-redis-0.tlscache-redis:6379}"
+PASSWORD_FILE="${PASSWORD_FILE:-/secrets/redis/password}"
+DATA_DIR="${DATA_DIR:-/data}"
+
+# find_master: asks every sentinel in
 # $SENTINELS ("HOST:PORT ...") who the master of "tlscache" is and prints the "HOST PORT"
 # that more than half of those answering name: with three sentinels, one down or wrong
 # cannot make a pod follow the wrong master, or start as a second master. A lone answer is
@@ -25,6 +33,14 @@ find_master() {
     return 1
   fi
   echo "${best}" | awk '{print $2, $3}'
+}
+
+# current_master: find_master's answer, or $BOOTSTRAP_MASTER ("HOST PORT") when no sentinel
+# answers; fails as find_master does.
+current_master() {
+  master=$(find_master) || return 1
+  [ -n "${master}" ] || master="${BOOTSTRAP_MASTER%:*} ${BOOTSTRAP_MASTER##*:}"
+  echo "${master}"
 }
 
 # The Redis password (a Secret's file), for redis-cli here and for the configs written.

@@ -8,8 +8,6 @@ set -u
 CONFIG_DIR="${CONFIG_DIR:-/config}"
 SELF_HOST="${SELF_HOST:-${HOSTNAME}.tlscache-redis}"
 REDIS_PORT="${REDIS_PORT:-6379}"
-SENTINELS="${SENTINELS:-tlscache-sentinel-0.tlscache-sentinel:26379 tlscache-sentinel-1.tlscache-sentinel:26379 tlscache-sentinel-2.tlscache-sentinel:26379}"
-PASSWORD_FILE="${PASSWORD_FILE:-/secrets/redis/password}"
 . "${CONFIG_DIR}/find-master.sh"
 
 role() {

@@ -4,16 +4,11 @@
 # tlscache-redis.
 set -eu
 CONFIG_DIR="${CONFIG_DIR:-/config}"
-DATA_DIR="${DATA_DIR:-/data}"
 SELF_HOST="${SELF_HOST:-${HOSTNAME}.tlscache-sentinel}"
 SENTINEL_PORT="${SENTINEL_PORT:-26379}"
-SENTINELS="${SENTINELS:-tlscache-sentinel-0.tlscache-sentinel:26379 tlscache-sentinel-1.tlscache-sentinel:26379 tlscache-sentinel-2.tlscache-sentinel:26379}"
-BOOTSTRAP_MASTER="${BOOTSTRAP_MASTER:-tlscache-redis-0.tlscache-redis:6379}"
-PASSWORD_FILE="${PASSWORD_FILE:-/secrets/redis/password}"
 . "${CONFIG_DIR}/find-master.sh"
 
-master=$(find_master)
-[ -n "${master}" ] || master="${BOOTSTRAP_MASTER%:*} ${BOOTSTRAP_MASTER##*:}"
+master=$(current_master)
 config="${DATA_DIR}/sentinel.conf"
 umask 077  # it holds the password
 {
