@@ -20,11 +20,12 @@ DEB_PACKAGES := build-essential cmake ninja-build ccache pkg-config \
 	libgrpc++-dev libprotobuf-dev protobuf-compiler protobuf-compiler-grpc \
 	libabsl-dev libssl-dev libhiredis-dev libgtest-dev libgmock-dev libbenchmark-dev \
 	libcpp-httplib-dev python3-prometheus-client \
-	redis-server redis-tools haproxy nginx openssl curl python3 clang libclang-rt-14-dev
+	redis-server redis-tools haproxy nginx openssl curl python3 clang libclang-rt-14-dev \
+	dpkg-dev file lintian man-db systemd
 
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: all deps build fuzz-build asan-build run test test-asan fuzz demo clean
+.PHONY: all deps build fuzz-build asan-build package run test test-asan fuzz demo clean
 
 all: build
 
@@ -71,8 +72,13 @@ asan-build: deps $(ASAN_DIR)/build.ninja
 run: build
 	exec $(BUILD_DIR)/bin/tlscache-server $(RUN_FLAGS)
 
-# The suite includes a short run of every fuzz target over its seed corpus.
-test: build fuzz-build
+# The Debian packages (packaging/CMakeLists.txt) into $(BUILD_DIR)/packages/.
+package: build
+	rm -rf $(BUILD_DIR)/packages
+	cd $(BUILD_DIR) && cpack --config CPackConfig.cmake
+
+# The suite includes a short run of every fuzz target over its seed corpus, and the packages'.
+test: build fuzz-build package
 	cd $(BUILD_DIR) && ctest --output-on-failure -j $(JOBS) $(CTEST_ARGS)
 
 # The same suite built with ASan and UBSan (and clang's lock annotations checked).
