@@ -21,6 +21,7 @@ import unittest
 HERE = os.path.dirname(__file__)
 sys.path.insert(0, os.path.join(HERE, "..", "e2e", "farm"))
 import tlsfarm  # noqa: E402
+from farm_test import FarmTestCase  # noqa: E402
 
 BUILD_DIR = os.path.dirname(os.path.abspath(tlsfarm.BIN_DIR))
 PACKAGES = os.path.join(BUILD_DIR, "packages")
@@ -43,7 +44,7 @@ def deb(name):
     return found[0]
 
 
-class PackagesTest(unittest.TestCase):
+class PackagesTest(FarmTestCase):
     @classmethod
     def setUpClass(cls):
         tlsfarm.require("dpkg")
@@ -61,19 +62,8 @@ class PackagesTest(unittest.TestCase):
     def tearDownClass(cls):
         shutil.rmtree(cls.root, ignore_errors=True)
 
-    def setUp(self):
-        self.farm = tlsfarm.Farm()
-
-    def tearDown(self):
-        result = self._outcome.result
-        failed = any(test is self for test, _ in result.failures + result.errors)
-        self.farm.close(print_logs=failed)
-
     def installed(self, path):
         return os.path.join(self.root, path.lstrip("/"))
-
-    def report(self, line):
-        print(f"\n  figure: {self.id().split('.')[-1]}: {line}", flush=True)
 
     def server(self):
         """The installed server, on its packaged flags, on a free loopback port."""
