@@ -156,6 +156,15 @@ class PackagesTest(FarmTestCase):
         result = subprocess.run([*verify, "tlscache-server.service"], capture_output=True,
                                 text=True, timeout=120)
         self.assertEqual((result.returncode, result.stdout + result.stderr), (0, ""))
+        # systemd's own rating of the sandbox: 0 (tight) to 10 (none).
+        exposure = {}
+        for unit in ("tlscache-server", "nginx"):
+            rating = run([analyze, "security", "--offline=yes", f"--root={self.root}",
+                          f"{unit}.service"])
+            exposure[unit] = float(rating.split("Overall exposure level for ")[1].split()[1])
+        self.report(f"systemd-analyze security: tlscache-server.service "
+                    f"{exposure['tlscache-server']}, Debian's nginx.service {exposure['nginx']}")
+        self.assertLessEqual(exposure["tlscache-server"], 2.0)
         examples = self.installed("/usr/share/doc/libtlscache-openssl/examples")
         shutil.copy(os.path.join(examples, "tlscache-preload.env"),
                     self.installed("/etc/tlscache/preload.env"))
