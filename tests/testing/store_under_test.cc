@@ -2,7 +2,6 @@
 
 #include <utility>
 
-#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "server/store/store_factory.h"
@@ -11,20 +10,6 @@ namespace tlscache::testing {
 namespace {
 
 constexpr char kSentinelMaster[] = "tlscache";
-
-// Waits until `master` has a replica in sync (its first full sync done): until then a WAIT
-// for replicas answers 0, and a failover finds no replica to promote.
-absl::Status AwaitReplicaInSync(RedisServer& master) {
-  const absl::Time deadline = absl::Now() + absl::Seconds(30);
-  while (true) {
-    absl::StatusOr<std::string> info = master.Cli({"INFO", "replication"});
-    if (info.ok() && absl::StrContains(*info, "state=online")) return absl::OkStatus();
-    if (absl::Now() > deadline) {
-      return absl::DeadlineExceededError("the replica did not sync with the master in 30 s");
-    }
-    absl::SleepFor(absl::Milliseconds(20));
-  }
-}
 
 bool Sealed(StoreKind kind) {
   return kind == StoreKind::kSealedMemory || kind == StoreKind::kSealedRedis;
@@ -51,7 +36,6 @@ absl::StatusOr<std::string> StartServers(StoreKind kind, StoreUnderTest& out) {
           RedisServer::Start({"--replicaof", "127.0.0.1", absl::StrCat(out.redis->port())});
       if (!replica.ok()) return replica.status();
       out.replica = *std::move(replica);
-      if (absl::Status s = AwaitReplicaInSync(*out.redis); !s.ok()) return s;
       std::string url = "redis-sentinel://";
       for (int i = 0; i < 3; ++i) {
         absl::StatusOr<std::unique_ptr<RedisServer>> sentinel =

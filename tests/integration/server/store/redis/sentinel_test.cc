@@ -76,8 +76,12 @@ TEST_F(RedisSentinelTest, AfterTheMasterIsKilledTheStoreFollowsTheFailoverAndLos
         PutSync(*store, "ns", absl::StrCat("id", i), absl::StrCat("s", i), absl::Seconds(300))
             .ok());
   }
-  // Replicated before the kill: WAIT for the replica to acknowledge.
-  ASSERT_EQ(*sentinel_.redis->Cli({"WAIT", "1", "5000"}), "1\n");
+  // Replicated before the kill: the replica holds every entry. (A WAIT from another
+  // connection proves nothing: it waits only for that connection's own writes.)
+  ASSERT_TRUE(Eventually([&] {
+    absl::StatusOr<std::string> size = sentinel_.replica->Cli({"DBSIZE"});
+    return size.ok() && *size == absl::StrCat(kEntries, "\n");
+  }, absl::Seconds(20))) << "the replica has " << *sentinel_.replica->Cli({"DBSIZE"});
 
   const absl::Time killed = absl::Now();
   sentinel_.redis->Kill();
