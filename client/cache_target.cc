@@ -43,15 +43,11 @@ absl::StatusOr<HostPort> Peer(absl::string_view address) {
 absl::StatusOr<CacheTarget> ParseCacheTarget(absl::string_view addr) {
   if (addr.empty()) return absl::InvalidArgumentError("empty (HOST:PORT)");
   if (absl::ConsumePrefix(&addr, "dns:")) {
-    // dns:///HOST:PORT or dns://SERVER/HOST:PORT
-    if (!absl::ConsumePrefix(&addr, "//")) {
-      return absl::InvalidArgumentError("a dns: target is dns:///HOST:PORT or "
-                                        "dns://SERVER/HOST:PORT");
-    }
-    const size_t slash = addr.find('/');
-    if (slash == absl::string_view::npos) {
-      return absl::InvalidArgumentError("a dns: target is dns:///HOST:PORT or "
-                                        "dns://SERVER/HOST:PORT");
+    const bool authority = absl::ConsumePrefix(&addr, "//");
+    const size_t slash = addr.find('/');  // after the DNS server, if any
+    if (!authority || slash == absl::string_view::npos) {
+      return absl::InvalidArgumentError(
+          "a dns: target is dns:///HOST:PORT or dns://SERVER/HOST:PORT");
     }
     const absl::string_view server = addr.substr(0, slash);
     if (!server.empty()) {
@@ -95,9 +91,9 @@ absl::StatusOr<CacheTarget> ParseCacheTarget(absl::string_view addr) {
     return target;
   }
   target.list_scheme = family == Family::kIpv4 ? "ipv4:" : "ipv6:";
-  target.uri = absl::StrCat(target.list_scheme, absl::StrJoin(addresses, ","));
   target.authority = addresses[0];
   target.addresses = std::move(addresses);
+  target.uri = RotatedUri(target, 0);
   return target;
 }
 

@@ -147,6 +147,7 @@ void SessionFeed::HandOverAll(absl::Duration timeout) {
 }
 
 void SessionFeed::HandOverAged(absl::Time now) {
+  if (options_.max_follow_age == absl::ZeroDuration()) return;  // no follower ages
   absl::MutexLock lock(&mu_);
   for (auto& [ns, joined] : followers_) {
     if (now < joined.hand_over_at) continue;

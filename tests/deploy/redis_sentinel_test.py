@@ -6,30 +6,20 @@ BOOTSTRAP_MASTER and the directories stand for the names a StatefulSet gives."""
 
 import os
 import shutil
-import socket
 import socketserver
 import subprocess
+import sys
 import tempfile
 import threading
 import time
 import unittest
 
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "e2e", "farm"))
+from tlsfarm import free_port, require  # noqa: E402
+
 ROOT = os.path.normpath(os.path.join(os.path.dirname(__file__), "..", ".."))
 PROD = os.path.join(ROOT, "deploy", "k8s", "overlays", "prod")
 PASSWORD = "test-redis-password"
-
-
-def require(binary):
-    path = shutil.which(binary)
-    if path is None:
-        raise unittest.SkipTest(f"{binary} is not installed")
-    return path
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 class LyingSentinel(socketserver.ThreadingTCPServer):
