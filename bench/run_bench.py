@@ -588,7 +588,7 @@ def push_tables(puts, growth):
         out.append(f"| {followers} | {r['cpu_pct']:.0f}% of a core | "
                    f"{r['written_per_second'] / 1e6:.2f} MB/s | {per:.0f} | "
                    f"{ms(r['lag_p50_us'])} | {ms(r['lag_p99_us'])} | "
-                   f"{'yes' if r['complete'] else 'no'} ({r['dropped']} dropped) |")
+                   f"{'yes' if r['complete'] else 'no'} ({r['gaps']} gaps) |")
     if growth and growth[0][1]["near_entries"]:
         r = growth[0][1]
         out += ["", f"A near-cache entry costs {r['near_bytes'] / r['near_entries']:.0f} bytes "
@@ -636,7 +636,7 @@ def soak_table(soak):
     out += ["", f"{r['acknowledged']:,} stores acknowledged of {r['puts']:,}, "
             f"{r['puts_per_second']:,.0f}/s; push lag p50 {ms(r['lag_p50_us'])} ms, p99 "
             f"{ms(r['lag_p99_us'])} ms; every store reached every follower: "
-            f"{'yes' if r['complete'] else 'no'} ({r['dropped']} dropped)."]
+            f"{'yes' if r['complete'] else 'no'} ({r['gaps']} gaps)."]
     return out
 
 

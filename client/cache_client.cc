@@ -35,9 +35,21 @@
 namespace tlscache::client {
 namespace {
 
-// The largest reply accepted: a session (the plugin stores at most 16 KiB) or a ticket key ring
-// (at most 64 keys), with room to spare.
-constexpr int kMaxReplyBytes = 64 << 10;
+// The largest message accepted: a Follow response (the service sends at most 1 MiB of changes
+// in one, server/follow_stream.h), with room to spare. Unary replies are far smaller (a
+// session, a ticket key ring) and every field of them is checked where it is used.
+constexpr int kMaxReplyBytes = 4 << 20;
+// Keepalive pings on a connection with calls open, so that one that died silently (a replica
+// host lost, a network cut without a reset) is noticed within about 15 s, Follow streams
+// included. The service accepts pings this often (server/cache_server.cc).
+constexpr int kKeepaliveMs = 10000;
+constexpr int kKeepaliveTimeoutMs = 5000;
+// A unary Delete that failed is sent again after this (doubling up to the most), until its
+// hold has passed.
+constexpr absl::Duration kDeleteRetryMin = absl::Milliseconds(100);
+constexpr absl::Duration kDeleteRetryMax = absl::Seconds(5);
+// How often the sender thread watches the Follow streams (SessionFollower::Watch).
+constexpr absl::Duration kWatchInterval = absl::Milliseconds(250);
 // Bound on a background Put or Delete; they are off the handshake path, so this only keeps
 // the in-flight window moving when the cache is slow.
 constexpr absl::Duration kStoreTimeout = absl::Seconds(1);
@@ -119,6 +131,9 @@ struct CacheClient::QueuedCall {
   bool is_put = false;
   bool answered_ok = false;
   std::shared_ptr<Acknowledgement> ack;  // null unless awaited
+  // A deletion: sent again while it fails and `give_up` has not passed, `backoff` later.
+  absl::Time give_up = absl::InfinitePast();
+  absl::Duration backoff = kDeleteRetryMin;
   grpc::ClientContext context;
   grpc::Status status;
   v1::PutRequest put;
@@ -157,8 +172,10 @@ class CacheClient::ProcessState {
     // outages. gRPC's transparent retries stay: a call a replica never saw (it had said it
     // was going away, GOAWAY) goes to another at once, so a draining replica costs nothing.
     args.SetInt(GRPC_ARG_ENABLE_RETRIES, 1);
-    // Replies are bounded like requests: a session, or a ticket key ring, and framing.
     args.SetMaxReceiveMessageSize(kMaxReplyBytes);
+    args.SetInt(GRPC_ARG_KEEPALIVE_TIME_MS, kKeepaliveMs);
+    args.SetInt(GRPC_ARG_KEEPALIVE_TIMEOUT_MS, kKeepaliveTimeoutMs);
+    args.SetInt(GRPC_ARG_HTTP2_MAX_PINGS_WITHOUT_DATA, 0);
     // No bandwidth probes: a ping and its answer on each burst of reads, for messages of a
     // few hundred bytes (bench/notes.md, part 2). Windows then keep their initial 64 KiB:
     // 64 KiB of pushes per round trip, far above what a farm sends one process.
@@ -199,8 +216,9 @@ class CacheClient::ProcessState {
     std::unique_lock<std::mutex> lock(mu_);
     if (stopping_) return;  // stopped before
     stopping_ = true;
-    counters_.queue_drops += queue_.size();
+    counters_.queue_drops += queue_.size() + retries_.size();
     queue_.clear();
+    retries_.clear();
     cv_.notify_all();
     lock.unlock();
     sender_.join();
@@ -249,14 +267,12 @@ class CacheClient::ProcessState {
             call->put.set_namespace_(name);
             Enqueue(std::move(call));
           },
-          [this, name](std::string session_id) {
-            auto call = std::make_unique<QueuedCall>();
-            call->del.set_namespace_(name);
-            call->del.set_session_id(std::move(session_id));
-            Enqueue(std::move(call));
+          [this, name](v1::DeleteRequest removal) {
+            removal.set_namespace_(name);
+            EnqueueDelete(std::move(removal));
           },
-          [this, name](absl::string_view session_id) {
-            if (withdrawn_) withdrawn_(name, session_id);
+          [this, name](absl::string_view session_id, absl::string_view tls_session_id) {
+            if (withdrawn_) withdrawn_(name, session_id, tls_session_id);
           });
       it = session_followers_.emplace(std::move(name), std::move(follower)).first;
     }
@@ -272,7 +288,8 @@ class CacheClient::ProcessState {
       stats->near_bytes += f.near.bytes;
       stats->near_evictions += f.near.evictions;
       stats->pushed += f.received;
-      stats->push_dropped += f.dropped;
+      stats->gaps += f.gaps;
+      stats->withdrawn += f.withdrawn;
       stats->streams += f.streams;
       stats->streams_up += f.up ? 1 : 0;
       stats->resent += f.resent;
@@ -291,7 +308,9 @@ class CacheClient::ProcessState {
   void Enqueue(std::unique_ptr<QueuedCall> call) {
     {
       std::lock_guard<std::mutex> lock(mu_);
-      if (stopping_ || queue_.size() >= options_.queue_capacity) {
+      // Deletions get twice the room: a session a node dropped must not stay in the farm.
+      const size_t room = call->is_put ? options_.queue_capacity : 2 * options_.queue_capacity;
+      if (stopping_ || queue_.size() >= room) {
         counters_.queue_drops++;
         return;
       }
@@ -303,6 +322,14 @@ class CacheClient::ProcessState {
       StartingCall();
     }
     Start(call.release());
+  }
+
+  // A deletion, sent (and sent again while it fails) until acknowledged or its hold passed.
+  void EnqueueDelete(v1::DeleteRequest removal) {
+    auto call = std::make_unique<QueuedCall>();
+    call->give_up = absl::Now() + std::max(absl::Seconds(removal.hold_seconds()), kStoreTimeout);
+    call->del = std::move(removal);
+    Enqueue(std::move(call));
   }
 
   // Null once stopped, for a namespace not followed before.
@@ -341,21 +368,41 @@ class CacheClient::ProcessState {
       if (!follower->Flush(deadline - absl::Now())) return false;
     }
     std::unique_lock<std::mutex> lock(mu_);
-    return idle_cv_.wait_for(lock, absl::ToChronoNanoseconds(deadline - absl::Now()),
-                             [this] { return queue_.empty() && in_flight_ == 0; });
+    return idle_cv_.wait_for(lock, absl::ToChronoNanoseconds(deadline - absl::Now()), [this] {
+      return queue_.empty() && in_flight_ == 0 && retries_.empty();
+    });
   }
 
  private:
   // Sends what Enqueue had to queue, as the in-flight window allows.
+  // Also sends the deletions due again, and watches the Follow streams (their writers may be
+  // blocked in a write: the watch must not depend on them).
   void SendLoop() {
     NameThisThread("tlscache-send");
     WarmUp();
     std::unique_lock<std::mutex> lock(mu_);
+    absl::Time next_watch = absl::Now();
     while (true) {
-      cv_.wait(lock, [this] {
-        return stopping_ || (!queue_.empty() && in_flight_ < options_.max_in_flight);
-      });
+      absl::Time wake = next_watch;
+      if (!retries_.empty()) wake = std::min(wake, retries_.begin()->first);
+      cv_.wait_for(lock, absl::ToChronoNanoseconds(std::max(absl::ZeroDuration(), wake - absl::Now())),
+                   [this] {
+                     return stopping_ || (!queue_.empty() && in_flight_ < options_.max_in_flight);
+                   });
       if (stopping_) return;
+      const absl::Time now = absl::Now();
+      while (!retries_.empty() && retries_.begin()->first <= now) {
+        queue_.push_back(std::move(retries_.begin()->second));
+        retries_.erase(retries_.begin());
+      }
+      if (now >= next_watch) {
+        next_watch = now + kWatchInterval;
+        lock.unlock();
+        WatchFollowers(now);
+        lock.lock();
+        if (stopping_) return;
+      }
+      if (queue_.empty() || in_flight_ >= options_.max_in_flight) continue;
       QueuedCall* call = queue_.front().release();
       queue_.pop_front();
       StartingCall();
@@ -363,6 +410,11 @@ class CacheClient::ProcessState {
       Start(call);
       lock.lock();
     }
+  }
+
+  void WatchFollowers(absl::Time now) {
+    absl::ReaderMutexLock lock(&sessions_mu_);
+    for (auto& [ns, follower] : session_followers_) follower->Watch(now);
   }
 
   // Off the handshake path: waits for the connection and makes one call (a health check),
@@ -434,11 +486,24 @@ class CacheClient::ProcessState {
   void Finished(QueuedCall* call) {
     (call->status.ok() ? counters_.stores : counters_.store_failures)++;
     call->answered_ok = call->status.ok();
+    // A deletion that failed for a reason that may pass goes again (a fresh call: a context
+    // serves one call), unless it no longer needs to.
+    std::unique_ptr<QueuedCall> again;
+    const grpc::StatusCode code = call->status.error_code();
+    if (!call->is_put && !call->status.ok() && code != grpc::StatusCode::INVALID_ARGUMENT &&
+        code != grpc::StatusCode::PERMISSION_DENIED && absl::Now() < call->give_up) {
+      again = std::make_unique<QueuedCall>();
+      again->del = std::move(call->del);
+      again->give_up = call->give_up;
+      again->backoff = std::min(call->backoff * 2, kDeleteRetryMax);
+    }
+    const absl::Duration backoff = call->backoff;
     delete call;
     std::lock_guard<std::mutex> lock(mu_);
     --in_flight_;
+    if (again != nullptr && !stopping_) retries_.emplace(absl::Now() + backoff, std::move(again));
     cv_.notify_one();
-    if (queue_.empty() && in_flight_ == 0) idle_cv_.notify_all();
+    if (queue_.empty() && in_flight_ == 0 && retries_.empty()) idle_cv_.notify_all();
   }
 
   const pid_t pid_;
@@ -456,6 +521,7 @@ class CacheClient::ProcessState {
   std::condition_variable cv_;       // work to send, or room in flight, or stopping
   std::condition_variable idle_cv_;  // nothing queued or in flight
   std::deque<std::unique_ptr<QueuedCall>> queue_;
+  std::multimap<absl::Time, std::unique_ptr<QueuedCall>> retries_;  // deletions due again
   int in_flight_ = 0;
   bool stopping_ = false;
   std::thread sender_;
@@ -554,7 +620,7 @@ absl::StatusOr<SecretBytes> CacheClient::Get(absl::string_view ns, absl::string_
   // twice across the farm.
   SessionFollower* sessions = consume ? nullptr : state.Sessions(ns);
   if (sessions != nullptr) {
-    if (std::optional<SecretBytes> near = sessions->near_cache().Lookup(session_id)) {
+    if (std::optional<SecretBytes> near = sessions->Lookup(session_id)) {
       counters_.near_hits++;
       return *std::move(near);
     }
@@ -580,6 +646,10 @@ absl::StatusOr<SecretBytes> CacheClient::Get(absl::string_view ns, absl::string_
       counters_.hits++;
       SecretBytes session(response.session());
       CleanseString(response.mutable_session());
+      // Found once, looked up again soon: kept near (and covered by a check after a gap).
+      if (sessions != nullptr) {
+        sessions->Keep(session_id, session, absl::Seconds(response.ttl_remaining_seconds()));
+      }
       return session;
     }
     case grpc::StatusCode::NOT_FOUND:
@@ -673,16 +743,23 @@ bool CacheClient::AwaitAck(ProcessState& state, Acknowledgement& ack) {
   return false;
 }
 
-void CacheClient::Delete(absl::string_view ns, absl::string_view session_id) {
-  if (ProcessState* process = State()) {
-    if (SessionFollower* sessions = process->Sessions(ns)) {
-      if (sessions->Delete(session_id)) return;
-    }
+void CacheClient::Delete(absl::string_view ns, absl::string_view session_id,
+                         absl::string_view tls_session_id, absl::Duration hold) {
+  v1::DeleteRequest removal;
+  removal.set_namespace_(std::string(ns));
+  removal.set_session_id(std::string(session_id));
+  if (!tls_session_id.empty()) removal.set_tls_session_id(std::string(tls_session_id));
+  removal.set_hold_seconds(static_cast<uint32_t>(
+      std::clamp<int64_t>(absl::ToInt64Seconds(absl::Ceil(hold, absl::Seconds(1))), 0, UINT32_MAX)));
+  ProcessState* process = State();
+  if (process == nullptr) {
+    counters_.queue_drops++;
+    return;
   }
-  auto call = std::make_unique<QueuedCall>();
-  call->del.set_namespace_(std::string(ns));
-  call->del.set_session_id(std::string(session_id));
-  Enqueue(std::move(call));
+  if (SessionFollower* sessions = process->Sessions(ns)) {
+    if (sessions->Delete(removal)) return;
+  }
+  process->EnqueueDelete(std::move(removal));
 }
 
 void CacheClient::Enqueue(std::unique_ptr<QueuedCall> call) {

@@ -21,8 +21,11 @@
 //
 //   - With a near cache (the default, `near_cache_bytes`), each namespace the process uses
 //     gets a Follow stream and a near cache (client/session_follower.h): a Get asks the near
-//     cache first (never when consuming: a consuming Get must consume in the service), and
-//     while the stream is up Puts and Deletes go up it, coalesced, instead of as unary calls.
+//     cache first (never when consuming: a consuming Get must consume in the service), a
+//     session the service returns is kept there, and while the stream is up Puts and Deletes
+//     go up it, coalesced, instead of as unary calls.
+//   - A Delete is sent until acknowledged (a unary one failing is sent again with a back-off
+//     for as long as its hold lasts): the farm must not keep a session a node dropped.
 //   - The breaker counts against the cache what the cache is responsible for: a Get that ran
 //     out of time (or an awaited Put acknowledged late) while the calling thread spent a
 //     tenth of the wait or more runnable but without a CPU is this node's own saturation, and
@@ -104,8 +107,9 @@ struct ClientStats {
   uint64_t near_entries = 0;
   uint64_t near_bytes = 0;
   uint64_t near_evictions = 0;
-  uint64_t pushed = 0;        // changes received
-  uint64_t push_dropped = 0;  // changes the service could not send this process
+  uint64_t pushed = 0;     // changes received
+  uint64_t gaps = 0;       // changes lost on the way (each followed by a check of the copies)
+  uint64_t withdrawn = 0;  // copies a check found dead
   uint64_t streams = 0;       // Follow streams that came up, reconnects included
   uint64_t streams_up = 0;    // up now
   uint64_t resent = 0;        // stores handed back to unary calls when a stream ended
@@ -130,7 +134,11 @@ class CacheClient {
   // and returns false.
   bool Put(absl::string_view ns, absl::string_view session_id, SecretBytes session,
            uint32_t ttl_seconds, bool await_ack = false);
-  void Delete(absl::string_view ns, absl::string_view session_id);
+  // Sent until the cache acknowledges it (as its lifetime `hold` lasts at most): a deletion is
+  // never dropped, whatever fails on the way. `tls_session_id`: the TLS session ID when
+  // `session_id` is a key derived from it (DeleteRequest.tls_session_id).
+  void Delete(absl::string_view ns, absl::string_view session_id,
+              absl::string_view tls_session_id = {}, absl::Duration hold = absl::ZeroDuration());
 
   // Connects this process now, off the handshake path: starts the Follow stream of `ns`
   // (unless the near cache is off) and with `follow_tickets` follows its ticket key ring.
@@ -144,9 +152,11 @@ class CacheClient {
   std::shared_ptr<const TicketKeySnapshot> TicketKeys(absl::string_view ns);
 
   // Called on a background thread with each session the farm withdrew (deleted or consumed
-  // through another process): the near cache has dropped it; the listener drops the
-  // process's own copies. Set it before the first call.
-  using WithdrawnListener = std::function<void(absl::string_view ns, absl::string_view key)>;
+  // through another process, or found dead by a check after a gap): the near cache has
+  // dropped it; the listener drops the process's own copies. `tls_session_id`: as the
+  // deleting process gave it (empty when it did not). Set it before the first call.
+  using WithdrawnListener = std::function<void(absl::string_view ns, absl::string_view key,
+                                               absl::string_view tls_session_id)>;
   void SetWithdrawnListener(WithdrawnListener listener) { withdrawn_ = std::move(listener); }
 
   // Waits until everything queued so far was answered; false after `timeout`.

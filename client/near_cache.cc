@@ -67,6 +67,17 @@ void NearCache::Clear() {
   bytes_ = 0;
 }
 
+std::vector<std::string> NearCache::Keys() const {
+  const absl::Time now = clock_->Now();
+  absl::MutexLock lock(&mu_);
+  std::vector<std::string> keys;
+  keys.reserve(lru_.size());
+  for (const Entry& entry : lru_) {
+    if (entry.expiry > now) keys.push_back(entry.key);
+  }
+  return keys;
+}
+
 NearCacheStats NearCache::stats() const {
   absl::MutexLock lock(&mu_);
   NearCacheStats stats;

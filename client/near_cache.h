@@ -19,6 +19,7 @@
 #include <list>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "absl/base/thread_annotations.h"
 #include "absl/container/flat_hash_map.h"
@@ -59,6 +60,8 @@ class NearCache {
   void Remove(absl::string_view key);
   // Drops everything.
   void Clear();
+  // The keys of every entry that has not expired.
+  std::vector<std::string> Keys() const;
 
   NearCacheStats stats() const;
   size_t max_bytes() const { return max_bytes_; }

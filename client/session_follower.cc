@@ -26,6 +26,10 @@ constexpr absl::Duration kReportInterval = absl::Seconds(1);
 constexpr size_t kMaxBatchesOut = 1;
 constexpr absl::Duration kMinBackoff = absl::Milliseconds(100);
 constexpr absl::Duration kMaxBackoff = absl::Seconds(2);
+// A deletion whose batch failed is sent again this much later.
+constexpr absl::Duration kDeleteRetry = absl::Milliseconds(250);
+// A check the service could not answer (its store down) starts again this much later.
+constexpr absl::Duration kCheckRetry = absl::Seconds(1);
 
 void WipePuts(v1::FollowRequest* request) {
   for (v1::PutRequest& put : *request->mutable_puts()) CleanseString(put.mutable_session());
@@ -104,6 +108,16 @@ void SessionFollower::Stop() {
   if (drainer_.joinable()) drainer_.join();
 }
 
+std::optional<SecretBytes> SessionFollower::Lookup(absl::string_view session_id) {
+  if (!vouching_.load(std::memory_order_acquire)) return std::nullopt;
+  return near_.Lookup(session_id);
+}
+
+void SessionFollower::Keep(absl::string_view session_id, const SecretBytes& session,
+                           absl::Duration ttl) {
+  near_.Insert(session_id, session.Clone(), ttl);
+}
+
 bool SessionFollower::Put(absl::string_view session_id, SecretBytes& session, uint32_t ttl_seconds,
                           std::shared_ptr<Acknowledgement> ack) {
   {
@@ -121,12 +135,14 @@ bool SessionFollower::Put(absl::string_view session_id, SecretBytes& session, ui
   return true;
 }
 
-bool SessionFollower::Delete(absl::string_view session_id) {
-  near_.Remove(session_id);
+bool SessionFollower::Delete(const v1::DeleteRequest& removal) {
+  near_.Remove(removal.session_id());
   absl::MutexLock lock(&mu_);
   if (!up_) return false;
-  pending_.add_deletes(std::string(session_id));
-  pending_bytes_ += session_id.size();
+  v1::DeleteRequest* queued = pending_.add_removals();
+  *queued = removal;
+  queued->clear_namespace_();  // the stream's
+  pending_bytes_ += removal.session_id().size() + removal.tls_session_id().size();
   cv_.SignalAll();
   return true;
 }
@@ -134,10 +150,26 @@ bool SessionFollower::Delete(absl::string_view session_id) {
 bool SessionFollower::Flush(absl::Duration timeout) {
   absl::MutexLock lock(&mu_);
   const absl::Time deadline = absl::Now() + timeout;
-  while (up_ && (!unacked_.empty() || pending_.puts_size() + pending_.deletes_size() > 0)) {
+  while (up_ && (!unacked_.empty() || !retries_.empty() ||
+                 pending_.puts_size() + pending_.removals_size() > 0)) {
     if (cv_.WaitWithDeadline(&mu_, deadline)) return false;
   }
   return true;
+}
+
+void SessionFollower::Watch(absl::Time now) {
+  absl::MutexLock lock(&mu_);
+  for (const auto& [batch, sent] : unacked_) {
+    if (sent.stream != stream_id_) continue;  // a replaced stream's: it ends by itself
+    if (context_ != nullptr && now - sent.sent_at > 4 * heartbeat_) {
+      context_->TryCancel();  // the service stopped answering: the reader ends the stream
+    }
+    break;  // the oldest
+  }
+  if (retiring_ != nullptr && now >= retire_at_) {
+    retire_at_ = absl::InfiniteFuture();
+    retiring_->context->TryCancel();  // its successor is up: the drainer ends it
+  }
 }
 
 FollowerStats SessionFollower::stats() const {
@@ -146,9 +178,11 @@ FollowerStats SessionFollower::stats() const {
     absl::MutexLock lock(&mu_);
     stats.up = up_;
   }
+  stats.vouching = vouching_.load();
   stats.streams = streams_.load();
   stats.received = received_.load();
-  stats.dropped = dropped_.load();
+  stats.gaps = gaps_.load();
+  stats.withdrawn = withdrawn_count_.load();
   stats.resent = resent_.load();
   stats.stored = stored_.load();
   stats.batches = batches_.load();
@@ -160,26 +194,114 @@ FollowerStats SessionFollower::stats() const {
   return stats;
 }
 
-void SessionFollower::Apply(v1::FollowResponse& response) {
+void SessionFollower::UpdateVouchingLocked() {
+  vouching_.store(!checking_ && !down_too_long_, std::memory_order_release);
+}
+
+void SessionFollower::StartCheckLocked(absl::Time now) {
+  ++check_id_;
+  checking_ = true;
+  check_failed_ = false;
+  check_again_at_ = absl::InfiniteFuture();
+  checks_due_.clear();
+  const std::vector<std::string> keys = near_.Keys();
+  for (size_t i = 0; i < keys.size(); i += kCheckChunk) {
+    v1::SessionCheck check;
+    check.set_id(check_id_);
+    for (size_t j = i; j < std::min(keys.size(), i + kCheckChunk); ++j) {
+      check.add_session_ids(keys[j]);
+    }
+    checks_due_.push_back(std::move(check));
+  }
+  checks_open_ = static_cast<int>(checks_due_.size());
+  if (checks_open_ == 0) checking_ = false;  // nothing to vouch for
+  UpdateVouchingLocked();
+  cv_.SignalAll();
+}
+
+void SessionFollower::ApplyChecked(const v1::SessionCheckResult& result) {
+  // Dead whatever check found them: a session the store has no live entry for stays so.
+  for (const std::string& id : result.dead()) {
+    near_.Remove(id);
+    withdrawn_count_.fetch_add(1, std::memory_order_relaxed);
+    if (withdrawn_) withdrawn_(id, "");
+  }
+  absl::MutexLock lock(&mu_);
+  if (!checking_ || result.id() != check_id_) return;  // an earlier check's
+  --checks_open_;
+  check_failed_ |= result.failed();
+  if (checks_open_ > 0 || !checks_due_.empty()) return;
+  if (check_failed_) {
+    check_again_at_ = absl::Now() + kCheckRetry;
+  } else {
+    checking_ = false;
+    UpdateVouchingLocked();
+  }
+}
+
+void SessionFollower::Apply(v1::FollowResponse& response, bool current) {
   const absl::Time now = absl::Now();
   // Counted before they are applied: whoever sees a pushed session in the near cache sees it
   // counted.
   received_.fetch_add(response.changes_size(), std::memory_order_relaxed);
-  dropped_.fetch_add(response.dropped(), std::memory_order_relaxed);
-  for (v1::SessionChange& change : *response.mutable_changes()) {
-    if (change.session().empty()) {
-      near_.Remove(change.session_id());
-      if (withdrawn_) withdrawn_(change.session_id());
-    } else {
-      near_.Insert(change.session_id(), SecretBytes(change.session()),
-                   absl::Milliseconds(change.ttl_ms()));
-      CleanseString(change.mutable_session());
-      if (change.origin_unix_micros() > 0) {
-        lag_.Observe(std::max(absl::ZeroDuration(),
-                              now - absl::FromUnixMicros(change.origin_unix_micros())));
+  std::vector<std::pair<std::string, std::string>> withdrawn;
+  bool gap = false;
+  std::optional<LogPoint> applied;
+  if (response.has_position()) {
+    absl::MutexLock apply_lock(&apply_mu_);
+    const v1::LogPosition& at = response.position();
+    const uint64_t n = static_cast<uint64_t>(response.changes_size());
+    const bool malformed = at.seq() + 1 < n;
+    const uint64_t first = malformed ? 0 : at.seq() + 1 - n;
+    bool apply = true;
+    if (!positioned_ || response.gap() || malformed || !ContinuesFrom(applied_, at.log_id(), first)) {
+      if (!current) {
+        apply = false;  // a replaced stream out of step with this one: its successor has it
+      } else {
+        gap = positioned_ || response.gap();  // a first place in the log is no gap
+        positioned_ = true;
+        applied_ = LogPoint{at.log_id(), malformed ? at.seq() : first - 1};
+        apply = !malformed;
       }
     }
+    if (apply) {
+      for (int i = 0; i < response.changes_size(); ++i) {
+        const uint64_t seq = first + static_cast<uint64_t>(i);
+        if (seq <= applied_.seq) continue;  // applied already (from the stream it replaces)
+        v1::SessionChange& change = *response.mutable_changes(i);
+        if (change.session().empty()) {
+          near_.Remove(change.session_id());
+          withdrawn.emplace_back(change.session_id(), change.tls_session_id());
+        } else {
+          near_.Insert(change.session_id(), SecretBytes(change.session()),
+                       absl::Milliseconds(static_cast<int64_t>(
+                           std::min<uint64_t>(change.ttl_ms(), uint64_t{1} << 62))));
+          if (change.origin_unix_micros() > 0) {
+            lag_.Observe(std::max(absl::ZeroDuration(),
+                                  now - absl::FromUnixMicros(change.origin_unix_micros())));
+          }
+        }
+        applied_.seq = seq;
+      }
+      applied_.log_id = at.log_id();
+      applied = applied_;
+    }
   }
+  for (v1::SessionChange& change : *response.mutable_changes()) {
+    CleanseString(change.mutable_session());
+  }
+  for (const auto& [id, tls_id] : withdrawn) {
+    if (withdrawn_) withdrawn_(id, tls_id);
+  }
+  {
+    absl::MutexLock lock(&mu_);
+    if (applied) resume_from_ = *applied;
+    if (gap) {
+      gaps_.fetch_add(1, std::memory_order_relaxed);
+      StartCheckLocked(now);
+    }
+  }
+  if (response.has_checked()) ApplyChecked(response.checked());
   if (response.acks().empty()) return;
   std::vector<std::pair<std::shared_ptr<Acknowledgement>, bool>> complete;
   {
@@ -198,8 +320,15 @@ void SessionFollower::Apply(v1::FollowResponse& response) {
       const uint64_t failed = std::min<uint64_t>(ack.failed(), ops);
       stored_.fetch_add(ops - failed, std::memory_order_relaxed);
       store_failures_.fetch_add(failed, std::memory_order_relaxed);
-      for (auto& waiter : it->second.acks)
-        complete.emplace_back(std::move(waiter), ack.failed() == 0);
+      // Which failed is not said: every deletion of the batch goes again (they are idempotent).
+      if (failed > 0) {
+        for (const v1::DeleteRequest& removal : it->second.request.removals()) {
+          retries_.push_back(Retry{removal, now + kDeleteRetry,
+                                   now + std::max(absl::Seconds(removal.hold_seconds()),
+                                                  absl::Seconds(1))});
+        }
+      }
+      for (auto& waiter : it->second.acks) complete.emplace_back(std::move(waiter), failed == 0);
       WipePuts(&it->second.request);
       unacked_.erase(it);
     }
@@ -217,6 +346,7 @@ void SessionFollower::Down(uint64_t id, bool current) {
   std::map<uint64_t, Sent> unacked;
   v1::FollowRequest pending;
   std::vector<std::shared_ptr<Acknowledgement>> pending_acks;
+  std::deque<Retry> retries;
   bool stopping;
   {
     absl::MutexLock lock(&mu_);
@@ -234,6 +364,13 @@ void SessionFollower::Down(uint64_t id, bool current) {
       pending.Swap(&pending_);
       pending_bytes_ = 0;
       pending_acks.swap(pending_acks_);
+      retries.swap(retries_);
+      // A check in progress starts again on the next stream.
+      checks_due_.clear();
+      if (checking_) {
+        checks_open_ = 0;
+        check_again_at_ = absl::InfinitePast();
+      }
     }
     cv_.SignalAll();
   }
@@ -245,14 +382,17 @@ void SessionFollower::Down(uint64_t id, bool current) {
         resent_.fetch_add(1, std::memory_order_relaxed);
         resend_(std::move(put));
       }
-      for (std::string& session_id : *request.mutable_deletes()) {
-        resend_delete_(std::move(session_id));
+      for (v1::DeleteRequest& removal : *request.mutable_removals()) {
+        resend_delete_(std::move(removal));
       }
     }
     WipePuts(&request);
   };
   for (auto& [batch, sent] : unacked) hand_back(sent.request, sent.acks);
   hand_back(pending, pending_acks);
+  if (!stopping) {
+    for (Retry& retry : retries) resend_delete_(std::move(retry.removal));
+  }
 }
 
 void SessionFollower::ReadLoop() {
@@ -277,22 +417,18 @@ void SessionFollower::ReadLoop() {
     bool answered = false;
     bool replaced = false;
     while (stream->Read(&response)) {
+      const bool reconnect = response.reconnect();
+      Apply(response, /*current=*/true);
+      response.Clear();
       if (!answered) {
         answered = true;
         down_since_.reset();
-        // A new stream: what the near cache holds may have been deleted meanwhile, unless
-        // the stream it replaces is still open (it carried every change until this one
-        // joined).
-        bool follows_open_stream;
-        {
-          absl::MutexLock lock(&mu_);
-          follows_open_stream = retiring_ != nullptr;
-        }
-        if (!follows_open_stream) near_.Clear();
+        // A stream is back: the near cache answers again, unless this one began with a gap
+        // (then the check decides).
+        absl::MutexLock lock(&mu_);
+        down_too_long_ = false;
+        UpdateVouchingLocked();
       }
-      const bool reconnect = response.reconnect();
-      Apply(response);
-      response.Clear();
       if (reconnect && Replace(context, stream, id)) {
         replaced = true;
         break;
@@ -325,8 +461,11 @@ void SessionFollower::ReadLoop() {
       backoff = kMinBackoff;
       down_since_ = now;
     } else if (down_since_ && now - *down_since_ > kServeWhileDown) {
-      near_.Clear();  // too long without deletions: the copies may be stale
-      down_since_.reset();
+      // Too long without the log: deletions may have been missed. The copies stay, for a
+      // check once a stream is back, but answer nothing meanwhile.
+      absl::MutexLock lock(&mu_);
+      down_too_long_ = true;
+      UpdateVouchingLocked();
     }
     absl::MutexLock lock(&mu_);
     const absl::Time until = absl::Now() + backoff;
@@ -371,8 +510,8 @@ void SessionFollower::DrainLoop() {
     retiring = retiring_.get();
   }
   v1::FollowResponse response;
-  while (retiring->stream->Read(&response)) {  // until the writer ends it, or the replica
-    Apply(response);
+  while (retiring->stream->Read(&response)) {  // until Watch ends it, or the replica
+    Apply(response, /*current=*/false);
     response.Clear();
   }
   {
@@ -394,39 +533,54 @@ void SessionFollower::WriteLoop() {
   absl::Time last_report = absl::InfinitePast();
   while (!stopping_) {
     const absl::Time now = absl::Now();
-    for (const auto& [batch, sent] : unacked_) {
-      if (sent.stream != stream_id_) continue;  // a replaced stream's: it ends by itself
-      if (context_ != nullptr && now - sent.sent_at > 4 * heartbeat_) {
-        context_->TryCancel();  // the service stopped answering: the reader ends the stream
+    if (up_) {
+      // Deletions due again join the next batch.
+      while (!retries_.empty() && retries_.front().not_before <= now) {
+        Retry retry = std::move(retries_.front());
+        retries_.pop_front();
+        if (now < retry.give_up) *pending_.add_removals() = std::move(retry.removal);
       }
-      break;  // the oldest
+      if (checking_ && checks_open_ == 0 && checks_due_.empty() && now >= check_again_at_) {
+        StartCheckLocked(now);
+      }
     }
-    if (retiring_ != nullptr && now >= retire_at_) {
-      retire_at_ = absl::InfiniteFuture();
-      retiring_->context->TryCancel();  // its successor is up: the drainer ends it
-    }
-    const bool stores = pending_.puts_size() + pending_.deletes_size() > 0;
+    const bool stores = pending_.puts_size() + pending_.removals_size() > 0;
+    const bool check = up_ && !checks_due_.empty();
     const bool work =
         stream_ != nullptr &&
-        (hello_due_ ||
+        (hello_due_ || check ||
          (up_ && ((stores && unacked_.size() < kMaxBatchesOut) || now - last_sent_ >= heartbeat_)));
     if (!work) {
-      cv_.WaitWithTimeout(&mu_, std::min(heartbeat_, std::max(absl::Milliseconds(1),
-                                                              retire_at_ - now)));
+      absl::Duration wait = heartbeat_;
+      if (!retries_.empty()) wait = std::min(wait, retries_.front().not_before - now);
+      if (checking_ && check_again_at_ != absl::InfiniteFuture()) {
+        wait = std::min(wait, check_again_at_ - now);
+      }
+      cv_.WaitWithTimeout(&mu_, std::max(absl::Milliseconds(1), wait));
       continue;
     }
     v1::FollowRequest request;
     std::vector<std::shared_ptr<Acknowledgement>> acks;
+    bool batch = true;
     if (hello_due_) {
       hello_due_ = false;
       request.set_namespace_(ns_);
+      if (resume_from_) {
+        request.mutable_resume_after()->set_log_id(resume_from_->log_id);
+        request.mutable_resume_after()->set_seq(resume_from_->seq);
+      }
       hello_batch_ = next_batch_;
+    } else if (check) {
+      // A check goes alone, unacknowledged: its answer is FollowResponse.checked.
+      *request.mutable_check() = std::move(checks_due_.front());
+      checks_due_.pop_front();
+      batch = false;
     } else {
       request.Swap(&pending_);
       pending_bytes_ = 0;
       acks.swap(pending_acks_);
     }
-    request.set_batch(next_batch_++);
+    if (batch) request.set_batch(next_batch_++);
     request.set_sent_unix_micros(absl::ToUnixMicros(now));
     if (now - last_report >= kReportInterval) {
       last_report = now;
@@ -437,11 +591,13 @@ void SessionFollower::WriteLoop() {
       report->set_entries(near.entries);
       report->set_bytes(near.bytes);
     }
-    Sent& sent = unacked_[request.batch()];
-    sent.acks = std::move(acks);
-    sent.ops = request.puts_size() + request.deletes_size();
-    sent.stream = stream_id_;
-    sent.sent_at = now;
+    if (batch) {
+      Sent& sent = unacked_[request.batch()];
+      sent.acks = std::move(acks);
+      sent.ops = request.puts_size() + request.removals_size();
+      sent.stream = stream_id_;
+      sent.sent_at = now;
+    }
     Stream* stream = stream_;
     grpc::ClientContext* context = context_;
     last_sent_ = now;
@@ -452,10 +608,10 @@ void SessionFollower::WriteLoop() {
     mu_.Lock();
     writing_ = 0;
     // Kept, with its sessions, until acknowledged: handed back if the stream ends first.
-    if (auto it = unacked_.find(request.batch()); it != unacked_.end()) {
+    if (auto it = batch ? unacked_.find(request.batch()) : unacked_.end(); it != unacked_.end()) {
       it->second.request = std::move(request);
     } else {
-      WipePuts(&request);  // acknowledged while the write was returning
+      WipePuts(&request);  // acknowledged while the write was returning (or a check)
     }
     if (!ok && context_ == context && context != nullptr) context->TryCancel();
   }

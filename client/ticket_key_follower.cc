@@ -23,6 +23,7 @@ std::shared_ptr<const TicketKeySnapshot> Convert(v1::TicketKeySet& ring) {
     for (const v1::TicketKey& key : ring.keys()) {
       if (key.state() == v1::TicketKey::ACTIVE) snapshot->active = snapshot->keys.size();
       snapshot->keys.push_back(ToRecord(key));
+      snapshot->not_after_unix_ms.push_back(key.not_after_unix_ms());
     }
   } else {
     LogError("ticket keys: ignoring a ring from the service: %s", valid.message());
@@ -37,12 +38,16 @@ TicketKeySnapshot::~TicketKeySnapshot() {
   if (!keys.empty()) OPENSSL_cleanse(keys.data(), keys.size() * sizeof(TicketKeyRecord));
 }
 
-const TicketKeyRecord* TicketKeySnapshot::Find(const uint8_t name[kTicketKeyNameBytes]) const {
-  const TicketKeyRecord* found = nullptr;
-  for (const TicketKeyRecord& key : keys) {  // every name compared: no early exit
-    if (CRYPTO_memcmp(key.name.data(), name, key.name.size()) == 0) found = &key;
+const TicketKeyRecord* TicketKeySnapshot::Find(const uint8_t name[kTicketKeyNameBytes],
+                                                absl::Time now) const {
+  size_t found = keys.size();
+  for (size_t i = 0; i < keys.size(); ++i) {  // every name compared: no early exit
+    if (CRYPTO_memcmp(keys[i].name.data(), name, keys[i].name.size()) == 0) found = i;
   }
-  return found;
+  if (found == keys.size()) return nullptr;
+  const int64_t not_after = not_after_unix_ms[found];
+  if (not_after != 0 && absl::ToUnixMillis(now) > not_after) return nullptr;
+  return &keys[found];
 }
 
 TicketKeyFollower::TicketKeyFollower(std::shared_ptr<grpc::Channel> channel, std::string ns,

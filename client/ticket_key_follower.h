@@ -35,11 +35,15 @@ struct TicketKeySnapshot {
   ~TicketKeySnapshot();
   uint64_t version = 0;
   std::vector<TicketKeyRecord> keys;
+  // Per key: after this it no longer decrypts (Unix ms; 0: not set, PENDING or ACTIVE).
+  std::vector<int64_t> not_after_unix_ms;
   size_t active = 0;  // the index of the key that encrypts; the others only decrypt
 
   const TicketKeyRecord* Active() const { return &keys[active]; }
-  // The key called `name`, compared in constant time; null if the ring has none.
-  const TicketKeyRecord* Find(const uint8_t name[kTicketKeyNameBytes]) const;
+  // The key called `name`, compared in constant time, if it still decrypts at `now`; null if
+  // the ring has none, or its validity ended (a process cut off from the service keeps an old
+  // ring, and must not keep its retired keys working past their end).
+  const TicketKeyRecord* Find(const uint8_t name[kTicketKeyNameBytes], absl::Time now) const;
 };
 
 class TicketKeyFollower {

@@ -1,8 +1,12 @@
 #include "common/openssl_util.h"
 
 #include <openssl/err.h>
+#include <openssl/rand.h>
+#include <unistd.h>
 
+#include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
 
 namespace tlscache {
 
@@ -15,6 +19,16 @@ std::string ConsumeOpenSslErrors() {
     absl::StrAppend(&out, out.empty() ? "" : "; ", buf);
   }
   return out.empty() ? "no OpenSSL error queued" : out;
+}
+
+std::string RandomId() {
+  unsigned char bytes[12];
+  if (RAND_bytes(bytes, sizeof(bytes)) != 1) {
+    ERR_clear_error();
+    return absl::StrCat(getpid(), "-", absl::ToUnixNanos(absl::Now()));
+  }
+  return absl::BytesToHexString(
+      absl::string_view(reinterpret_cast<const char*>(bytes), sizeof(bytes)));
 }
 
 }  // namespace tlscache

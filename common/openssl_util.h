@@ -31,6 +31,9 @@ using CipherCtxPtr = OpenSslPtr<EVP_CIPHER_CTX, EVP_CIPHER_CTX_free>;
 // The queued OpenSSL errors of this thread as one line (and clears them), for messages.
 std::string ConsumeOpenSslErrors();
 
+// 12 random bytes in hex: an identifier that no other process (nor this one restarted) picks.
+std::string RandomId();
+
 }  // namespace tlscache
 
 #endif  // TLSCACHE_COMMON_OPENSSL_UTIL_H_

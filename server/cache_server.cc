@@ -74,17 +74,6 @@ std::string BindError(const std::string& listen) {
   return error;
 }
 
-// Random, so that two replicas (or a restarted one) never take each other's batches for their
-// own on the store's pub/sub.
-std::string ReplicaId() {
-  unsigned char bytes[12];
-  if (RAND_bytes(bytes, sizeof(bytes)) != 1) {
-    return absl::StrCat(getpid(), "-", absl::ToUnixNanos(absl::Now()));
-  }
-  return absl::BytesToHexString(
-      absl::string_view(reinterpret_cast<const char*>(bytes), sizeof(bytes)));
-}
-
 BioPtr MemoryBio(const std::string& bytes) {
   return BioPtr(BIO_new_mem_buf(bytes.data(), static_cast<int>(bytes.size())));
 }
@@ -157,7 +146,6 @@ absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> Credentials(const Serve
 
 FeedOptions FeedOptionsOf(const CacheServerOptions& options) {
   FeedOptions feed;
-  feed.replica_id = ReplicaId();
   // A Follow stream outlives the connection it started on: it moves by itself (handed over,
   // without a gap) at the connection's age.
   feed.max_follow_age = options.max_connection_age;
@@ -227,6 +215,12 @@ absl::StatusOr<std::unique_ptr<CacheServer>> CacheServer::Start(const CacheServe
   }
   // No bandwidth probes on the small messages of calls and streams: see client/cache_client.cc.
   builder.AddChannelArgument(GRPC_ARG_HTTP2_BDP_PROBE, 0);
+  // Clients ping every 10 s while they have calls open (client/cache_client.cc): allowed.
+  // And this side pings too, so that a process that vanished (its host lost) lets go of its
+  // Follow stream within a minute.
+  builder.AddChannelArgument(GRPC_ARG_HTTP2_MIN_RECV_PING_INTERVAL_WITHOUT_DATA_MS, 5000);
+  builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_TIME_MS, 30000);
+  builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_TIMEOUT_MS, 10000);
   builder.RegisterService(&server->service_);
   builder.RegisterService(&server->ticket_keys_);
   builder.RegisterService(&server->admin_);
@@ -342,6 +336,13 @@ void CacheServer::AddServerMetrics() {
                               "failed Redis connects and connections dropped after an error",
                               stat(&StoreStats::redis_errors));
   }
+  if (present.redis_unreplicated) {
+    metrics_.AddCounterReader(
+        "tlscache_redis_unreplicated_total",
+        "deletions and consuming lookups no Redis replica confirmed within the store timeout "
+        "(a failover to a replica could lose them)",
+        stat(&StoreStats::redis_unreplicated));
+  }
   if (present.redis_redirects) {
     metrics_.AddCounterReader("tlscache_redis_redirects_total",
                               "Redis Cluster MOVED and ASK replies followed to another master",
@@ -392,8 +393,13 @@ void CacheServer::MonitorHealth(bool serving) {
     first = false;
     // Only on a change: every update is pushed to each Watch stream.
     if (changed) SetServing(serving);
-    feed_.HandOverAged(absl::Now());
+    feed_.Tick(absl::Now());
   }
+}
+
+void CacheServer::Reauthorize() {
+  feed_.ReauthorizeAll();
+  ticket_keys_.ReauthorizeWatches();
 }
 
 void CacheServer::Shutdown(absl::Duration grace) {

@@ -91,6 +91,9 @@ class CacheServer {
   const Metrics& metrics() const { return metrics_; }
 
   void Shutdown(absl::Duration grace);
+  // After the authorization policy was reloaded: every open stream (Follow, WatchTicketKeys)
+  // whose identity no longer has its namespace ends with PERMISSION_DENIED.
+  void Reauthorize();
 
  private:
   CacheServer(const CacheServerOptions& options, std::unique_ptr<Store> store);

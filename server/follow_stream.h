@@ -1,17 +1,21 @@
 // FollowStream: one tlscache.v1.SessionCache/Follow stream, the long-lived link of one TLS
 // server process to its namespace (see the .proto for the contract).
 //
-// Up: each request's Puts and Deletes go to the feed, for the namespace's other followers,
-// and to the store, at once (validated as the unary calls are; one that is refused counts as
-// failed in the batch's acknowledgement); once the store has answered for all of them the
-// batch is acknowledged. Reading goes on meanwhile: batches pipeline.
-// Down: changes from the feed and acknowledgements accumulate while a write is out and leave
-// together as the next response, up to `max_pending_bytes` (past that, changes are dropped
-// and counted; acknowledgements never are).
+// Up: each request's Puts and deletions go through SessionWrites (validated as the unary calls
+// are; one refused counts as failed in the batch's acknowledgement); once the store (and, for
+// deletions, the log) has answered for all of them, the batch is acknowledged. A check (the
+// process's copies after a gap) asks the store about each session. Reading goes on meanwhile:
+// batches pipeline, up to kMaxOpenBatches not yet acknowledged; a process past that does not
+// read its stream, and the stream ends with RESOURCE_EXHAUSTED.
+// Down: the namespace's log from the feed, numbered, with acknowledgements and check results,
+// each response at most kMaxResponseBytes of changes. A process that falls behind by more than
+// the feed lets one follower hold is told `gap` and goes on from the log's end.
 // Moving: HandOver() (the replica shuts down, or the stream is old) sends `reconnect`; the
 // stream goes on as before until the process ends it (or the feed does, a grace later). A
 // replica that is handing its followers over refuses new streams (UNAVAILABLE), so that
 // they go to another.
+// Authorization: checked on the first request, and again whenever the policy is reloaded
+// (Reauthorize): a stream whose identity lost the namespace ends with PERMISSION_DENIED.
 //
 // Session bytes are wiped from every request and response once gRPC is done with it.
 //
@@ -25,13 +29,15 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <deque>
 #include <string>
+#include <vector>
 
 #include "absl/base/thread_annotations.h"
 #include "absl/synchronization/mutex.h"
-#include "server/session_cache_service.h"
+#include "server/security/authorizer.h"
 #include "server/session_feed.h"
-#include "server/store/store.h"
+#include "server/session_writes.h"
 #include "tlscache/v1/session_cache.pb.h"
 
 namespace tlscache::server {
@@ -43,15 +49,22 @@ inline constexpr int kMaxFollowRequestBytes = 4 << 20;
 class FollowStream final : public grpc::ServerBidiReactor<v1::FollowRequest, v1::FollowResponse>,
                            public SessionFeed::Follower {
  public:
-  static constexpr size_t kMaxPendingBytes = 4 << 20;
+  // Changes in one response: far under what a process accepts (client/session_follower.h).
+  static constexpr size_t kMaxResponseBytes = 1 << 20;
+  static constexpr int kMaxOpenBatches = 64;
+  static constexpr int kMaxCheckIds = 4096;
+  static constexpr int kMaxOpenChecks = 4;
 
-  // Starts reading; deletes itself when gRPC is done with the stream.
-  FollowStream(grpc::CallbackServerContext* context, Store* store, SessionFeed* feed,
-               const SessionCacheService* service);
+  // Starts reading; deletes itself when gRPC is done with the stream. `authz` may be null.
+  FollowStream(grpc::CallbackServerContext* context, SessionWrites* writes, SessionFeed* feed,
+               const Authorizer* authz);
 
-  void Deliver(const v1::SessionChange& change) override;
+  void Begin(const LogPoint& at, std::vector<FeedChangePtr> replay, bool gap) override;
+  void Deliver(absl::string_view log_id, uint64_t first, const std::vector<FeedChangePtr>& changes,
+               bool over_budget) override;
   void Stop() override;
   void HandOver() override;
+  void Reauthorize() override;
   v1::NearCacheReport Report() const override;
 
   void OnReadDone(bool ok) override;
@@ -61,22 +74,28 @@ class FollowStream final : public grpc::ServerBidiReactor<v1::FollowRequest, v1:
 
  private:
   struct Batch;
+  struct Check;
 
   // The first request: the namespace, checked as every namespaced call is.
   absl::Status Admit(const v1::FollowRequest& request);
-  // Sends the request's Puts and Deletes to the store.
+  // Sends the request's Puts and deletions to the store, and its check.
   void Process(v1::FollowRequest& request);
-  void OpDone(Batch* batch, bool ok);
+  void StartCheck(const v1::SessionCheck& check);
+  void OpDone(Batch* batch, bool ok, bool refused);
+  void CheckDone(Check* check, const std::string& session_id, absl::StatusOr<bool> live);
+  // The process is cut off from what it had queued: it checks its copies.
+  void GapLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void WriteLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void EndLocked(const grpc::Status& status) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Finishes once ended and nothing is out (store calls, a write, unsent acknowledgements).
   void MaybeFinishLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   grpc::CallbackServerContext* const context_;
-  Store* const store_;
+  SessionWrites* const writes_;
   SessionFeed* const feed_;
-  const SessionCacheService* const service_;
-  std::string ns_;  // set by the first request, before joining the feed
+  const Authorizer* const authz_;
+  std::string ns_;        // set by the first request, before joining the feed
+  std::string identity_;  // the caller's, for Reauthorize
 
   v1::FollowRequest request_;  // owned by gRPC while a read is out
 
@@ -84,14 +103,22 @@ class FollowStream final : public grpc::ServerBidiReactor<v1::FollowRequest, v1:
   bool joined_ ABSL_GUARDED_BY(mu_) = false;
   bool ended_ ABSL_GUARDED_BY(mu_) = false;
   bool finished_ ABSL_GUARDED_BY(mu_) = false;
-  bool broken_ ABSL_GUARDED_BY(mu_) = false;  // no more writes: cancelled or a write failed
+  bool broken_ ABSL_GUARDED_BY(mu_) = false;  // no more writes: cancelled, refused, a write failed
   bool writing_ ABSL_GUARDED_BY(mu_) = false;
   bool reconnect_due_ ABSL_GUARDED_BY(mu_) = false;  // HandOver: the next response says so
-  int store_ops_ ABSL_GUARDED_BY(mu_) = 0;
+  bool begun_ ABSL_GUARDED_BY(mu_) = false;          // the feed placed it in the log
+  bool position_due_ ABSL_GUARDED_BY(mu_) = false;   // the first response, even if empty
+  bool gap_due_ ABSL_GUARDED_BY(mu_) = false;
+  int store_ops_ ABSL_GUARDED_BY(mu_) = 0;     // batches and checks the store is working on
+  int open_batches_ ABSL_GUARDED_BY(mu_) = 0;  // read and not yet acknowledged to the process
+  int open_checks_ ABSL_GUARDED_BY(mu_) = 0;
   grpc::Status end_status_ ABSL_GUARDED_BY(mu_);
-  v1::FollowResponse pending_ ABSL_GUARDED_BY(mu_);
-  size_t pending_bytes_ ABSL_GUARDED_BY(mu_) = 0;
-  uint64_t dropped_ ABSL_GUARDED_BY(mu_) = 0;     // since the last response
+  // Where the process stands once it has what is queued.
+  LogPoint at_ ABSL_GUARDED_BY(mu_);
+  std::deque<FeedChangePtr> queued_ ABSL_GUARDED_BY(mu_);
+  size_t queued_bytes_ ABSL_GUARDED_BY(mu_) = 0;
+  std::vector<v1::FollowResponse::Ack> acks_ ABSL_GUARDED_BY(mu_);
+  std::deque<v1::SessionCheckResult> checked_ ABSL_GUARDED_BY(mu_);
   v1::FollowResponse sent_ ABSL_GUARDED_BY(mu_);  // owned by gRPC while a write is out
   v1::NearCacheReport report_ ABSL_GUARDED_BY(mu_);
 };

@@ -24,6 +24,7 @@
 #include "common/log.h"
 #include "common/signals.h"
 #include "common/usage.h"
+#include "common/validation.h"
 #include "server/cache_server.h"
 #include "server/security/authorizer.h"
 #include "server/security/sealer.h"
@@ -85,6 +86,10 @@ ABSL_FLAG(absl::Duration, max_connection_age, absl::Minutes(5),
           "a client connection older than this (give or take a tenth) is asked to go "
           "(GOAWAY): clients connect again and spread over the replicas there are now; 0: "
           "never");
+ABSL_FLAG(std::string, deployment, "default",
+          "which deployment this is when several share one Redis ([A-Za-z0-9._-]{1,64}): with "
+          "the Redis database, part of the change channels' names and of what sealed values are "
+          "bound to, so that no change and no sealed value crosses between deployments");
 ABSL_FLAG(absl::Duration, max_connection_age_grace, absl::Minutes(1),
           "after --max_connection_age, how long the calls and streams still open on the old "
           "connection get before it is closed");
@@ -98,8 +103,13 @@ absl::Status CheckFlags() {
   const absl::Duration default_ttl = absl::GetFlag(FLAGS_default_ttl);
   const absl::Duration max_ttl = absl::GetFlag(FLAGS_max_ttl);
   if (max_ttl < absl::Seconds(1) || max_ttl > absl::Seconds(UINT32_MAX)) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("--max_ttl=", absl::FormatDuration(max_ttl), ": must be 1s or more"));
+    return absl::InvalidArgumentError(absl::StrCat(
+        "--max_ttl=", absl::FormatDuration(max_ttl), ": must be between 1s and ", UINT32_MAX,
+        "s (the largest ttl_seconds of a Put)"));
+  }
+  if (!ValidateNamespace(absl::GetFlag(FLAGS_deployment)).ok()) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "--deployment=", absl::GetFlag(FLAGS_deployment), ": must match [A-Za-z0-9._-]{1,64}"));
   }
   if (default_ttl < absl::Seconds(1) || default_ttl > max_ttl) {
     return absl::InvalidArgumentError(absl::StrCat(
@@ -224,7 +234,8 @@ absl::StatusOr<std::shared_ptr<const redis::RedisAuth>> LoadRedisAuth(const char
   return std::make_shared<const redis::RedisAuth>(*std::move(auth));
 }
 
-absl::StatusOr<std::unique_ptr<Sealer>> LoadSealer(const std::string& path) {
+absl::StatusOr<std::unique_ptr<Sealer>> LoadSealer(const std::string& path,
+                                                   const std::string& scope) {
   if (path.empty()) return nullptr;
   absl::StatusOr<std::vector<SecretBytes>> keys =
       ParseSecretFile("seal_key_file", path, 64 << 10, ParseSealKeys);
@@ -234,7 +245,7 @@ absl::StatusOr<std::unique_ptr<Sealer>> LoadSealer(const std::string& path) {
     LogWarning("--seal_key_file=%s is readable by other users (mode %o); make it 0600", path,
                info.st_mode & 0777);
   }
-  return Sealer::Create(*std::move(keys));
+  return Sealer::Create(*std::move(keys), scope);
 }
 
 int Fatal(const absl::Status& status) {
@@ -267,7 +278,12 @@ int Main() {
     if (!loaded.ok()) return Fatal(loaded.status());
     authz = *std::move(loaded);
   }
-  absl::StatusOr<std::unique_ptr<Sealer>> sealer = LoadSealer(absl::GetFlag(FLAGS_seal_key_file));
+  StoreConfig store_config;
+  store_config.url = absl::GetFlag(FLAGS_store);
+  store_config.deployment = absl::GetFlag(FLAGS_deployment);
+  if (absl::Status s = ValidateStoreUrl(store_config.url); !s.ok()) return Fatal(s);
+  absl::StatusOr<std::unique_ptr<Sealer>> sealer =
+      LoadSealer(absl::GetFlag(FLAGS_seal_key_file), SealScope(store_config));
   if (!sealer.ok()) return Fatal(sealer.status());
   const bool sealed = *sealer != nullptr;
   absl::StatusOr<std::shared_ptr<const redis::RedisAuth>> redis_auth =
@@ -278,8 +294,7 @@ int Main() {
   if (!sentinel_auth.ok()) return Fatal(sentinel_auth.status());
 
   if (absl::GetFlag(FLAGS_dry_run)) {
-    const std::string url = absl::GetFlag(FLAGS_store);
-    if (absl::Status s = ValidateStoreUrl(url); !s.ok()) return Fatal(s);
+    const std::string& url = store_config.url;
     if (tls) {
       ServerTlsOptions files{absl::GetFlag(FLAGS_tls_cert), absl::GetFlag(FLAGS_tls_key),
                              absl::GetFlag(FLAGS_tls_client_ca)};
@@ -291,8 +306,6 @@ int Main() {
     return 0;
   }
 
-  StoreConfig store_config;
-  store_config.url = absl::GetFlag(FLAGS_store);
   store_config.max_session_bytes = absl::GetFlag(FLAGS_max_session_bytes);
   store_config.memory_max_bytes = absl::GetFlag(FLAGS_memory_max_bytes);
   store_config.redis_timeout = absl::Milliseconds(absl::GetFlag(FLAGS_redis_timeout_ms));
@@ -346,12 +359,15 @@ int Main() {
                                                : "mTLS",
           store_name);
 
-  const int received = WaitForTermination(signals, [&authz] {
+  CacheServer* running = server->get();
+  const int received = WaitForTermination(signals, [&authz, running] {
     if (authz == nullptr) return LogInfo("SIGHUP: nothing to reload");
     if (absl::Status s = authz->Reload(); !s.ok()) {
       return LogError("SIGHUP: keeping the authorization policy in force: %s", s.message());
     }
     LogInfo("SIGHUP: reloaded %s", absl::GetFlag(FLAGS_authz_file));
+    // Open streams are held to the new policy too: those it no longer allows end now.
+    running->Reauthorize();
   });
   LogInfo("received %s: NOT_SERVING, draining in-flight calls for up to %s",
           received == SIGTERM ? "SIGTERM" : "SIGINT",

@@ -1,40 +1,28 @@
-// SessionCacheService: the tlscache.v1.SessionCache gRPC service on top of a Store.
+// SessionCacheService: the tlscache.v1.SessionCache gRPC service.
 //
-// Validates each request (InvalidArgument naming the field), checks the caller may use the
-// namespace (PermissionDenied), applies the TTL policy (0 means
-// the default; above the maximum is clamped) and hands the call to the store without
-// blocking the gRPC thread: the store finishes the call when it has the answer. Session
-// bytes in requests and responses are wiped once the call is done.
+// Checks the caller may use the namespace (PermissionDenied) and hands each call to
+// SessionWrites (server/session_writes.h: validation, TTLs, the store and the change log)
+// without blocking the gRPC thread: the store finishes the call when it has the answer. Follow
+// streams are server/follow_stream.h. Session bytes in requests and responses are wiped once
+// the call is done.
 //
-// Thread-safety: the service is stateless past construction; `store` must outlive it.
+// Thread-safety: the service is stateless past construction; `store` and `feed` outlive it.
 #ifndef TLSCACHE_SERVER_SESSION_CACHE_SERVICE_H_
 #define TLSCACHE_SERVER_SESSION_CACHE_SERVICE_H_
 
-#include <cstddef>
-
-#include "absl/time/time.h"
-#include "server/security/authorizer.h"
+#include "server/session_feed.h"
+#include "server/session_writes.h"
 #include "server/store/store.h"
 #include "tlscache/v1/session_cache.grpc.pb.h"
 
 namespace tlscache::server {
-
-struct ServiceOptions {
-  absl::Duration default_ttl = absl::Seconds(300);
-  absl::Duration max_ttl = absl::Hours(24);
-  size_t max_session_bytes = 16 << 10;
-  // Who may use which namespace; null: every caller may use every namespace.
-  const Authorizer* authz = nullptr;
-};
-
-class SessionFeed;
 
 class SessionCacheService final : public tlscache::v1::SessionCache::CallbackService {
  public:
   // Every change made through the service goes to `feed` (null: none; then Follow is
   // UNIMPLEMENTED).
   SessionCacheService(Store* store, const ServiceOptions& options, SessionFeed* feed = nullptr)
-      : store_(store), options_(options), feed_(feed) {}
+      : writes_(store, feed, options), feed_(feed) {}
 
   grpc::ServerUnaryReactor* Put(grpc::CallbackServerContext* context,
                                 const tlscache::v1::PutRequest* request,
@@ -48,20 +36,11 @@ class SessionCacheService final : public tlscache::v1::SessionCache::CallbackSer
   grpc::ServerBidiReactor<tlscache::v1::FollowRequest, tlscache::v1::FollowResponse>* Follow(
       grpc::CallbackServerContext* context) override;
 
-  // The TTL a Put with `ttl_seconds` gets.
-  absl::Duration EffectiveTtl(uint32_t ttl_seconds) const;
-  const ServiceOptions& options() const { return options_; }
+  SessionWrites& writes() { return writes_; }
+  const ServiceOptions& options() const { return writes_.options(); }
 
  private:
-  absl::Status Admit(const grpc::CallbackServerContext& context, absl::string_view ns,
-                     absl::string_view session_id) const;
-
-  // Tells the feed (if any) that `ns` changed: `session` stored for `ttl`, or (empty) deleted.
-  void Changed(absl::string_view ns, absl::string_view session_id, absl::string_view session,
-               absl::Duration ttl) const;
-
-  Store* const store_;
-  const ServiceOptions options_;
+  SessionWrites writes_;
   SessionFeed* const feed_;
 };
 

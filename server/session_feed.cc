@@ -1,10 +1,13 @@
 #include "server/session_feed.h"
 
+#include <algorithm>
+#include <deque>
 #include <utility>
 
 #include "absl/random/distributions.h"
 #include "absl/random/random.h"
 #include "absl/time/clock.h"
+#include "common/log.h"
 #include "common/secret_bytes.h"
 
 namespace tlscache::server {
@@ -19,72 +22,510 @@ std::optional<absl::Duration> Since(int64_t unix_micros) {
   return lag;
 }
 
+constexpr absl::Duration kMinRetry = absl::Milliseconds(100);
+constexpr absl::Duration kMaxRetry = absl::Seconds(2);
+
 }  // namespace
 
-void WipeChanges(google::protobuf::RepeatedPtrField<v1::SessionChange>* changes) {
-  for (v1::SessionChange& change : *changes) CleanseString(change.mutable_session());
+FeedChange::FeedChange(uint64_t seq, v1::SessionChange change,
+                       std::shared_ptr<std::atomic<size_t>> total)
+    : seq_(seq), change_(std::move(change)), bytes_(change_.ByteSizeLong()), total_(std::move(total)) {
+  total_->fetch_add(bytes_, std::memory_order_relaxed);
 }
 
+FeedChange::~FeedChange() {
+  CleanseString(change_.mutable_session());
+  total_->fetch_sub(bytes_, std::memory_order_relaxed);
+}
+
+// One namespace: its followers here, the subscription that feeds them, the recent changes it
+// kept, and the queue of changes this replica appends to its log.
+class SessionFeed::Namespace : public std::enable_shared_from_this<SessionFeed::Namespace> {
+ public:
+  struct Joined {
+    absl::Time hand_over_at;  // InfiniteFuture: never
+    bool asked = false;
+  };
+  // A change waiting for the log; a deletion's may be tried again until `give_up`.
+  struct Queued {
+    LogChange change;
+    AppendDone done;
+    absl::Time give_up;
+    size_t bytes = 0;
+  };
+
+  Namespace(SessionFeed* feed, std::string ns) : feed_(feed), ns_(std::move(ns)) {}
+
+  ~Namespace() {
+    for (Queued& queued : queue_) {
+      if (queued.done) std::move(queued.done)(absl::UnavailableError("the server is stopping"));
+    }
+  }
+
+  // Whether the caller must subscribe (Subscribe) for it.
+  bool Join(Follower* follower, std::optional<LogPoint> resume_after, absl::Time hand_over_at) {
+    absl::MutexLock lock(&mu_);
+    followers_.emplace(follower, Joined{hand_over_at});
+    if (positioned_) {
+      BeginLocked(follower, resume_after);
+    } else {
+      waiting_.emplace(follower, std::move(resume_after));
+    }
+    if (subscription_ != nullptr || subscribing_) return false;
+    subscribing_ = true;
+    return true;
+  }
+
+  void Subscribe(Store* store) {
+    uint64_t generation;
+    {
+      absl::MutexLock lock(&mu_);
+      generation = ++generation_;
+    }
+    // Not under mu_: a store may deliver the log's position before FollowLog returns.
+    std::unique_ptr<Subscription> subscription =
+        store->FollowLog(ns_, [this, generation](LogEvent event) { OnLog(generation, event); });
+    {
+      absl::MutexLock lock(&mu_);
+      subscribing_ = false;
+      if (!followers_.empty()) {
+        subscription_ = std::move(subscription);
+        return;
+      }
+      ForgetLogLocked();  // they all left meanwhile
+    }
+    subscription.reset();  // outside mu_: its thread may be waiting for it
+  }
+
+  void Leave(Follower* follower) {
+    std::unique_ptr<Subscription> release;
+    {
+      absl::MutexLock lock(&mu_);
+      followers_.erase(follower);
+      waiting_.erase(follower);
+      if (followers_.empty() && !subscribing_) {
+        release = std::move(subscription_);
+        ForgetLogLocked();
+      }
+    }
+    release.reset();  // outside mu_ (see Subscribe)
+  }
+
+  void Append(LogChange change, AppendDone done, const FeedOptions& options) {
+    const absl::Time now = absl::Now();
+    const size_t bytes = change.session_id.size() + change.payload.size();
+    bool flush = false;
+    bool dropped = false;
+    {
+      absl::MutexLock lock(&mu_);
+      // A put may be dropped (a follower then looks it up); a deletion never is.
+      if (!change.deletion && queued_bytes_ + bytes > options.max_queued_bytes) {
+        dropped = true;
+      } else {
+        const absl::Time give_up =
+            now + (change.deletion ? std::max(change.hold, options.store_timeout)
+                                   : options.store_timeout);
+        queue_.push_back(Queued{std::move(change), std::move(done), give_up, bytes});
+        queued_bytes_ += bytes;
+        flush = !in_flight_ && now >= retry_at_;
+      }
+    }
+    if (dropped) {
+      feed_->puts_dropped_.fetch_add(1, std::memory_order_relaxed);
+      if (done) std::move(done)(absl::UnavailableError("too many changes waiting for the log"));
+      return;
+    }
+    if (flush) Flush(options);
+  }
+
+  // Sends what is queued, one append at a time.
+  void Flush(const FeedOptions& options) {
+    std::vector<Queued> batch;
+    std::vector<LogChange> changes;
+    {
+      absl::MutexLock lock(&mu_);
+      if (in_flight_ || queue_.empty()) return;
+      size_t bytes = 0;
+      while (!queue_.empty() && (batch.empty() || bytes + queue_.front().bytes <= options.max_append_bytes)) {
+        bytes += queue_.front().bytes;
+        queued_bytes_ -= queue_.front().bytes;
+        batch.push_back(std::move(queue_.front()));
+        queue_.pop_front();
+      }
+      in_flight_ = true;
+    }
+    changes.reserve(batch.size());
+    for (const Queued& queued : batch) {
+      changes.push_back(LogChange{queued.change.session_id, queued.change.deletion,
+                                  queued.change.hold, queued.change.payload.Clone()});
+    }
+    feed_->appends_.fetch_add(1, std::memory_order_relaxed);
+    feed_->store_->AppendChanges(
+        ns_, std::move(changes), absl::Now() + options.store_timeout,
+        [self = shared_from_this(), batch = std::move(batch), &options](absl::Status status) mutable {
+          self->Appended(std::move(batch), status, options);
+        });
+  }
+
+  void Appended(std::vector<Queued> batch, const absl::Status& status, const FeedOptions& options) {
+    if (!status.ok()) feed_->append_failures_.fetch_add(1, std::memory_order_relaxed);
+    const absl::Time now = absl::Now();
+    std::vector<Queued> retry;
+    for (Queued& queued : batch) {
+      if (queued.done) std::move(queued.done)(status);
+      queued.done = nullptr;
+      // A deletion the log must hold is tried again until its hold has passed.
+      if (!status.ok() && queued.change.deletion && now < queued.give_up) {
+        retry.push_back(std::move(queued));
+      }
+    }
+    bool flush;
+    {
+      absl::MutexLock lock(&mu_);
+      in_flight_ = false;
+      for (auto it = retry.rbegin(); it != retry.rend(); ++it) {
+        queued_bytes_ += it->bytes;
+        queue_.push_front(std::move(*it));
+      }
+      if (status.ok()) {
+        backoff_ = kMinRetry;
+        retry_at_ = absl::InfinitePast();
+      } else {
+        retry_at_ = now + backoff_;
+        backoff_ = std::min(backoff_ * 2, kMaxRetry);
+      }
+      flush = status.ok() && !queue_.empty();
+    }
+    if (flush) Flush(options);
+  }
+
+  // Followers past their age, and failed appends due again.
+  void Tick(absl::Time now, const FeedOptions& options) {
+    bool flush;
+    {
+      absl::MutexLock lock(&mu_);
+      for (auto& [follower, joined] : followers_) {
+        if (now < joined.hand_over_at) continue;
+        if (!joined.asked) {
+          joined.asked = true;
+          follower->HandOver();
+        } else if (now >= joined.hand_over_at + options.handover_grace) {
+          follower->Stop();
+        }
+      }
+      flush = !in_flight_ && !queue_.empty() && now >= retry_at_;
+    }
+    if (flush) Flush(options);
+  }
+
+  template <typename Fn>
+  void ForEachFollower(Fn fn) {
+    absl::MutexLock lock(&mu_);
+    for (auto& [follower, joined] : followers_) fn(follower, joined);
+  }
+
+  bool Idle() {
+    absl::MutexLock lock(&mu_);
+    return followers_.empty() && !subscribing_ && subscription_ == nullptr && queue_.empty() &&
+           !in_flight_;
+  }
+
+  size_t follower_count() {
+    absl::MutexLock lock(&mu_);
+    return followers_.size();
+  }
+
+  const std::string& ns() const { return ns_; }
+
+  std::atomic<int> users{0};  // callers between Find and the end of their call (Release)
+
+ private:
+
+  void ForgetLogLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    ++generation_;  // what the old subscription may still deliver is ignored
+    positioned_ = false;
+    at_ = LogPoint();
+    ring_.clear();
+    ring_bytes_ = 0;
+  }
+
+  // Begins `follower` at the feed's position: after the changes since `resume_after` when
+  // the ring still has all of them, else with a gap (unless it had nothing to resume).
+  void BeginLocked(Follower* follower, const std::optional<LogPoint>& resume_after)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    std::vector<FeedChangePtr> replay;
+    bool gap = false;
+    if (resume_after && !(resume_after->log_id == at_.log_id && resume_after->seq == at_.seq)) {
+      const uint64_t oldest = ring_.empty() ? at_.seq + 1 : ring_.front()->seq();
+      if (resume_after->seq < at_.seq && ContinuesFrom(*resume_after, at_.log_id, oldest)) {
+        for (const FeedChangePtr& change : ring_) {
+          if (change->seq() > resume_after->seq) replay.push_back(change);
+        }
+      } else {
+        gap = true;
+      }
+    }
+    follower->Begin(at_, std::move(replay), gap);
+  }
+
+  void OnLog(uint64_t generation, LogEvent& event) {
+    absl::MutexLock lock(&mu_);
+    if (generation != generation_) return;
+    if (event.kind == LogEvent::Kind::kStart) {
+      const bool moved = !(event.log_id == at_.log_id && event.seq == at_.seq);
+      if (moved) {  // the ring cannot span what the subscription did not see
+        ring_.clear();
+        ring_bytes_ = 0;
+      }
+      at_ = LogPoint{event.log_id, event.seq};
+      if (!positioned_) {
+        positioned_ = true;
+        for (auto& [follower, resume_after] : waiting_) BeginLocked(follower, resume_after);
+        waiting_.clear();
+        return;
+      }
+      for (auto& [follower, joined] : followers_) follower->Deliver(at_.log_id, at_.seq + 1, {}, false);
+      return;
+    }
+    if (!positioned_) return;
+    // Each run of changes that parse is relayed with its numbers; one that does not (it
+    // cannot: the store checked its bytes) leaves a hole that the followers see as a gap.
+    std::vector<FeedChangePtr> run;
+    uint64_t seq = event.seq;
+    for (LogEntry& entry : event.entries) {
+      v1::SessionChange change;
+      const bool parsed =
+          change.ParseFromArray(entry.payload.data(), static_cast<int>(entry.payload.size()));
+      entry.payload.Clear();
+      if (!parsed || change.session_id() != entry.session_id) {
+        CleanseString(change.mutable_session());
+        RelayLocked(event.log_id, std::move(run));
+        run.clear();
+        ++seq;
+        continue;
+      }
+      if (std::optional<absl::Duration> lag = Since(change.origin_unix_micros())) {
+        feed_->lag_->Observe({"log"}, *lag);
+      }
+      run.push_back(std::make_shared<const FeedChange>(seq++, std::move(change), feed_->total_bytes_));
+    }
+    RelayLocked(event.log_id, std::move(run));
+  }
+
+  // Keeps `changes` (consecutive) in the ring and hands them to every follower. Changes the
+  // feed already stands past (published between its subscription and its reading of the
+  // log's position) are dropped: its start accounted for them.
+  void RelayLocked(const std::string& log_id, std::vector<FeedChangePtr> changes)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    if (!changes.empty() && log_id == at_.log_id && changes.front()->seq() <= at_.seq) {
+      changes.erase(changes.begin(),
+                    std::find_if(changes.begin(), changes.end(),
+                                 [&](const FeedChangePtr& c) { return c->seq() > at_.seq; }));
+    }
+    if (changes.empty()) return;
+    const uint64_t first = changes.front()->seq();
+    if (!ContinuesFrom(at_, log_id, first)) {  // the ring cannot span a gap
+      ring_.clear();
+      ring_bytes_ = 0;
+    }
+    at_ = LogPoint{log_id, changes.back()->seq()};
+    feed_->changes_->Increment({"log"}, changes.size());
+    for (const FeedChangePtr& change : changes) {
+      ring_.push_back(change);
+      ring_bytes_ += change->bytes();
+    }
+    const FeedOptions& options = feed_->options_;
+    const auto over_budget = [&] {
+      return feed_->total_bytes_->load(std::memory_order_relaxed) > options.max_total_bytes;
+    };
+    while (!ring_.empty() && (ring_bytes_ > options.max_ring_bytes || over_budget())) {
+      ring_bytes_ -= ring_.front()->bytes();
+      ring_.pop_front();
+    }
+    const bool over = over_budget();
+    for (auto& [follower, joined] : followers_) follower->Deliver(log_id, first, changes, over);
+  }
+
+  SessionFeed* const feed_;
+  const std::string ns_;
+  absl::Mutex mu_;
+  std::map<Follower*, Joined> followers_ ABSL_GUARDED_BY(mu_);
+  // Followers that joined before the log's position was known, with where they resume.
+  std::map<Follower*, std::optional<LogPoint>> waiting_ ABSL_GUARDED_BY(mu_);
+  bool positioned_ ABSL_GUARDED_BY(mu_) = false;
+  LogPoint at_ ABSL_GUARDED_BY(mu_);
+  std::deque<FeedChangePtr> ring_ ABSL_GUARDED_BY(mu_);
+  size_t ring_bytes_ ABSL_GUARDED_BY(mu_) = 0;
+  std::unique_ptr<Subscription> subscription_ ABSL_GUARDED_BY(mu_);
+  bool subscribing_ ABSL_GUARDED_BY(mu_) = false;
+  uint64_t generation_ ABSL_GUARDED_BY(mu_) = 0;
+  std::deque<Queued> queue_ ABSL_GUARDED_BY(mu_);
+  size_t queued_bytes_ ABSL_GUARDED_BY(mu_) = 0;
+  bool in_flight_ ABSL_GUARDED_BY(mu_) = false;
+  absl::Time retry_at_ ABSL_GUARDED_BY(mu_) = absl::InfinitePast();
+  absl::Duration backoff_ ABSL_GUARDED_BY(mu_) = kMinRetry;
+};
+
 SessionFeed::SessionFeed(Store* store, FeedOptions options, Metrics* metrics)
-    : store_(store), options_(std::move(options)), shared_(store->SharesChanges()) {
+    : store_(store),
+      options_(std::move(options)),
+      total_bytes_(std::make_shared<std::atomic<size_t>>(0)) {
   AddMetrics(metrics);
 }
 
 SessionFeed::~SessionFeed() {
-  std::map<std::string, std::unique_ptr<ChangesSubscription>> subscriptions;
+  std::map<std::string, std::shared_ptr<Namespace>> namespaces;
   {
     absl::MutexLock lock(&mu_);
-    subscriptions = std::move(subscriptions_);
-    for (auto& [ns, publisher] : publishers_) WipeChanges(publisher.pending.mutable_changes());
+    namespaces.swap(namespaces_);
   }
-  subscriptions.clear();  // outside the lock: a handler may be waiting for it
+  namespaces.clear();  // outside the lock: a subscription may be waiting for a namespace
+}
+
+std::shared_ptr<SessionFeed::Namespace> SessionFeed::Find(const std::string& ns, bool create) {
+  absl::MutexLock lock(&mu_);
+  auto found = namespaces_.find(ns);
+  if (found == namespaces_.end()) {
+    if (!create) return nullptr;
+    found = namespaces_.emplace(ns, std::make_shared<Namespace>(this, ns)).first;
+  }
+  found->second->users.fetch_add(1);
+  return found->second;
+}
+
+void SessionFeed::Release(const std::string& ns) {
+  std::shared_ptr<Namespace> released;
+  {
+    absl::MutexLock lock(&mu_);
+    auto found = namespaces_.find(ns);
+    if (found == namespaces_.end()) return;
+    if (found->second->users.fetch_sub(1) != 1 || !found->second->Idle()) return;
+    released = std::move(found->second);
+    namespaces_.erase(found);
+  }
+}
+
+std::vector<std::shared_ptr<SessionFeed::Namespace>> SessionFeed::All() const {
+  absl::MutexLock lock(&mu_);
+  std::vector<std::shared_ptr<Namespace>> all;
+  for (const auto& [ns, n] : namespaces_) all.push_back(n);
+  return all;
+}
+
+void SessionFeed::Join(const std::string& ns, Follower* follower,
+                       std::optional<LogPoint> resume_after) {
+  absl::Time hand_over_at = absl::InfiniteFuture();
+  if (options_.max_follow_age > absl::ZeroDuration()) {
+    thread_local absl::BitGen random;
+    hand_over_at = absl::Now() + options_.max_follow_age * absl::Uniform(random, 1.0, 1.2);
+  }
+  std::shared_ptr<Namespace> n = Find(ns, true);
+  if (n->Join(follower, std::move(resume_after), hand_over_at)) n->Subscribe(store_);
+  Release(ns);
+}
+
+void SessionFeed::Leave(const std::string& ns, Follower* follower) {
+  std::shared_ptr<Namespace> n = Find(ns, false);
+  if (n == nullptr) return;
+  n->Leave(follower);
+  n.reset();
+  Release(ns);
+}
+
+void SessionFeed::Append(const std::string& ns, LogChange change, AppendDone done) {
+  std::shared_ptr<Namespace> n = Find(ns, true);
+  n->Append(std::move(change), std::move(done), options_);
+  n.reset();
+  Release(ns);
+}
+
+void SessionFeed::StopAll() {
+  for (const auto& n : All()) n->ForEachFollower([](Follower* f, auto&) { f->Stop(); });
+}
+
+void SessionFeed::ReauthorizeAll() {
+  for (const auto& n : All()) n->ForEachFollower([](Follower* f, auto&) { f->Reauthorize(); });
+}
+
+void SessionFeed::HandOverAll(absl::Duration timeout) {
+  handing_over_.store(true, std::memory_order_release);
+  for (const auto& n : All()) {
+    n->ForEachFollower([](Follower* f, Namespace::Joined& joined) {
+      joined.asked = true;
+      f->HandOver();
+    });
+  }
+  const absl::Time deadline = absl::Now() + timeout;
+  while (followers() > 0 && absl::Now() < deadline) absl::SleepFor(absl::Milliseconds(10));
+}
+
+void SessionFeed::Tick(absl::Time now) {
+  for (const auto& n : All()) n->Tick(now, options_);
+  // Namespaces left idle by their last append.
+  std::vector<std::string> idle;
+  for (const auto& n : All()) {
+    if (n->Idle()) idle.push_back(n->ns());
+  }
+  for (const std::string& ns : idle) {
+    if (Find(ns, false) != nullptr) Release(ns);
+  }
+}
+
+size_t SessionFeed::followers() const {
+  size_t total = 0;
+  for (const auto& n : All()) total += n->follower_count();
+  return total;
 }
 
 void SessionFeed::AddMetrics(Metrics* metrics) {
   changes_ = metrics->AddCounter("tlscache_feed_changes_total",
-                                 "session changes sent to followers, by where they were made "
-                                 "(this replica, or another through the store)",
+                                 "changes of the namespaces' logs this replica relayed to its "
+                                 "followers (each once, whatever the number of followers)",
                                  {"source"});
   lag_ = metrics->AddHistogram(
       "tlscache_push_lag_seconds",
-      "from a process sending a session up to this replica queueing it for another follower",
-      {"source"});
+      "from a process sending a change up to this replica relaying it from the log", {"source"});
   using Samples = std::vector<Metrics::GaugeSample>;
   metrics->AddGauge("tlscache_feed_followers", "processes following each namespace",
                     {"namespace"}, [this] {
-                      absl::MutexLock lock(&mu_);
-                      std::map<std::string, double> counts;
-                      for (const auto& [ns, joined] : followers_) counts[ns] += 1;
                       Samples samples;
-                      for (const auto& [ns, n] : counts) samples.push_back({{ns}, n});
+                      for (const auto& n : All()) {
+                        samples.push_back({{n->ns()}, static_cast<double>(n->follower_count())});
+                      }
                       return samples;
                     });
-  metrics->AddCounterReader(
-      "tlscache_feed_dropped_total",
-      "changes not sent: a follower too slow to keep up, or more than a publish could hold",
-      [this] {
-        return Samples{{{}, static_cast<double>(dropped_.load() + publish_dropped_.load())}};
-      });
-  metrics->AddCounterReader("tlscache_feed_sent_bytes_total",
-                            "bytes of the responses written to followers (changes and "
-                            "acknowledgements, before gRPC's framing)",
-                            [this] {
-                              return Samples{{{}, static_cast<double>(sent_bytes_.load())}};
-                            });
-  metrics->AddCounterReader("tlscache_feed_batches_published_total",
-                            "batches of changes published to the other replicas", [this] {
-                              return Samples{{{}, static_cast<double>(published_.load())}};
-                            });
+  const auto counter = [metrics](const char* name, const char* help,
+                                 const std::atomic<uint64_t>& value) {
+    metrics->AddCounterReader(name, help, [&value] {
+      return Samples{{{}, static_cast<double>(value.load())}};
+    });
+  };
+  counter("tlscache_feed_gaps_total",
+          "followers told that changes were lost for them (they check their copies)", gaps_);
+  counter("tlscache_feed_sent_bytes_total",
+          "bytes of the responses written to followers (changes and acknowledgements, before "
+          "gRPC's framing)",
+          sent_bytes_);
+  counter("tlscache_feed_appends_total", "appends to the namespaces' logs", appends_);
+  counter("tlscache_feed_append_failures_total",
+          "appends that failed (deletions are tried again)", append_failures_);
+  counter("tlscache_feed_dropped_total",
+          "stores not appended to a log: too many were waiting (their followers look them up)",
+          puts_dropped_);
+  metrics->AddGauge("tlscache_feed_held_bytes",
+                    "bytes of the changes held for followers (rings and queues together)", {},
+                    [this] {
+                      return Samples{{{}, static_cast<double>(total_bytes_->load())}};
+                    });
   // What the followers report of their near caches, summed per namespace.
   auto near = [this](uint64_t (v1::NearCacheReport::*field)() const) {
     return [this, field] {
-      absl::MutexLock lock(&mu_);
-      std::map<std::string, double> sums;
-      for (const auto& [ns, joined] : followers_) {
-        sums[ns] += static_cast<double>((joined.follower->Report().*field)());
-      }
       Samples samples;
-      for (const auto& [ns, sum] : sums) samples.push_back({{ns}, sum});
+      for (const auto& n : All()) {
+        double sum = 0;
+        n->ForEachFollower([&](Follower* f, auto&) { sum += static_cast<double>((f->Report().*field)()); });
+        samples.push_back({{n->ns()}, sum});
+      }
       return samples;
     };
   };
@@ -97,147 +538,6 @@ void SessionFeed::AddMetrics(Metrics* metrics) {
                     {"namespace"}, near(&v1::NearCacheReport::entries));
   metrics->AddGauge("tlscache_near_cache_bytes", "bytes the followers' near caches hold",
                     {"namespace"}, near(&v1::NearCacheReport::bytes));
-}
-
-void SessionFeed::Join(const std::string& ns, Follower* follower) {
-  absl::Time hand_over_at = absl::InfiniteFuture();
-  if (options_.max_follow_age > absl::ZeroDuration()) {
-    thread_local absl::BitGen random;
-    hand_over_at = absl::Now() + options_.max_follow_age * absl::Uniform(random, 1.0, 1.2);
-  }
-  absl::MutexLock lock(&mu_);
-  followers_.emplace(ns, Joined{follower, hand_over_at});
-  if (shared_ && subscriptions_.count(ns) == 0) {
-    // Kept for the replica's life: namespaces are few, and a follower that comes back finds
-    // the subscription up.
-    subscriptions_[ns] = store_->SubscribeChanges(
-        ns, [this](absl::string_view of, SecretBytes batch) { Received(of, std::move(batch)); });
-  }
-}
-
-void SessionFeed::Leave(const std::string& ns, Follower* follower) {
-  absl::MutexLock lock(&mu_);
-  auto [begin, end] = followers_.equal_range(ns);
-  for (auto it = begin; it != end; ++it) {
-    if (it->second.follower == follower) {
-      followers_.erase(it);
-      return;
-    }
-  }
-}
-
-void SessionFeed::StopAll() {
-  absl::MutexLock lock(&mu_);
-  for (auto& [ns, joined] : followers_) joined.follower->Stop();
-}
-
-void SessionFeed::HandOverAll(absl::Duration timeout) {
-  handing_over_.store(true, std::memory_order_release);
-  absl::MutexLock lock(&mu_);
-  for (auto& [ns, joined] : followers_) {
-    joined.asked = true;
-    joined.follower->HandOver();
-  }
-  mu_.AwaitWithTimeout(absl::Condition(
-                           +[](std::multimap<std::string, Joined>* followers) {
-                             return followers->empty();
-                           },
-                           &followers_),
-                       timeout);
-}
-
-void SessionFeed::HandOverAged(absl::Time now) {
-  if (options_.max_follow_age == absl::ZeroDuration()) return;  // no follower ages
-  absl::MutexLock lock(&mu_);
-  for (auto& [ns, joined] : followers_) {
-    if (now < joined.hand_over_at) continue;
-    if (!joined.asked) {
-      joined.asked = true;
-      joined.follower->HandOver();
-    } else if (now >= joined.hand_over_at + options_.handover_grace) {
-      joined.follower->Stop();
-    }
-  }
-}
-
-void SessionFeed::DeliverLocked(const std::string& ns, const v1::SessionChange& change,
-                                const Follower* origin) {
-  auto [begin, end] = followers_.equal_range(ns);
-  for (auto it = begin; it != end; ++it) {
-    if (it->second.follower != origin) it->second.follower->Deliver(change);
-  }
-}
-
-void SessionFeed::Changed(absl::string_view ns_view, v1::SessionChange* change,
-                          const Follower* origin) {
-  const std::string ns(ns_view);
-  bool publish = false;
-  {
-    absl::MutexLock lock(&mu_);
-    if (std::optional<absl::Duration> lag = Since(change->origin_unix_micros())) {
-      lag_->Observe({"local"}, *lag);
-    }
-    DeliverLocked(ns, *change, origin);
-    changes_->Increment({"local"});
-    if (shared_) {
-      Publisher& publisher = publishers_[ns];
-      const size_t size = change->ByteSizeLong();
-      if (publisher.pending_bytes + size > options_.max_publish_bytes) {
-        publish_dropped_.fetch_add(1, std::memory_order_relaxed);
-      } else {
-        *publisher.pending.add_changes() = *change;
-        publisher.pending_bytes += size;
-        publish = !publisher.in_flight;
-      }
-    }
-  }
-  CleanseString(change->mutable_session());
-  if (publish) PublishPending(ns);
-}
-
-void SessionFeed::PublishPending(const std::string& ns) {
-  std::string bytes;
-  {
-    absl::MutexLock lock(&mu_);
-    Publisher& publisher = publishers_[ns];
-    if (publisher.in_flight || publisher.pending.changes().empty()) return;
-    publisher.in_flight = true;
-    publisher.pending.set_origin(options_.replica_id);
-    publisher.pending.set_sent_unix_micros(absl::ToUnixMicros(absl::Now()));
-    publisher.pending.SerializeToString(&bytes);
-    WipeChanges(publisher.pending.mutable_changes());
-    publisher.pending.Clear();
-    publisher.pending_bytes = 0;
-  }
-  published_.fetch_add(1, std::memory_order_relaxed);
-  // The store copies what it sends before returning; `done` may run before that.
-  store_->PublishChanges(ns, bytes, absl::Now() + options_.store_timeout,
-                         [this, ns](absl::Status) {
-                           {
-                             absl::MutexLock lock(&mu_);
-                             publishers_[ns].in_flight = false;
-                           }
-                           PublishPending(ns);
-                         });
-  CleanseString(&bytes);
-}
-
-void SessionFeed::Received(absl::string_view ns_view, SecretBytes bytes) {
-  v1::FeedBatch batch;
-  const bool parsed = batch.ParseFromArray(bytes.data(), static_cast<int>(bytes.size()));
-  bytes.Clear();
-  if (parsed && batch.origin() != options_.replica_id) {
-    const std::string ns(ns_view);
-    absl::MutexLock lock(&mu_);
-    for (const v1::SessionChange& change : batch.changes()) {
-      if (std::optional<absl::Duration> lag = Since(change.origin_unix_micros())) {
-        lag_->Observe({"replica"}, *lag);
-      }
-      DeliverLocked(ns, change, nullptr);
-    }
-    changes_->Increment({"replica"}, batch.changes_size());
-  }
-  WipeChanges(batch.mutable_changes());
 }
 
 }  // namespace tlscache::server

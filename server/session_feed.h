@@ -1,19 +1,28 @@
-// SessionFeed: every change of a namespace (a session stored, a session deleted), for the TLS
-// server processes that follow it (tlscache.v1.SessionCache/Follow, server/follow_stream.h).
+// SessionFeed: a replica's side of each namespace's change log (server/store/store.h): what
+// it appends for the changes made through it, and what it relays to the TLS server processes
+// following the namespace through it (tlscache.v1.SessionCache/Follow, server/follow_stream.h).
 //
-// A change made through this replica (a unary Put, Delete or consuming Get, or a batch up a
-// Follow stream) goes to every local follower of its namespace but the one that made it, and,
-// on a store that replicas share (Redis), to every other replica through the store's pub/sub
-// (Store::PublishChanges), coalesced: one publish per namespace in flight, and what arrives
-// meanwhile goes out as the next batch. Batches from other replicas go to every local
-// follower. A replica skips its own batches when they come back.
+// Appending: every change made through this replica (SessionWrites) is queued on its
+// namespace and appended to the store's log, one append in flight per namespace, what arrives
+// meanwhile going as the next (coalesced). A deletion's completion says whether the log holds
+// it; one that failed is tried again (Tick) until the log holds it or its hold has passed. A
+// put that failed is dropped: a follower then looks the session up instead.
 //
-// Best effort, bounded memory: a follower that cannot keep up loses changes (it counts them),
-// and so does the pub/sub while the store is down; a change lost costs a remote lookup, and
-// followers drop their copies when their stream ends, so they miss no deletion they keep.
+// Relaying: while a namespace has followers here, the feed follows its log and hands every
+// change, in the log's order and numbered, to each of them. It keeps the most recent changes
+// (up to `max_ring_bytes` per namespace) so that a follower that comes from another replica
+// with the position it reached there goes on from that position without a gap. A follower
+// that cannot go on (its position is not in what the feed kept, or the feed's subscription
+// missed changes) is told so (`gap`), and checks its copies. The subscription is released
+// when the last follower of the namespace leaves.
 //
-// Thread-safety: all methods are thread-safe. Lock order: the feed's, then a follower's:
-// Deliver is called under the feed's lock and must not call back into the feed.
+// Memory: each change is held once (shared by the ring and the followers' queues), and every
+// change held counts against `max_total_bytes`; past it, the rings give up their oldest
+// changes and a follower that lags is cut loose with a gap rather than hold more.
+//
+// Thread-safety: all methods are thread-safe. Each namespace has its own mutex (a busy
+// namespace does not hold up another); lock order: a namespace's, then a follower's. Follower
+// methods are called under the namespace's mutex and must not call back into the feed.
 #ifndef TLSCACHE_SERVER_SESSION_FEED_H_
 #define TLSCACHE_SERVER_SESSION_FEED_H_
 
@@ -22,7 +31,7 @@
 #include <cstdint>
 #include <map>
 #include <memory>
-#include <set>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -30,6 +39,7 @@
 #include "absl/strings/string_view.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
+#include "common/log_point.h"
 #include "server/observability/metrics.h"
 #include "server/store/store.h"
 #include "tlscache/v1/session_cache.pb.h"
@@ -37,11 +47,17 @@
 namespace tlscache::server {
 
 struct FeedOptions {
-  // Unique per replica (random at start), to skip its own batches on the pub/sub.
-  std::string replica_id;
-  // The most a namespace's unpublished changes may hold while a publish is in flight.
-  size_t max_publish_bytes = 4 << 20;
   absl::Duration store_timeout = absl::Seconds(1);
+  // The most one append carries, and the most a namespace's queue of changes not yet
+  // appended holds (past it, puts are dropped and counted; deletions are kept).
+  size_t max_append_bytes = 1 << 20;
+  size_t max_queued_bytes = 16 << 20;
+  // The recent changes a namespace keeps for followers that come from another replica.
+  size_t max_ring_bytes = 8 << 20;
+  // What one follower may have waiting to be written before it is cut loose (a gap).
+  size_t max_follower_bytes = 4 << 20;
+  // Every change held (rings and followers' queues together).
+  size_t max_total_bytes = size_t{256} << 20;
   // A follower this long on the feed (drawn again for each, from 100% to 120% of it, so
   // that followers that came together do not all move together) is asked to move to
   // another replica (Follower::HandOver), and ended `handover_grace` later if it has not
@@ -53,20 +69,54 @@ struct FeedOptions {
   absl::Duration handover_grace = absl::Minutes(1);
 };
 
+
+// One change of a log, held once for every follower that has it queued; its session bytes
+// are wiped, and its bytes released from the feed's total, when the last holder drops it.
+class FeedChange {
+ public:
+  FeedChange(uint64_t seq, v1::SessionChange change, std::shared_ptr<std::atomic<size_t>> total);
+  ~FeedChange();
+  FeedChange(const FeedChange&) = delete;
+  FeedChange& operator=(const FeedChange&) = delete;
+
+  uint64_t seq() const { return seq_; }
+  const v1::SessionChange& change() const { return change_; }
+  size_t bytes() const { return bytes_; }
+
+ private:
+  const uint64_t seq_;
+  v1::SessionChange change_;
+  const size_t bytes_;
+  const std::shared_ptr<std::atomic<size_t>> total_;
+};
+using FeedChangePtr = std::shared_ptr<const FeedChange>;
+
 class SessionFeed {
  public:
   class Follower {
    public:
     virtual ~Follower() = default;
-    // Queues `change` for the process; never blocks, never calls into the feed.
-    virtual void Deliver(const v1::SessionChange& change) = 0;
+    // The follower's first place in the log: at `at`, after `replay` (the changes since the
+    // position it asked to resume from), or (`gap`) cut off from what came before.
+    virtual void Begin(const LogPoint& at, std::vector<FeedChangePtr> replay, bool gap) = 0;
+    // Changes of `log_id` numbered from `first` (`changes` empty: the feed's subscription
+    // started again, at `first` - 1). Queues them for the process; never blocks. A follower
+    // that cannot go on from where it stood, or that holds more than it may, owes its
+    // process a gap.
+    virtual void Deliver(absl::string_view log_id, uint64_t first,
+                         const std::vector<FeedChangePtr>& changes, bool over_budget) = 0;
     // Ends the stream (the server shuts down).
     virtual void Stop() = 0;
     // Asks the process to move its stream to another replica (FollowResponse.reconnect).
     virtual void HandOver() = 0;
+    // Ends the stream if the authorization in force no longer grants its namespace.
+    virtual void Reauthorize() = 0;
     // The process's latest near-cache report.
     virtual v1::NearCacheReport Report() const = 0;
   };
+
+  // Done once the log holds a change (ok), or with why not.
+  using AppendDone = absl::AnyInvocable<void(absl::Status) &&>;
 
   // `store` and `metrics` outlive the feed.
   SessionFeed(Store* store, FeedOptions options, Metrics* metrics);
@@ -75,73 +125,61 @@ class SessionFeed {
   SessionFeed(const SessionFeed&) = delete;
   SessionFeed& operator=(const SessionFeed&) = delete;
 
-  void Join(const std::string& ns, Follower* follower);
+  // `resume_after`: where the process stood on its previous stream, if anywhere. The
+  // follower's Begin comes once the feed knows where the log stands (at once, or when its
+  // subscription starts).
+  void Join(const std::string& ns, Follower* follower, std::optional<LogPoint> resume_after);
   // After Leave returns, `follower` is not called again.
   void Leave(const std::string& ns, Follower* follower);
 
-  // A change made through this replica; `origin` (may be null) made it and is not sent it.
-  // The change's session bytes are wiped before this returns.
-  void Changed(absl::string_view ns, v1::SessionChange* change, const Follower* origin);
+  // Queues `change` (a serialized v1.SessionChange: session bytes, wiped) for the log of `ns`.
+  // `done` (may be null) runs once: ok when the log holds it, or the first failure (a
+  // deletion is still tried again in the background until its hold has passed).
+  void Append(const std::string& ns, LogChange change, AppendDone done);
 
   // Ends every follower's stream.
   void StopAll();
   // Asks every follower to move to another replica (a shutdown), and waits until none is
   // left or `timeout` passed.
   void HandOverAll(absl::Duration timeout);
-  // Asks the followers older than their age to move, and ends those that were asked a
-  // grace ago; called now and then (CacheServer's monitor).
-  void HandOverAged(absl::Time now);
-  size_t followers() const {
-    absl::MutexLock lock(&mu_);
-    return followers_.size();
-  }
+  // Every follower checks its authorization again (the policy was reloaded).
+  void ReauthorizeAll();
+  // Called now and then (CacheServer's monitor): asks the followers older than their age to
+  // move and ends those asked a grace ago; tries the failed appends again.
+  void Tick(absl::Time now);
+  size_t followers() const;
+  const FeedOptions& options() const { return options_; }
   // Since HandOverAll: new followers are refused.
   bool handing_over() const { return handing_over_.load(std::memory_order_acquire); }
 
-  // Counted by followers: changes they could not queue.
-  void CountDropped(uint64_t n) { dropped_.fetch_add(n, std::memory_order_relaxed); }
-  // Counted by followers: bytes of the responses they wrote.
+  // Counted by followers.
+  void CountGap() { gaps_.fetch_add(1, std::memory_order_relaxed); }
   void CountSent(uint64_t bytes) { sent_bytes_.fetch_add(bytes, std::memory_order_relaxed); }
 
  private:
-  struct Publisher {
-    v1::FeedBatch pending;
-    size_t pending_bytes = 0;
-    bool in_flight = false;
-  };
+  class Namespace;
 
-  void DeliverLocked(const std::string& ns, const v1::SessionChange& change, const Follower* origin)
-      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  // Sends what `ns` has pending, one publish at a time.
-  void PublishPending(const std::string& ns);
-  // A batch from the store's pub/sub.
-  void Received(absl::string_view ns, SecretBytes batch);
+  std::shared_ptr<Namespace> Find(const std::string& ns, bool create);
+  // Drops `ns` from the map once it has neither followers nor appends.
+  void Release(const std::string& ns);
   void AddMetrics(Metrics* metrics);
+  std::vector<std::shared_ptr<Namespace>> All() const;
 
   Store* const store_;
   const FeedOptions options_;
-  const bool shared_;  // the store shares changes with other replicas
+  const std::shared_ptr<std::atomic<size_t>> total_bytes_;
   Metrics::CounterFamily* changes_;
   Metrics::HistogramFamily* lag_;
 
-  mutable absl::Mutex mu_;
-  struct Joined {
-    Follower* follower;
-    absl::Time hand_over_at;  // InfiniteFuture: never
-    bool asked = false;
-  };
-  std::multimap<std::string, Joined> followers_ ABSL_GUARDED_BY(mu_);
-  std::map<std::string, Publisher> publishers_ ABSL_GUARDED_BY(mu_);
-  std::map<std::string, std::unique_ptr<ChangesSubscription>> subscriptions_ ABSL_GUARDED_BY(mu_);
+  mutable absl::Mutex mu_;  // the map only
+  std::map<std::string, std::shared_ptr<Namespace>> namespaces_ ABSL_GUARDED_BY(mu_);
   std::atomic<bool> handing_over_{false};
-  std::atomic<uint64_t> dropped_{0};
+  std::atomic<uint64_t> gaps_{0};
   std::atomic<uint64_t> sent_bytes_{0};
-  std::atomic<uint64_t> published_{0};
-  std::atomic<uint64_t> publish_dropped_{0};
+  std::atomic<uint64_t> appends_{0};
+  std::atomic<uint64_t> append_failures_{0};
+  std::atomic<uint64_t> puts_dropped_{0};
 };
-
-// Wipes the session bytes of every change in `changes`.
-void WipeChanges(google::protobuf::RepeatedPtrField<v1::SessionChange>* changes);
 
 }  // namespace tlscache::server
 

@@ -22,6 +22,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/synchronization/mutex.h"
+#include "absl/time/clock.h"
 #include "client/cache_client.h"
 #include "common/absl_runtime.h"
 #include "common/openssl_util.h"
@@ -34,6 +35,7 @@ namespace {
 using NewCallback = int (*)(SSL*, SSL_SESSION*);
 using GetCallback = SSL_SESSION* (*)(SSL*, const unsigned char*, int, int*);
 using RemoveCallback = void (*)(SSL_CTX*, SSL_SESSION*);
+using InfoCallback = void (*)(const SSL*, int, int);
 
 struct CtxState {
   SSL_CTX* ctx = nullptr;  // the context this state is attached to (it owns the state)
@@ -47,6 +49,10 @@ struct CtxState {
   NewCallback app_new = nullptr;
   GetCallback app_get = nullptr;
   RemoveCallback app_remove = nullptr;
+  // The application's info callback on the context, which tlscache's calls first.
+  InfoCallback app_info = nullptr;
+  // Its tickets are encrypted under the farm's key ring (the process follows the ring).
+  bool farm_ring = false;
   std::atomic<uint64_t> stored{0}, skipped{0}, resumed{0}, rejected{0}, deleted{0},
       tickets_issued{0};
 };
@@ -100,28 +106,78 @@ CtxState* StateOf(SSL* ssl) {
   return StateOf(SSL_get_SSL_CTX(ssl));
 }
 
+// The farm key a session is kept under (FarmSessionKey), on the SSL_SESSION: set when
+// tlscache stores it or finds it in the farm, it marks the sessions the farm has and names
+// the entry exactly (the key is bound to the client-certificate requirements of the connection
+// that made the session, which after SNI are those of the block it chose, not of the context
+// OpenSSL names when it removes it). A session the application resumed from its own cache is
+// marked with an empty key: the farm has it, under a key that only the connection's final
+// requirements (after SNI) give. Not carried into a copy (OpenSSL copies a session for each
+// TLS 1.3 ticket: each copy is another session, stored under its own key).
+void FreeSessionKey(void* /*parent*/, void* ptr, CRYPTO_EX_DATA* /*ad*/, int /*idx*/,
+                    long /*argl*/, void* /*argp*/) {
+  delete static_cast<std::string*>(ptr);
+}
+
+int DupSessionKey(CRYPTO_EX_DATA* /*to*/, const CRYPTO_EX_DATA* /*from*/, void** from_d,
+                  int /*idx*/, long /*argl*/, void* /*argp*/) {
+  *static_cast<void**>(from_d) = nullptr;
+  return 1;
+}
+
+void ReserveSessionSlot(void* /*parent*/, void* /*ptr*/, CRYPTO_EX_DATA* ad, int idx,
+                        long /*argl*/, void* /*argp*/) {
+  CRYPTO_set_ex_data(ad, idx, nullptr);  // room made now: setting it later moves nothing
+}
+
+int SessionKeyIndex() {
+  static const int index = SSL_SESSION_get_ex_new_index(0, nullptr, ReserveSessionSlot,
+                                                        DupSessionKey, FreeSessionKey);
+  return index;
+}
+
+const std::string* SessionKeyOf(const SSL_SESSION* session) {
+  if (SessionKeyIndex() < 0) return nullptr;
+  return static_cast<const std::string*>(SSL_SESSION_get_ex_data(session, SessionKeyIndex()));
+}
+
+void SetSessionKey(SSL_SESSION* session, std::string key) {
+  if (SessionKeyIndex() < 0) return;
+  auto* previous = static_cast<std::string*>(SSL_SESSION_get_ex_data(session, SessionKeyIndex()));
+  if (previous != nullptr && *previous == key) return;
+  auto* kept = new std::string(std::move(key));
+  if (SSL_SESSION_set_ex_data(session, SessionKeyIndex(), kept) != 1) {
+    delete kept;
+    return;
+  }
+  delete previous;
+}
+
 // Set while tlscache itself removes a session from OpenSSL's cache because the farm withdrew
 // it: the removal callback then tells the farm nothing (it knows).
 thread_local bool withdrawing = false;
 
-// The farm withdrew `key` of `ns` (deleted or consumed through another node): OpenSSL's own
-// cache of every context on `client` that uses `ns` drops it too, so that it resumes nowhere.
-// A context that asks for client certificates keys the farm by a digest of the ID
-// (client_auth.h), which does not give the ID back: its own cache keeps the session until
-// it expires.
-void Withdraw(const client::CacheClient* client, absl::string_view ns, absl::string_view key) {
-  if (key.empty() || key.size() > SSL_MAX_SSL_SESSION_ID_LENGTH) return;
+// The farm withdrew `key` of `ns` (deleted or consumed through another node, or found dead by
+// a check): OpenSSL's own cache (and the application's, through its removal callback) of every
+// context on `client` that uses `ns` drops it too, so that it resumes nowhere. The session is
+// found there by its TLS session ID: `tls_session_id` when the deleting node gave it, else the
+// key itself where the key is the ID (a context without client authentication).
+void Withdraw(const client::CacheClient* client, absl::string_view ns, absl::string_view key,
+              absl::string_view tls_session_id) {
+  const absl::string_view id = tls_session_id.empty() ? key : tls_session_id;
+  if (id.empty() || id.size() > SSL_MAX_SSL_SESSION_ID_LENGTH) return;
   SslSessionPtr probe(SSL_SESSION_new());
   if (probe == nullptr ||
-      SSL_SESSION_set1_id(probe.get(), reinterpret_cast<const unsigned char*>(key.data()),
-                          static_cast<unsigned int>(key.size())) != 1) {
+      SSL_SESSION_set1_id(probe.get(), reinterpret_cast<const unsigned char*>(id.data()),
+                          static_cast<unsigned int>(id.size())) != 1) {
     return;
   }
   withdrawing = true;
   absl::MutexLock lock(&registry_mu);
   for (CtxState* state : Registry()) {
     if (state->client.get() != client || state->config.ns != ns) continue;
-    if (!ClientAuthDigest(state->ctx).empty()) continue;
+    // Without the TLS session ID, a context whose keys are digests cannot be searched.
+    if (tls_session_id.empty() && !ClientAuthDigest(state->ctx).empty()) continue;
     // OpenSSL finds a session by protocol version and ID.
     for (int version : {TLS1_2_VERSION, TLS1_3_VERSION}) {
       SSL_SESSION_set_protocol_version(probe.get(), version);
@@ -153,7 +209,9 @@ std::shared_ptr<client::CacheClient> SharedClient(const client::ClientOptions& o
   }
   const client::CacheClient* raw = created->get();
   (*created)->SetWithdrawnListener(
-      [raw](absl::string_view ns, absl::string_view id) { Withdraw(raw, ns, id); });
+      [raw](absl::string_view ns, absl::string_view farm_key, absl::string_view tls_session_id) {
+        Withdraw(raw, ns, farm_key, tls_session_id);
+      });
   (*clients)[key] = *created;
   return *created;
 }
@@ -200,11 +258,13 @@ void StoreInFarm(SSL* ssl, SSL_SESSION* session, CtxState& state) {
   }
   const uint32_t ttl =
       static_cast<uint32_t>(std::min<long>(left, std::numeric_limits<uint32_t>::max()));
+  std::string key = FarmSessionKey(id, ClientAuthDigest(ssl));
+  SetSessionKey(session, key);
   // A session the farm alone carries (no stateless ticket) is awaited: its client may come
   // back to another node as soon as it has the reply, or the TLS 1.3 ticket, that this
   // handshake is about to send. Bounded by the lookup deadline; see client/cache_client.h.
-  state.client->Put(state.config.ns, FarmSessionKey(id, ClientAuthDigest(ssl)), *std::move(encoded),
-                    ttl, /*await_ack=*/stateful_tickets);
+  state.client->Put(state.config.ns, key, *std::move(encoded), ttl,
+                    /*await_ack=*/stateful_tickets);
   state.stored++;
 }
 
@@ -225,14 +285,15 @@ int NewSessionCallback(SSL* ssl, SSL_SESSION* session) noexcept {
 SSL_SESSION* LookUpInFarm(SSL* ssl, absl::string_view session_id, CtxState& state) {
   const bool consume = SSL_version(ssl) == TLS1_3_VERSION &&
                        AntiReplay(SSL_get_max_early_data(ssl), SSL_get_options(ssl));
-  absl::StatusOr<SecretBytes> bytes = state.client->Get(
-      state.config.ns, FarmSessionKey(session_id, ClientAuthDigest(ssl)), consume);
+  std::string key = FarmSessionKey(session_id, ClientAuthDigest(ssl));
+  absl::StatusOr<SecretBytes> bytes = state.client->Get(state.config.ns, key, consume);
   if (!bytes.ok()) return nullptr;
   absl::StatusOr<SslSessionPtr> session = DecodeSession(bytes->view(), session_id);
   if (!session.ok()) {
     state.rejected++;
     return nullptr;
   }
+  SetSessionKey(session->get(), std::move(key));  // the session is still ours alone
   state.resumed++;
   return session->release();
 }
@@ -244,7 +305,17 @@ SSL_SESSION* GetSessionCallback(SSL* ssl, const unsigned char* id, int id_len, i
     return nullptr;
   }
   if (state->app_get != nullptr) {
-    if (SSL_SESSION* found = state->app_get(ssl, id, id_len, copy)) return found;
+    if (SSL_SESSION* found = state->app_get(ssl, id, id_len, copy)) {
+      // The application made this copy (from its own cache) for this connection: marked, so
+      // that a fatal alert on it deletes it from the farm too.
+      if (*copy == 0 && id_len > 0 && id_len <= SSL_MAX_SSL_SESSION_ID_LENGTH) {
+        try {
+          SetSessionKey(found, "");
+        } catch (...) {
+        }
+      }
+      return found;
+    }
   }
   *copy = 0;  // the session returned is ours to give: OpenSSL takes our reference
   if (id_len <= 0 || id_len > SSL_MAX_SSL_SESSION_ID_LENGTH) return nullptr;
@@ -255,26 +326,67 @@ SSL_SESSION* GetSessionCallback(SSL* ssl, const unsigned char* id, int id_len, i
   }
 }
 
+// Deletes `session` from the farm, under the key it is kept there by (one the mark names, or
+// else the key `digest`, the requirements of the connection or the context, gives); nothing
+// for a session the farm does not have (not marked: a handshake that failed before its session
+// was stored), or that expired (its TTL there ends it too). Said once per key and thread: the
+// fatal-alert path reaches here twice, through the removal and the info callbacks.
+void DeleteFromFarm(SSL_SESSION* session, CtxState& state, const std::string& digest) {
+  const std::string* mark = SessionKeyOf(session);
+  if (mark == nullptr) return;
+  const long left = SSL_SESSION_get_time(session) + SSL_SESSION_get_timeout(session) -
+                    static_cast<long>(std::time(nullptr));
+  if (left <= 0) return;
+  const absl::string_view id = SessionId(session);
+  const std::string key = mark->empty() ? FarmSessionKey(id, digest) : *mark;
+  thread_local std::string last_deleted;
+  if (last_deleted == key) return;
+  last_deleted = key;
+  state.client->Delete(state.config.ns, key, key == id ? absl::string_view() : id,
+                       absl::Seconds(left));
+  state.deleted++;
+}
+
+// Whether OpenSSL may be evicting `ctx`'s least recently used session to make room (which
+// leaves the session good for the rest of the farm): only with an internal cache that stores
+// and is full. Not otherwise: nginx's default `ssl_session_cache none` stores nothing
+// internally (its size of 1 is never reached), nor does a server whose own cache is external.
+bool MayEvict(SSL_CTX* ctx) {
+  if ((SSL_CTX_get_session_cache_mode(ctx) & SSL_SESS_CACHE_NO_INTERNAL_STORE) != 0) return false;
+  const long size = SSL_CTX_sess_get_cache_size(ctx);
+  return size > 0 && SSL_CTX_sess_number(ctx) + 1 >= size;
+}
+
+// OpenSSL drops a session nobody may resume (a fatal alert, RFC 5246 7.2.2; a connection freed
+// without a shutdown; a consumed ticket; the application) or one it evicts. The farm drops
+// the former too. With an internal cache that is full the two cannot be told apart here, and
+// the session stays in the farm: the fatal alerts, the case that matters, are seen by the info
+// callback instead.
 void RemoveSessionCallback(SSL_CTX* ctx, SSL_SESSION* session) noexcept {
   CtxState* state = StateOf(ctx);
   if (state == nullptr) return;
   if (state->app_remove != nullptr) state->app_remove(ctx, session);
   try {
-    const absl::string_view id = SessionId(session);
-    if (id.empty()) return;
-    // Expired: the farm's TTL ends it too. Evicted because this node's own cache is full
-    // (the removal leaves it one short of its size): the session is still good for the rest
-    // of the farm. Anything else (a fatal alert, a consumed ticket, the application) is a
-    // session nobody should resume.
-    if (SSL_SESSION_get_time(session) + SSL_SESSION_get_timeout(session) <=
-        static_cast<long>(std::time(nullptr))) {
-      return;
-    }
-    const long size = SSL_CTX_sess_get_cache_size(ctx);
-    if (size > 0 && SSL_CTX_sess_number(ctx) + 1 >= size) return;
-    if (withdrawing) return;  // the farm withdrew it: see Withdraw
-    state->client->Delete(state->config.ns, FarmSessionKey(id, ClientAuthDigest(ctx)));
-    state->deleted++;
+    if (withdrawing || MayEvict(ctx)) return;
+    DeleteFromFarm(session, *state, ClientAuthDigest(ctx));
+  } catch (...) {
+  }
+}
+
+// A fatal alert, sent or received, ends the connection's session everywhere (RFC 5246 7.2.2),
+// whatever the removal callback could tell. The application's own info callback (on the
+// context the connection is on now) is called first, as OpenSSL would have.
+void InfoCallbackOf(const SSL* ssl, int where, int ret) noexcept {
+  SSL* s = const_cast<SSL*>(ssl);
+  if (CtxState* here = StateOf(SSL_get_SSL_CTX(s)); here != nullptr && here->app_info != nullptr) {
+    here->app_info(ssl, where, ret);
+  }
+  if ((where & SSL_CB_ALERT) == 0 || (ret >> 8) != SSL3_AL_FATAL) return;
+  try {
+    CtxState* state = StateOf(s);
+    SSL_SESSION* session = SSL_get_session(s);
+    if (state == nullptr || session == nullptr) return;
+    DeleteFromFarm(session, *state, ClientAuthDigest(s));
   } catch (...) {
   }
 }
@@ -294,7 +406,7 @@ int TicketKeyCallback(SSL* ssl, unsigned char name[16], unsigned char iv[EVP_MAX
     std::shared_ptr<const client::TicketKeySnapshot> ring =
         state->client->TicketKeys(state->config.ns);
     if (ring == nullptr) return 0;
-    const TicketKeyRecord* key = enc == 1 ? ring->Active() : ring->Find(name);
+    const TicketKeyRecord* key = enc == 1 ? ring->Active() : ring->Find(name, absl::Now());
     if (key == nullptr) return 0;
     std::array<uint8_t, 32> hmac_key;
     FarmTicketHmacKey(key->hmac_key, ClientAuthDigest(ssl), &hmac_key);
@@ -325,7 +437,8 @@ int TicketKeyCallback(SSL* ssl, unsigned char name[16], unsigned char iv[EVP_MAX
 
 }  // namespace
 
-absl::Status Attach(SSL_CTX* ctx, const PluginConfig& config, AttachReport* report) {
+absl::Status Attach(SSL_CTX* ctx, const PluginConfig& config, AttachReport* report,
+                    bool server_ticket_keys) {
   if (ctx == nullptr) return absl::InvalidArgumentError("no SSL_CTX");
   if (CtxIndex() < 0 || SslIndex() < 0) return absl::InternalError("no ex_data index");
   // The server said no session resumes here (nginx's ssl_session_cache off): that stays so.
@@ -359,10 +472,12 @@ absl::Status Attach(SSL_CTX* ctx, const PluginConfig& config, AttachReport* repo
     state->app_new = previous->app_new;
     state->app_get = previous->app_get;
     state->app_remove = previous->app_remove;
+    state->app_info = previous->app_info;
   } else {
     state->app_new = SSL_CTX_sess_get_new_cb(ctx);
     state->app_get = SSL_CTX_sess_get_get_cb(ctx);
     state->app_remove = SSL_CTX_sess_get_remove_cb(ctx);
+    state->app_info = SSL_CTX_get_info_callback(ctx);
   }
 
   if (!state->sid_ctx.empty() &&
@@ -371,21 +486,31 @@ absl::Status Attach(SSL_CTX* ctx, const PluginConfig& config, AttachReport* repo
                                      static_cast<unsigned int>(state->sid_ctx.size())) != 1) {
     return absl::InternalError(absl::StrCat("sid_ctx: ", ConsumeOpenSslErrors()));
   }
+  // Tickets stay on or off as the server set them (tickets=off alone turns them off). The
+  // farm's key ring encrypts them in place of keys OpenSSL drew for this node alone (which no
+  // other node can decrypt), or, with tickets=farm, in place of keys the server configured.
+  const bool tickets_on = (SSL_CTX_get_options(ctx) & SSL_OP_NO_TICKET) == 0;
+  const bool ring = config.tickets == TicketMode::kFarm ||
+                    (config.tickets == TicketMode::kApplication && !server_ticket_keys);
   if (report != nullptr) {
-    report->tickets_turned_off =
-        config.tickets == TicketMode::kOff && (SSL_CTX_get_options(ctx) & SSL_OP_NO_TICKET) == 0;
+    report->tickets_turned_off = config.tickets == TicketMode::kOff && tickets_on;
     report->application_cache = previous == nullptr ? SSL_CTX_sess_get_get_cb(ctx) != nullptr
                                                     : previous->app_get != nullptr;
+    report->tickets = config.tickets == TicketMode::kOff || !tickets_on ? AttachReport::kNoTickets
+                      : ring                                            ? AttachReport::kFarmRing
+                                                                        : AttachReport::kServerKeys;
+    report->replaced_server_keys = ring && server_ticket_keys;
   }
   if (config.tickets == TicketMode::kOff) SSL_CTX_set_options(ctx, SSL_OP_NO_TICKET);
-  if (config.tickets == TicketMode::kFarm) {
-    SSL_CTX_clear_options(ctx, SSL_OP_NO_TICKET);
+  if (ring && config.tickets != TicketMode::kOff) {
     SSL_CTX_set_tlsext_ticket_key_evp_cb(ctx, TicketKeyCallback);
+    state->farm_ring = tickets_on;
   }
   SkipInternalLookupForAntiReplay(ctx);
   SSL_CTX_sess_set_new_cb(ctx, NewSessionCallback);
   SSL_CTX_sess_set_get_cb(ctx, GetSessionCallback);
   SSL_CTX_sess_set_remove_cb(ctx, RemoveSessionCallback);
+  SSL_CTX_set_info_callback(ctx, InfoCallbackOf);
   // Last: the context counts as attached (IsAttached, which the preload's other connections
   // wait on) only once everything above is set, so no handshake on it runs while it changes.
   // Until then the callbacks find no state and step aside.
@@ -430,9 +555,11 @@ void ReserveContextSlots() {
 bool IsAttached(SSL_CTX* ctx) { return StateOf(ctx) != nullptr; }
 
 void Prepare(SSL_CTX* ctx) {
-  if (CtxState* state = StateOf(ctx)) {
-    state->client->Prepare(state->config.ns, state->config.tickets == TicketMode::kFarm);
-  }
+  if (CtxState* state = StateOf(ctx)) state->client->Prepare(state->config.ns, state->farm_ring);
+}
+
+bool IsTlscacheTicketCallback(TicketKeyEvpCallback callback) {
+  return callback == TicketKeyCallback;
 }
 
 void BindConnection(SSL* ssl) {
@@ -447,7 +574,6 @@ void BindConnection(SSL* ssl) {
                                static_cast<unsigned int>(state->sid_ctx.size()));
   }
   if (state->config.tickets == TicketMode::kOff) SSL_set_options(ssl, SSL_OP_NO_TICKET);
-  if (state->config.tickets == TicketMode::kFarm) SSL_clear_options(ssl, SSL_OP_NO_TICKET);
 }
 
 bool GetPluginStats(SSL_CTX* ctx, PluginStats* stats) {
@@ -501,7 +627,8 @@ void Add(const CtxState& state, Totals* totals) {
   t.near_bytes += c.near_bytes;
   t.near_evictions += c.near_evictions;
   t.pushed += c.pushed;
-  t.push_dropped += c.push_dropped;
+  t.gaps += c.gaps;
+  t.withdrawn += c.withdrawn;
   t.streams += c.streams;
   t.streams_up += c.streams_up;
   t.resent += c.resent;
@@ -536,12 +663,13 @@ absl::StatusOr<std::string> StatsJson(SSL_CTX* ctx) {
       "\"errors\":%d,\"timeouts\":%d,\"skipped\":%d},\"stores\":{\"sent\":%d,"
       "\"failed\":%d,\"dropped\":%d,\"late\":%d,\"resent\":%d},\"near_cache\":{"
       "\"hits\":%d,\"entries\":%d,\"bytes\":%d,\"evictions\":%d},\"push\":{\"streams_up\":%d,"
-      "\"streams\":%d,\"received\":%d,\"dropped\":%d,\"lag_p50_us\":%d,\"lag_p99_us\":%d},"
+      "\"streams\":%d,\"received\":%d,\"gaps\":%d,\"withdrawn\":%d,\"lag_p50_us\":%d,"
+      "\"lag_p99_us\":%d},"
       "\"breaker\":\"%s\"}",
       totals.contexts, p.stored, p.skipped, p.resumed, p.rejected, p.deleted, c.hits, c.misses,
       c.errors, c.timeouts, c.skipped, c.stores, c.store_failures, c.queue_drops, c.ack_timeouts,
       c.resent, c.near_hits, c.near_entries, c.near_bytes, c.near_evictions, c.streams_up,
-      c.streams, c.pushed, c.push_dropped, absl::ToInt64Microseconds(c.push_lag_p50),
+      c.streams, c.pushed, c.gaps, c.withdrawn, absl::ToInt64Microseconds(c.push_lag_p50),
       absl::ToInt64Microseconds(c.push_lag_p99), totals.breaker_open ? "open" : "closed");
 }
 

@@ -7,6 +7,8 @@
 //                       sessions the farm pushed to it), then the service (bounded by the
 //                       lookup deadline)
 //   remove_session_cb   deletes a session OpenSSL dropped as unusable (queued)
+//   info_callback       deletes, on a fatal alert, the connection's session from the farm
+//                       (RFC 5246 7.2.2), whatever the removal callback could tell
 // TLS 1.3: with tickets=off the context issues stateful tickets (SSL_OP_NO_TICKET), whose
 // identities go through the same callbacks; stateless tickets are never stored (the cache
 // could not resume them). When the context accepts early data, TLS 1.3 lookups consume the
@@ -28,21 +30,37 @@
 
 namespace tlscache::openssl {
 
-// What Attach found on the context, for the preload library's one-line reports.
+// What Attach found on the context and did, for the preload library's one-line reports.
 struct AttachReport {
   bool tickets_turned_off = false;  // tickets=off turned the application's tickets off
   bool application_cache = false;   // the application has its own cache callbacks
+  // The context's session tickets now: none (sessions go through the cache: TLS 1.2 session
+  // IDs, TLS 1.3 stateful tickets), under the farm's key ring, or under keys the server
+  // configured itself (which no other node decrypts unless it has them too).
+  enum Tickets { kNoTickets, kFarmRing, kServerKeys };
+  Tickets tickets = kNoTickets;
+  bool replaced_server_keys = false;  // tickets=farm put the ring in place of the server's keys
 };
+
+// The signature of SSL_CTX_set_tlsext_ticket_key_evp_cb's callback.
+using TicketKeyEvpCallback = int (*)(SSL*, unsigned char*, unsigned char*, EVP_CIPHER_CTX*,
+                                     EVP_MAC_CTX*, int);
 
 // Installs tlscache's callbacks on `ctx`. Callbacks the application installed before stay
 // the first tier: each of ours calls the application's first. Attaching again replaces the
 // configuration. FailedPrecondition, and the context left alone, when the application turned
 // its session cache off (SSL_SESS_CACHE_OFF): it said no session resumes there.
-// What it sets on the context: the callbacks; with tickets=off SSL_OP_NO_TICKET, with
-// tickets=farm the ticket key callback (and tickets on); with sid_ctx the session ID context
-// (bound to the context's client-certificate requirements, client_auth.h); with early data
-// (anti-replay) SSL_SESS_CACHE_NO_INTERNAL_LOOKUP. Nothing connects (see Prepare).
-absl::Status Attach(SSL_CTX* ctx, const PluginConfig& config, AttachReport* report = nullptr);
+// What it sets on the context: the session callbacks and the info callback (which sees fatal
+// alerts); with tickets=off SSL_OP_NO_TICKET; the ticket key callback (the farm's ring) with
+// tickets=farm, or with the application's choice when the server has no keys of its own
+// (`server_ticket_keys`: it configured a ticket key callback or keys); tickets are never
+// turned on. With sid_ctx the session ID context (bound to the context's client-certificate
+// requirements, client_auth.h); with early data (anti-replay)
+// SSL_SESS_CACHE_NO_INTERNAL_LOOKUP. Nothing connects (see Prepare).
+absl::Status Attach(SSL_CTX* ctx, const PluginConfig& config, AttachReport* report = nullptr,
+                    bool server_ticket_keys = false);
+// Whether `callback` is tlscache's own ticket key callback (the farm's ring).
+bool IsTlscacheTicketCallback(TicketKeyEvpCallback callback);
 bool IsAttached(SSL_CTX* ctx);
 
 // Allocates tlscache's ex_data indices now. Every SSL_CTX made afterwards has room for its slot
@@ -55,8 +73,8 @@ void ReserveContextSlots();
 // (see ReserveContextSlots); `free_slot` (may be null) frees what a slot holds.
 int NewContextIndex(CRYPTO_EX_free* free_slot);
 
-// Connects this process to the cache of `ctx` now, off the handshake path (and with
-// tickets=farm starts following the key ring). Never blocks. For a process that serves
+// Connects this process to the cache of `ctx` now, off the handshake path (and when its
+// tickets are under the farm's key ring, starts following the ring). Never blocks. For a process that serves
 // `ctx` itself: a pre-fork server calls it in each worker, never in the master.
 void Prepare(SSL_CTX* ctx);
 

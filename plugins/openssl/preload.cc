@@ -6,7 +6,12 @@
 // SSL_set_accept_state and SSL_accept, and on a connection's first one attaches tlscache to
 // the SSL_CTX it was created on (once per context, after the application configured it),
 // gives that connection what tlscache set on the context (SSL_new copied the context's
-// settings before), and connects the process to the cache at once. So:
+// settings before), and connects the process to the cache at once. A context a server moves
+// a connection to (SSL_set_SSL_CTX: an SNI-selected server block) is attached as it is
+// chosen, before the server copies its settings to the connection, so that each block keeps
+// its own. And it watches the calls by which a server configures session ticket keys of its
+// own (a key callback, or keys): such keys stay, unless TLSCACHE_TICKETS=farm; keys OpenSSL
+// drew for the node alone are replaced by the farm's key ring. So:
 //   - client-side contexts (a proxy's upstream connections) are never touched;
 //   - a context whose server turned session caching off stays out of the farm;
 //   - the application's own session cache callbacks stay the first tier;
@@ -110,6 +115,89 @@ bool Declined(SSL_CTX* ctx) {
   return DeclinedIndex() >= 0 && SSL_CTX_get_ex_data(ctx, DeclinedIndex()) != nullptr;
 }
 
+// Marks a context on which the server configured session ticket keys of its own.
+int ServerKeysIndex() {
+  static const int index = NewContextIndex(nullptr);
+  return index;
+}
+
+void MarkServerTicketKeys(SSL_CTX* ctx) {
+  if (ctx != nullptr && Config() != nullptr && ServerKeysIndex() >= 0) {
+    SSL_CTX_set_ex_data(ctx, ServerKeysIndex(), reinterpret_cast<void*>(uintptr_t{1}));
+  }
+}
+
+bool HasServerTicketKeys(SSL_CTX* ctx) {
+  return ServerKeysIndex() >= 0 && SSL_CTX_get_ex_data(ctx, ServerKeysIndex()) != nullptr;
+}
+
+// What the attach of a context says, once a process for each kind of context: exactly what
+// is shared, and through what.
+void SayAttached(const PluginConfig& config, const AttachReport& report) {
+  static std::atomic<bool> said[3] = {false, false, false};
+  static std::atomic<bool> said_off{false};
+  const std::string where = absl::StrCat(config.addr, " (namespace ", config.ns, ")");
+  const char* behind = report.application_cache ? ", behind the application's own session cache"
+                                                : "";
+  if (!said[report.tickets].exchange(true)) {
+    switch (report.tickets) {
+      case AttachReport::kNoTickets:
+        Say(absl::StrCat("TLS 1.2 session IDs and TLS 1.3 stateful tickets are shared through ",
+                         where, behind));
+        break;
+      case AttachReport::kFarmRing:
+        Say(absl::StrCat(
+            "session tickets are encrypted under the farm's key ring from ", where,
+            ", so that every node decrypts them, in place of ",
+            report.replaced_server_keys ? "the server's own ticket keys (TLSCACHE_TICKETS=farm)"
+                                        : "keys OpenSSL drew for this node alone",
+            "; sessions without a ticket are shared through the cache", behind));
+        break;
+      case AttachReport::kServerKeys:
+        Say(absl::StrCat(
+            "this server encrypts session tickets with keys of its own configuration, which "
+            "other nodes decrypt only if they hold the same keys (TLSCACHE_TICKETS=farm puts "
+            "the farm's key ring in their place); only sessions without a ticket are shared "
+            "through ",
+            where, behind));
+        break;
+    }
+  }
+  if (report.tickets_turned_off && !said_off.exchange(true)) {
+    Say("TLSCACHE_TICKETS=off: the server's session tickets are turned off, so that TLS 1.3 "
+        "uses stateful tickets kept in the cache");
+  }
+}
+
+// Attaches tlscache to `ctx` unless done (or declined) before; false when it has none.
+bool AttachContext(SSL_CTX* ctx, const PluginConfig& config) {
+  if (IsAttached(ctx)) return true;
+  static std::mutex mu;
+  std::lock_guard<std::mutex> lock(mu);
+  if (Declined(ctx)) return false;
+  if (IsAttached(ctx)) return true;
+  AttachReport report;
+  absl::Status attached = Attach(ctx, config, &report, HasServerTicketKeys(ctx));
+  static std::atomic<bool> said_sid_ctx{false}, said_declined{false};
+  if (!attached.ok()) {
+    if (DeclinedIndex() >= 0) {
+      SSL_CTX_set_ex_data(ctx, DeclinedIndex(), reinterpret_cast<void*>(uintptr_t{1}));
+    }
+    if (!absl::IsFailedPrecondition(attached) || !said_declined.exchange(true)) {
+      Say(absl::StrCat(attached.message(), ": this context runs without tlscache"));
+    }
+    return false;
+  }
+  Prepare(ctx);  // connect now, while this first connection's ClientHello is on its way
+  SayAttached(config, report);
+  if (!config.sid_ctx.empty() && !said_sid_ctx.exchange(true)) {
+    Say("TLSCACHE_SID_CTX: the session ID context is set for every server context, in "
+        "place of the application's, bound to each context's client-certificate "
+        "requirements");
+  }
+  return true;
+}
+
 void OnServerConnection(SSL* ssl) noexcept {
   try {
     const PluginConfig* config = Config();
@@ -117,51 +205,20 @@ void OnServerConnection(SSL* ssl) noexcept {
     if (config->stats_interval > absl::ZeroDuration()) {
       Reporter::StartIn(getpid(), config->stats_interval);
     }
-    SSL_CTX* ctx = SSL_get_SSL_CTX(ssl);
-    if (!IsAttached(ctx)) {
-      static std::mutex mu;
-      std::lock_guard<std::mutex> lock(mu);
-      if (Declined(ctx)) return;
-      if (!IsAttached(ctx)) {
-        AttachReport report;
-        absl::Status attached = Attach(ctx, *config, &report);
-        static std::atomic<bool> said_attach{false}, said_tickets{false}, said_sid_ctx{false},
-            said_declined{false};
-        if (!attached.ok()) {
-          if (DeclinedIndex() >= 0) {
-            SSL_CTX_set_ex_data(ctx, DeclinedIndex(), reinterpret_cast<void*>(uintptr_t{1}));
-          }
-          if (!absl::IsFailedPrecondition(attached) || !said_declined.exchange(true)) {
-            Say(absl::StrCat(attached.message(), ": this context runs without tlscache"));
-          }
-          return;
-        }
-        Prepare(ctx);  // connect now, while this first connection's ClientHello is on its way
-        if (!said_attach.exchange(true)) {
-          Say(absl::StrCat(
-              "sessions are shared through ", config->addr, " (namespace ", config->ns,
-              report.application_cache ? "), behind the application's own session cache" : ")"));
-        }
-        if (!config->sid_ctx.empty() && !said_sid_ctx.exchange(true)) {
-          Say("TLSCACHE_SID_CTX: the session ID context is set for every server context, in "
-              "place of the application's, bound to each context's client-certificate "
-              "requirements");
-        }
-        if (config->tickets == TicketMode::kFarm && !said_tickets.exchange(true)) {
-          Say("TLSCACHE_TICKETS=farm: session tickets are encrypted under the farm's key ring, "
-              "in place of the application's ticket keys");
-        }
-        if (config->tickets == TicketMode::kOff && !said_tickets.exchange(true)) {
-          Say(absl::StrCat("TLSCACHE_TICKETS=off: TLS 1.3 uses stateful tickets kept in the cache",
-                           report.tickets_turned_off
-                               ? " (the application's session tickets are turned off)"
-                               : ""));
-        }
-      }
-    }
-    BindConnection(ssl);
+    if (AttachContext(SSL_get_SSL_CTX(ssl), *config)) BindConnection(ssl);
   } catch (...) {
     // Out of memory at worst: this connection runs without tlscache.
+  }
+}
+
+// The server moves a connection to another of its contexts (SNI): that one is attached now,
+// before the server copies its settings (tickets on or off) to the connection.
+void OnContextChosen(SSL* ssl, SSL_CTX* ctx) noexcept {
+  try {
+    const PluginConfig* config = Config();
+    if (config == nullptr || ssl == nullptr || ctx == nullptr || !SSL_is_server(ssl)) return;
+    AttachContext(ctx, *config);
+  } catch (...) {
   }
 }
 
@@ -172,6 +229,7 @@ __attribute__((constructor)) void ReadConfigAtLoad() {
   if (Config() == nullptr) return;
   ReserveContextSlots();
   (void)DeclinedIndex();
+  (void)ServerKeysIndex();
 }
 
 // The interposed function's real definition (libssl's). Without one (this library loaded into a
@@ -205,6 +263,49 @@ __attribute__((visibility("default"))) int SSL_accept(SSL* ssl) {
   if (next == nullptr) return -1;  // as a failed handshake: OpenSSL's own is not there to run
   tlscache::openssl::OnServerConnection(ssl);
   return next(ssl);
+}
+
+__attribute__((visibility("default"))) SSL_CTX* SSL_set_SSL_CTX(SSL* ssl, SSL_CTX* ctx) {
+  static const auto next =
+      tlscache::openssl::Next<SSL_CTX* (*)(SSL*, SSL_CTX*)>("SSL_set_SSL_CTX");
+  if (next == nullptr) return nullptr;
+  tlscache::openssl::OnContextChosen(ssl, ctx);
+  return next(ssl, ctx);
+}
+
+// The three ways a server configures session ticket keys of its own; each is marked on the
+// context, then done as asked.
+__attribute__((visibility("default"))) int SSL_CTX_set_tlsext_ticket_key_evp_cb(
+    SSL_CTX* ctx, tlscache::openssl::TicketKeyEvpCallback callback) {
+  static const auto next = tlscache::openssl::Next<int (*)(
+      SSL_CTX*, tlscache::openssl::TicketKeyEvpCallback)>("SSL_CTX_set_tlsext_ticket_key_evp_cb");
+  if (next == nullptr) return 0;
+  if (callback != nullptr && !tlscache::openssl::IsTlscacheTicketCallback(callback)) {
+    tlscache::openssl::MarkServerTicketKeys(ctx);
+  }
+  return next(ctx, callback);
+}
+
+__attribute__((visibility("default"))) long SSL_CTX_callback_ctrl(SSL_CTX* ctx, int cmd,
+                                                                  void (*fp)(void)) {
+  static const auto next =
+      tlscache::openssl::Next<long (*)(SSL_CTX*, int, void (*)(void))>("SSL_CTX_callback_ctrl");
+  if (next == nullptr) return 0;
+  if (cmd == SSL_CTRL_SET_TLSEXT_TICKET_KEY_CB && fp != nullptr) {
+    tlscache::openssl::MarkServerTicketKeys(ctx);
+  }
+  return next(ctx, cmd, fp);
+}
+
+__attribute__((visibility("default"))) long SSL_CTX_ctrl(SSL_CTX* ctx, int cmd, long larg,
+                                                         void* parg) {
+  static const auto next =
+      tlscache::openssl::Next<long (*)(SSL_CTX*, int, long, void*)>("SSL_CTX_ctrl");
+  if (next == nullptr) return 0;
+  if (cmd == SSL_CTRL_SET_TLSEXT_TICKET_KEYS && parg != nullptr) {
+    tlscache::openssl::MarkServerTicketKeys(ctx);
+  }
+  return next(ctx, cmd, larg, parg);
 }
 
 }  // extern "C"

@@ -43,6 +43,9 @@ ABSL_FLAG(int32_t, threads, 8, "connections served at once per process");
 ABSL_FLAG(int32_t, workers, 0, "pre-forked worker processes (0: serve from this process)");
 ABSL_FLAG(int32_t, max_early_data, 0, "TLS 1.3 early data accepted per connection (0: none)");
 ABSL_FLAG(int32_t, session_timeout, 300, "session lifetime in seconds");
+ABSL_FLAG(int32_t, internal_cache_size, 0,
+          "the most sessions OpenSSL's own cache holds (0: its default, 20480); past it the "
+          "least recently used are evicted");
 ABSL_FLAG(bool, internal_cache, true,
           "keep sessions in OpenSSL's own cache too (false: with --tlscache, every resumption "
           "is a lookup in the farm, as on a node that did not make the session)");
@@ -187,6 +190,12 @@ int Main() {
   }
   SSL_CTX_set_timeout(ctx.get(), absl::GetFlag(FLAGS_session_timeout));
   SSL_CTX_set_max_early_data(ctx.get(), absl::GetFlag(FLAGS_max_early_data));
+  if (absl::GetFlag(FLAGS_internal_cache_size) < 0) {
+    return Fatal("--internal_cache_size: must not be negative");
+  }
+  if (absl::GetFlag(FLAGS_internal_cache_size) > 0) {
+    SSL_CTX_sess_set_cache_size(ctx.get(), absl::GetFlag(FLAGS_internal_cache_size));
+  }
   if (!absl::GetFlag(FLAGS_internal_cache)) {
     SSL_CTX_set_session_cache_mode(
         ctx.get(), SSL_CTX_get_session_cache_mode(ctx.get()) | SSL_SESS_CACHE_NO_INTERNAL);

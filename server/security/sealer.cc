@@ -17,7 +17,9 @@
 namespace tlscache::server {
 namespace {
 
-constexpr uint8_t kFormatVersion = 1;
+// 1: bound to (kind, namespace, id); 2: and to a scope (a deployment and database).
+constexpr uint8_t kUnscopedFormat = 1;
+constexpr uint8_t kScopedFormat = 2;
 constexpr char kKeyIdLabel[] = "tlscache seal key id";
 constexpr char kSubkeyLabel[] = "tlscache seal v1";
 constexpr size_t kGcmNonceBytes = 12;
@@ -31,18 +33,23 @@ int HexValue(char c) {
   return -1;
 }
 
-// kind | len(ns) | ns | len(id) | id | header: unambiguous, since both lengths are bounded
-// below 256 by the caller's validation.
+// kind | len(ns) | ns | len(id) | id | header [| len(scope) | scope]: unambiguous, since every
+// length is bounded below 256 (the caller's validation, ValidBounds) and the header's first
+// byte says whether a scope follows.
 std::string AssociatedData(SealedKind kind, absl::string_view ns, absl::string_view id,
-                           const uint8_t* header) {
+                           const uint8_t* header, absl::string_view scope) {
   std::string ad;
-  ad.reserve(3 + ns.size() + id.size() + kSealHeaderBytes);
+  ad.reserve(4 + ns.size() + id.size() + kSealHeaderBytes + scope.size());
   ad.push_back(static_cast<char>(kind));
   ad.push_back(static_cast<char>(ns.size()));
   ad.append(ns.data(), ns.size());
   ad.push_back(static_cast<char>(id.size()));
   ad.append(id.data(), id.size());
   ad.append(reinterpret_cast<const char*>(header), kSealHeaderBytes);
+  if (header[0] == kScopedFormat) {
+    ad.push_back(static_cast<char>(scope.size()));
+    ad.append(scope.data(), scope.size());
+  }
   return ad;
 }
 
@@ -102,8 +109,10 @@ absl::StatusOr<std::vector<SecretBytes>> ParseSealKeys(absl::string_view text) {
   return keys;
 }
 
-absl::StatusOr<std::unique_ptr<Sealer>> Sealer::Create(std::vector<SecretBytes> keys) {
+absl::StatusOr<std::unique_ptr<Sealer>> Sealer::Create(std::vector<SecretBytes> keys,
+                                                      std::string scope) {
   if (keys.empty()) return absl::InvalidArgumentError("sealing needs at least one key");
+  if (scope.size() > UINT8_MAX) return absl::InvalidArgumentError("seal scope too long");
   std::vector<Key> sealer_keys;
   for (SecretBytes& bytes : keys) {
     if (bytes.size() != kSealKeyBytes) {
@@ -130,7 +139,7 @@ absl::StatusOr<std::unique_ptr<Sealer>> Sealer::Create(std::vector<SecretBytes> 
   }
   EVP_CIPHER* cipher = EVP_CIPHER_fetch(nullptr, "AES-256-GCM", nullptr);
   if (cipher == nullptr) return absl::InternalError("AES-256-GCM is not available");
-  return std::unique_ptr<Sealer>(new Sealer(std::move(sealer_keys), cipher));
+  return std::unique_ptr<Sealer>(new Sealer(std::move(sealer_keys), cipher, std::move(scope)));
 }
 
 Sealer::~Sealer() { EVP_CIPHER_free(cipher_); }
@@ -150,7 +159,7 @@ absl::StatusOr<std::string> Sealer::Seal(SealedKind kind, absl::string_view ns,
   const Key& key = keys_.front();
   std::string sealed(kSealOverheadBytes + plaintext.size(), '\0');
   auto* out = reinterpret_cast<uint8_t*>(&sealed[0]);
-  out[0] = kFormatVersion;
+  out[0] = scope_.empty() ? kUnscopedFormat : kScopedFormat;
   std::memcpy(out + 1, key.id.data(), kSealKeyIdBytes);
   uint8_t* nonce = out + 1 + kSealKeyIdBytes;
   if (RAND_bytes(nonce, kSealNonceBytes) != 1) {
@@ -158,7 +167,7 @@ absl::StatusOr<std::string> Sealer::Seal(SealedKind kind, absl::string_view ns,
   }
   SecretBytes subkey;
   if (!DeriveSubkey(key.bytes, nonce, &subkey)) return absl::InternalError("cannot derive a key");
-  const std::string ad = AssociatedData(kind, ns, id, out);
+  const std::string ad = AssociatedData(kind, ns, id, out, scope_);
   CipherCtxPtr ctx(EVP_CIPHER_CTX_new());
   uint8_t* ciphertext = out + kSealHeaderBytes;
   int length = 0;
@@ -186,8 +195,11 @@ absl::StatusOr<SecretBytes> Sealer::Open(SealedKind kind, absl::string_view ns,
         absl::StrCat("sealed value of ", sealed.size(), " bytes is not of the sealed format"));
   }
   const auto* in = reinterpret_cast<const uint8_t*>(sealed.data());
-  if (in[0] != kFormatVersion) {
-    return absl::DataLossError(absl::StrCat("sealed value has unknown format ", int{in[0]}));
+  if (in[0] != (scope_.empty() ? kUnscopedFormat : kScopedFormat)) {
+    return absl::DataLossError(
+        in[0] == kUnscopedFormat || in[0] == kScopedFormat
+            ? "sealed value is of another deployment or database"
+            : absl::StrCat("sealed value has unknown format ", int{in[0]}));
   }
   if (!ValidBounds(ns, id)) return absl::DataLossError("namespace or id out of bounds");
   const Key* key = FindKey(in + 1);
@@ -195,7 +207,7 @@ absl::StatusOr<SecretBytes> Sealer::Open(SealedKind kind, absl::string_view ns,
   const uint8_t* nonce = in + 1 + kSealKeyIdBytes;
   SecretBytes subkey;
   if (!DeriveSubkey(key->bytes, nonce, &subkey)) return absl::InternalError("cannot derive a key");
-  const std::string ad = AssociatedData(kind, ns, id, in);
+  const std::string ad = AssociatedData(kind, ns, id, in, scope_);
   const size_t plaintext_size = sealed.size() - kSealOverheadBytes;
   const uint8_t* ciphertext = in + kSealHeaderBytes;
   // The tag is copied: OpenSSL takes it through a non-const pointer.

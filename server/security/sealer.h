@@ -2,9 +2,9 @@
 // ticket key rings), so that a copy of the store (a Redis dump, a replica, a backup) reveals no
 // master secret and no ticket key.
 //
-// Sealed format, version 1 (all lengths fixed; 45 bytes of overhead):
+// Sealed format (all lengths fixed; 45 bytes of overhead):
 //
-//   0x01 | key id (4) | nonce (24) | AES-256-GCM ciphertext | tag (16)
+//   format (1) | key id (4) | nonce (24) | AES-256-GCM ciphertext | tag (16)
 //
 // The key id is the first 4 bytes of SHA-256("tlscache seal key id" || key), so Open picks the
 // key without trial decryption. Each value is sealed under its own subkey,
@@ -13,8 +13,12 @@
 // (a plain random 96-bit GCM nonce is good for about 2^32 values per key, a day of a busy farm).
 //
 // The associated data binds a value to where it was stored: its kind (session or ring), its
-// namespace and its session ID, and the header bytes. A value copied under another session
-// ID, another namespace or another kind fails to open, as does a tampered or truncated one.
+// namespace and its session ID, and the header bytes; with format 2, to the sealer's scope too
+// (the deployment and the Redis database: server/store/store_factory.h), so that deployments
+// sharing a Redis and a seal key cannot open each other's values. Format 1 (no scope) is the
+// default deployment on database 0, as sealed before scopes existed. A value copied under
+// another session ID, namespace, kind or scope fails to open, as does a tampered or truncated
+// one.
 //
 // Keys: the first seals, every key opens, so keys rotate by putting the new key first and
 // dropping the old one once the entries it sealed have expired.
@@ -56,7 +60,9 @@ absl::StatusOr<std::vector<SecretBytes>> ParseSealKeys(absl::string_view text);
 
 class Sealer {
  public:
-  static absl::StatusOr<std::unique_ptr<Sealer>> Create(std::vector<SecretBytes> keys);
+  // `scope` empty: format 1; otherwise format 2, bound to it (at most 255 bytes).
+  static absl::StatusOr<std::unique_ptr<Sealer>> Create(std::vector<SecretBytes> keys,
+                                                        std::string scope = "");
   ~Sealer();
 
   // The sealed form of `plaintext` (not secret: it may be stored and logged as bytes).
@@ -75,13 +81,14 @@ class Sealer {
     std::array<uint8_t, kSealKeyIdBytes> id;
     SecretBytes bytes;
   };
-  explicit Sealer(std::vector<Key> keys, EVP_CIPHER* cipher)
-      : keys_(std::move(keys)), cipher_(cipher) {}
+  Sealer(std::vector<Key> keys, EVP_CIPHER* cipher, std::string scope)
+      : keys_(std::move(keys)), cipher_(cipher), scope_(std::move(scope)) {}
 
   const Key* FindKey(const uint8_t* id) const;
 
   const std::vector<Key> keys_;
   EVP_CIPHER* const cipher_;  // fetched once: a fetch per call takes a global lock
+  const std::string scope_;
 };
 
 }  // namespace tlscache::server

@@ -20,64 +20,61 @@ class InstrumentedStore final : public Store {
 
   void Put(const StoreKey& key, absl::string_view session, absl::Duration ttl, absl::Time deadline,
            PutDone done) override {
-    inner_->Put(key, session, ttl, deadline,
-                [this, start = absl::Now(), done = std::move(done)](absl::Status s) mutable {
-                  Record("put", start, s);
-                  std::move(done)(std::move(s));
-                });
+    inner_->Put(key, session, ttl, deadline, Timed<bool>("put", std::move(done)));
   }
   void Get(const StoreKey& key, bool consume, absl::Time deadline, GetDone done) override {
-    inner_->Get(key, consume, deadline,
-                [this, start = absl::Now(),
-                 done = std::move(done)](absl::StatusOr<StoreEntry> entry) mutable {
-                  Record("get", start, entry.status());
-                  std::move(done)(std::move(entry));
-                });
+    inner_->Get(key, consume, deadline, Timed<StoreEntry>("get", std::move(done)));
   }
-  void Delete(const StoreKey& key, absl::Time deadline, DeleteDone done) override {
-    inner_->Delete(
-        key, deadline,
-        [this, start = absl::Now(), done = std::move(done)](absl::StatusOr<bool> existed) mutable {
-          Record("delete", start, existed.status());
-          std::move(done)(std::move(existed));
-        });
+  void Delete(const StoreKey& key, absl::Duration hold, absl::Time deadline,
+              DeleteDone done) override {
+    inner_->Delete(key, hold, deadline, Timed<Deletion>("delete", std::move(done)));
+  }
+  void Live(const StoreKey& key, absl::Time deadline, LiveDone done) override {
+    inner_->Live(key, deadline, Timed<bool>("live", std::move(done)));
   }
   void GetRing(absl::string_view ns, absl::Time deadline, GetRingDone done) override {
-    inner_->GetRing(ns, deadline,
-                    [this, start = absl::Now(),
-                     done = std::move(done)](absl::StatusOr<StoredRing> ring) mutable {
-                      Record("get_ring", start, ring.status());
-                      std::move(done)(std::move(ring));
-                    });
+    inner_->GetRing(ns, deadline, Timed<StoredRing>("get_ring", std::move(done)));
   }
   void SwapRing(absl::string_view ns, uint64_t expected, uint64_t version, absl::string_view ring,
                 absl::Time deadline, SwapRingDone done) override {
-    inner_->SwapRing(
-        ns, expected, version, ring, deadline,
-        [this, start = absl::Now(), done = std::move(done)](absl::StatusOr<bool> swapped) mutable {
-          Record("swap_ring", start, swapped.status());
-          std::move(done)(std::move(swapped));
-        });
+    inner_->SwapRing(ns, expected, version, ring, deadline,
+                     Timed<bool>("swap_ring", std::move(done)));
   }
-  bool SharesChanges() const override { return inner_->SharesChanges(); }
-  void PublishChanges(absl::string_view ns, absl::string_view batch, absl::Time deadline,
-                      PutDone done) override {
-    inner_->PublishChanges(
-        ns, batch, deadline,
+  void AppendChanges(absl::string_view ns, std::vector<LogChange> changes, absl::Time deadline,
+                     StatusDone done) override {
+    inner_->AppendChanges(
+        ns, std::move(changes), deadline,
         [this, start = absl::Now(), done = std::move(done)](absl::Status s) mutable {
-          Record("publish", start, s);
+          Record("append", start, s);
           std::move(done)(std::move(s));
         });
   }
-  std::unique_ptr<ChangesSubscription> SubscribeChanges(absl::string_view ns,
-                                                        ChangesHandler handler) override {
-    return inner_->SubscribeChanges(ns, std::move(handler));
+  std::unique_ptr<Subscription> FollowLog(absl::string_view ns, LogHandler handler) override {
+    return inner_->FollowLog(ns, std::move(handler));
+  }
+  void PublishNotice(absl::string_view channel, absl::string_view payload, absl::Time deadline,
+                     StatusDone done) override {
+    inner_->PublishNotice(channel, payload, deadline, std::move(done));
+  }
+  std::unique_ptr<Subscription> SubscribeNotices(absl::string_view channel,
+                                                 NoticeHandler handler) override {
+    return inner_->SubscribeNotices(channel, std::move(handler));
   }
   absl::Status Health() override { return inner_->Health(); }
   std::string Describe() const override { return inner_->Describe(); }
   void AddStats(StoreStats* stats) const override { inner_->AddStats(stats); }
 
  private:
+  // `done`, timed and counted under `op`.
+  template <typename T>
+  absl::AnyInvocable<void(absl::StatusOr<T>) &&> Timed(const char* op,
+                                                       absl::AnyInvocable<void(absl::StatusOr<T>) &&> done) {
+    return [this, op, start = absl::Now(), done = std::move(done)](absl::StatusOr<T> r) mutable {
+      Record(op, start, r.status());
+      std::move(done)(std::move(r));
+    };
+  }
+
   void Record(const char* op, absl::Time start, const absl::Status& status) {
     duration_->Observe({op}, absl::Now() - start);
     if (!status.ok() && !absl::IsNotFound(status)) errors_->Increment({op});

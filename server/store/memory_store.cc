@@ -28,7 +28,9 @@ absl::StatusOr<std::unique_ptr<MemoryStore>> MemoryStore::Create(
 }
 
 MemoryStore::MemoryStore(const MemoryStoreOptions& options)
-    : options_(options), shard_budget_(options.max_bytes / options.num_shards) {
+    : options_(options),
+      shard_budget_(options.max_bytes / options.num_shards),
+      log_(options.clock) {
   shards_.reserve(options.num_shards);
   for (int i = 0; i < options.num_shards; ++i) shards_.push_back(std::make_unique<Shard>());
 }
@@ -48,31 +50,39 @@ void MemoryStore::EraseLocked(Shard& shard, LruList::iterator it) {
   shard.lru.erase(it);  // ~SecretBytes wipes the session
 }
 
+void MemoryStore::InsertLocked(Shard& shard, Entry entry, absl::Time now) {
+  // Evict least recently used entries until the new one fits; then reclaim a few expired
+  // ones from the tail, so that idle expired entries do not hold memory until evicted.
+  while (!shard.lru.empty() && shard.bytes + entry.cost > shard_budget_) {
+    EraseLocked(shard, std::prev(shard.lru.end()));
+  }
+  for (int i = 0; i < 2 && !shard.lru.empty() && shard.lru.back().expiry <= now; ++i) {
+    EraseLocked(shard, std::prev(shard.lru.end()));
+  }
+  shard.bytes += entry.cost;
+  shard.lru.push_front(std::move(entry));
+  shard.index.emplace(absl::string_view(shard.lru.front().key), shard.lru.begin());
+}
+
 void MemoryStore::Put(const StoreKey& key, absl::string_view session, absl::Duration ttl,
                       absl::Time /*deadline*/, PutDone done) {
   std::string flat = FlatKey(key);
   const size_t cost = flat.size() + session.size() + kEntryOverhead;
   Shard& shard = ShardFor(flat);
   const absl::Time now = options_.clock->Now();
-  const absl::Time expiry = now + ttl;
+  bool stored = true;
   {
     absl::MutexLock lock(&shard.mu);
-    if (auto found = shard.index.find(absl::string_view(flat)); found != shard.index.end()) {
-      EraseLocked(shard, found->second);
+    auto found = shard.index.find(absl::string_view(flat));
+    if (found != shard.index.end() && found->second->session.empty() &&
+        found->second->expiry > now) {
+      stored = false;  // deleted: not stored again
+    } else {
+      if (found != shard.index.end()) EraseLocked(shard, found->second);
+      InsertLocked(shard, Entry{std::move(flat), SecretBytes(session), now + ttl, cost}, now);
     }
-    // Evict least recently used entries until the new one fits; then reclaim a few expired
-    // ones from the tail, so that idle expired entries do not hold memory until evicted.
-    while (!shard.lru.empty() && shard.bytes + cost > shard_budget_) {
-      EraseLocked(shard, std::prev(shard.lru.end()));
-    }
-    for (int i = 0; i < 2 && !shard.lru.empty() && shard.lru.back().expiry <= now; ++i) {
-      EraseLocked(shard, std::prev(shard.lru.end()));
-    }
-    shard.lru.push_front(Entry{std::move(flat), SecretBytes(session), expiry, cost});
-    shard.index.emplace(absl::string_view(shard.lru.front().key), shard.lru.begin());
-    shard.bytes += cost;
   }
-  std::move(done)(absl::OkStatus());
+  std::move(done)(stored);
 }
 
 void MemoryStore::Get(const StoreKey& key, bool consume, absl::Time /*deadline*/, GetDone done) {
@@ -87,9 +97,15 @@ void MemoryStore::Get(const StoreKey& key, bool consume, absl::Time /*deadline*/
       LruList::iterator it = found->second;
       if (it->expiry <= now) {
         EraseLocked(shard, it);
+      } else if (it->session.empty()) {
+        // a tombstone: deleted
       } else if (consume) {
+        // The session goes; a tombstone stands for the rest of its lifetime.
         result = StoreEntry{std::move(it->session), it->expiry - now};
-        EraseLocked(shard, it);
+        it->session = SecretBytes();
+        shard.bytes -= it->cost;
+        it->cost = it->key.size() + kEntryOverhead;
+        shard.bytes += it->cost;
       } else {
         result = StoreEntry{it->session.Clone(), it->expiry - now};
         shard.lru.splice(shard.lru.begin(), shard.lru, it);
@@ -99,20 +115,62 @@ void MemoryStore::Get(const StoreKey& key, bool consume, absl::Time /*deadline*/
   std::move(done)(std::move(result));
 }
 
-void MemoryStore::Delete(const StoreKey& key, absl::Time /*deadline*/, DeleteDone done) {
+void MemoryStore::Delete(const StoreKey& key, absl::Duration hold, absl::Time /*deadline*/,
+                         DeleteDone done) {
+  std::string flat = FlatKey(key);
+  Shard& shard = ShardFor(flat);
+  const absl::Time now = options_.clock->Now();
+  Deletion deletion;
+  absl::Time until = now + hold;
+  {
+    absl::MutexLock lock(&shard.mu);
+    if (auto found = shard.index.find(absl::string_view(flat)); found != shard.index.end()) {
+      if (found->second->expiry > now) {
+        deletion.existed = !found->second->session.empty();
+        until = std::max(until, found->second->expiry);
+      }
+      EraseLocked(shard, found->second);
+    }
+    const size_t cost = flat.size() + kEntryOverhead;
+    InsertLocked(shard, Entry{std::move(flat), SecretBytes(), until, cost}, now);
+  }
+  deletion.hold = until - now;
+  std::move(done)(deletion);
+}
+
+void MemoryStore::Live(const StoreKey& key, absl::Time /*deadline*/, LiveDone done) {
   const std::string flat = FlatKey(key);
   Shard& shard = ShardFor(flat);
   const absl::Time now = options_.clock->Now();
-  bool existed = false;
+  bool live = false;
   {
     absl::MutexLock lock(&shard.mu);
-    auto found = shard.index.find(absl::string_view(flat));
-    if (found != shard.index.end()) {
-      existed = found->second->expiry > now;
-      EraseLocked(shard, found->second);
+    if (auto found = shard.index.find(absl::string_view(flat)); found != shard.index.end()) {
+      live = !found->second->session.empty() && found->second->expiry > now;
     }
   }
-  std::move(done)(existed);
+  std::move(done)(live);
+}
+
+void MemoryStore::AppendChanges(absl::string_view ns, std::vector<LogChange> changes,
+                                absl::Time /*deadline*/, StatusDone done) {
+  log_.Append(ns, std::move(changes));
+  std::move(done)(absl::OkStatus());
+}
+
+std::unique_ptr<Subscription> MemoryStore::FollowLog(absl::string_view ns, LogHandler handler) {
+  return log_.Follow(ns, std::move(handler));
+}
+
+void MemoryStore::PublishNotice(absl::string_view channel, absl::string_view payload,
+                                absl::Time /*deadline*/, StatusDone done) {
+  log_.Notify(channel, payload);
+  std::move(done)(absl::OkStatus());
+}
+
+std::unique_ptr<Subscription> MemoryStore::SubscribeNotices(absl::string_view channel,
+                                                            NoticeHandler handler) {
+  return log_.SubscribeNotices(channel, std::move(handler));
 }
 
 void MemoryStore::GetRing(absl::string_view ns, absl::Time /*deadline*/, GetRingDone done) {

@@ -4,7 +4,9 @@
 // entry costs its key, its session and a fixed overhead). A Put that would exceed a shard's
 // budget evicts that shard's least recently used entries. Expiry is exact: an entry is gone
 // the instant the clock reaches its expiry, whether or not it was evicted yet. Session bytes
-// are wiped when an entry is replaced, deleted, consumed, expired or evicted.
+// are wiped when an entry is replaced, deleted, consumed, expired or evicted. A deletion is an
+// entry without a session (a tombstone), charged its key and the overhead. The change logs are
+// kept in the process (LocalLog), as are notices.
 //
 // Thread-safety: all methods are thread-safe; operations complete before they return.
 #ifndef TLSCACHE_SERVER_STORE_MEMORY_STORE_H_
@@ -21,6 +23,7 @@
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
 #include "common/clock.h"
+#include "server/store/local_log.h"
 #include "server/store/store.h"
 
 namespace tlscache::server {
@@ -44,10 +47,19 @@ class MemoryStore final : public Store {
   void Put(const StoreKey& key, absl::string_view session, absl::Duration ttl, absl::Time deadline,
            PutDone done) override;
   void Get(const StoreKey& key, bool consume, absl::Time deadline, GetDone done) override;
-  void Delete(const StoreKey& key, absl::Time deadline, DeleteDone done) override;
+  void Delete(const StoreKey& key, absl::Duration hold, absl::Time deadline,
+              DeleteDone done) override;
+  void Live(const StoreKey& key, absl::Time deadline, LiveDone done) override;
   void GetRing(absl::string_view ns, absl::Time deadline, GetRingDone done) override;
   void SwapRing(absl::string_view ns, uint64_t expected, uint64_t version, absl::string_view ring,
                 absl::Time deadline, SwapRingDone done) override;
+  void AppendChanges(absl::string_view ns, std::vector<LogChange> changes, absl::Time deadline,
+                     StatusDone done) override;
+  std::unique_ptr<Subscription> FollowLog(absl::string_view ns, LogHandler handler) override;
+  void PublishNotice(absl::string_view channel, absl::string_view payload, absl::Time deadline,
+                     StatusDone done) override;
+  std::unique_ptr<Subscription> SubscribeNotices(absl::string_view channel,
+                                                 NoticeHandler handler) override;
   absl::Status Health() override { return absl::OkStatus(); }
   std::string Describe() const override;
   void AddStats(StoreStats* stats) const override;
@@ -59,7 +71,7 @@ class MemoryStore final : public Store {
  private:
   struct Entry {
     std::string key;
-    SecretBytes session;
+    SecretBytes session;  // empty: a tombstone
     absl::Time expiry;
     size_t cost;
   };
@@ -79,12 +91,16 @@ class MemoryStore final : public Store {
   Shard& ShardFor(absl::string_view flat_key);
   static void EraseLocked(Shard& shard, LruList::iterator it)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(shard.mu);
+  // Makes room for `cost` more bytes and inserts the entry as the most recently used.
+  void InsertLocked(Shard& shard, Entry entry, absl::Time now)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(shard.mu);
 
   const MemoryStoreOptions options_;
   const size_t shard_budget_;
   std::vector<std::unique_ptr<Shard>> shards_;
   absl::Mutex rings_mu_;
   absl::flat_hash_map<std::string, StoredRing> rings_ ABSL_GUARDED_BY(rings_mu_);
+  LocalLog log_;
 };
 
 }  // namespace tlscache::server

@@ -52,28 +52,46 @@ void SealedStore::Get(const StoreKey& key, bool consume, absl::Time deadline, Ge
               });
 }
 
-void SealedStore::PublishChanges(absl::string_view ns, absl::string_view batch, absl::Time deadline,
-                                 PutDone done) {
-  absl::StatusOr<std::string> sealed = sealer_->Seal(SealedKind::kChanges, ns, "", batch);
-  if (!sealed.ok()) return std::move(done)(sealed.status());
-  inner_->PublishChanges(ns, *sealed, deadline, std::move(done));
+void SealedStore::AppendChanges(absl::string_view ns, std::vector<LogChange> changes,
+                                absl::Time deadline, StatusDone done) {
+  for (LogChange& change : changes) {
+    absl::StatusOr<std::string> sealed =
+        sealer_->Seal(SealedKind::kChanges, ns, change.session_id, change.payload.view());
+    if (!sealed.ok()) return std::move(done)(sealed.status());
+    change.payload = SecretBytes(*sealed);  // the plaintext is wiped as it is replaced
+  }
+  inner_->AppendChanges(ns, std::move(changes), deadline, std::move(done));
 }
 
-std::unique_ptr<ChangesSubscription> SealedStore::SubscribeChanges(absl::string_view ns,
-                                                                   ChangesHandler handler) {
-  return inner_->SubscribeChanges(ns, [this, handler = std::move(handler)](absl::string_view of,
-                                                                           SecretBytes sealed) {
-    absl::StatusOr<SecretBytes> opened = sealer_->Open(SealedKind::kChanges, of, "", sealed.view());
-    if (!opened.ok()) {
-      CountOpenFailure(absl::StrCat("a batch of changes of namespace ", of), opened.status());
-      return;
+std::unique_ptr<Subscription> SealedStore::FollowLog(absl::string_view ns, LogHandler handler) {
+  return inner_->FollowLog(ns, [this, ns = std::string(ns),
+                                handler = std::move(handler)](LogEvent event) {
+    if (event.kind == LogEvent::Kind::kChanges) {
+      // A change that does not open is left out, and so is its number: what opened before it
+      // goes as one event, what opened after as another, and the followers see a gap.
+      std::vector<LogEntry> opened;
+      uint64_t first = event.seq;
+      for (size_t i = 0; i < event.entries.size(); ++i) {
+        LogEntry& entry = event.entries[i];
+        absl::StatusOr<SecretBytes> plaintext =
+            sealer_->Open(SealedKind::kChanges, ns, entry.session_id, entry.payload.view());
+        if (plaintext.ok()) {
+          opened.push_back(LogEntry{std::move(entry.session_id), *std::move(plaintext)});
+          continue;
+        }
+        CountOpenFailure(absl::StrCat("a change of namespace ", ns), plaintext.status());
+        if (!opened.empty()) {
+          handler(LogEvent{LogEvent::Kind::kChanges, event.log_id, first, std::move(opened)});
+          opened.clear();
+        }
+        first = event.seq + i + 1;
+      }
+      if (opened.empty()) return;
+      event.seq = first;
+      event.entries = std::move(opened);
     }
-    handler(of, *std::move(opened));
+    handler(std::move(event));
   });
-}
-
-void SealedStore::Delete(const StoreKey& key, absl::Time deadline, DeleteDone done) {
-  inner_->Delete(key, deadline, std::move(done));
 }
 
 void SealedStore::GetRing(absl::string_view ns, absl::Time deadline, GetRingDone done) {

@@ -30,17 +30,31 @@ class SealedStore final : public Store {
   void Put(const StoreKey& key, absl::string_view session, absl::Duration ttl, absl::Time deadline,
            PutDone done) override;
   void Get(const StoreKey& key, bool consume, absl::Time deadline, GetDone done) override;
-  void Delete(const StoreKey& key, absl::Time deadline, DeleteDone done) override;
+  void Delete(const StoreKey& key, absl::Duration hold, absl::Time deadline,
+              DeleteDone done) override {
+    inner_->Delete(key, hold, deadline, std::move(done));
+  }
+  void Live(const StoreKey& key, absl::Time deadline, LiveDone done) override {
+    inner_->Live(key, deadline, std::move(done));
+  }
   void GetRing(absl::string_view ns, absl::Time deadline, GetRingDone done) override;
   void SwapRing(absl::string_view ns, uint64_t expected, uint64_t version, absl::string_view ring,
                 absl::Time deadline, SwapRingDone done) override;
-  // Batches of changes are sealed too (kind kChanges, bound to the namespace): nothing crosses
-  // the store's pub/sub unsealed. A batch that does not open is dropped and counted.
-  bool SharesChanges() const override { return inner_->SharesChanges(); }
-  void PublishChanges(absl::string_view ns, absl::string_view batch, absl::Time deadline,
-                      PutDone done) override;
-  std::unique_ptr<ChangesSubscription> SubscribeChanges(absl::string_view ns,
-                                                        ChangesHandler handler) override;
+  // Each change in the log is sealed too (kind kChanges, bound to the namespace and the
+  // session ID): nothing crosses the store's pub/sub unsealed. A change that does not open is
+  // left out of what the subscriber receives (and counted); its number is skipped, which the
+  // subscriber's followers see as a gap.
+  void AppendChanges(absl::string_view ns, std::vector<LogChange> changes, absl::Time deadline,
+                     StatusDone done) override;
+  std::unique_ptr<Subscription> FollowLog(absl::string_view ns, LogHandler handler) override;
+  void PublishNotice(absl::string_view channel, absl::string_view payload, absl::Time deadline,
+                     StatusDone done) override {
+    inner_->PublishNotice(channel, payload, deadline, std::move(done));
+  }
+  std::unique_ptr<Subscription> SubscribeNotices(absl::string_view channel,
+                                                 NoticeHandler handler) override {
+    return inner_->SubscribeNotices(channel, std::move(handler));
+  }
   absl::Status Health() override { return inner_->Health(); }
   std::string Describe() const override;
   void AddStats(StoreStats* stats) const override;

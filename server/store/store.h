@@ -1,19 +1,43 @@
-// Store: where the cache service keeps sessions. Two implementations with identical
-// semantics: MemoryStore (embedded, one process) and RedisStore (shared by every replica).
+// Store: where the cache service keeps sessions, ticket key rings and each namespace's change
+// log. Two implementations with identical semantics: MemoryStore (embedded, one process) and
+// RedisStore (shared by every replica).
 //
 // Contract, for every implementation:
-//   - Put stores `session` under `key` for `ttl`, replacing any entry with the same key.
+//   - Put stores `session` under `key` for `ttl`, replacing any entry with the same key,
+//     unless the key holds a deletion (a tombstone): then nothing is stored and Put answers
+//     false. A deleted or consumed session is never stored again while its deletion stands.
 //   - Get returns the bytes and the time left, or NotFound once the entry was deleted or has
-//     expired. With consume=true the entry is returned and deleted in one atomic step: of any
-//     number of concurrent consuming Gets (from any replica), at most one receives it.
-//   - Delete reports whether the entry existed.
+//     expired. With consume=true the entry is returned and replaced by a tombstone (for the
+//     rest of its lifetime) in one atomic step: of any number of concurrent consuming Gets
+//     (from any replica), at most one receives it.
+//   - Delete replaces the entry by a tombstone that stands for `hold`, or for as long as the
+//     entry would have lived if that is longer, and says whether a live entry was there.
+//   - Live says whether a live entry (not a tombstone) is under `key`.
 //   - Entries of different namespaces never see each other.
 //   - A store that cannot answer fails with Unavailable or DeadlineExceeded, never hangs.
+//   A store may drop entries and tombstones under memory pressure (least recently used
+//   first); a tombstone dropped early lets a late store of that session in again.
+//
+// The change log (server/session_feed.h builds the Follow streams on it): each namespace has
+// one, shared by every replica on the store.
+//   - AppendChanges adds changes to the namespace's log in one atomic step, in their order: a
+//     deletion is recorded for its hold, and a put of a session whose deletion the log holds
+//     (within that hold) is left out, so the log never shows a session stored again after its
+//     deletion, whatever order the writes of different replicas took. The changes kept are
+//     numbered consecutively (per log) and sent to every subscriber, in the log's order.
+//   - FollowLog delivers the log from now on: first where the log stands (kStart), then every
+//     change appended after (kChanges), in order. When the subscription breaks and comes
+//     back, kStart again: what was appended meanwhile was not delivered, which the numbers
+//     show. A log the store lost (restarted empty, failed over to a replica without it) has
+//     another log ID: its numbers are not comparable with the old one's.
+//
+// Notices (the ticket key service's "a ring changed") are best effort: PublishNotice sends a
+// payload to every SubscribeNotices of the channel on the store (every replica), or loses it.
 //
 // Every operation completes by running `done` exactly once, either before it returns or later
 // on a store thread; `done` must not block. `key` and `session` need to live only until the
 // call returns: the store copies what it keeps. Callers validate keys and bounds first
-// (server/request_validation.h); a store checks only what its own limits require.
+// (common/validation.h); a store checks only what its own limits require.
 //
 // Thread-safety: every method may be called from any thread at any time.
 #ifndef TLSCACHE_SERVER_STORE_STORE_H_
@@ -24,6 +48,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "absl/functional/any_invocable.h"
 #include "absl/status/status.h"
@@ -44,10 +69,45 @@ struct StoreEntry {
   absl::Duration ttl_remaining;
 };
 
+// What Delete did: whether a live entry was there, and how long the tombstone stands.
+struct Deletion {
+  bool existed = false;
+  absl::Duration hold;
+};
+
 // A namespace's serialized ticket key ring and the version it was stored as.
 struct StoredRing {
   SecretBytes ring;
   uint64_t version = 0;
+};
+
+// One change for a namespace's log. `payload` is what subscribers receive (a serialized
+// v1.SessionChange, with the session's bytes: secret); the store reads only the other fields.
+struct LogChange {
+  std::string session_id;
+  bool deletion = false;
+  absl::Duration hold;  // a deletion: how long later puts of the session are left out
+  SecretBytes payload;
+};
+
+// One change as a subscriber receives it.
+struct LogEntry {
+  std::string session_id;
+  SecretBytes payload;
+};
+
+struct LogEvent {
+  enum class Kind {
+    // The subscription follows the log, which stands at `seq` of `log_id` (an empty log_id:
+    // the store could not say); nothing from before is delivered.
+    kStart,
+    // `entries` are the changes numbered seq, seq+1, ... of `log_id`.
+    kChanges,
+  };
+  Kind kind = Kind::kStart;
+  std::string log_id;
+  uint64_t seq = 0;
+  std::vector<LogEntry> entries;
 };
 
 // What a store can tell about itself, for metrics; what a store does not have stays unset.
@@ -57,21 +117,26 @@ struct StoreStats {
   std::optional<uint64_t> redis_connects;   // Redis store: connections opened, reconnects included
   std::optional<uint64_t> redis_errors;     // failed connects; connections dropped after an error
   std::optional<uint64_t> redis_redirects;  // Redis Cluster: MOVED and ASK replies followed
-  std::optional<uint64_t> open_failures;    // sealed store: values that did not open
+  // Redis with replicas: deletions no replica confirmed within the store timeout (WAIT)
+  std::optional<uint64_t> redis_unreplicated;
+  std::optional<uint64_t> open_failures;  // sealed store: values that did not open
 };
 
-using PutDone = absl::AnyInvocable<void(absl::Status) &&>;
+using PutDone = absl::AnyInvocable<void(absl::StatusOr<bool>) &&>;  // stored
 using GetDone = absl::AnyInvocable<void(absl::StatusOr<StoreEntry>) &&>;
-using DeleteDone = absl::AnyInvocable<void(absl::StatusOr<bool>) &&>;
+using DeleteDone = absl::AnyInvocable<void(absl::StatusOr<Deletion>) &&>;
+using LiveDone = absl::AnyInvocable<void(absl::StatusOr<bool>) &&>;
 using GetRingDone = absl::AnyInvocable<void(absl::StatusOr<StoredRing>) &&>;
 using SwapRingDone = absl::AnyInvocable<void(absl::StatusOr<bool>) &&>;
-// Receives each batch of changes published for a namespace (a serialized v1.FeedBatch).
-using ChangesHandler = std::function<void(absl::string_view ns, SecretBytes batch)>;
+using StatusDone = absl::AnyInvocable<void(absl::Status) &&>;
+// Called in the log's order, one event at a time, on a store thread; must not block long.
+using LogHandler = std::function<void(LogEvent event)>;
+using NoticeHandler = std::function<void(absl::string_view payload)>;
 
 // Ends a subscription when destroyed; the handler is not called after that returns.
-class ChangesSubscription {
+class Subscription {
  public:
-  virtual ~ChangesSubscription() = default;
+  virtual ~Subscription() = default;
 };
 
 class Store {
@@ -83,7 +148,9 @@ class Store {
   virtual void Put(const StoreKey& key, absl::string_view session, absl::Duration ttl,
                    absl::Time deadline, PutDone done) = 0;
   virtual void Get(const StoreKey& key, bool consume, absl::Time deadline, GetDone done) = 0;
-  virtual void Delete(const StoreKey& key, absl::Time deadline, DeleteDone done) = 0;
+  virtual void Delete(const StoreKey& key, absl::Duration hold, absl::Time deadline,
+                      DeleteDone done) = 0;
+  virtual void Live(const StoreKey& key, absl::Time deadline, LiveDone done) = 0;
 
   // Ticket key rings, one per namespace, apart from sessions and without expiry. A ring is
   // only ever replaced by compare-and-set on its version, so replicas that rotate at the same
@@ -96,22 +163,16 @@ class Store {
   virtual void SwapRing(absl::string_view ns, uint64_t expected, uint64_t version,
                         absl::string_view ring, absl::Time deadline, SwapRingDone done) = 0;
 
-  // Changes across the replicas that share this store (server/session_feed.h). A store that
-  // no other replica can share (memory) shares nothing: SharesChanges() is false and the
-  // rest is never called. Otherwise PublishChanges sends one replica's `batch` of `ns` to
-  // every replica subscribed to `ns` (itself included) and completes `done` once sent, and
-  // SubscribeChanges delivers every batch published for `ns` until the subscription is
-  // dropped, resubscribing after a failure. Best effort both ways: a batch may be lost (its
-  // followers look the sessions up instead), never altered. `batch` holds session bytes.
-  virtual bool SharesChanges() const { return false; }
-  virtual void PublishChanges(absl::string_view ns, absl::string_view batch, absl::Time deadline,
-                              PutDone done) {
-    std::move(done)(absl::UnimplementedError("this store shares no changes"));
-  }
-  virtual std::unique_ptr<ChangesSubscription> SubscribeChanges(absl::string_view ns,
-                                                                ChangesHandler handler) {
-    return nullptr;
-  }
+  // The change log (see above).
+  virtual void AppendChanges(absl::string_view ns, std::vector<LogChange> changes,
+                             absl::Time deadline, StatusDone done) = 0;
+  virtual std::unique_ptr<Subscription> FollowLog(absl::string_view ns, LogHandler handler) = 0;
+
+  // Notices (see above); `channel` is [A-Za-z0-9._@-]+.
+  virtual void PublishNotice(absl::string_view channel, absl::string_view payload,
+                             absl::Time deadline, StatusDone done) = 0;
+  virtual std::unique_ptr<Subscription> SubscribeNotices(absl::string_view channel,
+                                                         NoticeHandler handler) = 0;
 
   // Ok when the store is answering now; otherwise why not. Cheap and non-blocking: it reports
   // the store's current view and sends nothing.

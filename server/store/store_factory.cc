@@ -7,6 +7,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "common/host_port.h"
+#include "common/validation.h"
 #include "server/store/memory_store.h"
 #include "server/store/redis/redis_store.h"
 #include "server/store/sealed_store.h"
@@ -116,6 +117,10 @@ namespace {
 
 absl::StatusOr<std::unique_ptr<Store>> CreateBareStore(const StoreConfig& config) {
   if (absl::Status s = ValidateStoreUrl(config.url); !s.ok()) return s;
+  if (!ValidateNamespace(config.deployment).ok()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("--deployment=", config.deployment, ": must match [A-Za-z0-9._-]{1,64}"));
+  }
   if (config.url == "memory") {
     MemoryStoreOptions options;
     options.max_bytes = config.memory_max_bytes;
@@ -132,6 +137,7 @@ absl::StatusOr<std::unique_ptr<Store>> CreateBareStore(const StoreConfig& config
   options.timeout = config.redis_timeout;
   options.max_session_bytes = config.max_session_bytes;
   options.auth = config.redis_auth;
+  options.deployment = config.deployment;
   if (absl::StartsWith(config.url, kSentinelScheme)) {
     options.sentinel = *ParseSentinelUrl(config.url);
     options.sentinel->auth = config.sentinel_auth;
@@ -146,6 +152,16 @@ absl::StatusOr<std::unique_ptr<Store>> CreateBareStore(const StoreConfig& config
 }
 
 }  // namespace
+
+std::string SealScope(const StoreConfig& config) {
+  int db = 0;
+  if (absl::StartsWith(config.url, kRedisScheme)) {
+    absl::StatusOr<redis::Endpoint> endpoint = ParseRedisUrl(config.url);
+    if (endpoint.ok()) db = endpoint->db;
+  }
+  if (config.deployment == "default" && db == 0) return "";
+  return absl::StrCat(config.deployment, ":", db);
+}
 
 absl::StatusOr<std::unique_ptr<Store>> CreateStore(const StoreConfig& config,
                                                    std::unique_ptr<Sealer> sealer) {

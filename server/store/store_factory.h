@@ -35,7 +35,15 @@ struct StoreConfig {
   int redis_pool_size = 4;
   std::shared_ptr<const redis::RedisAuth> redis_auth;     // AUTH to Redis; null: none
   std::shared_ptr<const redis::RedisAuth> sentinel_auth;  // AUTH to the sentinels; null: none
+  // Which deployment this is, when several share one Redis ([A-Za-z0-9._-]{1,64}): part of
+  // the Redis channel names and, with the database, of what sealed values are bound to.
+  std::string deployment = "default";
 };
+
+// What sealed values are bound to besides their namespace and ID (Sealer's scope): the
+// deployment and the Redis database, "" for the default deployment on database 0 (the
+// binding of values sealed before deployments were told apart). `config.url` must be valid.
+std::string SealScope(const StoreConfig& config);
 
 absl::StatusOr<redis::Endpoint> ParseRedisUrl(absl::string_view url);
 absl::StatusOr<redis::SentinelConfig> ParseSentinelUrl(absl::string_view url);

@@ -46,7 +46,10 @@ absl::StatusOr<v1::TicketKeySet> Parse(absl::string_view ns, const StoredRing& s
 // One WatchTicketKeys stream: sends the newest ring it was given, one write at a time.
 class TicketKeyService::Watch final : public grpc::ServerWriteReactor<v1::TicketKeySet> {
  public:
-  explicit Watch(TicketKeyService* service) : service_(service) {}
+  Watch(TicketKeyService* service, std::string identity)
+      : service_(service), identity_(std::move(identity)) {}
+
+  const std::string& identity() const { return identity_; }
 
   // Queues `ring` unless the stream already has it or a newer one.
   void Push(const v1::TicketKeySet& ring) {
@@ -100,6 +103,7 @@ class TicketKeyService::Watch final : public grpc::ServerWriteReactor<v1::Ticket
   }
 
   TicketKeyService* const service_;
+  const std::string identity_;  // the caller's, for ReauthorizeWatches
   absl::Mutex mu_;
   v1::TicketKeySet pending_ ABSL_GUARDED_BY(mu_);
   v1::TicketKeySet sent_ ABSL_GUARDED_BY(mu_);  // owned by gRPC while a write is out
@@ -111,15 +115,13 @@ class TicketKeyService::Watch final : public grpc::ServerWriteReactor<v1::Ticket
 
 TicketKeyService::TicketKeyService(Store* store, const TicketKeyOptions& options)
     : store_(store), options_(options) {
-  if (store_->SharesChanges()) {
-    notices_ = store_->SubscribeChanges(kRingNotices, [this](absl::string_view, SecretBytes ns) {
-      absl::MutexLock lock(&mu_);
-      auto it = kept_.find(std::string(ns.view()));
-      if (it == kept_.end()) return;
-      it->second.recheck = true;
-      wake_.Signal();
-    });
-  }
+  notices_ = store_->SubscribeNotices(kRingNotices, [this](absl::string_view ns) {
+    absl::MutexLock lock(&mu_);
+    auto it = kept_.find(std::string(ns));
+    if (it == kept_.end()) return;
+    it->second.recheck = true;
+    wake_.Signal();
+  });
   loop_ = std::thread([this] { Loop(); });
 }
 
@@ -275,9 +277,8 @@ void TicketKeyService::CreateRing(const std::string& ns, uint64_t replaces, Ring
 }
 
 void TicketKeyService::Announce(const std::string& ns) {
-  if (!store_->SharesChanges()) return;
-  store_->PublishChanges(kRingNotices, ns, absl::Now() + options_.store_timeout,
-                         [](absl::Status) {});  // best effort: the re-reads catch up
+  store_->PublishNotice(kRingNotices, ns, absl::Now() + options_.store_timeout,
+                        [](absl::Status) {});  // best effort: the re-reads catch up
 }
 
 void TicketKeyService::Resync(const std::string& ns) {
@@ -427,6 +428,15 @@ void TicketKeyService::Forget(Watch* watch) {
   }
 }
 
+void TicketKeyService::ReauthorizeWatches() {
+  if (options_.authz == nullptr) return;
+  absl::MutexLock lock(&mu_);
+  for (auto& [ns, watch] : watches_) {
+    absl::Status allowed = options_.authz->CheckIdentity(watch->identity(), ns);
+    if (!allowed.ok()) watch->End(ToGrpcStatus(allowed));
+  }
+}
+
 void TicketKeyService::StopWatches() {
   std::deque<Rotation> waiting;
   {
@@ -490,7 +500,8 @@ grpc::ServerUnaryReactor* TicketKeyService::RotateTicketKeys(grpc::CallbackServe
 
 grpc::ServerWriteReactor<v1::TicketKeySet>* TicketKeyService::WatchTicketKeys(
     grpc::CallbackServerContext* context, const v1::TicketKeysRequest* request) {
-  auto* watch = new Watch(this);
+  auto* watch = new Watch(
+      this, context->auth_context() != nullptr ? PeerIdentity(*context->auth_context()) : "");
   const std::string ns = request->namespace_();
   if (absl::Status s = AdmitNamespace(options_.authz, *context, ns); !s.ok()) {
     watch->End(ToGrpcStatus(s));

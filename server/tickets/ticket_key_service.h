@@ -74,6 +74,10 @@ class TicketKeyService final : public v1::TicketKeys::CallbackService {
                                              const v1::TicketKeysRequest* request,
                                              v1::TicketKeySet* response) override;
 
+  // Ends, with PERMISSION_DENIED, every watch stream whose identity the authorization in force
+  // (just reloaded) no longer grants its namespace.
+  void ReauthorizeWatches();
+
   // Before a server shuts down: ends every watch stream, refuses new ones, and answers the
   // forced rotations still waiting UNAVAILABLE, so that none holds the shutdown.
   void StopWatches();
@@ -144,7 +148,7 @@ class TicketKeyService final : public v1::TicketKeys::CallbackService {
   bool stop_ ABSL_GUARDED_BY(mu_) = false;      // the rotation thread ends
   absl::CondVar wake_;                          // the rotation thread has work
   LogLimiter not_kept_report_{absl::Minutes(1)};
-  std::unique_ptr<ChangesSubscription> notices_;
+  std::unique_ptr<Subscription> notices_;
   std::thread loop_;
 };
 

@@ -19,9 +19,11 @@ inline constexpr absl::Duration kStoreCallTimeout = absl::Seconds(5);
 
 using server::AwaitStore;
 
-inline absl::Status PutSync(server::Store& store, absl::string_view ns, absl::string_view id,
-                            absl::string_view session, absl::Duration ttl) {
-  return AwaitStore<absl::Status>([&](auto cb) {
+// Whether it was stored (false: a deletion stands).
+inline absl::StatusOr<bool> PutSync(server::Store& store, absl::string_view ns,
+                                    absl::string_view id, absl::string_view session,
+                                    absl::Duration ttl) {
+  return AwaitStore<absl::StatusOr<bool>>([&](auto cb) {
     store.Put({ns, id}, session, ttl, absl::Now() + kStoreCallTimeout, std::move(cb));
   });
 }
@@ -33,10 +35,32 @@ inline absl::StatusOr<server::StoreEntry> GetSync(server::Store& store, absl::st
   });
 }
 
+// Whether a live entry was there.
 inline absl::StatusOr<bool> DeleteSync(server::Store& store, absl::string_view ns,
-                                       absl::string_view id) {
-  return AwaitStore<absl::StatusOr<bool>>([&](auto cb) {
-    store.Delete({ns, id}, absl::Now() + kStoreCallTimeout, std::move(cb));
+                                       absl::string_view id,
+                                       absl::Duration hold = absl::Seconds(60)) {
+  absl::StatusOr<server::Deletion> deletion = AwaitStore<absl::StatusOr<server::Deletion>>(
+      [&](auto cb) { store.Delete({ns, id}, hold, absl::Now() + kStoreCallTimeout, std::move(cb)); });
+  if (!deletion.ok()) return deletion.status();
+  return deletion->existed;
+}
+
+inline absl::StatusOr<bool> LiveSync(server::Store& store, absl::string_view ns,
+                                     absl::string_view id) {
+  return AwaitStore<absl::StatusOr<bool>>(
+      [&](auto cb) { store.Live({ns, id}, absl::Now() + kStoreCallTimeout, std::move(cb)); });
+}
+
+// One change for the log of `ns` (a put, or a deletion standing for `hold`).
+inline server::LogChange Change(absl::string_view session_id, absl::string_view payload,
+                                bool deletion = false, absl::Duration hold = absl::ZeroDuration()) {
+  return server::LogChange{std::string(session_id), deletion, hold, SecretBytes(payload)};
+}
+
+inline absl::Status AppendSync(server::Store& store, absl::string_view ns,
+                               std::vector<server::LogChange> changes) {
+  return AwaitStore<absl::Status>([&](auto cb) {
+    store.AppendChanges(ns, std::move(changes), absl::Now() + kStoreCallTimeout, std::move(cb));
   });
 }
 
@@ -86,7 +110,8 @@ inline Recovery AwaitRecovery(server::Store& store, const std::vector<Probe>& pr
     const absl::Time start = absl::Now();
     absl::Status failure;
     for (const Probe& probe : probes) {
-      const absl::Status put = PutSync(store, "ns", probe.id, probe.session, absl::Seconds(600));
+      const absl::Status put =
+          PutSync(store, "ns", probe.id, probe.session, absl::Seconds(600)).status();
       failure = put.ok() ? GetSync(store, "ns", probe.id).status() : put;
       if (!failure.ok()) break;
     }

@@ -77,8 +77,8 @@ std::string StoreKindName(const ::testing::TestParamInfo<StoreKind>& info) {
   return "Unknown";
 }
 
-std::unique_ptr<server::Sealer> TestSealer(absl::string_view key_file) {
-  return *server::Sealer::Create(*server::ParseSealKeys(key_file));
+std::unique_ptr<server::Sealer> TestSealer(absl::string_view key_file, std::string scope) {
+  return *server::Sealer::Create(*server::ParseSealKeys(key_file), std::move(scope));
 }
 
 absl::StatusOr<std::unique_ptr<server::Store>> ConnectStore(

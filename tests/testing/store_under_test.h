@@ -37,7 +37,9 @@ std::string StoreKindName(const ::testing::TestParamInfo<StoreKind>& info);
 // An AES-256-GCM key file (server/security/sealer.h) for tests, and a sealer over it.
 inline constexpr char kTestSealKey[] =
     "6a1f0c9e3b7d25e48f10a2c3d4e5f60718293a4b5c6d7e8f90a1b2c3d4e5f607";
-std::unique_ptr<server::Sealer> TestSealer(absl::string_view key_file = kTestSealKey);
+// `scope`: what the values are bound to besides namespace and ID (server::SealScope).
+std::unique_ptr<server::Sealer> TestSealer(absl::string_view key_file = kTestSealKey,
+                                           std::string scope = "");
 
 struct StoreUnderTest {
   std::unique_ptr<RedisServer> redis;  // kRedis and kSealedRedis; the master of kSentinel

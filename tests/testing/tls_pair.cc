@@ -1,6 +1,7 @@
 #include "tests/testing/tls_pair.h"
 
 #include <openssl/bio.h>
+#include <openssl/err.h>
 #include <openssl/evp.h>
 #include <openssl/pem.h>
 #include <openssl/x509.h>
@@ -58,7 +59,7 @@ SslCtxPtr MakeClientContext(int version) {
 }
 
 absl::StatusOr<Handshake> RunHandshake(SSL_CTX* client_ctx, SSL_CTX* server_ctx,
-                                       SSL_SESSION* session) {
+                                       SSL_SESSION* session, bool leave_open) {
   Handshake h;
   h.client.reset(SSL_new(client_ctx));
   h.server.reset(SSL_new(server_ctx));
@@ -95,12 +96,34 @@ absl::StatusOr<Handshake> RunHandshake(SSL_CTX* client_ctx, SSL_CTX* server_ctx,
   SSL_write(h.server.get(), "x", 1);
   SSL_read(h.client.get(), &byte, 1);
   h.resumed = SSL_session_reused(h.server.get()) == 1;
+  if (leave_open) return h;
   // A connection freed without a clean shutdown marks its session bad (and OpenSSL removes
   // it from both caches): close both ends as a well-behaved client and server would.
   SSL_shutdown(h.client.get());
   SSL_shutdown(h.server.get());
   SSL_shutdown(h.client.get());
   return h;
+}
+
+absl::Status EndWithFatalAlert(Handshake& h) {
+  if (SSL_write(h.client.get(), "request", 7) != 7) return absl::InternalError("write failed");
+  // The record as it crosses to the server, its last byte flipped, put back on its way.
+  BIO* to_server = SSL_get_rbio(h.server.get());
+  BIO* from_client = SSL_get_wbio(h.client.get());
+  std::string record(static_cast<size_t>(BIO_ctrl_pending(to_server)), '\0');
+  if (record.empty() || BIO_read(to_server, record.data(), static_cast<int>(record.size())) !=
+                            static_cast<int>(record.size())) {
+    return absl::InternalError("no record to change");
+  }
+  record.back() = static_cast<char>(record.back() ^ 0x01);
+  BIO_write(from_client, record.data(), static_cast<int>(record.size()));
+  char byte;
+  const int r = SSL_read(h.server.get(), &byte, 1);
+  if (r > 0 || SSL_get_error(h.server.get(), r) != SSL_ERROR_SSL) {
+    return absl::InternalError("the server read the changed record");
+  }
+  ERR_clear_error();
+  return absl::OkStatus();
 }
 
 }  // namespace tlscache::testing

@@ -28,9 +28,14 @@ struct Handshake {
   bool resumed = false;
 };
 // Runs a full handshake, offering `session` (may be null) from the client. Error if the
-// handshake fails.
+// handshake fails. Both ends then shut down cleanly, unless `leave_open`.
 absl::StatusOr<Handshake> RunHandshake(SSL_CTX* client_ctx, SSL_CTX* server_ctx,
-                                       SSL_SESSION* session);
+                                       SSL_SESSION* session, bool leave_open = false);
+
+// On a handshake left open: the client sends a record whose last byte is flipped; the server
+// cannot authenticate it and ends the connection with a fatal alert (bad_record_mac). Ok once
+// the server has failed that way.
+absl::Status EndWithFatalAlert(Handshake& handshake);
 
 }  // namespace tlscache::testing
 

@@ -190,7 +190,7 @@ int RunStream() {
         .Add("puts_per_second", PerSecond(r.acknowledged, r.elapsed))
         .Add("put_latency", LatencyJson(r.put_latency))
         .Add("received", r.received)
-        .Add("dropped", r.dropped)
+        .Add("gaps", r.gaps)
         .Add("complete", static_cast<uint64_t>(r.complete ? 1 : 0))
         .Add("lag_p50_us", static_cast<double>(absl::ToInt64Microseconds(r.lag_p50)))
         .Add("lag_p99_us", static_cast<double>(absl::ToInt64Microseconds(r.lag_p99)))
@@ -200,10 +200,10 @@ int RunStream() {
   } else {
     Print(absl::StrFormat(
         "stream %s: %d stores acknowledged of %d in %.1f s, %.0f/s, concurrency %d\n"
-        "  put       %s\n  %d followers received %d (dropped %d%s); push lag p50 %s, p99 %s\n",
+        "  put       %s\n  %d followers received %d (%d gaps%s); push lag p50 %s, p99 %s\n",
         options.addr, r.acknowledged, r.puts, absl::ToDoubleSeconds(r.elapsed),
         PerSecond(r.acknowledged, r.elapsed), options.concurrency, LatencyText(r.put_latency),
-        options.followers, r.received, r.dropped, r.complete ? "" : ", not all arrived",
+        options.followers, r.received, r.gaps, r.complete ? "" : ", not all arrived",
         absl::FormatDuration(r.lag_p50), absl::FormatDuration(r.lag_p99)));
   }
   return r.acknowledged > 0 ? 0 : 1;

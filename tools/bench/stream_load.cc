@@ -130,7 +130,7 @@ absl::StatusOr<StreamLoadResult> RunStreamLoad(const StreamLoadOptions& o) {
   for (size_t i = 1; i < clients.size(); ++i) {
     const client::ClientStats stats = clients[i]->stats();
     total.received += stats.pushed;
-    total.dropped += stats.push_dropped;
+    total.gaps += stats.gaps;
     total.lag_p50 = std::max(total.lag_p50, stats.push_lag_p50);
     total.lag_p99 = std::max(total.lag_p99, stats.push_lag_p99);
     if (i == 1) {

@@ -42,7 +42,7 @@ struct StreamLoadResult {
   LatencyHistogram put_latency;  // from the store to its acknowledgement
   // Over the followers.
   uint64_t received = 0;      // stores pushed to them, all added up
-  uint64_t dropped = 0;       // stores the service could not send them
+  uint64_t gaps = 0;          // changes lost on their way to them (each followed by a check)
   bool complete = false;      // every follower received every acknowledged store
   absl::Duration lag_p50, lag_p99;  // the largest of the followers'
   uint64_t near_entries = 0;  // of one follower

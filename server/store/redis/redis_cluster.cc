@@ -18,6 +18,7 @@ struct RedisCluster::Command {
   std::vector<std::string> argv;
   absl::Time deadline;
   ReplyHandler handler;
+  bool replicated = false;
 };
 
 RedisCluster::RedisCluster(const RedisClusterOptions& options, std::string name)
@@ -49,11 +50,12 @@ RedisCluster::~RedisCluster() {
 }
 
 void RedisCluster::Submit(absl::string_view key, std::vector<std::string> argv, absl::Time deadline,
-                          ReplyHandler handler) {
+                          ReplyHandler handler, bool replicated) {
   auto command = std::make_shared<Command>();
   command->argv = std::move(argv);
   command->deadline = deadline;
   command->handler = std::move(handler);
+  command->replicated = replicated;
   Dispatch(KeySlot(key), std::move(command), kMaxRedirects, std::nullopt);
 }
 
@@ -79,6 +81,7 @@ void RedisCluster::Dispatch(int slot, std::shared_ptr<Command> command, int redi
     return std::move(command->handler)(std::move(unavailable));
   }
   const bool asking = ask.has_value();
+  const bool replicated = command->replicated;
   pool->Submit(
       command->argv, command->deadline,
       [this, slot, command, redirects_left](absl::StatusOr<ReplyPtr> reply) mutable {
@@ -107,7 +110,7 @@ void RedisCluster::Dispatch(int slot, std::shared_ptr<Command> command, int redi
         Dispatch(slot, std::move(command), redirects_left - 1,
                  redirect->ask ? std::optional<Endpoint>(redirect->to) : std::nullopt);
       },
-      asking);
+      asking, replicated);
 }
 
 std::shared_ptr<RedisPool> RedisCluster::PoolLocked(const Endpoint& endpoint) {
@@ -165,8 +168,7 @@ void RedisCluster::RefreshLoop() {
       }
       for (auto it = retired_.begin(); it != retired_.end();) {
         if (it->use_count() == 1) {  // out of the map: nothing can take a new reference
-          retired_connects_ += (*it)->connects();
-          retired_errors_ += (*it)->errors();
+          retired_counters_ += (*it)->counters();
           unused.push_back(std::move(*it));
           it = retired_.erase(it);
         } else {
@@ -284,19 +286,11 @@ absl::Status RedisCluster::Health() {
   return absl::OkStatus();
 }
 
-uint64_t RedisCluster::connects() const {
+PoolCounters RedisCluster::counters() const {
   absl::MutexLock lock(&mu_);
-  uint64_t total = retired_connects_;
-  for (const auto& [_, pool] : pools_) total += pool->connects();
-  for (const auto& pool : retired_) total += pool->connects();
-  return total;
-}
-
-uint64_t RedisCluster::errors() const {
-  absl::MutexLock lock(&mu_);
-  uint64_t total = retired_errors_;
-  for (const auto& [_, pool] : pools_) total += pool->errors();
-  for (const auto& pool : retired_) total += pool->errors();
+  PoolCounters total = retired_counters_;
+  for (const auto& [_, pool] : pools_) total += pool->counters();
+  for (const auto& pool : retired_) total += pool->counters();
   return total;
 }
 

@@ -53,13 +53,13 @@ class RedisCluster {
   RedisCluster(const RedisCluster&) = delete;
   RedisCluster& operator=(const RedisCluster&) = delete;
 
-  // Sends `argv` to the master of `key`'s slot.
+  // Sends `argv` to the master of `key`'s slot (`replicated`: as RedisPool::Submit).
   void Submit(absl::string_view key, std::vector<std::string> argv, absl::Time deadline,
-              ReplyHandler handler);
+              ReplyHandler handler, bool replicated = false);
   // Ok when every slot has a master and every master has a connection up.
   absl::Status Health();
-  uint64_t connects() const;
-  uint64_t errors() const;
+  // Every pool's, those retired included.
+  PoolCounters counters() const;
   uint64_t redirects() const { return redirects_.load(std::memory_order_relaxed); }
 
  private:
@@ -95,8 +95,7 @@ class RedisCluster {
   std::set<std::string> unreachable_ ABSL_GUARDED_BY(mu_);
   bool refresh_requested_ ABSL_GUARDED_BY(mu_) = true;
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;
-  uint64_t retired_connects_ ABSL_GUARDED_BY(mu_) = 0;
-  uint64_t retired_errors_ ABSL_GUARDED_BY(mu_) = 0;
+  PoolCounters retired_counters_ ABSL_GUARDED_BY(mu_);
   std::atomic<uint64_t> redirects_{0};
   std::thread refresher_;
 };

@@ -39,6 +39,7 @@ struct RedisPool::Op {
   absl::Time deadline;
   ReplyHandler handler;
   bool asking = false;
+  bool replicated = false;
 };
 
 absl::Status RedisPool::Validate(const RedisPoolOptions& options) {
@@ -107,12 +108,13 @@ absl::Status RedisPool::Health() {
 }
 
 void RedisPool::Submit(std::vector<std::string> argv, absl::Time deadline, ReplyHandler handler,
-                       bool asking) {
+                       bool asking, bool replicated) {
   auto op = std::make_unique<Op>();
   op->argv = std::move(argv);
   op->deadline = std::min(deadline, absl::Now() + options_.timeout);
   op->handler = std::move(handler);
   op->asking = asking;
+  op->replicated = replicated;
   absl::Status rejected;
   {
     absl::MutexLock lock(&mu_);
@@ -253,6 +255,13 @@ absl::Status RedisPool::RunBatch(RedisConnection& conn, std::vector<std::unique_
       if (op->asking) conn.Append({"ASKING"});
       std::vector<absl::string_view> args(op->argv.begin(), op->argv.end());
       conn.Append(args);
+      if (op->replicated) {
+        // Half of what the call has left: a replica that is not there (or still syncing)
+        // costs the call that, and the WAIT's answer still comes within the read timeout.
+        const std::string wait_ms =
+            absl::StrCat(std::max<int64_t>(1, absl::ToInt64Milliseconds(op->deadline - now) / 2));
+        conn.Append({"WAIT", "1", wait_ms});
+      }
       live.push_back(std::move(op));
     }
   }
@@ -269,6 +278,16 @@ absl::Status RedisPool::RunBatch(RedisConnection& conn, std::vector<std::unique_
     if (!reply.ok()) {
       for (size_t j = i; j < live.size(); ++j) std::move(live[j]->handler)(reply.status());
       return reply.status();
+    }
+    if (live[i]->replicated) {
+      absl::StatusOr<ReplyPtr> replicas = conn.GetReply();  // the WAIT's: how many confirmed
+      if (!replicas.ok()) {
+        for (size_t j = i; j < live.size(); ++j) std::move(live[j]->handler)(replicas.status());
+        return replicas.status();
+      }
+      if ((*replicas)->type != REDIS_REPLY_INTEGER || (*replicas)->integer < 1) {
+        unreplicated_.fetch_add(1, std::memory_order_relaxed);
+      }
     }
     if ((*reply)->type != REDIS_REPLY_ERROR) {
       std::move(live[i]->handler)(std::move(reply));

@@ -42,6 +42,20 @@ inline constexpr absl::string_view kRedisErrorPayload = "tlscache.redis.error_re
 
 using ReplyHandler = absl::AnyInvocable<void(absl::StatusOr<ReplyPtr>) &&>;
 
+// What a pool (or all the pools of a cluster) counted.
+struct PoolCounters {
+  uint64_t connects = 0;      // connections opened, reconnects included
+  uint64_t errors = 0;        // failed connects; connections dropped after an error
+  uint64_t unreplicated = 0;  // replicated commands no replica confirmed in time
+
+  PoolCounters& operator+=(const PoolCounters& other) {
+    connects += other.connects;
+    errors += other.errors;
+    unreplicated += other.unreplicated;
+    return *this;
+  }
+};
+
 struct RedisPoolOptions {
   Endpoint endpoint;
   // With Sentinel, the master is asked of the sentinels at every (re)connect instead of
@@ -78,14 +92,21 @@ class RedisPool {
   RedisPool& operator=(const RedisPool&) = delete;
 
   // Queues one command. With `asking`, it is sent right after an ASKING on the same
-  // connection (a cluster's ASK redirection); the handler gets the command's own reply.
+  // connection (a cluster's ASK redirection); the handler gets the command's own reply. With
+  // `replicated`, a WAIT for one replica follows it on the same connection (within the
+  // command's deadline), and the handler runs once that answered: a write that a replica
+  // confirmed survives a failover to that replica. Deadlines passing first are counted
+  // (PoolCounters::unreplicated), not failed.
   void Submit(std::vector<std::string> argv, absl::Time deadline, ReplyHandler handler,
-              bool asking = false);
+              bool asking = false, bool replicated = false);
   // Ok while at least one connection is up.
   absl::Status Health();
   const std::string& name() const { return name_; }
-  uint64_t connects() const { return connects_.load(std::memory_order_relaxed); }
-  uint64_t errors() const { return errors_.load(std::memory_order_relaxed); }
+  PoolCounters counters() const {
+    return PoolCounters{connects_.load(std::memory_order_relaxed),
+                        errors_.load(std::memory_order_relaxed),
+                        unreplicated_.load(std::memory_order_relaxed)};
+  }
 
  private:
   struct Op;
@@ -119,6 +140,7 @@ class RedisPool {
   std::atomic<uint64_t> topology_epoch_{0};
   std::atomic<uint64_t> connects_{0};
   std::atomic<uint64_t> errors_{0};
+  std::atomic<uint64_t> unreplicated_{0};
 };
 
 // The SHA-1 of a script, as EVALSHA names it (lower-case hex).

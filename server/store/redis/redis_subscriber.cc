@@ -114,6 +114,7 @@ void RedisSubscriber::Run() {
     if (conn.ok()) {
       backoff = options_.min_backoff;
       reported = false;
+      if (options_.on_subscribed) options_.on_subscribed();
       Listen(**conn);
       continue;
     }

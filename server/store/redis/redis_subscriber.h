@@ -1,8 +1,9 @@
 // RedisSubscriber: one channel of Redis pub/sub, followed for as long as the object lives.
 //
-// A thread connects, subscribes and hands every message's payload to `on_message`; when the
-// connection breaks (a restart, a failover, a slot moving away) it connects again with
-// back-off, asking `locate` where to go each time. With `sharded` (Redis Cluster) it uses
+// A thread connects, subscribes, calls `on_subscribed` (if set) and hands every message's
+// payload to `on_message`; when the connection breaks (a restart, a failover, a slot moving
+// away) it connects again with back-off, asking `locate` where to go each time, and calls
+// `on_subscribed` again before the first message of the new subscription. With `sharded` (Redis Cluster) it uses
 // SSUBSCRIBE and follows the MOVED reply of a node that does not own the channel's slot, and
 // a node that gives the slot away (an unsubscription it did not ask for) sends it back to
 // `locate`. Messages published while it is not subscribed are lost: pub/sub keeps nothing.
@@ -30,6 +31,8 @@ struct SubscriberOptions {
   // Where to connect: the server, the master Sentinel names, or (Cluster) the next seed.
   std::function<absl::StatusOr<Endpoint>()> locate;
   std::shared_ptr<const RedisAuth> auth;
+  // Runs on the subscriber's thread once each subscription is confirmed, before its messages.
+  std::function<void()> on_subscribed;
   absl::Duration timeout = absl::Seconds(1);
   absl::Duration min_backoff = absl::Milliseconds(50);
   absl::Duration max_backoff = absl::Seconds(2);

@@ -70,12 +70,12 @@ class BenchSmokeTest(FarmTestCase):
         self.assertEqual(result["acknowledged"], result["puts"])
         self.assertEqual(result["complete"], 1)
         self.assertEqual(result["received"], 2 * result["acknowledged"])
-        self.assertEqual(result["dropped"], 0)
+        self.assertEqual(result["gaps"], 0)
         self.assertEqual(result["put_latency"]["count"], result["puts"])
         self.assertLessEqual(result["lag_p50_us"], result["lag_p99_us"])
         self.assertGreater(result["near_bytes"], result["near_entries"] * 256)
         samples = scrape(port)
-        self.assertEqual(value(samples, "tlscache_feed_changes_total", source="local"),
+        self.assertEqual(value(samples, "tlscache_feed_changes_total", source="log"),
                          result["puts"])
         # The load's writer and two followers left with it: no follower stays behind.
         self.assertEqual(value(samples, "tlscache_feed_followers", namespace="bench"), 0)

@@ -2,6 +2,7 @@
 each on 127.0.0.11-13 behind HAProxy round robin, with real clients.
 """
 
+import base64
 import os
 import re
 import ssl
@@ -48,8 +49,9 @@ class NginxPreloadTest(FarmTestCase):
                 threads = [line for line in status if line.startswith("Threads:")][0]
             self.assertEqual(threads.split()[1], "1", f"{node.name} master: {threads}")
         log = open(os.path.join(nodes[0].prefix, "logs", "error.log")).read()
-        self.assertIn("tlscache preload: sessions are shared through", log)
-        self.assertEqual(log.count("TLSCACHE_TICKETS=off"), 2, log)  # once per worker
+        shared = ("tlscache preload: TLS 1.2 session IDs and TLS 1.3 stateful tickets are "
+                  "shared through")
+        self.assertEqual(log.count(shared), 2, log)  # once per worker
 
     def test_stats_interval_prints_each_workers_counters(self):
         cache = self.farm.cache()
@@ -95,7 +97,8 @@ class NginxPreloadTest(FarmTestCase):
         nodes, _, lb = self.nginx_farm(env(cache, TLSCACHE_TICKETS="farm"), tickets=True)
         self.assert_every_reconnect_resumes(lb, "nginx tickets on + farm key ring")
         log = open(os.path.join(nodes[0].prefix, "logs", "error.log")).read()
-        self.assertIn("TLSCACHE_TICKETS=farm", log)
+        self.assertIn("session tickets are encrypted under the farm's key ring", log)
+        self.assertIn("in place of keys OpenSSL drew for this node alone", log)
 
     def assert_stock_nginx_farm_does_not_share(self, label, **nginx_options):
         """Three stock nginx without the preload, round robin: (almost) nothing resumes."""
@@ -244,6 +247,157 @@ class NginxPreloadTest(FarmTestCase):
         client = tlsfarm.Client(ssl.TLSVersion.TLSv1_2)
         self.assertIn("node solo", client.connect("127.0.0.1", port)[1])
         self.assertIn("tlscache preload: TLSCACHE_ADDR is not set", node.output())
+
+
+class SmallestDropInTest(FarmTestCase):
+    """Stock servers at their defaults with TLSCACHE_ADDR alone: whatever the server chose for
+    its tickets, sessions travel across the farm, and the preload says exactly how."""
+
+    def resumptions(self, lb, label):
+        for name, resumed in self.resumption(lb, label, connections=60).items():
+            self.assertGreaterEqual(resumed, 59, name)
+
+    def nginx_farm(self, cache, **options):
+        port, nodes = self.farm.on_every_node(
+            lambda ip, port, name: self.farm.nginx(ip, port, name,
+                                                   env={"TLSCACHE_ADDR": cache.addr}, **options))
+        return nodes, self.farm.haproxy(port)
+
+    @staticmethod
+    def preload_lines(nodes):
+        log = open(os.path.join(nodes[0].prefix, "logs", "error.log")).read()
+        return [line.split("tlscache preload: ", 1)[1] for line in log.splitlines()
+                if "tlscache preload: " in line]
+
+    def test_nginx_at_its_defaults_shares_its_tickets_through_the_farm_key_ring(self):
+        # nginx's defaults: tickets on, under keys OpenSSL draws for each node; no cache.
+        nodes, lb = self.nginx_farm(self.farm.cache(), ticket_settings="")
+        self.resumptions(lb, "stock nginx defaults + TLSCACHE_ADDR")
+        lines = self.preload_lines(nodes)
+        self.assertTrue(any("encrypted under the farm's key ring" in line and
+                            "in place of keys OpenSSL drew for this node alone" in line
+                            for line in lines), lines)
+        self.assertFalse(any("TLS 1.3 stateful tickets are shared" in line for line in lines),
+                         lines)
+
+    def test_nginx_with_tickets_off_shares_through_the_cache(self):
+        nodes, lb = self.nginx_farm(self.farm.cache())  # ssl_session_tickets off
+        self.resumptions(lb, "nginx, tickets off, + TLSCACHE_ADDR")
+        lines = self.preload_lines(nodes)
+        self.assertTrue(any(line.startswith("TLS 1.2 session IDs and TLS 1.3 stateful tickets "
+                                            "are shared through") for line in lines), lines)
+
+    def test_nginx_keeps_ticket_keys_its_operator_configured(self):
+        cache = self.farm.cache()
+        # A key of its own for each node: nothing the farm should quietly replace.
+        keys = []
+        for i in range(3):
+            keys.append(os.path.join(self.farm.dir, f"ticket-{i}.key"))
+            with open(keys[-1], "wb") as f:
+                f.write(os.urandom(80))
+        port = tlsfarm.free_port(tlsfarm.NODE_IPS)
+        nodes = [self.farm.nginx(ip, port, f"node{i + 1}", env={"TLSCACHE_ADDR": cache.addr},
+                                 ticket_settings=f"ssl_session_ticket_key {keys[i]};")
+                 for i, ip in enumerate(tlsfarm.NODE_IPS)]
+        lb = self.farm.haproxy(port)
+        # The keys stay: a ticket made on one node does not decrypt on the others.
+        for name, resumed in self.resumption(lb, "nginx, own ticket keys", connections=30).items():
+            self.assertLessEqual(resumed, 2, name)
+        lines = self.preload_lines(nodes)
+        own = [line for line in lines if "keys of its own configuration" in line]
+        self.assertEqual(len(own), 2, lines)  # one line, once per worker
+        self.assertIn("which other nodes decrypt only if they hold the same keys", own[0])
+        self.assertFalse(any("key ring" in line and "in place of" in line for line in lines),
+                         lines)
+        # The same key file on every node (what an operator who shares keys does): they
+        # still decrypt each other's tickets, so the keys really were kept.
+        shared_port = tlsfarm.free_port(tlsfarm.NODE_IPS)
+        for i, ip in enumerate(tlsfarm.NODE_IPS):
+            self.farm.nginx(ip, shared_port, f"shared{i + 1}", env={"TLSCACHE_ADDR": cache.addr},
+                            ticket_settings=f"ssl_session_ticket_key {keys[0]};")
+        self.resumptions(self.farm.haproxy(shared_port), "nginx, one ticket key file")
+
+    def test_haproxy_at_its_defaults_shares_its_tickets_through_the_farm_key_ring(self):
+        cache = self.farm.cache()
+        port, nodes = self.farm.on_every_node(
+            lambda ip, port, name: self.farm.haproxy_tls(ip, port, name,
+                                                         env={"TLSCACHE_ADDR": cache.addr}))
+        self.resumptions(self.farm.haproxy(port), "stock HAProxy defaults + TLSCACHE_ADDR")
+        self.assertIn("encrypted under the farm's key ring", nodes[0].output())
+
+    def test_haproxy_keeps_ticket_keys_its_operator_configured(self):
+        cache = self.farm.cache()
+        port = tlsfarm.free_port(tlsfarm.NODE_IPS)
+        nodes = []
+        for i, ip in enumerate(tlsfarm.NODE_IPS):
+            keys = os.path.join(self.farm.dir, f"haproxy-{i}.keys")
+            with open(keys, "w") as f:
+                for _ in range(3):
+                    f.write(base64.b64encode(os.urandom(80)).decode() + "\n")
+            nodes.append(self.farm.haproxy_tls(ip, port, f"node{i + 1}",
+                                               env={"TLSCACHE_ADDR": cache.addr},
+                                               bind_options=f"tls-ticket-keys {keys}"))
+        lb = self.farm.haproxy(port)
+        for name, resumed in self.resumption(lb, "HAProxy, own ticket keys",
+                                             connections=30).items():
+            self.assertLessEqual(resumed, 2, name)
+        self.assertIn("keys of its own configuration", nodes[0].output())
+
+
+class SniBlocksTest(FarmTestCase):
+    """An nginx port with a default server block and one that SNI selects, each with its own
+    session settings: with the preload every block resumes as it does in stock nginx (the
+    session callbacks come from the default block's context, the settings from the selected
+    one's: nginx ticket #235)."""
+
+    CASES = {
+        # Both without tickets, each with a shared cache of its own.
+        "tickets off, own caches": ("ssl_session_tickets off; ssl_session_cache shared:A:1m;",
+                                    "ssl_session_tickets off; ssl_session_cache shared:B:1m;",
+                                    "farm"),
+        # Both with tickets under key files of their own, no session cache.
+        "own ticket keys": ("ssl_session_ticket_key {key_a};", "ssl_session_ticket_key {key_b};",
+                            "off"),
+    }
+
+    def resumption_pattern(self, port):
+        """Per server name and TLS version, which of 4 connections resumed ("r") or not."""
+        pattern = {}
+        for server_name in ("default.farm.test", "sni.farm.test"):
+            for name, version in VERSIONS.items():
+                client = tlsfarm.Client(version, single_use=True, server_name=server_name)
+                marks = ""
+                for _ in range(4):
+                    resumed, body, _ = client.connect("127.0.0.1", port)
+                    marks += "r" if resumed else "."
+                    if server_name == "sni.farm.test":
+                        self.assertIn("sni sni.farm.test", body)
+                pattern[(server_name, name)] = marks
+        return pattern
+
+    def test_each_block_resumes_as_in_stock_nginx(self):
+        cache = self.farm.cache()
+        key_a, key_b = (os.path.join(self.farm.dir, f"{n}.key") for n in "ab")
+        for path in (key_a, key_b):
+            with open(path, "wb") as f:
+                f.write(os.urandom(80))
+        for index, (case, (default, sni, tickets)) in enumerate(self.CASES.items()):
+            default = default.format(key_a=key_a, key_b=key_b)
+            sni = sni.format(key_a=key_a, key_b=key_b)
+            patterns = {}
+            for label, variables in (("stock", None),
+                                     ("preload", {"TLSCACHE_ADDR": cache.addr,
+                                                  "TLSCACHE_TICKETS": tickets})):
+                port = tlsfarm.free_port()
+                self.farm.nginx("127.0.0.1", port, f"{label}-{index}",
+                                env=variables, workers=1, ticket_settings=default,
+                                sni_blocks={"sni.farm.test": sni})
+                patterns[label] = self.resumption_pattern(port)
+            self.report(f"{case}, TLSCACHE_TICKETS={tickets}: stock {patterns['stock']}, "
+                        f"preload {patterns['preload']}")
+            for key, marks in patterns["stock"].items():
+                self.assertEqual(marks, ".rrr", f"{case}: stock nginx {key}")
+            self.assertEqual(patterns["preload"], patterns["stock"], case)
 
 
 class HaproxyPreloadTest(FarmTestCase):

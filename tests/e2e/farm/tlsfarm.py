@@ -224,26 +224,31 @@ class Farm:
         return process
 
     def nginx(self, ip, port, name, env=None, shared_cache=False, workers=2, tickets=False,
-              directives="", blocks=None):
+              directives="", blocks=None, sni_blocks=None, ticket_settings=None):
         """Stock nginx (master and `workers` workers) serving TLS on ip:port; with `env`, run
         with the tlscache preload library and those TLSCACHE_* variables. `directives` go
         into the server block (after the ticket and cache settings). `blocks` adds
         server blocks: {port: directives}, each answering like the first and naming its
-        port and $ssl_client_verify."""
+        port and $ssl_client_verify. `sni_blocks` adds server blocks on the same port that
+        SNI selects: {server_name: directives}, each naming itself; those directives replace
+        the ticket and cache settings. `ticket_settings` replaces `tickets` as nginx reads it
+        (None: "ssl_session_tickets off;" unless `tickets`; "" is nginx's default)."""
         prefix = os.path.join(self.dir, name)
         os.makedirs(os.path.join(prefix, "logs"), exist_ok=True)
         config = os.path.join(prefix, "nginx.conf")
         cache = "ssl_session_cache shared:SSL:10m;" if shared_cache else ""
-        tickets = "" if tickets else "ssl_session_tickets off;"  # nginx's default is on
+        if ticket_settings is None:
+            ticket_settings = "" if tickets else "ssl_session_tickets off;"  # nginx's default: on
 
-        def server(block_port, settings, reply):
+        def server(block_port, settings, reply, server_name="", ticket_lines=ticket_settings):
             return f"""
   server {{
     listen {ip}:{block_port} ssl;
+    {f"server_name {server_name};" if server_name else ""}
     ssl_certificate {self.cert};
     ssl_certificate_key {self.key};
     ssl_protocols TLSv1.2 TLSv1.3;
-    {tickets}
+    {ticket_lines}
     {settings}
     location / {{
       return 200 "node {name} {reply}pid $pid $ssl_protocol $ssl_session_reused\n";
@@ -252,7 +257,10 @@ class Farm:
 
         servers = server(port, f"{cache}\n    {directives}", "") + "".join(
             server(block_port, block_directives, f"port {block_port} $ssl_client_verify ")
-            for block_port, block_directives in (blocks or {}).items())
+            for block_port, block_directives in (blocks or {}).items()) + "".join(
+            server(port, block_directives, f"sni {server_name} $ssl_client_verify ",
+                   server_name=server_name, ticket_lines="")
+            for server_name, block_directives in (sni_blocks or {}).items())
         with open(config, "w") as f:
             f.write(f"""daemon off;
 master_process on;
@@ -331,15 +339,16 @@ SSLSessionCacheTimeout 300
         wait_for_port(ip, port, process=process.popen)
         return process
 
-    def haproxy_tls(self, ip, port, name, env=None):
+    def haproxy_tls(self, ip, port, name, env=None, bind_options=""):
         """HAProxy terminating TLS on ip:port and answering itself; with `env`, run with the
-        tlscache preload library and those TLSCACHE_* variables."""
+        tlscache preload library and those TLSCACHE_* variables. `bind_options` go on its
+        bind line (say, "no-tls-tickets" or "tls-ticket-keys FILE")."""
         pem = os.path.join(self.dir, "haproxy.pem")
         if not os.path.exists(pem):
             with open(pem, "w") as f:
                 f.write(open(self.cert).read() + open(self.key).read())
         config = self._haproxy_config(f"{name}.cfg", "http", f"""frontend tls
-  bind {ip}:{port} ssl crt {pem}
+  bind {ip}:{port} ssl crt {pem} {bind_options}
   http-request return status 200 content-type text/plain lf-string "node {name} pid %pid %[ssl_fc_protocol] %[ssl_fc_is_resumed]"
 """)
         process = self.start(name, [require("haproxy"), "-f", config, "-db"],
@@ -443,16 +452,76 @@ class DnsServer:
 class Client:
     """A TLS client that offers its newest session on every connection. With `single_use`, it
     offers each TLS 1.3 ticket once, as RFC 8446 (appendix C.4) asks and browsers and curl do:
-    a connection that brought no new ticket leaves it nothing to offer next time."""
+    a connection that brought no new ticket leaves it nothing to offer next time. With
+    `no_tickets`, it takes no TLS 1.2 ticket (the server gives it a session ID). With
+    `server_name`, it asks for that name (SNI)."""
 
-    def __init__(self, version, single_use=False):
+    def __init__(self, version, single_use=False, no_tickets=False, server_name=None):
         self.single_use = single_use
+        self.server_name = server_name
         self.context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
         self.context.check_hostname = False
         self.context.verify_mode = ssl.CERT_NONE
         self.context.minimum_version = version
         self.context.maximum_version = version
+        if no_tickets:
+            self.context.options |= ssl.OP_NO_TICKET
         self.session = None
+
+    def end_with_fatal_alert(self, ip, port, timeout=5.0):
+        """A handshake offering the newest session, then one application record with its
+        last byte flipped: the server cannot authenticate it and ends the connection with a
+        fatal alert (bad_record_mac), which ends its session (RFC 5246 7.2.2). The session
+        this connection ended with (for TLS 1.3, the newest ticket it brought) becomes the
+        client's newest. Returns whether the handshake resumed."""
+        with socket.create_connection((ip, port), timeout=timeout) as raw:
+            incoming, outgoing = ssl.MemoryBIO(), ssl.MemoryBIO()
+            tls = self.context.wrap_bio(incoming, outgoing, server_hostname=self.server_name,
+                                        session=self.session)
+
+            def flush():
+                data = outgoing.read()
+                if data:
+                    raw.sendall(data)
+
+            while True:
+                try:
+                    tls.do_handshake()
+                    break
+                except ssl.SSLWantReadError:
+                    flush()
+                    data = raw.recv(65536)
+                    if not data:
+                        raise ConnectionError("closed during the handshake")
+                    incoming.write(data)
+            flush()
+            resumed = tls.session_reused
+            # TLS 1.3 tickets follow the handshake: read what comes for a moment.
+            raw.settimeout(0.3)
+            try:
+                while True:
+                    data = raw.recv(65536)
+                    if not data:
+                        break
+                    incoming.write(data)
+                    try:
+                        tls.read(1)
+                    except ssl.SSLWantReadError:
+                        pass
+            except socket.timeout:
+                pass
+            raw.settimeout(timeout)
+            self.session = tls.session
+            tls.write(REQUEST)
+            record = bytearray(outgoing.read())
+            record[-1] ^= 0x01  # the last byte of the record's tag: changed for certain
+            raw.sendall(bytes(record))
+            try:
+                while raw.recv(4096):
+                    pass
+            except OSError:
+                pass
+        return resumed
 
     def connect(self, ip, port, timeout=5.0):
         """One connection and request. Returns (resumed, node_line, handshake_seconds)."""
@@ -462,9 +531,11 @@ class Client:
             # As browsers do: without it, the request written right after the client's
             # Finished waits for a delayed ACK (40 ms) on every resumed TLS 1.2 connection.
             raw.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            with self.context.wrap_socket(raw, session=self.session) as tls:
+            with self.context.wrap_socket(raw, session=self.session,
+                                          server_hostname=self.server_name) as tls:
                 handshake = time.monotonic() - start
-                tls.sendall(REQUEST)
+                tls.sendall(REQUEST if self.server_name is None else
+                            REQUEST.replace(b"Host: farm", f"Host: {self.server_name}".encode()))
                 data = b""
                 while True:
                     chunk = tls.recv(4096)

@@ -11,17 +11,22 @@
 #include "absl/time/clock.h"
 #include "gtest/gtest.h"
 #include "server/store/store.h"
+#include "tests/testing/log_collector.h"
 #include "tests/testing/store_sync.h"
 #include "tests/testing/store_under_test.h"
 
 namespace tlscache::server {
 namespace {
 
+using ::tlscache::testing::AppendSync;
+using ::tlscache::testing::Change;
 using ::tlscache::testing::DeleteSync;
 using ::tlscache::testing::Eventually;
 using ::tlscache::testing::GetRingSync;
 using ::tlscache::testing::GetSync;
 using ::tlscache::testing::kEveryStore;
+using ::tlscache::testing::LiveSync;
+using ::tlscache::testing::LogCollector;
 using ::tlscache::testing::PutSync;
 using ::tlscache::testing::StoreKind;
 using ::tlscache::testing::StoreKindName;
@@ -179,10 +184,86 @@ TEST_P(StoreContractTest, OfConcurrentRotationsExactlyOneSwaps) {
   }
 }
 
-TEST_P(StoreContractTest, ChangesAreSharedExactlyWhenOtherReplicasCanShareTheStore) {
-  const bool in_process =
-      GetParam() == StoreKind::kMemory || GetParam() == StoreKind::kSealedMemory;
-  EXPECT_EQ(store_->SharesChanges(), !in_process);
+TEST_P(StoreContractTest, ADeletedSessionIsNotStoredAgainWhileItsDeletionStands) {
+  ASSERT_TRUE(*PutSync(*store_, "ns", "id", "session", absl::Seconds(60)));
+  ASSERT_TRUE(*DeleteSync(*store_, "ns", "id", absl::Seconds(1)));
+  // A put that comes late (sent again after a broken stream, say) is refused: the deletion
+  // stands as long as the entry would have lived (60 s), longer than its own hold.
+  auto again = PutSync(*store_, "ns", "id", "session", absl::Seconds(60));
+  ASSERT_TRUE(again.ok()) << again.status();
+  EXPECT_FALSE(*again);
+  EXPECT_TRUE(absl::IsNotFound(GetSync(*store_, "ns", "id").status()));
+  EXPECT_FALSE(*LiveSync(*store_, "ns", "id"));
+  // Deleting it again says it was not there.
+  EXPECT_FALSE(*DeleteSync(*store_, "ns", "id"));
+}
+
+TEST_P(StoreContractTest, AConsumedSessionIsNotStoredAgain) {
+  ASSERT_TRUE(*PutSync(*store_, "ns", "ticket", "session", absl::Seconds(60)));
+  ASSERT_TRUE(GetSync(*store_, "ns", "ticket", /*consume=*/true).ok());
+  EXPECT_FALSE(*PutSync(*store_, "ns", "ticket", "session", absl::Seconds(60)));
+  EXPECT_TRUE(absl::IsNotFound(GetSync(*store_, "ns", "ticket", true).status()));
+}
+
+TEST_P(StoreContractTest, ADeletionOfAnAbsentSessionStandsForItsHoldThenLapses) {
+  // The deletion came before the store (reordered): the store is refused for the hold.
+  EXPECT_FALSE(*DeleteSync(*store_, "ns", "early", absl::Milliseconds(300)));
+  EXPECT_FALSE(*PutSync(*store_, "ns", "early", "session", absl::Seconds(60)));
+  EXPECT_TRUE(Eventually(
+      [&] { return *PutSync(*store_, "ns", "early", "session", absl::Seconds(60)); },
+      absl::Seconds(5)));
+  EXPECT_TRUE(*LiveSync(*store_, "ns", "early"));
+}
+
+TEST_P(StoreContractTest, LiveSaysWhetherALiveEntryIsThere) {
+  ASSERT_TRUE(*PutSync(*store_, "ns", "live", "session", absl::Seconds(60)));
+  EXPECT_TRUE(*LiveSync(*store_, "ns", "live"));
+  EXPECT_FALSE(*LiveSync(*store_, "ns", "never"));
+  EXPECT_FALSE(*LiveSync(*store_, "other-ns", "live"));
+}
+
+TEST_P(StoreContractTest, TheLogNumbersWhatIsAppendedAndDeliversItInOrder) {
+  LogCollector first(*store_, "ns");
+  ASSERT_TRUE(first.Started());
+  const LogCollector::Received start = first.received().front();
+  std::vector<LogChange> changes;
+  changes.push_back(Change("a", "put a"));
+  changes.push_back(Change("b", "put b"));
+  changes.push_back(Change("a", "delete a", /*deletion=*/true, absl::Seconds(60)));
+  ASSERT_TRUE(AppendSync(*store_, "ns", std::move(changes)).ok());
+  ASSERT_TRUE(Eventually([&] { return first.changes().size() == 3; })) << first.changes().size();
+  const std::vector<LogCollector::Received> got = first.changes();
+  EXPECT_EQ(got[0].payload, "put a");
+  EXPECT_EQ(got[1].payload, "put b");
+  EXPECT_EQ(got[2].payload, "delete a");
+  EXPECT_EQ(got[2].session_id, "a");
+  EXPECT_TRUE(first.Consecutive());
+  // A subscriber that comes later starts where the log stands: after those three.
+  LogCollector second(*store_, "ns");
+  ASSERT_TRUE(second.Started());
+  EXPECT_EQ(second.received().front().seq, start.seq + 3);
+  EXPECT_EQ(second.received().front().log_id, got[2].log_id);
+  // Another namespace has a log of its own.
+  LogCollector other(*store_, "other-ns");
+  ASSERT_TRUE(other.Started());
+  EXPECT_TRUE(other.changes().empty());
+}
+
+TEST_P(StoreContractTest, TheLogLeavesOutAStoreOfASessionItHoldsTheDeletionOf) {
+  LogCollector collector(*store_, "ns");
+  ASSERT_TRUE(collector.Started());
+  std::vector<LogChange> deletion;
+  deletion.push_back(Change("k", "delete k", true, absl::Seconds(60)));
+  ASSERT_TRUE(AppendSync(*store_, "ns", std::move(deletion)).ok());
+  // A replica whose store of k came after the deletion in the log: left out, however late.
+  std::vector<LogChange> late;
+  late.push_back(Change("k", "late put of k"));
+  late.push_back(Change("other", "put of other"));
+  ASSERT_TRUE(AppendSync(*store_, "ns", std::move(late)).ok());
+  ASSERT_TRUE(Eventually([&] { return collector.Has("put of other"); }));
+  EXPECT_FALSE(collector.Has("late put of k"));
+  EXPECT_EQ(collector.changes().size(), 2u);
+  EXPECT_TRUE(collector.Consecutive());  // nothing numbered for what was left out
 }
 
 INSTANTIATE_TEST_SUITE_P(EveryStore, StoreContractTest, ::testing::ValuesIn(kEveryStore),

@@ -27,6 +27,7 @@ using ::testing::HasSubstr;
 using ::tlscache::testing::Eventually;
 using ::tlscache::testing::FakeSessionCache;
 using ::tlscache::testing::MakeClientContext;
+using ::tlscache::testing::EndWithFatalAlert;
 using ::tlscache::testing::MakeServerContext;
 using ::tlscache::testing::RunHandshake;
 using ::tlscache::testing::TempDir;
@@ -191,6 +192,45 @@ TEST_P(PluginTest, GarbageTruncatedOrForeignSessionsAreAMissNotACrash) {
     resumed += h->resumed ? 1 : 0;
   }
   EXPECT_EQ(resumed, 1);
+}
+
+// A session that ends in a fatal alert ends in the farm too (RFC 5246 7.2.2).
+TEST_P(PluginTest, AFatalAlertDeletesTheSessionFromTheFarm) {
+  auto h = RunHandshake(client_ctx_.get(), origin_.get(), nullptr, /*leave_open=*/true);
+  ASSERT_TRUE(h.ok()) << h.status();
+  SslSessionPtr session(SSL_get1_session(h->client.get()));  // the newest ticket, in TLS 1.3
+  ASSERT_TRUE(Eventually([&] { return fake_.Holds(OfferedId(session.get())); }));
+  ASSERT_TRUE(EndWithFatalAlert(*h).ok());
+  EXPECT_TRUE(Eventually([&] { return !fake_.Holds(OfferedId(session.get())); }));
+  EXPECT_EQ(StatsOf(origin_.get()).deleted, 1u);  // once, though two callbacks saw it
+  // Another node no longer resumes it.
+  auto again = RunHandshake(client_ctx_.get(), other_.get(), session.get());
+  ASSERT_TRUE(again.ok()) << again.status();
+  EXPECT_FALSE(again->resumed);
+}
+
+// OpenSSL evicts from a full internal cache: those sessions are good for the rest of the farm.
+// A fatal alert there still deletes.
+TEST_P(PluginTest, AnEvictionFromAFullInternalCacheDeletesNothingButAFatalAlertStillDoes) {
+  SSL_CTX_sess_set_cache_size(origin_.get(), 2);
+  std::vector<SslSessionPtr> sessions;
+  for (int i = 0; i < 6; ++i) {
+    auto h = RunHandshake(client_ctx_.get(), origin_.get(), nullptr);
+    ASSERT_TRUE(h.ok()) << h.status();
+    sessions.emplace_back(SSL_get1_session(h->client.get()));
+  }
+  ASSERT_GE(SSL_CTX_sess_cache_full(origin_.get()), 4);  // evictions happened
+  EXPECT_EQ(fake_.deletes(), 0);
+  for (const SslSessionPtr& session : sessions) {
+    EXPECT_TRUE(Eventually([&] { return fake_.Holds(OfferedId(session.get())); }));
+  }
+  auto h = RunHandshake(client_ctx_.get(), origin_.get(), nullptr, /*leave_open=*/true);
+  ASSERT_TRUE(h.ok()) << h.status();
+  SslSessionPtr doomed(SSL_get1_session(h->client.get()));
+  ASSERT_TRUE(Eventually([&] { return fake_.Holds(OfferedId(doomed.get())); }));
+  ASSERT_TRUE(EndWithFatalAlert(*h).ok());
+  EXPECT_TRUE(Eventually([&] { return !fake_.Holds(OfferedId(doomed.get())); }));
+  EXPECT_EQ(fake_.deletes(), 1);
 }
 
 TEST_P(PluginTest, ACacheThatFailsMeansAFullHandshake) {

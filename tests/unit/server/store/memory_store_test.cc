@@ -97,10 +97,12 @@ TEST_F(MemoryStoreTest, NamespacesNeverSeeEachOthersEntries) {
   auto store = Make();
   ASSERT_TRUE(PutSync(*store, "tenant-a", "id", "a-session", absl::Seconds(60)).ok());
   EXPECT_TRUE(absl::IsNotFound(GetSync(*store, "tenant-b", "id").status()));
-  EXPECT_EQ(*DeleteSync(*store, "tenant-b", "id"), false);
-  ASSERT_TRUE(PutSync(*store, "tenant-b", "id", "b-session", absl::Seconds(60)).ok());
+  ASSERT_TRUE(*PutSync(*store, "tenant-b", "id", "b-session", absl::Seconds(60)));
   EXPECT_EQ(GetSync(*store, "tenant-a", "id")->session.view(), "a-session");
   EXPECT_EQ(GetSync(*store, "tenant-b", "id")->session.view(), "b-session");
+  // A deletion in one namespace leaves the other's entry alone.
+  EXPECT_TRUE(*DeleteSync(*store, "tenant-b", "id"));
+  EXPECT_EQ(GetSync(*store, "tenant-a", "id")->session.view(), "a-session");
 }
 
 TEST_F(MemoryStoreTest, PutReplacesTheSessionAndTtl) {

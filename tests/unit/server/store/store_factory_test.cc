@@ -88,8 +88,8 @@ TEST(CreateStoreTest, RedisClusterUnreachableAtStartIsUnavailableAndSaysWhy) {
   absl::Notification done;
   absl::Status put;
   (*store)->Put({"ns", "id"}, "session", absl::Seconds(60), absl::Now() + absl::Seconds(5),
-                [&](absl::Status s) {
-                  put = s;
+                [&](absl::StatusOr<bool> stored) {
+                  put = stored.status();
                   done.Notify();
                 });
   ASSERT_TRUE(done.WaitForNotificationWithTimeout(absl::Seconds(1)));

@@ -24,7 +24,7 @@
 #include "gtest/gtest.h"
 #include "server/store/redis/cluster_slots.h"
 #include "server/store/store_factory.h"
-#include "tests/testing/changes_collector.h"
+#include "tests/testing/log_collector.h"
 #include "tests/testing/store_sync.h"
 #include "tests/testing/store_under_test.h"
 
@@ -33,7 +33,7 @@ namespace {
 
 using ::testing::HasSubstr;
 using ::tlscache::testing::AwaitRecovery;
-using ::tlscache::testing::ChangesCollector;
+using ::tlscache::testing::LogCollector;
 using ::tlscache::testing::ConnectStore;
 using ::tlscache::testing::GetSync;
 using ::tlscache::testing::Probe;
@@ -168,7 +168,7 @@ TEST_F(RedisClusterTest, ReshardingUnderLoadNeverReturnsWrongDataAndErrorsOnlyWh
         i = (i + 7) % kEntries;
         absl::Status status;
         if (i % 4 == 0) {
-          status = PutSync(*store_, "ns", Id(i), Session(i), absl::Seconds(600));
+          status = PutSync(*store_, "ns", Id(i), Session(i), absl::Seconds(600)).status();
         } else {
           auto entry = GetSync(*store_, "ns", Id(i));
           status = entry.status();
@@ -270,19 +270,33 @@ TEST_F(RedisClusterTest, AKilledMasterIsReplacedByItsReplicaAndTheStoreRecovers)
       << store_->Health();
 }
 
-TEST_F(RedisClusterTest, ChangesReachAnotherReplicaThroughShardedPubSub) {
+TEST_F(RedisClusterTest, TheLogReachesAnotherReplicaThroughShardedPubSub) {
   auto second = ConnectStore(cluster_->url(), absl::Milliseconds(100));
   ASSERT_TRUE(second.ok()) << second.status();
-  // Namespaces whose channels hash to different slots, so to different shards.
-  ChangesCollector first_ns(**second, "ns");
-  ChangesCollector second_ns(**second, "other");
-  EXPECT_TRUE(first_ns.PublishUntilReceived(*store_, "ns", "batch of ns"));
-  EXPECT_TRUE(second_ns.PublishUntilReceived(*store_, "other", "batch of other"));
-  EXPECT_FALSE(first_ns.Has("batch of other"));
+  // Namespaces whose logs hash to different slots, so to different shards.
+  LogCollector first_ns(**second, "ns");
+  LogCollector second_ns(**second, "other");
+  EXPECT_TRUE(first_ns.AppendUntilReceived(*store_, "ns", "id", "change of ns"));
+  EXPECT_TRUE(second_ns.AppendUntilReceived(*store_, "other", "id", "change of other"));
+  EXPECT_FALSE(first_ns.Has("change of other"));
+  EXPECT_TRUE(first_ns.Consecutive());
+  // A deletion the log holds keeps a later store of that session out, on a cluster too (the
+  // namespace's log and its deletions live in one slot).
+  std::vector<LogChange> deletion;
+  deletion.push_back(tlscache::testing::Change("k", "delete k", true, absl::Seconds(60)));
+  ASSERT_TRUE(tlscache::testing::AppendSync(*store_, "ns", std::move(deletion)).ok());
+  std::vector<LogChange> late;
+  late.push_back(tlscache::testing::Change("k", "late put of k"));
+  late.push_back(tlscache::testing::Change("j", "put of j"));
+  ASSERT_TRUE(tlscache::testing::AppendSync(**second, "ns", std::move(late)).ok());
+  EXPECT_TRUE(tlscache::testing::Eventually([&] { return first_ns.Has("put of j"); }));
+  EXPECT_FALSE(first_ns.Has("late put of k"));
+  EXPECT_TRUE(first_ns.Consecutive());
   // Sharded: the shard that owns the channel's slot holds the subscription, no other node.
   int subscribed = 0;
   for (const auto& node : Masters()) {
-    auto count = cluster_->server(node.port).Cli({"PUBSUB", "SHARDNUMSUB", "tlscache:@changes:ns"});
+    auto count = cluster_->server(node.port)
+                     .Cli({"PUBSUB", "SHARDNUMSUB", "tlscache:default:0@log:{ns}"});
     if (count.ok() && absl::StrContains(*count, "\n1\n")) ++subscribed;
   }
   EXPECT_EQ(subscribed, 1);

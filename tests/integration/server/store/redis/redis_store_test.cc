@@ -1,4 +1,4 @@
-// The Redis store against a real redis-server: changes across replicas through pub/sub,
+// The Redis store against a real redis-server: the change log across replicas through pub/sub,
 // restarts, a paused server, pooling, bounds; and what a sealed store leaves in Redis. The
 // contract every store keeps is in ../store_contract_test.cc.
 #include "server/store/redis/redis_store.h"
@@ -23,7 +23,7 @@
 #include "server/store/memory_store.h"
 #include "server/store/redis/redis_subscriber.h"
 #include "server/store/sealed_store.h"
-#include "tests/testing/changes_collector.h"
+#include "tests/testing/log_collector.h"
 #include "tests/testing/redis_server.h"
 #include "tests/testing/store_sync.h"
 #include "tests/testing/store_under_test.h"
@@ -32,11 +32,13 @@ namespace tlscache::server {
 namespace {
 
 using ::testing::HasSubstr;
-using ::tlscache::testing::ChangesCollector;
+using ::tlscache::testing::AppendSync;
+using ::tlscache::testing::Change;
 using ::tlscache::testing::DeleteSync;
 using ::tlscache::testing::Eventually;
 using ::tlscache::testing::GetRingSync;
 using ::tlscache::testing::GetSync;
+using ::tlscache::testing::LogCollector;
 using ::tlscache::testing::PutSync;
 using ::tlscache::testing::RedisServer;
 using ::tlscache::testing::SwapRingSync;
@@ -68,44 +70,54 @@ using ::tlscache::testing::StoreKind;
 using ::tlscache::testing::StoreKindName;
 using ::tlscache::testing::TestSealer;
 
-// ---- changes across replicas (pub/sub) ------------------------------------------------------
+// ---- the change log across replicas (pub/sub) ----------------------------------------------
 
 // Two replicas' stores on one Redis, sealed or not.
-class ChangesAcrossReplicasTest : public ::testing::TestWithParam<StoreKind> {
+class LogAcrossReplicasTest : public ::testing::TestWithParam<StoreKind> {
  protected:
   void SetUp() override {
     TLSCACHE_START_REDIS_OR_SKIP(redis_);
     for (auto* store : {&first_, &second_}) {
-      *store = ConnectedStore(OptionsFor(*redis_));
+      *store = Replica(OptionsFor(*redis_));
       ASSERT_NE(*store, nullptr);
-      if (GetParam() == StoreKind::kSealedRedis) {
-        *store = std::make_unique<SealedStore>(std::move(*store), TestSealer(kSealKeyA));
-      }
     }
+  }
+
+  std::unique_ptr<Store> Replica(const redis::RedisStoreOptions& options) {
+    std::unique_ptr<Store> store = ConnectedStore(options);
+    if (store != nullptr && GetParam() == StoreKind::kSealedRedis) {
+      const int db = options.endpoint.db;
+      const std::string scope =
+          options.deployment == "default" && db == 0 ? "" : absl::StrCat(options.deployment, ":", db);
+      store = std::make_unique<SealedStore>(std::move(store), TestSealer(kSealKeyA, scope));
+    }
+    return store;
   }
 
   std::unique_ptr<RedisServer> redis_;
   std::unique_ptr<Store> first_, second_;
 };
 
-TEST_P(ChangesAcrossReplicasTest, ABatchPublishedThroughOneReachesTheSubscribersOfTheOther) {
-  ChangesCollector other(*second_, "ns");
-  ChangesCollector unrelated(*second_, "other-ns");
-  ASSERT_TRUE(other.subscribed());
-  EXPECT_TRUE(other.PublishUntilReceived(*first_, "ns", "batch with session bytes"));
-  // The publisher's own subscription sees it too (replicas skip their own by origin).
-  ChangesCollector own(*first_, "ns");
-  EXPECT_TRUE(own.PublishUntilReceived(*first_, "ns", "second batch"));
-  EXPECT_TRUE(Eventually([&] { return other.Has("second batch"); }));
-  EXPECT_TRUE(unrelated.batches().empty());
+TEST_P(LogAcrossReplicasTest, AChangeAppendedThroughOneReachesTheSubscribersOfEvery) {
+  LogCollector other(*second_, "ns");
+  LogCollector unrelated(*second_, "other-ns");
+  LogCollector own(*first_, "ns");
+  ASSERT_TRUE(other.Started() && own.Started() && unrelated.Started());
+  EXPECT_TRUE(other.AppendUntilReceived(*first_, "ns", "id", "change with session bytes"));
+  EXPECT_TRUE(Eventually([&] { return own.Has("change with session bytes"); }));
+  EXPECT_TRUE(unrelated.changes().empty());
+  // Both saw the same numbers, in order.
+  EXPECT_TRUE(other.Consecutive());
+  EXPECT_EQ(own.changes().back().seq, other.changes().back().seq);
+  EXPECT_EQ(own.changes().back().log_id, other.changes().back().log_id);
 }
 
-TEST_P(ChangesAcrossReplicasTest, WithSealingNothingCrossesRedisInTheClear) {
+TEST_P(LogAcrossReplicasTest, WithSealingNothingCrossesRedisInTheClear) {
   // A subscriber on the raw channel, as anyone with access to Redis could be.
   absl::Mutex mu;
   std::vector<std::string> raw;
   redis::SubscriberOptions options;
-  options.channel = "tlscache:@changes:ns";
+  options.channel = "tlscache:default:0@log:{ns}";
   options.locate = [port = redis_->port()]() -> absl::StatusOr<redis::Endpoint> {
     redis::Endpoint endpoint;
     endpoint.host = "127.0.0.1";
@@ -117,32 +129,82 @@ TEST_P(ChangesAcrossReplicasTest, WithSealingNothingCrossesRedisInTheClear) {
     raw.emplace_back(message.view());
   });
   ASSERT_TRUE(Eventually([&] { return tap.subscriptions() > 0; }));
-  ChangesCollector other(*second_, "ns");
+  LogCollector other(*second_, "ns");
   const std::string secret = "MASTER-SECRET-0123456789abcdef";
-  ASSERT_TRUE(other.PublishUntilReceived(*first_, "ns", secret));
+  ASSERT_TRUE(other.AppendUntilReceived(*first_, "ns", "id", secret));
   ASSERT_TRUE(Eventually([&] {
     absl::MutexLock lock(&mu);
     return !raw.empty();
   }));
   absl::MutexLock lock(&mu);
   for (const std::string& message : raw) {
+    EXPECT_THAT(message, HasSubstr("tlscache-log-v1|"));
     if (GetParam() == StoreKind::kSealedRedis) {
       EXPECT_THAT(message, ::testing::Not(HasSubstr(secret)));
     } else {
-      EXPECT_EQ(message, secret);  // the same tap sees an unsealed store's bytes as they are
+      EXPECT_THAT(message, HasSubstr(secret));  // the same tap sees an unsealed store's bytes
     }
   }
 }
 
-TEST_P(ChangesAcrossReplicasTest, ASubscriptionComesBackAfterRedisRestarts) {
-  ChangesCollector other(*second_, "ns");
-  ASSERT_TRUE(other.PublishUntilReceived(*first_, "ns", "before"));
-  redis_->Kill();
-  ASSERT_TRUE(redis_->Restart().ok());
-  EXPECT_TRUE(other.PublishUntilReceived(*first_, "ns", "after", absl::Seconds(20)));
+TEST_P(LogAcrossReplicasTest, ASubscriptionCutOffStartsAgainAndItsNumbersShowWhatItMissed) {
+  LogCollector other(*second_, "ns");
+  ASSERT_TRUE(other.AppendUntilReceived(*first_, "ns", "id", "before"));
+  // Every pub/sub connection cut, as a Redis restart or a network blip would, while changes
+  // are appended: whatever the subscription missed, its next start stands past it.
+  for (int i = 0; i < 5; ++i) {
+    ASSERT_TRUE(redis_->Cli({"CLIENT", "KILL", "TYPE", "pubsub"}).ok());
+    std::vector<LogChange> changes;
+    changes.push_back(Change("a", absl::StrCat("during ", i)));
+    ASSERT_TRUE(AppendSync(*first_, "ns", std::move(changes)).ok());
+  }
+  ASSERT_TRUE(other.AppendUntilReceived(*first_, "ns", "id", "after", absl::Seconds(20)));
+  EXPECT_GE(other.starts(), 2);
+  // Each change is either received, or numbered at or before the start that came after it:
+  // a follower knows exactly where it may have missed something.
+  EXPECT_TRUE(other.Consecutive());  // no number skipped without a start to say so
+  LogCollector whole(*first_, "ns");  // a subscription of its own, for the log's end
+  ASSERT_TRUE(whole.Started());
+  EXPECT_EQ(other.changes().back().payload, "after");
+  EXPECT_EQ(other.changes().back().seq, whole.received().front().seq);
 }
 
-INSTANTIATE_TEST_SUITE_P(RedisStores, ChangesAcrossReplicasTest,
+TEST_P(LogAcrossReplicasTest, ASubscriptionComesBackAfterRedisRestarts) {
+  LogCollector other(*second_, "ns");
+  ASSERT_TRUE(other.AppendUntilReceived(*first_, "ns", "id", "before"));
+  redis_->Kill();
+  ASSERT_TRUE(redis_->Restart().ok());
+  EXPECT_TRUE(other.AppendUntilReceived(*first_, "ns", "id", "after", absl::Seconds(20)));
+  // Redis came back empty: the log began again, under another ID.
+  EXPECT_NE(other.changes().front().log_id, other.changes().back().log_id);
+}
+
+TEST_P(LogAcrossReplicasTest, DeploymentsSharingARedisNeverSeeEachOthersChanges) {
+  // Production on database 0, staging on database 1, and a third deployment named apart on
+  // database 0: one namespace name for all. Pub/sub channels are not per database.
+  auto staging_options = OptionsFor(*redis_);
+  staging_options.endpoint.db = 1;
+  auto named_options = OptionsFor(*redis_);
+  named_options.deployment = "canary";
+  std::unique_ptr<Store> staging = Replica(staging_options);
+  std::unique_ptr<Store> canary = Replica(named_options);
+  ASSERT_NE(staging, nullptr);
+  ASSERT_NE(canary, nullptr);
+  LogCollector production_follower(*second_, "default");
+  LogCollector staging_follower(*staging, "default");
+  LogCollector canary_follower(*canary, "default");
+  ASSERT_TRUE(production_follower.AppendUntilReceived(*first_, "default", "id", "production"));
+  ASSERT_TRUE(staging_follower.AppendUntilReceived(*staging, "default", "id", "staging"));
+  ASSERT_TRUE(canary_follower.AppendUntilReceived(*canary, "default", "id", "canary"));
+  EXPECT_FALSE(production_follower.Has("staging"));
+  EXPECT_FALSE(production_follower.Has("canary"));
+  EXPECT_FALSE(staging_follower.Has("production"));
+  EXPECT_FALSE(staging_follower.Has("canary"));
+  EXPECT_FALSE(canary_follower.Has("production"));
+  EXPECT_FALSE(canary_follower.Has("staging"));
+}
+
+INSTANTIATE_TEST_SUITE_P(RedisStores, LogAcrossReplicasTest,
                          ::testing::Values(StoreKind::kRedis, StoreKind::kSealedRedis),
                          StoreKindName);
 
@@ -154,6 +216,17 @@ class RedisStoreTest : public ::testing::Test {
 
   std::unique_ptr<RedisServer> redis_;
 };
+
+TEST_F(RedisStoreTest, ADeletionIsAnEmptyStringThatKeepsTheEntrysExpiry) {
+  auto store = ConnectedStore(OptionsFor(*redis_));
+  ASSERT_TRUE(*PutSync(*store, "edge", "\x01\xab", "s", absl::Seconds(120)));
+  ASSERT_TRUE(*DeleteSync(*store, "edge", "\x01\xab", absl::Seconds(1)));
+  EXPECT_EQ(*redis_->Cli({"STRLEN", "tlscache:edge:01ab"}), "0\n");
+  auto pttl = redis_->Cli({"PTTL", "tlscache:edge:01ab"});
+  int64_t ms = 0;
+  ASSERT_TRUE(absl::SimpleAtoi(absl::StripAsciiWhitespace(*pttl), &ms)) << *pttl;
+  EXPECT_GT(ms, 118'000);  // the entry's lifetime, not the shorter hold
+}
 
 TEST_F(RedisStoreTest, EntriesAreRedisStringsWithAnExpiry) {
   auto store = ConnectedStore(OptionsFor(*redis_));
@@ -223,7 +296,7 @@ TEST_F(RedisStoreTest, RedisDownAtStartFailsFastThenServesWhenItComesUp) {
   ASSERT_TRUE(store.ok());
   EXPECT_TRUE(absl::IsUnavailable((*store)->Health()));
   const absl::Time start = absl::Now();
-  auto status = PutSync(**store, "ns", "id", "s", absl::Seconds(60));
+  const absl::Status status = PutSync(**store, "ns", "id", "s", absl::Seconds(60)).status();
   EXPECT_TRUE(absl::IsUnavailable(status)) << status;
   EXPECT_THAT(status.message(), HasSubstr(absl::StrCat("127.0.0.1:", port)));
   EXPECT_LT(absl::Now() - start, absl::Seconds(1));
@@ -467,8 +540,12 @@ TEST_F(SealedRedisStoreTest, AnEntryMovedOrTamperedWithInRedisIsAMissAndCounted)
   EXPECT_TRUE(absl::IsNotFound(GetSync(*store_, "a", "\x02").status()));
   EXPECT_TRUE(absl::IsNotFound(GetSync(*store_, "b", "\x01").status()));
   EXPECT_EQ(store_->open_failures(), 2u);
-  // One byte changed in place.
-  ASSERT_TRUE(redis_->Cli({"SETRANGE", "tlscache:a:01", "40", "Z"}).ok());
+  // One byte changed in place (its lowest bit flipped: changed for certain, whatever it was).
+  ASSERT_TRUE(redis_->Cli({"EVAL",
+                           "local b = string.byte(redis.call('GETRANGE', KEYS[1], 40, 40)) "
+                           "return redis.call('SETRANGE', KEYS[1], 40, string.char(bit.bxor(b, 1)))",
+                           "1", "tlscache:a:01"})
+                  .ok());
   EXPECT_TRUE(absl::IsNotFound(GetSync(*store_, "a", "\x01").status()));
   EXPECT_EQ(store_->open_failures(), 3u);
   // A value too short to be sealed at all.

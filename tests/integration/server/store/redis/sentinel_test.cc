@@ -12,7 +12,7 @@
 #include "gtest/gtest.h"
 #include "server/store/redis/redis_store.h"
 #include "server/store/store_factory.h"
-#include "tests/testing/changes_collector.h"
+#include "tests/testing/log_collector.h"
 #include "tests/testing/store_sync.h"
 #include "tests/testing/store_under_test.h"
 
@@ -21,8 +21,9 @@ namespace {
 
 using ::testing::HasSubstr;
 using ::tlscache::testing::AwaitRecovery;
-using ::tlscache::testing::ChangesCollector;
+using ::tlscache::testing::LogCollector;
 using ::tlscache::testing::ConnectStore;
+using ::tlscache::testing::DeleteSync;
 using ::tlscache::testing::Eventually;
 using ::tlscache::testing::GetSync;
 using ::tlscache::testing::PutSync;
@@ -105,16 +106,43 @@ TEST_F(RedisSentinelTest, AfterTheMasterIsKilledTheStoreFollowsTheFailoverAndLos
   EXPECT_EQ(*sentinel_.replica->Cli({"EXISTS", "tlscache:ns:6166746572"}), "1\n");
 }
 
-TEST_F(RedisSentinelTest, ChangesReachAnotherReplicaBeforeAndAfterAFailover) {
+TEST_F(RedisSentinelTest, TheLogReachesAnotherReplicaBeforeAndAfterAFailover) {
   auto first = ConnectedStore();
   auto second = ConnectedStore();
   ASSERT_NE(first, nullptr);
   ASSERT_NE(second, nullptr);
-  ChangesCollector other(*second, "ns");
-  ASSERT_TRUE(other.PublishUntilReceived(*first, "ns", "before the failover"));
+  LogCollector other(*second, "ns");
+  ASSERT_TRUE(other.AppendUntilReceived(*first, "ns", "id", "before the failover"));
+  const LogCollector::Received before = other.changes().back();
   sentinel_.redis->Kill();
-  // The subscription moves to the master the sentinels elect, the publisher too.
-  EXPECT_TRUE(other.PublishUntilReceived(*first, "ns", "after the failover", absl::Seconds(40)));
+  // The subscription moves to the master the sentinels elect, the appends too.
+  EXPECT_TRUE(other.AppendUntilReceived(*first, "ns", "id", "after the failover", absl::Seconds(40)));
+  // Another server holds the log now (its replication ID changed): its numbers are another
+  // log's, never taken for a continuation of the old one's.
+  EXPECT_GE(other.starts(), 2);
+  EXPECT_NE(other.changes().back().log_id, before.log_id);
+}
+
+TEST_F(RedisSentinelTest, ADeletionSurvivesTheFailoverThatFollowsIt) {
+  auto store = ConnectedStore();
+  ASSERT_NE(store, nullptr);
+  // The replica has finished its first sync (until then no WAIT can be confirmed).
+  ASSERT_TRUE(Eventually([&] {
+    absl::StatusOr<std::string> info = sentinel_.redis->Cli({"INFO", "replication"});
+    return info.ok() && absl::StrContains(*info, "state=online");
+  }, absl::Seconds(20)));
+  ASSERT_TRUE(*PutSync(*store, "ns", "ticket", "session", absl::Seconds(60)));
+  // Acknowledged only once the replica has it (WAIT): the master dies at once after.
+  ASSERT_TRUE(*DeleteSync(*store, "ns", "ticket"));
+  sentinel_.redis->Kill();
+  ASSERT_TRUE(Eventually([&] { return store->Health().ok(); }, absl::Seconds(40)));
+  EXPECT_TRUE(Eventually(
+      [&] { return absl::IsNotFound(GetSync(*store, "ns", "ticket").status()); }, absl::Seconds(10)));
+  EXPECT_FALSE(*PutSync(*store, "ns", "ticket", "session", absl::Seconds(60)));
+  StoreStats stats;
+  store->AddStats(&stats);
+  ASSERT_TRUE(stats.redis_unreplicated.has_value());
+  EXPECT_EQ(*stats.redis_unreplicated, 0u);
 }
 
 }  // namespace

@@ -1,0 +1,222 @@
+// SessionWrites (the one path of every change) and SessionFeed (the change log as the
+// replica's followers see it), on the memory store: stores and deletions, what reaches the log
+// and when, followers placed in the log, resumed, cut loose, and released.
+#include "server/session_writes.h"
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/synchronization/mutex.h"
+#include "gtest/gtest.h"
+#include "server/observability/metrics.h"
+#include "server/session_feed.h"
+#include "server/store/memory_store.h"
+#include "tests/testing/store_sync.h"
+
+namespace tlscache::server {
+namespace {
+
+using ::tlscache::testing::AwaitStore;
+using ::tlscache::testing::Eventually;
+
+// A follower that records what the feed gives it.
+class RecordingFollower final : public SessionFeed::Follower {
+ public:
+  void Begin(const LogPoint& at, std::vector<FeedChangePtr> replay, bool gap) override {
+    absl::MutexLock lock(&mu_);
+    begun_ = true;
+    at_ = at;
+    gaps_ += gap ? 1 : 0;
+    for (const FeedChangePtr& change : replay) Take(change);
+  }
+  void Deliver(absl::string_view log_id, uint64_t first, const std::vector<FeedChangePtr>& changes,
+               bool over_budget) override {
+    absl::MutexLock lock(&mu_);
+    const uint64_t last = changes.empty() ? first - 1 : changes.back()->seq();
+    if (!ContinuesFrom(at_, log_id, first) || (changes.empty() && last != at_.seq)) ++gaps_;
+    at_.log_id = std::string(log_id);
+    for (const FeedChangePtr& change : changes) Take(change);
+    at_.seq = std::max(at_.seq, last);
+  }
+  void Stop() override {}
+  void HandOver() override {}
+  void Reauthorize() override {}
+  v1::NearCacheReport Report() const override { return {}; }
+
+  bool begun() {
+    absl::MutexLock lock(&mu_);
+    return begun_;
+  }
+  int gaps() {
+    absl::MutexLock lock(&mu_);
+    return gaps_;
+  }
+  LogPoint at() {
+    absl::MutexLock lock(&mu_);
+    return at_;
+  }
+  // "put ID" or "delete ID" for each change, in order.
+  std::vector<std::string> seen() {
+    absl::MutexLock lock(&mu_);
+    return seen_;
+  }
+
+ private:
+  void Take(const FeedChangePtr& change) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    const v1::SessionChange& c = change->change();
+    seen_.push_back(absl::StrCat(c.session().empty() ? "delete " : "put ", c.session_id()));
+    at_.seq = change->seq();
+  }
+
+  absl::Mutex mu_;
+  bool begun_ ABSL_GUARDED_BY(mu_) = false;
+  int gaps_ ABSL_GUARDED_BY(mu_) = 0;
+  LogPoint at_ ABSL_GUARDED_BY(mu_);
+  std::vector<std::string> seen_ ABSL_GUARDED_BY(mu_);
+};
+
+class SessionWritesTest : public ::testing::Test {
+ protected:
+  SessionWritesTest()
+      : store_(*MemoryStore::Create(MemoryStoreOptions())),
+        feed_(store_.get(), Options(), &metrics_),
+        writes_(store_.get(), &feed_, ServiceOptions()) {}
+
+  static FeedOptions Options() {
+    FeedOptions options;
+    options.max_ring_bytes = 4 << 10;
+    options.max_follower_bytes = 8 << 10;
+    return options;
+  }
+
+  absl::StatusOr<bool> Put(absl::string_view id, absl::string_view session = "session") {
+    return AwaitStore<absl::StatusOr<bool>>([&](auto done) {
+      writes_.Put("ns", id, session, 60, 0, absl::Now() + absl::Seconds(5), std::move(done));
+    });
+  }
+  absl::StatusOr<bool> Delete(absl::string_view id, absl::string_view tls_id = "") {
+    return AwaitStore<absl::StatusOr<bool>>([&](auto done) {
+      writes_.Delete("ns", id, 60, tls_id, absl::Now() + absl::Seconds(5), std::move(done));
+    });
+  }
+
+  Metrics metrics_;
+  std::unique_ptr<MemoryStore> store_;
+  SessionFeed feed_;
+  SessionWrites writes_;
+};
+
+TEST_F(SessionWritesTest, ZeroTtlMeansTheDefaultAndLargeTtlsAreClamped) {
+  ServiceOptions options;
+  options.default_ttl = absl::Seconds(300);
+  options.max_ttl = absl::Seconds(3600);
+  SessionWrites writes(nullptr, nullptr, options);
+  EXPECT_EQ(writes.EffectiveTtl(0), absl::Seconds(300));
+  EXPECT_EQ(writes.EffectiveTtl(1), absl::Seconds(1));
+  EXPECT_EQ(writes.EffectiveTtl(3600), absl::Seconds(3600));
+  EXPECT_EQ(writes.EffectiveTtl(3601), absl::Seconds(3600));
+  EXPECT_EQ(writes.EffectiveTtl(UINT32_MAX), absl::Seconds(3600));
+}
+
+TEST_F(SessionWritesTest, BadInputNamesTheFieldAndReachesNeitherTheStoreNorTheLog) {
+  RecordingFollower follower;
+  feed_.Join("ns", &follower, std::nullopt);
+  auto empty_id = Put("");
+  EXPECT_TRUE(absl::IsInvalidArgument(empty_id.status()));
+  EXPECT_NE(empty_id.status().message().find("session_id"), absl::string_view::npos);
+  EXPECT_TRUE(absl::IsInvalidArgument(Put("id", "").status()));
+  EXPECT_TRUE(absl::IsInvalidArgument(Delete("id", std::string(33, 'x')).status()));
+  EXPECT_TRUE(follower.seen().empty());
+  feed_.Leave("ns", &follower);
+}
+
+TEST_F(SessionWritesTest, ADeletedSessionStoredAgainReachesNeitherTheStoreNorTheLog) {
+  RecordingFollower follower;
+  feed_.Join("ns", &follower, std::nullopt);
+  ASSERT_TRUE(follower.begun());
+  ASSERT_TRUE(*Put("a"));
+  ASSERT_TRUE(*Delete("a"));
+  // Sent again after a broken stream, say: refused, not an error.
+  auto again = Put("a");
+  ASSERT_TRUE(again.ok()) << again.status();
+  EXPECT_FALSE(*again);
+  ASSERT_TRUE(*Put("b"));
+  ASSERT_TRUE(Eventually([&] { return follower.seen().size() == 3; }));
+  EXPECT_EQ(follower.seen(), (std::vector<std::string>{"put a", "delete a", "put b"}));
+  EXPECT_EQ(follower.gaps(), 0);
+  feed_.Leave("ns", &follower);
+}
+
+TEST_F(SessionWritesTest, ADeletionIsAcknowledgedOnlyOnceTheLogHoldsIt) {
+  RecordingFollower follower;
+  feed_.Join("ns", &follower, std::nullopt);
+  ASSERT_TRUE(*Put("a"));
+  ASSERT_TRUE(*Delete("a", "tls-id-of-a"));
+  // The memory store's log delivers as it appends: by the acknowledgement, it is there.
+  const std::vector<std::string> seen = follower.seen();
+  ASSERT_EQ(seen.size(), 2u);
+  EXPECT_EQ(seen.back(), "delete a");
+  feed_.Leave("ns", &follower);
+}
+
+TEST_F(SessionWritesTest, AConsumingGetPutsTheDeletionInTheLog) {
+  RecordingFollower follower;
+  feed_.Join("ns", &follower, std::nullopt);
+  ASSERT_TRUE(*Put("ticket"));
+  auto got = AwaitStore<absl::StatusOr<StoreEntry>>([&](auto done) {
+    writes_.Get("ns", "ticket", /*consume=*/true, absl::Now() + absl::Seconds(5), std::move(done));
+  });
+  ASSERT_TRUE(got.ok()) << got.status();
+  ASSERT_TRUE(Eventually([&] { return follower.seen().size() == 2; }));
+  EXPECT_EQ(follower.seen().back(), "delete ticket");
+  feed_.Leave("ns", &follower);
+}
+
+TEST_F(SessionWritesTest, AFollowerResumesFromItsPositionWhenTheFeedKeptWhatCameSince) {
+  RecordingFollower first;
+  feed_.Join("ns", &first, std::nullopt);
+  ASSERT_TRUE(*Put("a"));
+  const LogPoint after_a = first.at();
+  ASSERT_TRUE(*Put("b"));
+  ASSERT_TRUE(*Delete("a"));
+  // A process moving from another replica, where it had applied up to `a`.
+  RecordingFollower moved;
+  feed_.Join("ns", &moved, after_a);
+  EXPECT_EQ(moved.gaps(), 0);
+  EXPECT_EQ(moved.seen(), (std::vector<std::string>{"put b", "delete a"}));
+  // One that comes with a position the feed cannot go on from (another log) is cut off.
+  RecordingFollower stranger;
+  feed_.Join("ns", &stranger, LogPoint{"another-log", 7});
+  EXPECT_EQ(stranger.gaps(), 1);
+  EXPECT_TRUE(stranger.seen().empty());
+  for (RecordingFollower* f : {&first, &moved, &stranger}) feed_.Leave("ns", f);
+}
+
+TEST_F(SessionWritesTest, AResumeFromBeforeWhatTheRingKeptIsAGap) {
+  RecordingFollower first;
+  feed_.Join("ns", &first, std::nullopt);
+  ASSERT_TRUE(*Put("a"));
+  const LogPoint after_a = first.at();
+  const std::string session(1024, 's');
+  for (int i = 0; i < 10; ++i) ASSERT_TRUE(*Put(absl::StrCat("filler", i), session));  // > 4 KiB
+  RecordingFollower late;
+  feed_.Join("ns", &late, after_a);
+  EXPECT_EQ(late.gaps(), 1);
+  feed_.Leave("ns", &first);
+  feed_.Leave("ns", &late);
+}
+
+TEST_F(SessionWritesTest, TheLastFollowerLeavingReleasesTheNamespace) {
+  RecordingFollower follower;
+  feed_.Join("ns", &follower, std::nullopt);
+  EXPECT_EQ(feed_.followers(), 1u);
+  feed_.Leave("ns", &follower);
+  EXPECT_EQ(feed_.followers(), 0u);
+  feed_.Tick(absl::Now());
+  // Nothing of the namespace is left: the gauge has no sample for it.
+  EXPECT_EQ(metrics_.Render().find("tlscache_feed_followers{namespace=\"ns\"}"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace tlscache::server
