@@ -629,6 +629,7 @@ absl::StatusOr<SecretBytes> CacheClient::Get(absl::string_view ns, absl::string_
     counters_.skipped++;
     return absl::UnavailableError("circuit breaker open: cache not asked");
   }
+  const uint64_t removal_mark = sessions != nullptr ? sessions->RemovalMark() : 0;
   v1::GetRequest request;
   request.set_namespace_(std::string(ns));
   request.set_session_id(std::string(session_id));
@@ -648,7 +649,8 @@ absl::StatusOr<SecretBytes> CacheClient::Get(absl::string_view ns, absl::string_
       CleanseString(response.mutable_session());
       // Found once, looked up again soon: kept near (and covered by a check after a gap).
       if (sessions != nullptr) {
-        sessions->Keep(session_id, session, absl::Seconds(response.ttl_remaining_seconds()));
+        sessions->Keep(session_id, session, absl::Seconds(response.ttl_remaining_seconds()),
+                       removal_mark);
       }
       return session;
     }

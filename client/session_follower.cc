@@ -113,9 +113,41 @@ std::optional<SecretBytes> SessionFollower::Lookup(absl::string_view session_id)
   return near_.Lookup(session_id);
 }
 
+uint64_t SessionFollower::RemovalMark() const {
+  absl::MutexLock lock(&removals_mu_);
+  return removals_;
+}
+
 void SessionFollower::Keep(absl::string_view session_id, const SecretBytes& session,
-                           absl::Duration ttl) {
+                           absl::Duration ttl, uint64_t mark) {
+  {
+    absl::MutexLock lock(&mu_);
+    if (!up_) return;  // not placed in the log yet: it may begin after this session's end
+  }
+  if (!vouching_.load(std::memory_order_acquire)) return;
+  absl::MutexLock lock(&removals_mu_);
+  if (mark < forgotten_before_) return;  // cannot tell what was withdrawn since
+  if (auto it = recent_removals_.find(std::string(session_id));
+      it != recent_removals_.end() && it->second > mark) {
+    return;  // withdrawn while the answer was on its way
+  }
   near_.Insert(session_id, session.Clone(), ttl);
+}
+
+void SessionFollower::Withdraw(absl::string_view session_id) {
+  absl::MutexLock lock(&removals_mu_);
+  near_.Remove(session_id);
+  ++removals_;
+  recent_removals_[std::string(session_id)] = removals_;
+  removal_order_.emplace_back(session_id);
+  while (removal_order_.size() > kRecentRemovals) {
+    auto it = recent_removals_.find(removal_order_.front());
+    if (it != recent_removals_.end()) {
+      forgotten_before_ = std::max(forgotten_before_, it->second);
+      recent_removals_.erase(it);
+    }
+    removal_order_.pop_front();
+  }
 }
 
 bool SessionFollower::Put(absl::string_view session_id, SecretBytes& session, uint32_t ttl_seconds,
@@ -136,7 +168,7 @@ bool SessionFollower::Put(absl::string_view session_id, SecretBytes& session, ui
 }
 
 bool SessionFollower::Delete(const v1::DeleteRequest& removal) {
-  near_.Remove(removal.session_id());
+  Withdraw(removal.session_id());
   absl::MutexLock lock(&mu_);
   if (!up_) return false;
   v1::DeleteRequest* queued = pending_.add_removals();
@@ -222,7 +254,7 @@ void SessionFollower::StartCheckLocked(absl::Time now) {
 void SessionFollower::ApplyChecked(const v1::SessionCheckResult& result) {
   // Dead whatever check found them: a session the store has no live entry for stays so.
   for (const std::string& id : result.dead()) {
-    near_.Remove(id);
+    Withdraw(id);
     withdrawn_count_.fetch_add(1, std::memory_order_relaxed);
     if (withdrawn_) withdrawn_(id, "");
   }
@@ -270,7 +302,7 @@ void SessionFollower::Apply(v1::FollowResponse& response, bool current) {
         if (seq <= applied_.seq) continue;  // applied already (from the stream it replaces)
         v1::SessionChange& change = *response.mutable_changes(i);
         if (change.session().empty()) {
-          near_.Remove(change.session_id());
+          Withdraw(change.session_id());
           withdrawn.emplace_back(change.session_id(), change.tls_session_id());
         } else {
           near_.Insert(change.session_id(), SecretBytes(change.session()),
@@ -597,6 +629,9 @@ void SessionFollower::WriteLoop() {
       sent.ops = request.puts_size() + request.removals_size();
       sent.stream = stream_id_;
       sent.sent_at = now;
+      // The deletions now: the acknowledgement may come before the write returns, and a
+      // failed one sends them again.
+      *sent.request.mutable_removals() = request.removals();
     }
     Stream* stream = stream_;
     grpc::ClientContext* context = context_;
@@ -607,12 +642,11 @@ void SessionFollower::WriteLoop() {
     const bool ok = stream->Write(request);
     mu_.Lock();
     writing_ = 0;
-    // Kept, with its sessions, until acknowledged: handed back if the stream ends first.
+    // The sessions kept until acknowledged: handed back if the stream ends first.
     if (auto it = batch ? unacked_.find(request.batch()) : unacked_.end(); it != unacked_.end()) {
-      it->second.request = std::move(request);
-    } else {
-      WipePuts(&request);  // acknowledged while the write was returning (or a check)
+      it->second.request.mutable_puts()->Swap(request.mutable_puts());
     }
+    WipePuts(&request);  // unless kept (or acknowledged while the write was returning)
     if (!ok && context_ == context && context != nullptr) context->TryCancel();
   }
 }

@@ -143,9 +143,16 @@ class SessionFollower {
 
   // The session under `session_id` from the near cache, when it can vouch for it.
   std::optional<SecretBytes> Lookup(absl::string_view session_id);
-  // A session the service returned to this process: kept in the near cache, where the next
-  // lookup finds it and a check after a gap covers it.
-  void Keep(absl::string_view session_id, const SecretBytes& session, absl::Duration ttl);
+  // Where the follower stands in the deletions it applied, for Keep: taken before a lookup
+  // in the service.
+  uint64_t RemovalMark() const;
+  // A session the service returned to this process (asked after `mark`): kept in the near
+  // cache, where the next lookup finds it and a check after a gap covers it. Only when the
+  // follower vouches for what it holds, and the session was not withdrawn since `mark`
+  // (its deletion can overtake the answer): otherwise the near cache could keep a session
+  // whose deletion it will never see.
+  void Keep(absl::string_view session_id, const SecretBytes& session, absl::Duration ttl,
+            uint64_t mark);
 
   // Queues a store up the stream and keeps it in the near cache too (false: the stream is
   // down or its queue full, nothing done, `session` untouched).
@@ -188,6 +195,8 @@ class SessionFollower {
 
   void ReadLoop();
   void WriteLoop();
+  // Drops `session_id` from the near cache and remembers it for Keep.
+  void Withdraw(absl::string_view session_id);
   // Applies a response; `current`: of the stream being read by the reader (a replaced
   // stream's changes are applied only where they go on from what was applied).
   void Apply(v1::FollowResponse& response, bool current);
@@ -218,6 +227,14 @@ class SessionFollower {
   std::atomic<bool> vouching_{true};  // the near cache may answer
   std::atomic<uint64_t> received_{0}, gaps_{0}, withdrawn_count_{0}, resent_{0}, streams_{0},
       stored_{0}, store_failures_{0}, batches_{0};
+
+  // The deletions applied (a count), and the most recent ones by session ID, for Keep.
+  static constexpr size_t kRecentRemovals = 4096;
+  mutable absl::Mutex removals_mu_;
+  uint64_t removals_ ABSL_GUARDED_BY(removals_mu_) = 0;
+  std::map<std::string, uint64_t> recent_removals_ ABSL_GUARDED_BY(removals_mu_);
+  std::deque<std::string> removal_order_ ABSL_GUARDED_BY(removals_mu_);
+  uint64_t forgotten_before_ ABSL_GUARDED_BY(removals_mu_) = 0;  // removals no longer recalled
 
   // Where the applied changes stand (the reader's and the drainer's).
   absl::Mutex apply_mu_ ABSL_ACQUIRED_BEFORE(mu_);

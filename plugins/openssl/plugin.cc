@@ -680,10 +680,12 @@ std::string StatsLine() {
   return absl::StrFormat(
       "pid %d: %d contexts; sessions resumed %d, rejected %d, stored %d; lookups %d hits, %d "
       "misses, %d errors, %d timeouts, %d skipped; stores %d sent, %d failed, %d dropped, %d "
-      "acknowledged late; near cache %d hits, %d entries, %d bytes; %d pushed; breaker %s",
+      "acknowledged late; near cache %d hits, %d entries, %d bytes; %d pushed, %d gaps, %d "
+      "withdrawn by checks; breaker %s",
       getpid(), totals.contexts, p.resumed, p.rejected, p.stored, c.hits, c.misses, c.errors,
       c.timeouts, c.skipped, c.stores, c.store_failures, c.queue_drops, c.ack_timeouts, c.near_hits,
-      c.near_entries, c.near_bytes, c.pushed, totals.breaker_open ? "open" : "closed");
+      c.near_entries, c.near_bytes, c.pushed, c.gaps, c.withdrawn,
+      totals.breaker_open ? "open" : "closed");
 }
 
 }  // namespace tlscache::openssl

@@ -189,5 +189,188 @@ class FatalAlertTest(CoherenceTestCase):
                    if int(tlsfarm.redis_call(self.redis.port, b"STRLEN", key)) > 0)
 
 
+class FaultCoherenceTest(CoherenceTestCase):
+    """Faults between the farm's parts, each with a deletion inside their window. Two stock
+    nginx (their shared caches, the preload at its defaults but stateful tickets), node A on
+    one cache replica and node B on another, one Redis behind both. A session made on A is
+    pushed to B (B resumes it); then the fault starts and the session ends in a fatal alert on
+    A. Once the fault is over, the session resumes on no node, and sessions made after it
+    resume on both."""
+
+    RECOVERY = 20.0  # seconds a fault's recovery may take (a Sentinel failover the longest)
+
+    def nginx_nodes(self, addr_a, addr_b, workers=1):
+        """Node A and node B, each of whose workers has served a connection: each follows the
+        namespace, so that what A stores is pushed to B. (A worker follows from its first
+        connection on; here every worker is made to, for the pushes these tests are about.)"""
+        port = tlsfarm.free_port(tlsfarm.NODE_IPS)
+        nodes = [self.farm.nginx(ip, port, f"node-{label}",
+                                 env={"TLSCACHE_ADDR": addr, "TLSCACHE_TICKETS": "off"},
+                                 shared_cache=True, workers=workers)
+                 for ip, label, addr in ((tlsfarm.NODE_IPS[0], "a", addr_a),
+                                         (tlsfarm.NODE_IPS[1], "b", addr_b))]
+        self.port = port
+        for node in nodes:
+            pids = set()
+            for _ in range(200):
+                _, body, _ = tlsfarm.Client(ssl.TLSVersion.TLSv1_2).connect(node.ip, port)
+                pids.add(body.split()[3])
+                if len(pids) == workers:
+                    break
+            self.assertEqual(len(pids), workers, f"{node.name}: not every worker served")
+        return nodes
+
+    def replica(self, store):
+        metrics = tlsfarm.free_port()
+        cache = self.farm.cache(store=store, extra=[f"--metrics_listen=127.0.0.1:{metrics}"])
+        cache.metrics_port = metrics
+        return cache
+
+    def gaps(self, replica):
+        return tlsfarm.value(tlsfarm.scrape(replica.metrics_port), "tlscache_feed_gaps_total")
+
+    def await_followers(self, replica, count):
+        """Until `count` processes follow the namespace through `replica` (a worker follows
+        from its first connection on)."""
+        deadline = time.monotonic() + 15
+        while tlsfarm.value(tlsfarm.scrape(replica.metrics_port), "tlscache_feed_followers",
+                            namespace="default") < count:
+            self.assertLess(time.monotonic(), deadline, "the nodes did not follow")
+            time.sleep(0.05)
+
+    def deletion_inside(self, version, fault, label):
+        """A session made on A and resumed on B; `fault()` starts; the session ends in a fatal
+        alert on A. Returns the client, its newest session the dead one."""
+        a, b = tlsfarm.NODE_IPS[0], tlsfarm.NODE_IPS[1]
+        client = tlsfarm.Client(version, no_tickets=True)
+
+        def pushed_then_fault():
+            made = client.session
+            self.assertTrue(self.resumes(client, made, b, self.port),
+                            f"{label}: node B did not resume the session")
+            client.session = made
+            fault()
+
+        client.end_with_fatal_alert(a, self.port, before_alert=pushed_then_fault)
+        return client
+
+    def assert_dead_everywhere_and_new_sessions_shared(self, version, client, label):
+        a, b = tlsfarm.NODE_IPS[0], tlsfarm.NODE_IPS[1]
+        dead = client.session
+        start = time.monotonic()
+        for ip in (a, b):
+            while self.resumes(client, dead, ip, self.port):
+                self.assertLess(time.monotonic() - start, self.RECOVERY,
+                                f"{label}: the deleted session still resumes on {ip}")
+                time.sleep(0.05)
+        for _ in range(3):
+            for ip in (a, b):
+                self.assertFalse(self.resumes(client, dead, ip, self.port),
+                                 f"{label}: the deleted session resumed again on {ip}")
+        self.report(f"{label}: the deleted session resumes nowhere "
+                    f"{time.monotonic() - start:.2f} s after the fault")
+        fresh = tlsfarm.Client(version, no_tickets=True)
+        deadline = time.monotonic() + self.RECOVERY
+        while True:
+            fresh.session = None
+            fresh.connect(a, self.port)
+            if self.resumes(fresh, fresh.session, b, self.port):
+                break
+            self.assertLess(time.monotonic(), deadline, f"{label}: new sessions do not travel")
+            time.sleep(0.1)
+
+    def test_a_replica_cut_off_from_redis_misses_a_deletion_and_its_followers_check(self):
+        redis = self.farm.redis()
+        proxy = tlsfarm.TcpProxy(redis.port)
+        self.addCleanup(proxy.close)
+        replica_a = self.replica(f"redis://127.0.0.1:{redis.port}")
+        replica_b = self.replica(f"redis://127.0.0.1:{proxy.port}")
+        self.nginx_nodes(replica_a.addr, replica_b.addr)
+        for name, version in VERSIONS.items():
+            gaps = self.gaps(replica_b)
+            client = self.deletion_inside(version, proxy.cut, f"cut {name}")
+            time.sleep(1.0)  # B's replica stays cut off from Redis for a second
+            proxy.restore()
+            self.assert_dead_everywhere_and_new_sessions_shared(
+                version, client, f"{name}: node B's replica cut off from Redis for 1 s")
+            self.assertGreater(self.gaps(replica_b), gaps, "no follower was told of the gap")
+
+    def test_killed_pubsub_connections(self):
+        redis = self.farm.redis()
+        replica_a = self.replica(f"redis://127.0.0.1:{redis.port}")
+        replica_b = self.replica(f"redis://127.0.0.1:{redis.port}")
+        self.nginx_nodes(replica_a.addr, replica_b.addr)
+        kill = lambda: tlsfarm.redis_call(redis.port, b"CLIENT", b"KILL", b"TYPE", b"pubsub")
+        for name, version in VERSIONS.items():
+            # The replicas subscribe again at once: a deletion falls into that moment only
+            # now and then. Until one did (B's followers were told of a gap), again.
+            gaps = self.gaps(replica_b)
+            for attempt in range(20):
+                client = self.deletion_inside(version, kill, f"pubsub {name}")
+                self.assert_dead_everywhere_and_new_sessions_shared(
+                    version, client, f"{name}: pub/sub connections killed, attempt {attempt + 1}")
+                if self.gaps(replica_b) > gaps:
+                    break
+            self.assertGreater(self.gaps(replica_b), gaps, "no deletion fell into the window")
+
+    def test_a_sentinel_failover(self):
+        master, _, url = self.farm.redis_with_sentinels()
+        replica_a = self.replica(url)
+        replica_b = self.replica(url)
+        self.nginx_nodes(replica_a.addr, replica_b.addr)
+        client = self.deletion_inside(ssl.TLSVersion.TLSv1_2, master.kill, "failover")
+        self.assert_dead_everywhere_and_new_sessions_shared(
+            ssl.TLSVersion.TLSv1_2, client, "TLSv1.2: the Redis master killed (Sentinel failover)")
+        client = self.deletion_inside(ssl.TLSVersion.TLSv1_3, lambda: None, "after the failover")
+        self.assert_dead_everywhere_and_new_sessions_shared(
+            ssl.TLSVersion.TLSv1_3, client, "TLSv1.3: after the failover")
+
+    def test_a_follower_that_stops_reading(self):
+        redis = self.farm.redis()
+        replica_a = self.replica(f"redis://127.0.0.1:{redis.port}")
+        replica_b = self.replica(f"redis://127.0.0.1:{redis.port}")
+        node_a, node_b = self.nginx_nodes(replica_a.addr, replica_b.addr, workers=2)
+        workers = subprocess.run(["pgrep", "-P", str(node_b.popen.pid)], capture_output=True,
+                                 text=True).stdout.split()
+        self.assertEqual(len(workers), 2)
+        for name, version in VERSIONS.items():
+            def stop_b_and_flood():
+                for pid in workers:
+                    os.kill(int(pid), signal.SIGSTOP)
+                # Meanwhile 64 writers store into the namespace through A's replica.
+                self.flood = subprocess.Popen(
+                    [tlsfarm.built("tlscache-bench"), "stream", f"--addr={replica_a.addr}",
+                     "--namespace=default", "--concurrency=64", "--duration=2s",
+                     "--value_size=2048", "--json"],
+                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+            client = self.deletion_inside(version, stop_b_and_flood, f"stopped {name}")
+            self.flood.wait(timeout=60)
+            for pid in workers:
+                os.kill(int(pid), signal.SIGCONT)
+            self.assert_dead_everywhere_and_new_sessions_shared(
+                version, client, f"{name}: node B's workers stopped for 2 s under a flood")
+        log = open(os.path.join(node_b.prefix, "logs", "error.log")).read()
+        self.assertNotIn("larger than max", log)
+
+    def test_a_handover_to_a_replica_that_follows_nothing_yet(self):
+        redis = self.farm.redis()
+        store = f"redis://127.0.0.1:{redis.port}"
+        replica_a = self.replica(store)
+        for name, version in VERSIONS.items():
+            leaving = self.replica(store)
+            fresh_port = tlsfarm.free_port()
+            # B names two replicas, the second not started yet: it follows the first.
+            self.nginx_nodes(replica_a.addr, f"{leaving.addr},127.0.0.1:{fresh_port}")
+            self.await_followers(leaving, 1)
+            self.farm.cache(store=store, port=fresh_port)
+            # The deletion while B's stream moves to the new replica, which subscribes to
+            # the namespace only as B's stream comes.
+            client = self.deletion_inside(
+                version, lambda: leaving.popen.send_signal(signal.SIGTERM), f"handover {name}")
+            self.assert_dead_everywhere_and_new_sessions_shared(
+                version, client, f"{name}: node B handed over to a replica new to the namespace")
+
+
 if __name__ == "__main__":
     unittest.main(verbosity=2)

@@ -167,6 +167,40 @@ class Farm:
         process.port = port
         return process
 
+    def redis_with_sentinels(self):
+        """A Redis master, its replica, and three sentinels watching it (master name
+        "tlscache", down after 1 s). Returns (master, replica, store URL) once the replica
+        has finished its first sync."""
+        master = self.redis()
+        replica_port = free_port()
+        replica = self.start(f"redis-replica-{replica_port}", [
+            require("redis-server"), "--port", str(replica_port), "--bind", "127.0.0.1",
+            "--dir", self.dir, "--save", "", "--appendonly", "no",
+            "--dbfilename", f"replica-{replica_port}.rdb",
+            "--replicaof", "127.0.0.1", str(master.port)])
+        wait_for_port("127.0.0.1", replica_port, process=replica.popen)
+        replica.port = replica_port
+        sentinels = []
+        for _ in range(3):
+            port = free_port()
+            conf = os.path.join(self.dir, f"sentinel-{port}.conf")
+            with open(conf, "w") as f:
+                f.write(f"port {port}\nbind 127.0.0.1\ndir {self.dir}\n"
+                        f"sentinel monitor tlscache 127.0.0.1 {master.port} 2\n"
+                        "sentinel down-after-milliseconds tlscache 1000\n"
+                        "sentinel failover-timeout tlscache 5000\n")
+            sentinel = self.start(f"sentinel-{port}", [require("redis-server"), conf,
+                                                       "--sentinel"])
+            wait_for_port("127.0.0.1", port, process=sentinel.popen)
+            sentinels.append(port)
+        deadline = time.monotonic() + 20
+        while b"state=online" not in redis_call(master.port, b"INFO", b"replication"):
+            if time.monotonic() > deadline:
+                raise RuntimeError("the replica did not sync")
+            time.sleep(0.05)
+        url = "redis-sentinel://" + ",".join(f"127.0.0.1:{p}" for p in sentinels) + "/tlscache"
+        return master, replica, url
+
     def issue(self, name, subject_alt_name="", server=False, ca_name="ca"):
         """A certificate for `name` from the farm's CA called `ca_name` (made on first use),
         with `subject_alt_name` in openssl's syntax ("URI:spiffe://farm/x"). Returns
@@ -283,6 +317,7 @@ http {{
         wait_for_port(ip, port, process=process.popen)
         process.config = config
         process.prefix = prefix
+        process.ip = ip
         return process
 
     def apache(self, ip, port, name, session_cache):
@@ -398,6 +433,79 @@ backend farm
         return port
 
 
+class TcpProxy:
+    """A TCP proxy on 127.0.0.1 to `port`, whose path the test cuts and restores: cut()
+    resets every connection through it and refuses new ones until restore(), as a network
+    partition between a replica and Redis would."""
+
+    def __init__(self, port):
+        self.target = port
+        self.listener = socket.socket()
+        self.listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.listener.bind(("127.0.0.1", 0))
+        self.listener.listen(64)
+        self.port = self.listener.getsockname()[1]
+        self.lock = threading.Lock()
+        self.open = []
+        self.cut_off = False
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def cut(self):
+        with self.lock:
+            self.cut_off = True
+            for s in self.open:
+                try:
+                    # Wakes the thread reading it (a close alone would not), which closes both
+                    # ends of its connection.
+                    s.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
+            self.open = []
+
+    def restore(self):
+        with self.lock:
+            self.cut_off = False
+
+    def close(self):
+        self.cut()
+        self.listener.close()
+
+    def _accept(self):
+        while True:
+            try:
+                client, _ = self.listener.accept()
+            except OSError:
+                return
+            with self.lock:
+                if self.cut_off:
+                    client.close()
+                    continue
+                try:
+                    upstream = socket.create_connection(("127.0.0.1", self.target), timeout=2)
+                except OSError:
+                    client.close()
+                    continue
+                self.open += [client, upstream]
+            for a, b in ((client, upstream), (upstream, client)):
+                threading.Thread(target=self._pipe, args=(a, b), daemon=True).start()
+
+    @staticmethod
+    def _pipe(source, sink):
+        try:
+            while True:
+                data = source.recv(65536)
+                if not data:
+                    break
+                sink.sendall(data)
+        except OSError:
+            pass
+        for s in (source, sink):
+            try:
+                s.close()
+            except OSError:
+                pass
+
+
 class DnsServer:
     """A DNS server on 127.0.0.1 (UDP) with the A records it is given, as a headless Service's
     name resolves to its ready pods: NXDOMAIN for other names, no answer for other types.
@@ -468,12 +576,13 @@ class Client:
             self.context.options |= ssl.OP_NO_TICKET
         self.session = None
 
-    def end_with_fatal_alert(self, ip, port, timeout=5.0):
+    def end_with_fatal_alert(self, ip, port, timeout=5.0, before_alert=None):
         """A handshake offering the newest session, then one application record with its
         last byte flipped: the server cannot authenticate it and ends the connection with a
         fatal alert (bad_record_mac), which ends its session (RFC 5246 7.2.2). The session
         this connection ended with (for TLS 1.3, the newest ticket it brought) becomes the
-        client's newest. Returns whether the handshake resumed."""
+        client's newest. `before_alert` (if given) runs once the session is made, before the
+        record goes. Returns whether the handshake resumed."""
         with socket.create_connection((ip, port), timeout=timeout) as raw:
             incoming, outgoing = ssl.MemoryBIO(), ssl.MemoryBIO()
             tls = self.context.wrap_bio(incoming, outgoing, server_hostname=self.server_name,
@@ -511,7 +620,10 @@ class Client:
             except socket.timeout:
                 pass
             raw.settimeout(timeout)
-            self.session = tls.session
+            session = self.session = tls.session
+            if before_alert is not None:
+                before_alert()
+            self.session = session
             tls.write(REQUEST)
             record = bytearray(outgoing.read())
             record[-1] ^= 0x01  # the last byte of the record's tag: changed for certain
