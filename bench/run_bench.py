@@ -16,6 +16,8 @@ and writes the figures to docs/benchmarks.md.
 6. The push stream: stores up it against redis-benchmark SET; the cost of pushing to 3, 12
    and 48 followers; push lag; what a near-cache entry costs.
 7. Memory over a long run (--soak_minutes, 10 by default).
+8. One tenant's flood beside another tenant's stores: the quiet tenant's latency alone, with
+   the flood on its replica, and with the flood on another replica (the machine's ceiling).
 
 Every process is started here, on loopback, and stopped at the end of its part.
 """
@@ -640,6 +642,100 @@ def soak_table(soak):
     return out
 
 
+# ---- 8. one tenant's flood and another's stores ----------------------------------------------
+
+QUIET_RATE = 400
+ROUNDS = 3
+
+
+def stream_load(addr, ns, seconds, *flags):
+    """A tlscache-bench stream process (started, not awaited)."""
+    argv = [tlsfarm.built("tlscache-bench"), "stream", "--json", "--progress=false",
+            f"--addr={addr}", f"--namespace={ns}", f"--duration={seconds}s", *flags]
+    log(" ".join(argv[1:]))
+    return subprocess.Popen(argv, stdout=subprocess.PIPE, text=True)
+
+
+def finished(load):
+    out = load.communicate()[0]
+    if load.returncode != 0:
+        raise RuntimeError(f"tlscache-bench stream failed ({load.returncode})")
+    return json.loads(out)
+
+
+def tenants_part(seconds):
+    """A quiet tenant (4 writers, QUIET_RATE stores/s, one follower) alone; beside a flood of
+    another tenant (64 writers of 2 KiB sessions as fast as they go, two followers) on the
+    same replica; and beside the same flood on another replica of the same store, which
+    shares the machine but no process with it: the ceiling of what isolation can do here.
+    ROUNDS rounds, the three runs alternating. Memory store and Redis store."""
+    rows = []
+    for store in ("memory", "Redis"):
+        farm = tlsfarm.Farm()
+        try:
+            url = "memory"
+            if store == "Redis":
+                url = f"redis://127.0.0.1:{farm.redis().port}"
+            shared, other = farm.cache(store=url), farm.cache(store=url)
+            runs = {"alone": [], "same": [], "other": []}
+            for _ in range(ROUNDS):
+                for kind in runs:
+                    flood = None
+                    if kind != "alone":
+                        target = shared if kind == "same" else other
+                        flood = stream_load(target.addr, "flood", seconds + 2,
+                                            "--concurrency=64", "--followers=2",
+                                            "--value_size=2048")
+                        time.sleep(1)  # the flood at full speed before the quiet tenant
+                    quiet = finished(stream_load(shared.addr, "quiet", seconds, "--concurrency=4",
+                                                 f"--rate={QUIET_RATE}", "--followers=1",
+                                                 f"--value_size={VALUE_SIZE}"))
+                    result = {"quiet": quiet}
+                    if flood is not None:
+                        result["flood"] = finished(flood)
+                    runs[kind].append(result)
+            rows.append({"store": store, "runs": runs})
+        finally:
+            farm.close()
+    return rows
+
+
+def median(values):
+    values = sorted(values)
+    return values[len(values) // 2]
+
+
+def tenants_table(rows):
+    out = [f"The quiet tenant's stores (4 writers, {QUIET_RATE} stores/s, each awaited, one "
+           "follower) alone, beside another tenant's flood (64 writers of 2 KiB sessions as "
+           "fast as they go, two followers) on the same replica, and beside the same flood on "
+           "another replica of the same store: that one shares the machine's two cores but no "
+           "process, the ceiling of what isolation inside the service can give here. Medians "
+           f"of {ROUNDS} rounds, the three runs alternating.", "",
+           "| store | quiet alone p50 / p99 ms | flood on the same replica p50 / p99 ms | p99 "
+           "ratio | flood on another replica p50 / p99 ms | p99 ratio | flood stores/s (same · "
+           "other) | quiet: every store reached its follower |",
+           "| --- | ---: | ---: | ---: | ---: | ---: | ---: | --- |"]
+    for row in rows:
+        runs = row["runs"]
+
+        def p(kind, q):
+            return median([r["quiet"]["put_latency"][q] for r in runs[kind]])
+
+        def flood(kind):
+            return median([r["flood"]["puts_per_second"] for r in runs[kind]])
+
+        complete = all(r["quiet"]["complete"] for kind in runs for r in runs[kind])
+        out.append(
+            f"| {row['store']} | {ms(p('alone', 'p50_us'))} / {ms(p('alone', 'p99_us'))} | "
+            f"{ms(p('same', 'p50_us'))} / {ms(p('same', 'p99_us'))} | "
+            f"{ratio(p('same', 'p99_us'), p('alone', 'p99_us'))} | "
+            f"{ms(p('other', 'p50_us'))} / {ms(p('other', 'p99_us'))} | "
+            f"{ratio(p('other', 'p99_us'), p('alone', 'p99_us'))} | "
+            f"{flood('same'):,.0f} · {flood('other'):,.0f} | {'yes' if complete else 'no'} |")
+    return out
+
+
 # ---- the targets ----------------------------------------------------------------------------
 
 
@@ -744,26 +840,46 @@ def main():
                         help="where the raw results are kept")
     parser.add_argument("--page_only", action="store_true",
                         help="write the page again from the kept results (bench/notes.md edited)")
+    parser.add_argument("--parts", default="",
+                        help="comma-separated part numbers to measure again, the others taken "
+                        "from the kept results (default: all)")
     args = parser.parse_args()
     if args.seconds < 1:
         parser.error("--seconds must be at least 1")
-    if args.page_only:
-        with open(args.results, "rb") as f:
-            kept = pickle.load(f)
-    else:
+    parts = (lambda: service_part(args.seconds), lambda: farm_part(args.seconds),
+             lambda: lookup_part(args.seconds), lambda: deadline_part(args.seconds),
+             lambda: full_handshake_part(args.seconds), lambda: push_part(args.seconds),
+             lambda: soak_part(args.soak_minutes), lambda: tenants_part(args.seconds))
+    try:
+        again = [int(n) for n in args.parts.split(",") if n] or list(range(1, len(parts) + 1))
+    except ValueError:
+        parser.error(f"--parts={args.parts}: expected part numbers, e.g. 6,8")
+    if any(n < 1 or n > len(parts) for n in again):
+        parser.error(f"--parts={args.parts}: the parts are 1 to {len(parts)}")
+    if args.page_only or len(again) < len(parts):
+        try:
+            with open(args.results, "rb") as f:
+                kept = pickle.load(f)
+        except OSError as e:
+            parser.error(f"no kept results to take the other parts from ({e}): run them all")
+        kept["parts"] += [None] * (len(parts) - len(kept["parts"]))
+    if not args.page_only:
         started = time.monotonic()
-        kept = {"parts": [], "seconds": args.seconds, "soak_minutes": args.soak_minutes,
-                "date": datetime.date.today().isoformat()}
-        for part in (lambda: service_part(args.seconds), lambda: farm_part(args.seconds),
-                     lambda: lookup_part(args.seconds), lambda: deadline_part(args.seconds),
-                     lambda: full_handshake_part(args.seconds), lambda: push_part(args.seconds),
-                     lambda: soak_part(args.soak_minutes)):
-            kept["parts"].append(part())
-            kept["minutes"] = (time.monotonic() - started) / 60
+        if len(again) == len(parts):
+            kept = {"parts": [None] * len(parts), "seconds": args.seconds,
+                    "soak_minutes": args.soak_minutes, "date": datetime.date.today().isoformat(),
+                    "minutes": 0}
+        spent = kept["minutes"]
+        for n in again:
+            kept["parts"][n - 1] = parts[n - 1]()
+            kept["minutes"] = spent + (time.monotonic() - started) / 60
             with open(args.results, "wb") as f:  # kept part by part: a late failure loses one
                 pickle.dump(kept, f)
+    if None in kept["parts"]:
+        parser.error("the kept results miss part "
+                     f"{kept['parts'].index(None) + 1}: measure it (--parts)")
     ((service_rows, half), farms, lookups, deadlines, full, (puts, growth),
-     soak) = kept["parts"]
+     soak, tenants) = kept["parts"]
     minutes = kept["minutes"]
     args.seconds, args.soak_minutes = kept["seconds"], kept["soak_minutes"]
     command = "bench/run.sh" + (f" --seconds={args.seconds}" if args.seconds != 5 else "")
@@ -821,6 +937,8 @@ def main():
         "`--max_ttl=60s`, so that both the service's entries and the near caches reach their "
         "steady state within the first two minutes. RSS from `/proc/PID/status`.", "",
         *soak_table(soak), "",
+        "## 8. One tenant's flood and another tenant's stores", "",
+        *tenants_table(tenants), "",
         "## Against the targets", "",
         *target_table(service_rows, half, farms, lookups, deadlines, puts, growth, soak), "",
     ]

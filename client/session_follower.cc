@@ -110,6 +110,10 @@ void SessionFollower::Stop() {
 
 std::optional<SecretBytes> SessionFollower::Lookup(absl::string_view session_id) {
   if (!vouching_.load(std::memory_order_acquire)) return std::nullopt;
+  if (absl::ToUnixMicros(absl::Now()) - heard_micros_.load(std::memory_order_acquire) >
+      absl::ToInt64Microseconds(kVouchWithoutWord)) {
+    return std::nullopt;  // the stream is down, or silent: deletions may be waiting in it
+  }
   return near_.Lookup(session_id);
 }
 
@@ -227,7 +231,7 @@ FollowerStats SessionFollower::stats() const {
 }
 
 void SessionFollower::UpdateVouchingLocked() {
-  vouching_.store(!checking_ && !down_too_long_, std::memory_order_release);
+  vouching_.store(!checking_, std::memory_order_release);
 }
 
 void SessionFollower::StartCheckLocked(absl::Time now) {
@@ -392,6 +396,7 @@ void SessionFollower::Down(uint64_t id, bool current) {
     }
     if (current) {
       up_ = false;
+      heard_micros_.store(0, std::memory_order_release);  // the near cache answers nothing
       hello_batch_ = 0;
       pending.Swap(&pending_);
       pending_bytes_ = 0;
@@ -450,16 +455,16 @@ void SessionFollower::ReadLoop() {
     bool replaced = false;
     while (stream->Read(&response)) {
       const bool reconnect = response.reconnect();
+      const bool paused = response.paused();
       Apply(response, /*current=*/true);
       response.Clear();
-      if (!answered) {
-        answered = true;
-        down_since_.reset();
-        // A stream is back: the near cache answers again, unless this one began with a gap
-        // (then the check decides).
+      answered = true;
+      {
+        // Heard from, the replica following the log: the near cache may answer (unless this
+        // stream began with a gap: then the check decides).
         absl::MutexLock lock(&mu_);
-        down_too_long_ = false;
-        UpdateVouchingLocked();
+        heard_micros_.store(up_ && !paused ? absl::ToUnixMicros(absl::Now()) : 0,
+                            std::memory_order_release);
       }
       if (reconnect && Replace(context, stream, id)) {
         replaced = true;
@@ -488,17 +493,7 @@ void SessionFollower::ReadLoop() {
           ns_, status.error_message());
     }
     Down(id, /*current=*/true);
-    const absl::Time now = absl::Now();
-    if (answered) {
-      backoff = kMinBackoff;
-      down_since_ = now;
-    } else if (down_since_ && now - *down_since_ > kServeWhileDown) {
-      // Too long without the log: deletions may have been missed. The copies stay, for a
-      // check once a stream is back, but answer nothing meanwhile.
-      absl::MutexLock lock(&mu_);
-      down_too_long_ = true;
-      UpdateVouchingLocked();
-    }
+    if (answered) backoff = kMinBackoff;
     absl::MutexLock lock(&mu_);
     const absl::Time until = absl::Now() + backoff;
     while (!stopping_ && !cv_.WaitWithDeadline(&mu_, until)) {

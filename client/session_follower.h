@@ -22,9 +22,11 @@
 //   - The stream is up once the service has acknowledged its first request (which names the
 //     namespace and where this process stands in the log, so that a new stream goes on from
 //     there); until then, and whenever it is down, Put and Delete return false and the
-//     caller sends them itself. While no stream is up the near cache goes on answering (the
-//     sessions pushed before a cache outage still resume) for at most kServeWhileDown; then
-//     it waits for a stream that goes on without a gap, or for a check.
+//     caller sends them itself. The near cache answers only while the service was heard
+//     from within kVouchWithoutWord (an idle stream's heartbeat is answered) and was following
+//     the log then (the response not `paused`): a deletion made meanwhile may not have
+//     reached it. A stream that comes up again goes on from where
+//     this process stood (no gap: the near cache answers at once) or checks first.
 //   - When the replica asks the process to move (FollowResponse.reconnect: it shuts down, or
 //     the stream reached its age), a new stream starts at once, to another replica, while
 //     the old one goes on being read. Stores go up the new one. Once the new one is
@@ -122,8 +124,9 @@ class SessionFollower {
   // process gave it (else empty).
   using Withdrawn =
       std::function<void(absl::string_view session_id, absl::string_view tls_session_id)>;
-  // How long a near cache answers after its stream ended without a new one coming up.
-  static constexpr absl::Duration kServeWhileDown = absl::Seconds(60);
+  // The near cache answers only while the service was heard from within this: a deletion
+  // made meanwhile may not have reached it. (An idle stream is answered every heartbeat.)
+  static constexpr absl::Duration kVouchWithoutWord = absl::Seconds(1);
   // How long a replaced stream stays open after its successor was acknowledged.
   static constexpr absl::Duration kOverlap = absl::Seconds(1);
   // Session IDs in one check request (the service's bound).
@@ -224,7 +227,8 @@ class SessionFollower {
   NearCache near_;
   LagHistogram lag_;
   LogLimiter report_{absl::Minutes(1)};
-  std::atomic<bool> vouching_{true};  // the near cache may answer
+  std::atomic<bool> vouching_{true};  // the near cache may answer (no check in progress)
+  std::atomic<int64_t> heard_micros_{0};  // Unix µs of the last response on a stream that is up
   std::atomic<uint64_t> received_{0}, gaps_{0}, withdrawn_count_{0}, resent_{0}, streams_{0},
       stored_{0}, store_failures_{0}, batches_{0};
 
@@ -271,10 +275,6 @@ class SessionFollower {
   bool checking_ ABSL_GUARDED_BY(mu_) = false;
   bool check_failed_ ABSL_GUARDED_BY(mu_) = false;
   absl::Time check_again_at_ ABSL_GUARDED_BY(mu_) = absl::InfiniteFuture();
-  // No stream for longer than kServeWhileDown: no vouching until one goes on without a gap.
-  bool down_too_long_ ABSL_GUARDED_BY(mu_) = false;
-  // When the last stream that came up ended (reader thread only); unset while one is up.
-  std::optional<absl::Time> down_since_;
   std::mutex join_mu_;  // Stop() from two threads joins once
   std::thread reader_;
   std::thread writer_;

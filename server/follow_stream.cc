@@ -101,6 +101,7 @@ void FollowStream::Process(v1::FollowRequest& request) {
     if (acked && open_batches_ >= kMaxOpenBatches) {
       WipePuts(&request);
       broken_ = true;
+      feed_->CountEnded("unread");
       EndLocked(grpc::Status(grpc::StatusCode::RESOURCE_EXHAUSTED,
                              absl::StrCat("this Follow stream has ", open_batches_,
                                           " batches not yet acknowledged: its process does not "
@@ -111,6 +112,7 @@ void FollowStream::Process(v1::FollowRequest& request) {
                                 open_checks_ >= kMaxOpenChecks)) {
       WipePuts(&request);
       broken_ = true;
+      feed_->CountEnded("checks");
       EndLocked(grpc::Status(
           grpc::StatusCode::RESOURCE_EXHAUSTED,
           absl::StrCat("check: at most ", kMaxCheckIds, " session IDs a check and ",
@@ -267,7 +269,28 @@ void FollowStream::Reauthorize() {
   queued_.clear();
   queued_bytes_ = 0;
   broken_ = true;  // nothing more of the namespace reaches it
+  feed_->CountEnded("denied");
   EndLocked(ToGrpcStatus(allowed));
+}
+
+void FollowStream::Pause(bool paused) {
+  absl::MutexLock lock(&mu_);
+  if (ended_ || broken_ || paused_ == paused) return;
+  paused_ = paused;
+  position_due_ = true;  // said at once
+  WriteLocked();
+}
+
+void FollowStream::Tick(absl::Time now) {
+  {
+    absl::MutexLock lock(&mu_);
+    if (!writing_ || cancelled_ || now - write_started_ < (ended_ ? kEndedWriteGrace : kStuckWrite)) {
+      return;
+    }
+    cancelled_ = true;
+  }
+  feed_->CountEnded("stuck");
+  context_->TryCancel();
 }
 
 void FollowStream::WriteLocked() {
@@ -297,11 +320,13 @@ void FollowStream::WriteLocked() {
     checked_.pop_front();
   }
   sent_.set_gap(gap_due_);
+  sent_.set_paused(paused_);
   sent_.set_reconnect(reconnect_due_);
   gap_due_ = false;
   reconnect_due_ = false;
   position_due_ = false;
   writing_ = true;
+  write_started_ = absl::Now();
   feed_->CountSent(sent_.ByteSizeLong());
   StartWrite(&sent_);
 }

@@ -35,6 +35,7 @@
 
 #include "absl/base/thread_annotations.h"
 #include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
 #include "server/security/authorizer.h"
 #include "server/session_feed.h"
 #include "server/session_writes.h"
@@ -54,6 +55,8 @@ class FollowStream final : public grpc::ServerBidiReactor<v1::FollowRequest, v1:
   static constexpr int kMaxOpenBatches = 64;
   static constexpr int kMaxCheckIds = 4096;
   static constexpr int kMaxOpenChecks = 4;
+  static constexpr absl::Duration kStuckWrite = absl::Seconds(60);
+  static constexpr absl::Duration kEndedWriteGrace = absl::Seconds(5);
 
   // Starts reading; deletes itself when gRPC is done with the stream. `authz` may be null.
   FollowStream(grpc::CallbackServerContext* context, SessionWrites* writes, SessionFeed* feed,
@@ -65,6 +68,12 @@ class FollowStream final : public grpc::ServerBidiReactor<v1::FollowRequest, v1:
   void Stop() override;
   void HandOver() override;
   void Reauthorize() override;
+  // A write out for longer than kStuckWrite (kEndedWriteGrace once the stream has ended, its
+  // last answers waiting) means the process reads nothing: the stream is cancelled, so that
+  // it holds neither its call nor its last response. (Its status cannot reach a process that
+  // does not read: it comes after the response the process left unread.)
+  void Tick(absl::Time now) override;
+  void Pause(bool paused) override;
   v1::NearCacheReport Report() const override;
 
   void OnReadDone(bool ok) override;
@@ -105,10 +114,13 @@ class FollowStream final : public grpc::ServerBidiReactor<v1::FollowRequest, v1:
   bool finished_ ABSL_GUARDED_BY(mu_) = false;
   bool broken_ ABSL_GUARDED_BY(mu_) = false;  // no more writes: cancelled, refused, a write failed
   bool writing_ ABSL_GUARDED_BY(mu_) = false;
+  absl::Time write_started_ ABSL_GUARDED_BY(mu_);
+  bool cancelled_ ABSL_GUARDED_BY(mu_) = false;  // by Tick
   bool reconnect_due_ ABSL_GUARDED_BY(mu_) = false;  // HandOver: the next response says so
   bool begun_ ABSL_GUARDED_BY(mu_) = false;          // the feed placed it in the log
   bool position_due_ ABSL_GUARDED_BY(mu_) = false;   // the first response, even if empty
   bool gap_due_ ABSL_GUARDED_BY(mu_) = false;
+  bool paused_ ABSL_GUARDED_BY(mu_) = false;  // said on every response while it lasts
   int store_ops_ ABSL_GUARDED_BY(mu_) = 0;     // batches and checks the store is working on
   int open_batches_ ABSL_GUARDED_BY(mu_) = 0;  // read and not yet acknowledged to the process
   int open_checks_ ABSL_GUARDED_BY(mu_) = 0;

@@ -205,6 +205,7 @@ class SessionFeed::Namespace : public std::enable_shared_from_this<SessionFeed::
     {
       absl::MutexLock lock(&mu_);
       for (auto& [follower, joined] : followers_) {
+        follower->Tick(now);
         if (now < joined.hand_over_at) continue;
         if (!joined.asked) {
           joined.asked = true;
@@ -244,6 +245,7 @@ class SessionFeed::Namespace : public std::enable_shared_from_this<SessionFeed::
   void ForgetLogLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
     ++generation_;  // what the old subscription may still deliver is ignored
     positioned_ = false;
+    paused_ = false;
     at_ = LogPoint();
     ring_.clear();
     ring_bytes_ = 0;
@@ -266,11 +268,18 @@ class SessionFeed::Namespace : public std::enable_shared_from_this<SessionFeed::
       }
     }
     follower->Begin(at_, std::move(replay), gap);
+    if (paused_) follower->Pause(true);
   }
 
   void OnLog(uint64_t generation, LogEvent& event) {
     absl::MutexLock lock(&mu_);
     if (generation != generation_) return;
+    if (event.kind == LogEvent::Kind::kLost) {
+      if (!positioned_ || paused_) return;
+      paused_ = true;
+      for (auto& [follower, joined] : followers_) follower->Pause(true);
+      return;
+    }
     if (event.kind == LogEvent::Kind::kStart) {
       const bool moved = !(event.log_id == at_.log_id && event.seq == at_.seq);
       if (moved) {  // the ring cannot span what the subscription did not see
@@ -284,7 +293,12 @@ class SessionFeed::Namespace : public std::enable_shared_from_this<SessionFeed::
         waiting_.clear();
         return;
       }
-      for (auto& [follower, joined] : followers_) follower->Deliver(at_.log_id, at_.seq + 1, {}, false);
+      const bool resumes = paused_;
+      paused_ = false;
+      for (auto& [follower, joined] : followers_) {
+        follower->Deliver(at_.log_id, at_.seq + 1, {}, false);  // a gap if the log moved on
+        if (resumes) follower->Pause(false);
+      }
       return;
     }
     if (!positioned_) return;
@@ -353,6 +367,7 @@ class SessionFeed::Namespace : public std::enable_shared_from_this<SessionFeed::
   // Followers that joined before the log's position was known, with where they resume.
   std::map<Follower*, std::optional<LogPoint>> waiting_ ABSL_GUARDED_BY(mu_);
   bool positioned_ ABSL_GUARDED_BY(mu_) = false;
+  bool paused_ ABSL_GUARDED_BY(mu_) = false;  // the subscription broke (kLost), not back yet
   LogPoint at_ ABSL_GUARDED_BY(mu_);
   std::deque<FeedChangePtr> ring_ ABSL_GUARDED_BY(mu_);
   size_t ring_bytes_ ABSL_GUARDED_BY(mu_) = 0;
@@ -482,6 +497,12 @@ void SessionFeed::AddMetrics(Metrics* metrics) {
                                  "changes of the namespaces' logs this replica relayed to its "
                                  "followers (each once, whatever the number of followers)",
                                  {"source"});
+  ended_ = metrics->AddCounter(
+      "tlscache_feed_streams_ended_total",
+      "Follow streams this replica ended, by why: unread (more batches than the bound not yet "
+      "acknowledged), checks (more checks than theirs), denied (the namespace no longer "
+      "granted), stuck (a response not read for long)",
+      {"reason"});
   lag_ = metrics->AddHistogram(
       "tlscache_push_lag_seconds",
       "from a process sending a change up to this replica relaying it from the log", {"source"});

@@ -13,8 +13,10 @@
 // (up to `max_ring_bytes` per namespace) so that a follower that comes from another replica
 // with the position it reached there goes on from that position without a gap. A follower
 // that cannot go on (its position is not in what the feed kept, or the feed's subscription
-// missed changes) is told so (`gap`), and checks its copies. The subscription is released
-// when the last follower of the namespace leaves.
+// missed changes) is told so (`gap`), and checks its copies. While the subscription is broken
+// (from the store's kLost to its next kStart) every follower is paused: its process's near
+// cache answers nothing, since a change made meanwhile may not reach it. The subscription is
+// released when the last follower of the namespace leaves.
 //
 // Memory: each change is held once (shared by the ring and the followers' queues), and every
 // change held counts against `max_total_bytes`; past it, the rings give up their oldest
@@ -111,6 +113,11 @@ class SessionFeed {
     virtual void HandOver() = 0;
     // Ends the stream if the authorization in force no longer grants its namespace.
     virtual void Reauthorize() = 0;
+    // Called now and then (Tick): a stream whose process has stopped reading lets go.
+    virtual void Tick(absl::Time now) = 0;
+    // The feed stopped (true) or went back to (false) following the log: a change made
+    // meanwhile may not reach the follower, whose near cache must not answer.
+    virtual void Pause(bool paused) = 0;
     // The process's latest near-cache report.
     virtual v1::NearCacheReport Report() const = 0;
   };
@@ -145,7 +152,8 @@ class SessionFeed {
   // Every follower checks its authorization again (the policy was reloaded).
   void ReauthorizeAll();
   // Called now and then (CacheServer's monitor): asks the followers older than their age to
-  // move and ends those asked a grace ago; tries the failed appends again.
+  // move and ends those asked a grace ago; ticks every follower; tries the failed appends
+  // again.
   void Tick(absl::Time now);
   size_t followers() const;
   const FeedOptions& options() const { return options_; }
@@ -155,6 +163,9 @@ class SessionFeed {
   // Counted by followers.
   void CountGap() { gaps_.fetch_add(1, std::memory_order_relaxed); }
   void CountSent(uint64_t bytes) { sent_bytes_.fetch_add(bytes, std::memory_order_relaxed); }
+  // A stream the service ended, and why: "unread" (batches past the bound), "checks" (checks
+  // past theirs), "denied" (its namespace no longer granted), "stuck" (it read nothing).
+  void CountEnded(const char* reason) { ended_->Increment({reason}, 1); }
 
  private:
   class Namespace;
@@ -170,6 +181,7 @@ class SessionFeed {
   const std::shared_ptr<std::atomic<size_t>> total_bytes_;
   Metrics::CounterFamily* changes_;
   Metrics::HistogramFamily* lag_;
+  Metrics::CounterFamily* ended_;
 
   mutable absl::Mutex mu_;  // the map only
   std::map<std::string, std::shared_ptr<Namespace>> namespaces_ ABSL_GUARDED_BY(mu_);

@@ -26,9 +26,9 @@
 //     deletion, whatever order the writes of different replicas took. The changes kept are
 //     numbered consecutively (per log) and sent to every subscriber, in the log's order.
 //   - FollowLog delivers the log from now on: first where the log stands (kStart), then every
-//     change appended after (kChanges), in order. When the subscription breaks and comes
-//     back, kStart again: what was appended meanwhile was not delivered, which the numbers
-//     show. A log the store lost (restarted empty, failed over to a replica without it) has
+//     change appended after (kChanges), in order. When the subscription breaks, kLost at
+//     once (a store that cannot lose it never says so), and when it comes back, kStart
+//     again: what was appended meanwhile was not delivered, which the numbers show. A log the store lost (restarted empty, failed over to a replica without it) has
 //     another log ID: its numbers are not comparable with the old one's.
 //
 // Notices (the ticket key service's "a ring changed") are best effort: PublishNotice sends a
@@ -103,6 +103,9 @@ struct LogEvent {
     kStart,
     // `entries` are the changes numbered seq, seq+1, ... of `log_id`.
     kChanges,
+    // The subscription broke (the connection failed or went silent): nothing is delivered
+    // until the next kStart.
+    kLost,
   };
   Kind kind = Kind::kStart;
   std::string log_id;

@@ -2,6 +2,7 @@
 // following a namespace through in-process CacheServers, on the memory store (one replica)
 // and on one real Redis shared by two replicas (each client on its own replica).
 #include <memory>
+#include <optional>
 #include <string>
 #include <thread>
 #include <utility>
@@ -10,9 +11,12 @@
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
 #include "client/cache_client.h"
+#include "client/session_follower.h"
 #include "gtest/gtest.h"
 #include "server/cache_server.h"
+#include "server/follow_stream.h"
 #include "server/store/store_factory.h"
+#include "tests/testing/grpc_probe.h"
 #include "tests/testing/redis_server.h"
 #include "tests/testing/store_sync.h"
 #include "tests/testing/store_under_test.h"
@@ -105,18 +109,48 @@ TEST_P(FollowTest, ASessionStoredByOneProcessIsFoundInTheOthersNearCache) {
   EXPECT_TRUE(testing::GetSync(*first_->store(), kNs, "id-1").ok());
 }
 
-TEST_P(FollowTest, PushedSessionsStillResumeWhenTheServiceIsGone) {
+TEST_P(FollowTest, ANearCacheAnswersOnlyWhileItsServiceIsHeardFrom) {
   for (int i = 0; i < 20; ++i) {
     ASSERT_TRUE(a_->Put(kNs, absl::StrCat("id-", i), SecretBytes(absl::StrCat("s-", i)), 60, true));
   }
   ASSERT_TRUE(AwaitNearEntries(*b_, 20));
+  // Idle for a while: the stream's heartbeats are answered, the near cache answers.
+  absl::SleepFor(absl::Seconds(2));
+  auto got = b_->Get(kNs, "id-1", false);
+  ASSERT_TRUE(got.ok()) << got.status();
+  EXPECT_EQ(b_->stats().near_hits, 1u);
+  // The service goes: a deletion made now could not reach b, so within a second b's near
+  // cache answers nothing (the lookups go to the service, and fail).
   first_.reset();
   second_.reset();
-  for (int i = 0; i < 20; ++i) {
-    auto got = b_->Get(kNs, absl::StrCat("id-", i), false);
-    ASSERT_TRUE(got.ok()) << i << ": " << got.status();
-    EXPECT_EQ(got->view(), absl::StrCat("s-", i));
+  const absl::Time gone = absl::Now();
+  EXPECT_TRUE(Eventually([&] { return !b_->Get(kNs, "id-2", false).ok(); }));
+  EXPECT_LE(absl::Now() - gone, client::SessionFollower::kVouchWithoutWord + absl::Milliseconds(500));
+  for (int i = 0; i < 20; ++i) EXPECT_FALSE(b_->Get(kNs, absl::StrCat("id-", i), false).ok()) << i;
+  EXPECT_EQ(b_->stats().near_entries, 20u);  // kept, for a stream that goes on from here
+}
+
+// On Redis only: the memory store's log is never lost.
+using FollowRedisTest = FollowTest;
+
+TEST_P(FollowRedisTest, ANearCacheAnswersNothingWhileItsReplicaIsNotFollowingTheLog) {
+  for (int i = 0; i < 5; ++i) {
+    ASSERT_TRUE(a_->Put(kNs, absl::StrCat("id-", i), SecretBytes(absl::StrCat("s-", i)), 60, true));
   }
+  ASSERT_TRUE(AwaitNearEntries(*b_, 5));
+  ASSERT_TRUE(b_->Get(kNs, "id-0", false).ok());
+  const uint64_t hits = b_->stats().near_hits;
+  ASSERT_EQ(hits, 1u);
+  // Redis stops answering: b's replica finds its subscription silent (a PING unanswered)
+  // and pauses its followers, whose streams stay up (the replica answers their heartbeats).
+  redis_->Pause();
+  EXPECT_TRUE(Eventually([&] { return !b_->Get(kNs, "id-1", false).ok(); }, absl::Seconds(15)));
+  EXPECT_EQ(b_->stats().streams_up, 1u);
+  // Back: nothing was appended meanwhile, so no gap, and the near cache answers again.
+  redis_->Resume();
+  EXPECT_TRUE(Eventually([&] { return b_->Get(kNs, "id-2", false).ok(); }, absl::Seconds(15)));
+  EXPECT_EQ(b_->stats().gaps, 0u);
+  EXPECT_GT(b_->stats().near_hits, hits);
 }
 
 TEST_P(FollowTest, ADeletionWithdrawsTheSessionFromEveryNearCache) {
@@ -225,6 +259,110 @@ TEST_P(FollowTest, ABurstOfTenThousandStoresEndsNoStream) {
               absl::FormatDuration(took).c_str());
 }
 
+// A raw Follow stream on namespace "flood" whose writer thread sends batches of one 4 KiB
+// store each, as fast as the stream takes them, until it breaks (or 50,000 were sent).
+class Flood {
+ public:
+  explicit Flood(int port) : stub_(v1::SessionCache::NewStub(testing::Connect(port))) {
+    // A bound, so that a stream the service never ends fails the test rather than hangs it.
+    context_.set_deadline(absl::ToChronoTime(absl::Now() + absl::Seconds(60)));
+    stream_ = stub_->Follow(&context_);
+    writer_ = std::thread([this] {
+      v1::FollowRequest request;
+      request.set_namespace_("flood");
+      for (int i = 1; i <= 50000; ++i) {
+        request.set_batch(i);
+        request.clear_puts();
+        v1::PutRequest* put = request.add_puts();
+        put->set_session_id(absl::StrCat("flood-", i));
+        put->set_session(std::string(4096, 's'));
+        put->set_ttl_seconds(60);
+        if (!stream_->Write(request)) {
+          broke_at_ = absl::Now();
+          return;
+        }
+        request.clear_namespace_();
+      }
+    });
+  }
+  ~Flood() {
+    context_.TryCancel();
+    if (writer_.joinable()) writer_.join();
+  }
+
+  // Waits for the writer; when the stream broke under it (nothing if it never did).
+  std::optional<absl::Time> WriterDone() {
+    writer_.join();
+    return broke_at_;
+  }
+  grpc::ClientReaderWriter<v1::FollowRequest, v1::FollowResponse>& stream() { return *stream_; }
+
+ private:
+  std::unique_ptr<v1::SessionCache::Stub> stub_;
+  grpc::ClientContext context_;
+  std::unique_ptr<grpc::ClientReaderWriter<v1::FollowRequest, v1::FollowResponse>> stream_;
+  std::thread writer_;
+  std::optional<absl::Time> broke_at_;
+};
+
+// Nothing of namespace "flood" is left on `server`: no follower, nothing held for one.
+bool FloodReleased(const CacheServer& server) {
+  const std::string text = server.metrics().Render();
+  return text.find("tlscache_feed_followers{namespace=\"flood\"}") == std::string::npos &&
+         text.find("\ntlscache_feed_held_bytes 0\n") != std::string::npos;
+}
+
+// Whether `server` has ended `count` streams for `reason` (tlscache_feed_streams_ended_total).
+bool Ended(const CacheServer& server, const std::string& reason, int count) {
+  return server.metrics().Render().find(absl::StrCat("tlscache_feed_streams_ended_total{reason=\"",
+                                                     reason, "\"} ", count, "\n")) !=
+         std::string::npos;
+}
+
+TEST_P(FollowTest, AProcessThatSendsBatchesWithoutReadingIsToldWhy) {
+  // Its acknowledgements wait behind the responses it does not read, its batches not
+  // acknowledged pile up, and past the bound the service ends the stream with a status that
+  // says why: the process reads it once it reads the responses before it.
+  Flood flood(first_->port());
+  ASSERT_TRUE(Eventually([&] { return Ended(*first_, "unread", 1); }))
+      << first_->metrics().Render();
+  v1::FollowResponse response;
+  while (flood.stream().Read(&response)) {
+  }
+  const grpc::Status status = flood.stream().Finish();
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED) << status.error_message();
+  EXPECT_NE(status.error_message().find("does not read the stream"), std::string::npos)
+      << status.error_message();
+  EXPECT_TRUE(flood.WriterDone().has_value()) << "the service read 50,000 batches on";
+  // The namespace had no other follower: the replica lets go of it and of what it held.
+  ASSERT_TRUE(Eventually([&] { return FloodReleased(*first_); })) << first_->metrics().Render();
+  // The processes that read theirs go on.
+  ASSERT_TRUE(a_->Put(kNs, "after", SecretBytes(absl::string_view("s")), 60, true));
+  ASSERT_TRUE(AwaitNearEntries(*b_, 1));
+  EXPECT_EQ(b_->stats().streams, 1u);
+}
+
+TEST_P(FollowTest, AProcessThatReadsNothingIsLetGo) {
+  // No read at all: the stream ends past the bound, its last response cannot be written, and
+  // the service cancels it a grace later rather than hold it (and that response) for good.
+  Flood flood(first_->port());
+  const absl::Time start = absl::Now();
+  const std::optional<absl::Time> broke_at = flood.WriterDone();
+  ASSERT_TRUE(broke_at.has_value()) << "the service read 50,000 batches on";
+  EXPECT_LT(*broke_at - start, FollowStream::kEndedWriteGrace + absl::Seconds(10));
+  v1::FollowResponse response;  // what got through before the service let go
+  while (flood.stream().Read(&response)) {
+  }
+  EXPECT_FALSE(flood.stream().Finish().ok());
+  // Ended past the bound; and when a response was waiting for it then, cancelled for that.
+  EXPECT_TRUE(Ended(*first_, "unread", 1)) << first_->metrics().Render();
+  ASSERT_TRUE(Eventually([&] { return FloodReleased(*first_); })) << first_->metrics().Render();
+  std::printf("figure: a process that reads nothing was let go %s after it began (%s)\n",
+              absl::FormatDuration(absl::Trunc(*broke_at - start, absl::Milliseconds(1))).c_str(),
+              Ended(*first_, "stuck", 1) ? "its last response waited, cancelled"
+                                         : "nothing waited, ended at once");
+}
+
 TEST_P(FollowTest, AnUnknownOrRefusedNamespaceEndsTheStreamAndStoresGoAsUnaryCalls) {
   auto c = Client(first_->port());
   c->Prepare("bad namespace!", false);
@@ -311,6 +449,9 @@ TEST_P(FollowHandOverTest, AStreamOlderThanTheMaximumAgeMovesWithNothingLost) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Redis, FollowHandOverTest, ::testing::Values(StoreKind::kRedis),
+                         StoreKindName);
+
+INSTANTIATE_TEST_SUITE_P(Redis, FollowRedisTest, ::testing::Values(StoreKind::kRedis),
                          StoreKindName);
 
 INSTANTIATE_TEST_SUITE_P(Stores, FollowTest,

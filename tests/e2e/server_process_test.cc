@@ -11,12 +11,15 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "absl/time/clock.h"
+#include "client/cache_client.h"
+#include "common/secret_bytes.h"
 #include "gmock/gmock.h"
 #include "grpc/health/v1/health.grpc.pb.h"
 #include "gtest/gtest.h"
 #include "tests/testing/grpc_probe.h"
 #include "tests/testing/redis_server.h"
 #include "tlscache/v1/session_cache.grpc.pb.h"
+#include "tlscache/v1/ticket_keys.grpc.pb.h"
 
 namespace tlscache {
 namespace {
@@ -59,6 +62,50 @@ TEST(ServerProcessTest, ServesOnTheMemoryStoreAndExitsZeroOnSigterm) {
   EXPECT_THAT(server.process->output(), HasSubstr("received SIGTERM"));
 }
 
+TEST(ServerProcessTest, AFollowerNoticesAServiceThatStoppedAnsweringWhileItsWriteIsBlocked) {
+  ServerProcess server = MustStart({});
+  ASSERT_NE(server.process, nullptr);
+  client::ClientOptions options;
+  options.addr = absl::StrCat("127.0.0.1:", server.port);
+  auto follower = client::CacheClient::Create(options);
+  ASSERT_TRUE(follower.ok()) << follower.status();
+  std::shared_ptr<client::CacheClient> c = *follower;
+  c->Prepare("edge", false);
+  const absl::Time up_by = absl::Now() + absl::Seconds(10);
+  while (c->stats().streams_up != 1) {
+    ASSERT_LT(absl::Now(), up_by) << "the Follow stream did not come up";
+    absl::SleepFor(absl::Milliseconds(10));
+  }
+  // An acknowledged store: the stream is idle, its next heartbeat half a second away.
+  ASSERT_TRUE(c->Put("edge", "a", SecretBytes(absl::string_view("s")), 60, /*await_ack=*/true));
+  // The service stops (a frozen host); a batch far larger than the stream's flow-control
+  // window goes up at once, and its write cannot complete.
+  server.process->Signal(SIGSTOP);
+  const absl::Time stopped = absl::Now();
+  c->Put("edge", "big", SecretBytes(std::string(900 << 10, 'b')), 60);
+  // The watchdog does not run on the writer: four heartbeats (2 s) later the stream ends.
+  while (c->stats().streams_up != 0) {
+    ASSERT_LT(absl::Now() - stopped, absl::Seconds(10)) << "the stream stayed up";
+    absl::SleepFor(absl::Milliseconds(20));
+  }
+  const absl::Duration noticed = absl::Now() - stopped;
+  EXPECT_GE(noticed, absl::Milliseconds(1500));
+  EXPECT_LT(noticed, absl::Seconds(5));
+  std::printf("figure: a stopped service noticed in %s\n",
+              absl::FormatDuration(absl::Trunc(noticed, absl::Milliseconds(1))).c_str());
+  // Back: the stream comes up again.
+  server.process->Signal(SIGCONT);
+  const absl::Time back_by = absl::Now() + absl::Seconds(10);
+  while (c->stats().streams_up != 1) {
+    ASSERT_LT(absl::Now(), back_by) << "the stream did not come back";
+    absl::SleepFor(absl::Milliseconds(20));
+  }
+  EXPECT_EQ(c->stats().streams, 2u);
+  c.reset();
+  server.process->Signal(SIGTERM);
+  EXPECT_EQ(*server.process->Wait(absl::Seconds(15)), 0);
+}
+
 TEST(ServerProcessTest, SigtermTurnsHealthNotServingAndLetsInFlightCallsFinish) {
   std::unique_ptr<RedisServer> redis;
   TLSCACHE_START_REDIS_OR_SKIP(redis);
@@ -71,6 +118,7 @@ TEST(ServerProcessTest, SigtermTurnsHealthNotServingAndLetsInFlightCallsFinish) 
   // Watch health as a load balancer would, then hold a call in flight by pausing Redis.
   auto health = grpc::health::v1::Health::NewStub(channel);
   grpc::ClientContext watch_context;
+  watch_context.set_deadline(absl::ToChronoTime(absl::Now() + absl::Seconds(20)));
   grpc::health::v1::HealthCheckRequest watch_request;
   auto watch = health->Watch(&watch_context, watch_request);
   grpc::health::v1::HealthCheckResponse update;
@@ -246,6 +294,88 @@ TEST_F(SecureServerProcessTest, SighupReloadsTheAuthzFileAndABadFileKeepsThePoli
   ASSERT_TRUE(why.ok()) << server.process->output();
   EXPECT_THAT(*why, HasSubstr("line 2"));
   EXPECT_TRUE(testing::PutSession(channel, "blog", "id", "session").ok());
+  server.process->Signal(SIGTERM);
+  EXPECT_EQ(*server.process->Wait(absl::Seconds(15)), 0);
+}
+
+// Authorization holds for streams already open: an identity that loses a namespace by a
+// reload stops receiving its sessions and ticket keys within a second.
+TEST_F(SecureServerProcessTest, AReloadEndsTheOpenStreamsOfAnIdentityThatLostTheNamespace) {
+  CertFiles tenant = *pki_->IssueClient("tenant", "t", "URI:spiffe://farm/t");
+  Write("authz", "spiffe://farm/t shop,blog\n");
+  ServerProcess server =
+      MustStart({"--tls_cert=" + pki_->server().cert, "--tls_key=" + pki_->server().key,
+                 "--tls_client_ca=" + pki_->ca_file(), "--authz_file=" + Path("authz"),
+                 "--shutdown_grace=1s"});
+  ASSERT_NE(server.process, nullptr);
+  auto channel = testing::ConnectTls(server.port, pki_->ca_file(), &tenant);
+
+  // A Follow stream on each namespace, both answered.
+  auto sessions = v1::SessionCache::NewStub(channel);
+  struct Following {
+    grpc::ClientContext context;
+    std::unique_ptr<grpc::ClientReaderWriter<v1::FollowRequest, v1::FollowResponse>> stream;
+  };
+  auto follow = [&](const std::string& ns) {
+    auto following = std::make_unique<Following>();
+    // A bound, so that a stream left open fails the test rather than hanging it.
+    following->context.set_deadline(absl::ToChronoTime(absl::Now() + absl::Seconds(20)));
+    following->stream = sessions->Follow(&following->context);
+    v1::FollowRequest hello;
+    hello.set_namespace_(ns);
+    hello.set_batch(1);
+    EXPECT_TRUE(following->stream->Write(hello));
+    v1::FollowResponse response;  // until the hello's acknowledgement
+    while (response.acks_size() == 0 && following->stream->Read(&response)) {
+    }
+    EXPECT_EQ(response.acks_size(), 1) << ns;
+    return following;
+  };
+  std::unique_ptr<Following> shop = follow("shop");
+  std::unique_ptr<Following> blog = follow("blog");
+  // And a WatchTicketKeys stream on "shop", its first ring read.
+  auto tickets = v1::TicketKeys::NewStub(channel);
+  grpc::ClientContext watch_context;
+  watch_context.set_deadline(absl::ToChronoTime(absl::Now() + absl::Seconds(20)));
+  v1::TicketKeysRequest watch_request;
+  watch_request.set_namespace_("shop");
+  auto watch = tickets->WatchTicketKeys(&watch_context, watch_request);
+  v1::TicketKeySet ring;
+  ASSERT_TRUE(watch->Read(&ring));
+  ASSERT_GT(ring.keys_size(), 0);
+
+  Write("authz", "spiffe://farm/t blog\n");
+  server.process->Signal(SIGHUP);
+  ASSERT_TRUE(server.process->WaitForOutput("SIGHUP: reloaded", absl::Seconds(10)).ok());
+  const absl::Time reloaded = absl::Now();
+
+  // Each "shop" stream ends (reads run until the stream does), with PERMISSION_DENIED.
+  v1::FollowResponse response;
+  while (shop->stream->Read(&response)) {
+  }
+  const grpc::Status follow_status = shop->stream->Finish();
+  while (watch->Read(&ring)) {
+  }
+  const grpc::Status watch_status = watch->Finish();
+  const absl::Duration took = absl::Now() - reloaded;
+  EXPECT_EQ(follow_status.error_code(), grpc::StatusCode::PERMISSION_DENIED)
+      << follow_status.error_message();
+  EXPECT_THAT(follow_status.error_message(), HasSubstr("shop"));
+  EXPECT_EQ(watch_status.error_code(), grpc::StatusCode::PERMISSION_DENIED)
+      << watch_status.error_message();
+  EXPECT_THAT(watch_status.error_message(), HasSubstr("shop"));
+  EXPECT_LT(took, absl::Seconds(1));
+  // The namespace still granted keeps its stream: it still answers a batch.
+  v1::FollowRequest batch;
+  batch.set_batch(2);
+  ASSERT_TRUE(blog->stream->Write(batch));
+  do {
+    response.Clear();
+    ASSERT_TRUE(blog->stream->Read(&response));
+  } while (response.acks_size() == 0);
+  EXPECT_EQ(response.acks(0).batch(), 2u);
+  blog->context.TryCancel();
+  blog->stream->Finish();
   server.process->Signal(SIGTERM);
   EXPECT_EQ(*server.process->Wait(absl::Seconds(15)), 0);
 }

@@ -15,6 +15,7 @@
 #include "absl/time/clock.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "client/ticket_key_follower.h"
 #include "server/cache_server.h"
 #include "server/store/store_factory.h"
 #include "tests/testing/grpc_probe.h"
@@ -174,6 +175,42 @@ TEST(TicketKeysGrpcTest, AWatchReceivesTheRingThenEveryRotation) {
     }
     EXPECT_TRUE(promoted) << "version " << rings[i].version();
   }
+}
+
+TEST(TicketKeysGrpcTest, AProcessCutOffFromTheServiceStopsDecryptingWithAKeyPastItsEnd) {
+  // Rotation every 500 ms, a retired key decrypting for 1.5 s after.
+  auto server = StartReplica("memory", absl::Milliseconds(500));
+  ASSERT_NE(server, nullptr);
+  client::TicketKeyFollower follower(testing::Connect(server->port()), "edge");
+  std::shared_ptr<const client::TicketKeySnapshot> first = follower.AwaitFirst(absl::Seconds(10));
+  ASSERT_NE(first, nullptr);
+  const TicketKeyRecord active = *first->Active();
+  // Rotated: the key that encrypted now only decrypts, until its end.
+  std::shared_ptr<const client::TicketKeySnapshot> ring;
+  int64_t not_after = 0;
+  const absl::Time deadline = absl::Now() + absl::Seconds(10);
+  while (not_after == 0 && absl::Now() < deadline) {
+    absl::SleepFor(absl::Milliseconds(20));
+    ring = follower.Current();
+    for (size_t i = 0; i < ring->keys.size(); ++i) {
+      if (ring->keys[i].name == active.name && i != ring->active) {
+        not_after = ring->not_after_unix_ms[i];
+      }
+    }
+  }
+  ASSERT_GT(not_after, 0) << "the active key was never retired";
+  // The service goes; the process keeps the last ring it had.
+  server->Shutdown(absl::ZeroDuration());
+  server.reset();
+  ring = follower.Current();
+  ASSERT_NE(ring, nullptr);
+  EXPECT_NE(ring->Find(active.name.data(), absl::FromUnixMillis(not_after - 1)), nullptr);
+  EXPECT_EQ(ring->Find(active.name.data(), absl::FromUnixMillis(not_after + 1)), nullptr);
+  // And at the clock the handshakes read: once the end has passed, the key is gone.
+  absl::SleepFor(absl::FromUnixMillis(not_after + 10) - absl::Now());
+  EXPECT_EQ(follower.Current()->Find(active.name.data(), absl::Now()), nullptr);
+  // The active key still encrypts (and decrypts): a process cut off keeps issuing tickets.
+  EXPECT_NE(ring->Find(ring->Active()->name.data(), absl::Now()), nullptr);
 }
 
 TEST(TicketKeysGrpcTest, NeitherTheLogNorKeysShowHoldKeyBytes) {

@@ -17,13 +17,15 @@ namespace tlscache::testing {
 
 class LogCollector {
  public:
-  // A change as received, with its number; or (start) where a subscription began.
+  // A change as received, with its number; or (start) where a subscription began; or (lost)
+  // that it broke.
   struct Received {
     bool start = false;
     std::string log_id;
     uint64_t seq = 0;
     std::string session_id;
     std::string payload;
+    bool lost = false;
   };
 
   LogCollector(server::Store& store, absl::string_view ns)
@@ -31,6 +33,10 @@ class LogCollector {
           absl::MutexLock lock(&mu_);
           if (event.kind == server::LogEvent::Kind::kStart) {
             received_.push_back(Received{true, event.log_id, event.seq, "", ""});
+            return;
+          }
+          if (event.kind == server::LogEvent::Kind::kLost) {
+            received_.push_back(Received{false, "", 0, "", "", true});
             return;
           }
           uint64_t seq = event.seq;
@@ -51,7 +57,7 @@ class LogCollector {
   bool Has(absl::string_view payload) {
     absl::MutexLock lock(&mu_);
     for (const Received& r : received_) {
-      if (!r.start && r.payload == payload) return true;
+      if (!r.start && !r.lost && r.payload == payload) return true;
     }
     return false;
   }
@@ -64,7 +70,7 @@ class LogCollector {
   std::vector<Received> changes() {
     std::vector<Received> out;
     for (Received& r : received()) {
-      if (!r.start) out.push_back(std::move(r));
+      if (!r.start && !r.lost) out.push_back(std::move(r));
     }
     return out;
   }
@@ -73,6 +79,26 @@ class LogCollector {
     int n = 0;
     for (const Received& r : received()) n += r.start ? 1 : 0;
     return n;
+  }
+
+  int losses() {
+    int n = 0;
+    for (const Received& r : received()) n += r.lost ? 1 : 0;
+    return n;
+  }
+
+  // Whether every start after the first came after a loss that said the subscription broke.
+  bool EveryRestartAfterALoss() {
+    bool started = false;
+    bool lost = false;
+    for (const Received& r : received()) {
+      if (r.lost) lost = true;
+      if (!r.start) continue;
+      if (started && !lost) return false;
+      started = true;
+      lost = false;
+    }
+    return true;
   }
 
   // Whether every change received follows the one before by number, in the same log, or is
@@ -84,6 +110,7 @@ class LogCollector {
     uint64_t at = 0;  // the last number the subscriber accounts for
     bool begun = false;
     for (const Received& r : all) {
+      if (r.lost) continue;
       if (r.start) {
         log_id = r.log_id;
         at = r.seq;

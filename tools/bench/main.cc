@@ -35,14 +35,14 @@ ABSL_FLAG(absl::Duration, timeout, absl::Seconds(1),
 ABSL_FLAG(bool, json, false, "print the result as one JSON object");
 ABSL_FLAG(bool, progress, true, "print a progress line on stderr every second");
 // rpc
-ABSL_FLAG(std::string, addr, "127.0.0.1:7700", "rpc: the cache service, HOST:PORT");
-ABSL_FLAG(std::string, namespace, "bench", "rpc: the namespace the load uses");
-ABSL_FLAG(int32_t, value_size, 256, "rpc: bytes of each stored session");
+ABSL_FLAG(std::string, addr, "127.0.0.1:7700", "rpc, stream: the cache service, HOST:PORT");
+ABSL_FLAG(std::string, namespace, "bench", "rpc, stream: the namespace the load uses");
+ABSL_FLAG(int32_t, value_size, 256, "rpc, stream: bytes of each stored session");
 ABSL_FLAG(std::string, mix, "9:1", "rpc: GET:PUT, the odds of each call (1:0 only Gets)");
 ABSL_FLAG(int32_t, keys, 10000, "rpc: distinct session IDs, each Put once before the load");
 ABSL_FLAG(double, rate, 0,
-          "rpc: calls per second, sent on schedule (0: each slot's next call as soon as its "
-          "reply comes)");
+          "rpc, stream: calls (stores) per second, sent on schedule (0: each slot's next call "
+          "as soon as its reply comes)");
 ABSL_FLAG(int32_t, connections, 1, "rpc: HTTP/2 connections the calls are spread over");
 ABSL_FLAG(std::string, ca_file, "", "rpc: PEM CA bundle to verify the service with (TLS)");
 ABSL_FLAG(std::string, cert_file, "", "rpc: PEM client certificate (mTLS)");

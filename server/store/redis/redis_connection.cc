@@ -173,6 +173,21 @@ absl::StatusOr<ReplyPtr> RedisConnection::Command(absl::Span<const absl::string_
   return GetReply();
 }
 
+absl::Status RedisConnection::Send(absl::Span<const absl::string_view> argv) {
+  Append(argv);
+  if (broken_) return absl::UnavailableError(absl::StrCat(name_, ": connection is broken"));
+  int done = 0;
+  while (!done) {
+    errno = 0;
+    if (redisBufferWrite(ctx_.get(), &done) != REDIS_OK) {
+      const int saved_errno = errno;
+      broken_ = true;
+      return IoError(saved_errno);
+    }
+  }
+  return absl::OkStatus();
+}
+
 absl::Status RedisConnection::IoError(int saved_errno) {
   if (ctx_->err == REDIS_ERR_IO && (saved_errno == EAGAIN || saved_errno == EWOULDBLOCK)) {
     return absl::DeadlineExceededError(

@@ -63,6 +63,9 @@ class RedisConnection {
   absl::StatusOr<ReplyPtr> GetReply();
   // Append + GetReply.
   absl::StatusOr<ReplyPtr> Command(absl::Span<const absl::string_view> argv);
+  // Append, and sends what is queued without reading a reply (a subscribed connection's
+  // PING: its answer comes as the next message).
+  absl::Status Send(absl::Span<const absl::string_view> argv);
   // For a subscribed connection: the next message pushed by the server if one arrives within
   // `wait`, else a null reply (which is not an error: the connection stays usable).
   absl::StatusOr<ReplyPtr> NextMessage(absl::Duration wait);

@@ -365,23 +365,29 @@ LogEvent RedisStore::ReadLogPosition(absl::string_view ns, std::string* replicat
   LogEvent start;
   start.kind = LogEvent::Kind::kStart;
   const std::string log_key = LogKey(ns);
-  absl::Notification position_read, info_read;
   absl::StatusOr<ReplyPtr> position = absl::UnknownError("not read");
   absl::StatusOr<ReplyPtr> info = absl::UnknownError("not read");
-  const absl::Time deadline = absl::Now() + kPositionTimeout;
-  Submit(log_key, {"HMGET", log_key, "epoch", "seq"}, deadline,
-         [&](absl::StatusOr<ReplyPtr> reply) {
-           position = std::move(reply);
-           position_read.Notify();
-         });
-  // The replication ID changes when a replica takes over, so a log that lost its tail in a
-  // failover is told apart from the one before even when its numbers went on.
-  Submit(log_key, {"INFO", "replication"}, deadline, [&](absl::StatusOr<ReplyPtr> reply) {
-    info = std::move(reply);
-    info_read.Notify();
-  });
-  position_read.WaitForNotification();
-  info_read.WaitForNotification();
+  // Tried again a few times: a pool connection that broke while Redis was away fails its
+  // first command, and a position not read costs every follower a check.
+  for (int attempt = 0; attempt < 3; ++attempt) {
+    if (attempt > 0) absl::SleepFor(absl::Milliseconds(100));
+    absl::Notification position_read, info_read;
+    const absl::Time deadline = absl::Now() + kPositionTimeout;
+    Submit(log_key, {"HMGET", log_key, "epoch", "seq"}, deadline,
+           [&](absl::StatusOr<ReplyPtr> reply) {
+             position = std::move(reply);
+             position_read.Notify();
+           });
+    // The replication ID changes when a replica takes over, so a log that lost its tail in a
+    // failover is told apart from the one before even when its numbers went on.
+    Submit(log_key, {"INFO", "replication"}, deadline, [&](absl::StatusOr<ReplyPtr> reply) {
+      info = std::move(reply);
+      info_read.Notify();
+    });
+    position_read.WaitForNotification();
+    info_read.WaitForNotification();
+    if (position.ok() && info.ok()) break;
+  }
   replication_id->clear();
   if (info.ok() && (*info)->type == REDIS_REPLY_STRING) {
     for (absl::string_view line : absl::StrSplit(Str(**info), "\r\n")) {
@@ -402,13 +408,14 @@ LogEvent RedisStore::ReadLogPosition(absl::string_view ns, std::string* replicat
 }
 
 std::unique_ptr<RedisSubscriber> RedisStore::Subscriber(
-    std::string channel, std::function<void()> subscribed,
+    std::string channel, std::function<void()> subscribed, std::function<void()> lost,
     std::function<void(SecretBytes)> on_message) {
   SubscriberOptions subscriber;
   subscriber.channel = std::move(channel);
   subscriber.sharded = cluster_ != nullptr;
   subscriber.auth = options_.auth;
   subscriber.on_subscribed = std::move(subscribed);
+  subscriber.on_lost = std::move(lost);
   subscriber.timeout = options_.connect_timeout;
   subscriber.min_backoff = options_.min_backoff;
   subscriber.max_backoff = options_.max_backoff;
@@ -446,6 +453,11 @@ std::unique_ptr<Subscription> RedisStore::FollowLog(absl::string_view ns, LogHan
   auto subscribed = [this, follow] {
     follow->handler(ReadLogPosition(follow->ns, &follow->replication_id));
   };
+  auto lost = [follow] {
+    LogEvent event;
+    event.kind = LogEvent::Kind::kLost;
+    follow->handler(std::move(event));
+  };
   auto on_message = [follow, max_payload](SecretBytes message) {
     absl::StatusOr<LogMessage> parsed = ParseLogMessage(message.view(), max_payload);
     if (!parsed.ok()) {
@@ -464,7 +476,7 @@ std::unique_ptr<Subscription> RedisStore::FollowLog(absl::string_view ns, LogHan
   };
   return std::make_unique<SubscriberHandle>(
       Subscriber(Channel("log", absl::StrCat("{", ns, "}")), std::move(subscribed),
-                 std::move(on_message)));
+                 std::move(lost), std::move(on_message)));
 }
 
 void RedisStore::PublishNotice(absl::string_view channel, absl::string_view payload,
@@ -485,7 +497,7 @@ void RedisStore::PublishNotice(absl::string_view channel, absl::string_view payl
 std::unique_ptr<Subscription> RedisStore::SubscribeNotices(absl::string_view channel,
                                                            NoticeHandler handler) {
   return std::make_unique<SubscriberHandle>(
-      Subscriber(Channel("notice", channel), nullptr,
+      Subscriber(Channel("notice", channel), nullptr, nullptr,
                  [handler = std::move(handler)](SecretBytes payload) { handler(payload.view()); }));
 }
 

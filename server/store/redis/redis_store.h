@@ -93,8 +93,10 @@ class RedisStore final : public Store {
   // Where the namespace's log stands, read now (blocking: for a subscriber's thread), and the
   // replication ID of the server that answered (empty if it did not say).
   LogEvent ReadLogPosition(absl::string_view ns, std::string* replication_id);
-  // A subscriber on `channel` (the slot of `slot_key` on a Cluster).
+  // A subscriber on `channel` (on a Cluster, at the node that owns its slot); `subscribed` and `lost`
+  // (either may be null) as SubscriberOptions' on_subscribed and on_lost.
   std::unique_ptr<RedisSubscriber> Subscriber(std::string channel, std::function<void()> subscribed,
+                                              std::function<void()> lost,
                                               std::function<void(SecretBytes)> on_message);
 
   const RedisStoreOptions options_;

@@ -7,6 +7,7 @@
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_split.h"
+#include "absl/time/clock.h"
 #include "common/host_port.h"
 #include "common/log.h"
 
@@ -74,10 +75,26 @@ absl::StatusOr<std::unique_ptr<RedisConnection>> RedisSubscriber::Subscribe(Endp
 }
 
 void RedisSubscriber::Listen(RedisConnection& conn) {
+  absl::Time heard = absl::Now();
+  bool pinged = false;
   while (!stop_.HasBeenNotified()) {
+    const absl::Time now = absl::Now();
+    if (now - heard >= options_.ping_interval) {
+      if (now - heard >= options_.ping_interval + options_.ping_timeout) {
+        LogWarning("redis pub/sub %s: no answer to PING within %s; connecting again",
+                   options_.channel, absl::FormatDuration(options_.ping_timeout));
+        return;
+      }
+      if (!pinged) {
+        if (!conn.Send({"PING"}).ok()) return;
+        pinged = true;
+      }
+    }
     absl::StatusOr<ReplyPtr> message = conn.NextMessage(kPollInterval);
     if (!message.ok()) return;
     if (*message == nullptr) continue;
+    heard = absl::Now();  // a message, or the answer to PING (["pong", ""])
+    pinged = false;
     // ["message" | "smessage", channel, payload]; ["sunsubscribe", channel, 0] when a
     // cluster node gives the slot away.
     const redisReply& m = **message;
@@ -116,6 +133,7 @@ void RedisSubscriber::Run() {
       reported = false;
       if (options_.on_subscribed) options_.on_subscribed();
       Listen(**conn);
+      if (options_.on_lost && !stop_.HasBeenNotified()) options_.on_lost();
       continue;
     }
     if (!reported) {

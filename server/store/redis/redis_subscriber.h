@@ -1,9 +1,12 @@
 // RedisSubscriber: one channel of Redis pub/sub, followed for as long as the object lives.
 //
 // A thread connects, subscribes, calls `on_subscribed` (if set) and hands every message's
-// payload to `on_message`; when the connection breaks (a restart, a failover, a slot moving
-// away) it connects again with back-off, asking `locate` where to go each time, and calls
-// `on_subscribed` again before the first message of the new subscription. With `sharded` (Redis Cluster) it uses
+// payload to `on_message`. A connection quiet for `ping_interval` is sent PING, and one that
+// does not answer within `ping_timeout` more is taken for broken (a path that went silent:
+// no reset ever comes). When the connection breaks (a restart, a failover, a slot moving
+// away, silence) it calls `on_lost` (if set), connects again with back-off, asking `locate`
+// where to go each time, and calls `on_subscribed` again before the first message of the new
+// subscription. With `sharded` (Redis Cluster) it uses
 // SSUBSCRIBE and follows the MOVED reply of a node that does not own the channel's slot, and
 // a node that gives the slot away (an unsubscription it did not ask for) sends it back to
 // `locate`. Messages published while it is not subscribed are lost: pub/sub keeps nothing.
@@ -33,6 +36,10 @@ struct SubscriberOptions {
   std::shared_ptr<const RedisAuth> auth;
   // Runs on the subscriber's thread once each subscription is confirmed, before its messages.
   std::function<void()> on_subscribed;
+  // Runs on the subscriber's thread when a confirmed subscription ends (not on destruction).
+  std::function<void()> on_lost;
+  absl::Duration ping_interval = absl::Seconds(1);
+  absl::Duration ping_timeout = absl::Seconds(2);
   absl::Duration timeout = absl::Seconds(1);
   absl::Duration min_backoff = absl::Milliseconds(50);
   absl::Duration max_backoff = absl::Seconds(2);
@@ -53,7 +60,7 @@ class RedisSubscriber {
   void Run();
   // Connects to `endpoint` and subscribes; a MOVED reply replaces `endpoint` and fails.
   absl::StatusOr<std::unique_ptr<RedisConnection>> Subscribe(Endpoint* endpoint);
-  // Reads messages until the connection breaks or the subscription ends.
+  // Reads messages until the connection breaks or goes silent, or the subscription ends.
   void Listen(RedisConnection& conn);
 
   const SubscriberOptions options_;

@@ -278,6 +278,8 @@ class FaultCoherenceTest(CoherenceTestCase):
                 break
             self.assertLess(time.monotonic(), deadline, f"{label}: new sessions do not travel")
             time.sleep(0.1)
+        self.report(f"{label}: new sessions travel {time.monotonic() - start:.2f} s after the "
+                    "fault")
 
     def test_a_replica_cut_off_from_redis_misses_a_deletion_and_its_followers_check(self):
         redis = self.farm.redis()
@@ -289,11 +291,66 @@ class FaultCoherenceTest(CoherenceTestCase):
         for name, version in VERSIONS.items():
             gaps = self.gaps(replica_b)
             client = self.deletion_inside(version, proxy.cut, f"cut {name}")
-            time.sleep(1.0)  # B's replica stays cut off from Redis for a second
+            cut_at = time.monotonic()
+            # Meanwhile B's replica, its subscription broken, pauses its followers: the
+            # deletion it cannot relay resumes on B no more, within a second.
+            self.assert_resumes_nowhere(client, [(tlsfarm.NODE_IPS[1], self.port)],
+                                        f"{name}: while node B's replica is cut off from Redis")
+            time.sleep(max(0.0, 1.0 - (time.monotonic() - cut_at)))  # cut off for a second
             proxy.restore()
             self.assert_dead_everywhere_and_new_sessions_shared(
                 version, client, f"{name}: node B's replica cut off from Redis for 1 s")
-            self.assertGreater(self.gaps(replica_b), gaps, "no follower was told of the gap")
+            # Its followers were paused while it was cut off; subscribed again, it tells them
+            # what they missed.
+            deadline = time.monotonic() + self.RECOVERY
+            while self.gaps(replica_b) <= gaps:
+                self.assertLess(time.monotonic(), deadline, "no follower was told of the gap")
+                time.sleep(0.05)
+
+    def test_a_replica_whose_path_to_redis_goes_silent(self):
+        # B's replica reaches Redis through a path that goes silent (no reset ever comes): its
+        # subscription's PING goes unanswered (a quiet second, then two more), it pauses its
+        # followers, and it connects again; the numbers show what it missed.
+        redis = self.farm.redis()
+        proxy = tlsfarm.TcpProxy(redis.port)
+        self.addCleanup(proxy.close)
+        replica_a = self.replica(f"redis://127.0.0.1:{redis.port}")
+        replica_b = self.replica(f"redis://127.0.0.1:{proxy.port}")
+        self.nginx_nodes(replica_a.addr, replica_b.addr)
+        gaps = self.gaps(replica_b)
+        client = self.deletion_inside(ssl.TLSVersion.TLSv1_2, proxy.freeze, "silent Redis path")
+        dead = client.session
+        start = time.monotonic()
+        while self.resumes(client, dead, tlsfarm.NODE_IPS[1], self.port):
+            self.assertLess(time.monotonic() - start, 5.0, "B's near cache went on answering")
+            time.sleep(0.05)
+        client.session = dead
+        self.report(f"node B's replica paused its followers {time.monotonic() - start:.2f} s "
+                    "after its path to Redis went silent")
+        self.assert_dead_everywhere_and_new_sessions_shared(
+            ssl.TLSVersion.TLSv1_2, client, "TLSv1.2: node B's replica's path to Redis went silent")
+        deadline = time.monotonic() + self.RECOVERY
+        while self.gaps(replica_b) <= gaps:
+            self.assertLess(time.monotonic(), deadline, "no follower was told of the gap")
+            time.sleep(0.05)
+
+    def test_a_node_whose_path_to_its_replica_goes_silent(self):
+        # Node B reaches its replica through a path that goes silent: no reset, no close, what
+        # it carries lost (a middlebox that dropped the connection's state). B's near cache
+        # stops answering within a second of hearing nothing (the deletion may be waiting on
+        # the path); gRPC's keepalive pings on B's channel find the connection dead (10 s,
+        # and 5 s for the answer), B connects again, and the replica's ring of recent changes
+        # brings it what it missed. Without the keepalive the connection would stay, dead.
+        redis = self.farm.redis()
+        replica_a = self.replica(f"redis://127.0.0.1:{redis.port}")
+        replica_b = self.replica(f"redis://127.0.0.1:{redis.port}")
+        proxy = tlsfarm.TcpProxy(replica_b.port)
+        self.addCleanup(proxy.close)
+        self.nginx_nodes(replica_a.addr, f"127.0.0.1:{proxy.port}")
+        client = self.deletion_inside(ssl.TLSVersion.TLSv1_2, proxy.freeze, "silent path")
+        self.RECOVERY = 30.0
+        self.assert_dead_everywhere_and_new_sessions_shared(
+            ssl.TLSVersion.TLSv1_2, client, "TLSv1.2: node B's path to its replica went silent")
 
     def test_killed_pubsub_connections(self):
         redis = self.farm.redis()

@@ -436,7 +436,9 @@ backend farm
 class TcpProxy:
     """A TCP proxy on 127.0.0.1 to `port`, whose path the test cuts and restores: cut()
     resets every connection through it and refuses new ones until restore(), as a network
-    partition between a replica and Redis would."""
+    partition between a replica and Redis would. freeze() silences the connections open now
+    (what they carry is dropped, and nothing tells either end), as a middlebox that lost
+    their state would, while new connections go through."""
 
     def __init__(self, port):
         self.target = port
@@ -447,8 +449,13 @@ class TcpProxy:
         self.port = self.listener.getsockname()[1]
         self.lock = threading.Lock()
         self.open = []
+        self.frozen = set()
         self.cut_off = False
         threading.Thread(target=self._accept, daemon=True).start()
+
+    def freeze(self):
+        with self.lock:
+            self.frozen.update(self.open)
 
     def cut(self):
         with self.lock:
@@ -485,18 +492,19 @@ class TcpProxy:
                 except OSError:
                     client.close()
                     continue
+                upstream.settimeout(None)  # the timeout was for connecting; reads wait
                 self.open += [client, upstream]
             for a, b in ((client, upstream), (upstream, client)):
                 threading.Thread(target=self._pipe, args=(a, b), daemon=True).start()
 
-    @staticmethod
-    def _pipe(source, sink):
+    def _pipe(self, source, sink):
         try:
             while True:
                 data = source.recv(65536)
                 if not data:
                     break
-                sink.sendall(data)
+                if source not in self.frozen:
+                    sink.sendall(data)
         except OSError:
             pass
         for s in (source, sink):

@@ -7,6 +7,7 @@
 #include <string>
 #include <vector>
 
+#include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
 #include "gtest/gtest.h"
 #include "server/observability/metrics.h"
@@ -42,6 +43,8 @@ class RecordingFollower final : public SessionFeed::Follower {
   void Stop() override {}
   void HandOver() override {}
   void Reauthorize() override {}
+  void Tick(absl::Time) override {}
+  void Pause(bool) override {}
   v1::NearCacheReport Report() const override { return {}; }
 
   bool begun() {
@@ -56,6 +59,10 @@ class RecordingFollower final : public SessionFeed::Follower {
     absl::MutexLock lock(&mu_);
     return at_;
   }
+  uint64_t last_ttl_ms() {
+    absl::MutexLock lock(&mu_);
+    return last_ttl_ms_;
+  }
   // "put ID" or "delete ID" for each change, in order.
   std::vector<std::string> seen() {
     absl::MutexLock lock(&mu_);
@@ -66,6 +73,7 @@ class RecordingFollower final : public SessionFeed::Follower {
   void Take(const FeedChangePtr& change) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
     const v1::SessionChange& c = change->change();
     seen_.push_back(absl::StrCat(c.session().empty() ? "delete " : "put ", c.session_id()));
+    last_ttl_ms_ = c.ttl_ms();
     at_.seq = change->seq();
   }
 
@@ -74,6 +82,7 @@ class RecordingFollower final : public SessionFeed::Follower {
   int gaps_ ABSL_GUARDED_BY(mu_) = 0;
   LogPoint at_ ABSL_GUARDED_BY(mu_);
   std::vector<std::string> seen_ ABSL_GUARDED_BY(mu_);
+  uint64_t last_ttl_ms_ ABSL_GUARDED_BY(mu_) = 0;
 };
 
 class SessionWritesTest : public ::testing::Test {
@@ -117,6 +126,29 @@ TEST_F(SessionWritesTest, ZeroTtlMeansTheDefaultAndLargeTtlsAreClamped) {
   EXPECT_EQ(writes.EffectiveTtl(3600), absl::Seconds(3600));
   EXPECT_EQ(writes.EffectiveTtl(3601), absl::Seconds(3600));
   EXPECT_EQ(writes.EffectiveTtl(UINT32_MAX), absl::Seconds(3600));
+}
+
+TEST_F(SessionWritesTest, ALifetimeOfMoreThan49DaysReachesTheLogWhole) {
+  // 55 days is more milliseconds than 32 bits hold: the log carries them in 64.
+  ServiceOptions options;
+  options.max_ttl = absl::Hours(24 * 60);
+  SessionWrites writes(store_.get(), &feed_, options);
+  RecordingFollower follower;
+  feed_.Join("ns", &follower, std::nullopt);
+  constexpr uint32_t kFiftyFiveDays = 55 * 24 * 3600;
+  auto stored = AwaitStore<absl::StatusOr<bool>>([&](auto done) {
+    writes.Put("ns", "long", "session", kFiftyFiveDays, 0, absl::Now() + absl::Seconds(5),
+               std::move(done));
+  });
+  ASSERT_TRUE(stored.ok() && *stored);
+  EXPECT_EQ(follower.last_ttl_ms(), uint64_t{kFiftyFiveDays} * 1000);
+  auto deleted = AwaitStore<absl::StatusOr<bool>>([&](auto done) {
+    writes.Delete("ns", "long", kFiftyFiveDays, "", absl::Now() + absl::Seconds(5),
+                  std::move(done));
+  });
+  ASSERT_TRUE(deleted.ok());
+  EXPECT_EQ(follower.last_ttl_ms(), uint64_t{kFiftyFiveDays} * 1000);  // the deletion's hold
+  feed_.Leave("ns", &follower);
 }
 
 TEST_F(SessionWritesTest, BadInputNamesTheFieldAndReachesNeitherTheStoreNorTheLog) {
@@ -207,15 +239,107 @@ TEST_F(SessionWritesTest, AResumeFromBeforeWhatTheRingKeptIsAGap) {
   feed_.Leave("ns", &late);
 }
 
+// The value of an unlabelled series in `metrics`' exposition.
+double Sample(const Metrics& metrics, absl::string_view name) {
+  const std::string text = metrics.Render();
+  const std::string line = absl::StrCat("\n", name, " ");
+  const size_t at = text.find(line);
+  if (at == std::string::npos) return -1;
+  return std::stod(text.substr(at + line.size()));
+}
+
 TEST_F(SessionWritesTest, TheLastFollowerLeavingReleasesTheNamespace) {
   RecordingFollower follower;
   feed_.Join("ns", &follower, std::nullopt);
   EXPECT_EQ(feed_.followers(), 1u);
+  ASSERT_TRUE(*Put("a"));
+  ASSERT_TRUE(*Put("b"));
+  EXPECT_GT(Sample(metrics_, "tlscache_feed_held_bytes"), 0);  // its ring
   feed_.Leave("ns", &follower);
   EXPECT_EQ(feed_.followers(), 0u);
   feed_.Tick(absl::Now());
-  // Nothing of the namespace is left: the gauge has no sample for it.
+  // Nothing of the namespace is left: the gauge has no sample for it, its ring is gone, and
+  // the store's log has no subscriber (a change made now reaches nobody, costs nothing).
   EXPECT_EQ(metrics_.Render().find("tlscache_feed_followers{namespace=\"ns\"}"), std::string::npos);
+  EXPECT_EQ(Sample(metrics_, "tlscache_feed_held_bytes"), 0);
+  ASSERT_TRUE(*Put("c"));
+  EXPECT_EQ(Sample(metrics_, "tlscache_feed_held_bytes"), 0);
+  EXPECT_EQ(follower.seen(), (std::vector<std::string>{"put a", "put b"}));
+}
+
+// A follower that keeps every change it is given (as a stream that cannot write does) and
+// records whether the feed said it holds too much.
+class HoldingFollower final : public SessionFeed::Follower {
+ public:
+  void Begin(const LogPoint&, std::vector<FeedChangePtr>, bool) override {}
+  void Deliver(absl::string_view, uint64_t, const std::vector<FeedChangePtr>& changes,
+               bool over_budget) override {
+    absl::MutexLock lock(&mu_);
+    held_.insert(held_.end(), changes.begin(), changes.end());
+    told_over_budget_ |= over_budget;
+  }
+  void Stop() override {}
+  void HandOver() override {}
+  void Reauthorize() override {}
+  void Tick(absl::Time) override {}
+  void Pause(bool) override {}
+  v1::NearCacheReport Report() const override { return {}; }
+
+  bool told_over_budget() {
+    absl::MutexLock lock(&mu_);
+    return told_over_budget_;
+  }
+  void LetGo() {
+    absl::MutexLock lock(&mu_);
+    held_.clear();
+  }
+
+ private:
+  absl::Mutex mu_;
+  std::vector<FeedChangePtr> held_ ABSL_GUARDED_BY(mu_);
+  bool told_over_budget_ ABSL_GUARDED_BY(mu_) = false;
+};
+
+TEST_F(SessionWritesTest, WhatTheFeedHoldsStaysUnderItsCapAndALaggingFollowerIsToldSo) {
+  FeedOptions options;
+  options.max_total_bytes = 16 << 10;  // rings 1 MiB each, below: only the total binds
+  options.max_ring_bytes = 1 << 20;
+  Metrics metrics;
+  SessionFeed feed(store_.get(), options, &metrics);
+  SessionWrites writes(store_.get(), &feed, ServiceOptions());
+  auto put = [&](absl::string_view ns, absl::string_view id) {
+    return AwaitStore<absl::StatusOr<bool>>([&](auto done) {
+      writes.Put(ns, id, std::string(1024, 's'), 60, 0, absl::Now() + absl::Seconds(5),
+                 std::move(done));
+    });
+  };
+  // Two namespaces, each with a follower that keeps up; "slow" has one that holds everything.
+  RecordingFollower fast, other;
+  HoldingFollower slow;
+  feed.Join("ns", &fast, std::nullopt);
+  feed.Join("ns", &slow, std::nullopt);
+  feed.Join("other", &other, std::nullopt);
+  for (int i = 0; i < 12; ++i) ASSERT_TRUE(*put("ns", absl::StrCat("id", i)));
+  EXPECT_FALSE(slow.told_over_budget());
+  for (int i = 12; i < 40; ++i) ASSERT_TRUE(*put("ns", absl::StrCat("id", i)));
+  for (int i = 0; i < 40; ++i) ASSERT_TRUE(*put("other", absl::StrCat("id", i)));
+  // Past the cap the rings gave their changes up, and the follower holding them was told.
+  EXPECT_TRUE(slow.told_over_budget());
+  // Those that keep up miss nothing, in either namespace.
+  EXPECT_EQ(fast.seen().size(), 40u);
+  EXPECT_EQ(other.seen().size(), 40u);
+  EXPECT_EQ(fast.gaps() + other.gaps(), 0);
+  // Once it lets go (its stream cut loose), the feed holds no more than its cap, and its
+  // rings keep recent changes again.
+  slow.LetGo();
+  EXPECT_LE(Sample(metrics, "tlscache_feed_held_bytes"), options.max_total_bytes);
+  ASSERT_TRUE(*put("ns", "after"));
+  EXPECT_GT(Sample(metrics, "tlscache_feed_held_bytes"), 0);
+  EXPECT_LE(Sample(metrics, "tlscache_feed_held_bytes"), options.max_total_bytes);
+  for (SessionFeed::Follower* f : std::vector<SessionFeed::Follower*>{&fast, &slow}) {
+    feed.Leave("ns", f);
+  }
+  feed.Leave("other", &other);
 }
 
 }  // namespace

@@ -160,6 +160,7 @@ TEST_P(LogAcrossReplicasTest, ASubscriptionCutOffStartsAgainAndItsNumbersShowWha
   }
   ASSERT_TRUE(other.AppendUntilReceived(*first_, "ns", "id", "after", absl::Seconds(20)));
   EXPECT_GE(other.starts(), 2);
+  EXPECT_TRUE(other.EveryRestartAfterALoss());  // the feed pauses its followers at once
   // Each change is either received, or numbered at or before the start that came after it:
   // a follower knows exactly where it may have missed something.
   EXPECT_TRUE(other.Consecutive());  // no number skipped without a start to say so
@@ -169,12 +170,32 @@ TEST_P(LogAcrossReplicasTest, ASubscriptionCutOffStartsAgainAndItsNumbersShowWha
   EXPECT_EQ(other.changes().back().seq, whole.received().front().seq);
 }
 
+TEST_P(LogAcrossReplicasTest, ASubscriptionWhoseRedisGoesSilentIsLostWithinSeconds) {
+  // A Redis that stops answering (here stopped; a path that went silent is the same to the
+  // subscriber): no reset ever comes, and only its own PING finds out.
+  LogCollector other(*second_, "ns");
+  ASSERT_TRUE(other.AppendUntilReceived(*first_, "ns", "id", "before"));
+  redis_->Pause();
+  const absl::Time paused = absl::Now();
+  const bool lost = Eventually([&] { return other.losses() == 1; }, absl::Seconds(10));
+  const absl::Duration took = absl::Now() - paused;
+  redis_->Resume();
+  ASSERT_TRUE(lost);
+  // A PING after a quiet second, two more for its answer.
+  EXPECT_GE(took, absl::Seconds(2));
+  EXPECT_LT(took, absl::Seconds(5));
+  EXPECT_TRUE(other.AppendUntilReceived(*first_, "ns", "id", "after", absl::Seconds(20)));
+  EXPECT_EQ(other.starts(), 2);
+  EXPECT_TRUE(other.EveryRestartAfterALoss());
+}
+
 TEST_P(LogAcrossReplicasTest, ASubscriptionComesBackAfterRedisRestarts) {
   LogCollector other(*second_, "ns");
   ASSERT_TRUE(other.AppendUntilReceived(*first_, "ns", "id", "before"));
   redis_->Kill();
   ASSERT_TRUE(redis_->Restart().ok());
   EXPECT_TRUE(other.AppendUntilReceived(*first_, "ns", "id", "after", absl::Seconds(20)));
+  EXPECT_TRUE(other.EveryRestartAfterALoss());
   // Redis came back empty: the log began again, under another ID.
   EXPECT_NE(other.changes().front().log_id, other.changes().back().log_id);
 }
