@@ -156,9 +156,11 @@ class CacheClient::ProcessState {
         options_(client.options_),
         breaker_(client.options_.breaker) {
     grpc::ChannelArguments args;
-    // A cache that comes back is used again within a fraction of a second.
+    // A cache that comes back is used again within a fraction of a second. Each connection
+    // attempt gets 2 s (gRPC's minimum connect timeout is this "min backoff"): a replica busy
+    // accepting (a farm's workers all connecting after a rollout) answers late, not never.
     args.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, 100);
-    args.SetInt(GRPC_ARG_MIN_RECONNECT_BACKOFF_MS, 100);
+    args.SetInt(GRPC_ARG_MIN_RECONNECT_BACKOFF_MS, 2000);
     args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, 1000);
     // Calls and streams go round robin over every replica the target names (a list, or
     // every address of a name), and a name is resolved again when a connection ends (at
@@ -778,6 +780,19 @@ void CacheClient::Prepare(absl::string_view ns, bool follow_tickets) {
   if (state == nullptr) return;
   state->Sessions(ns);
   if (follow_tickets) state->Follow(ns);
+}
+
+uint64_t CacheClient::WithdrawalMark(absl::string_view ns) {
+  ProcessState* state = State();
+  SessionFollower* sessions = state == nullptr ? nullptr : state->Sessions(ns);
+  return sessions == nullptr ? 0 : sessions->RemovalMark();
+}
+
+bool CacheClient::WithdrawnSince(absl::string_view ns, absl::string_view session_id,
+                                 uint64_t mark) {
+  ProcessState* state = State();
+  SessionFollower* sessions = state == nullptr ? nullptr : state->Sessions(ns);
+  return sessions != nullptr && sessions->WithdrawnSince(session_id, mark);
 }
 
 std::shared_ptr<const TicketKeySnapshot> CacheClient::TicketKeys(absl::string_view ns) {

@@ -159,6 +159,14 @@ class CacheClient {
                                                absl::string_view tls_session_id)>;
   void SetWithdrawnListener(WithdrawnListener listener) { withdrawn_ = std::move(listener); }
 
+  // Where this process stands in the withdrawals of `ns` it has heard of: taken before a
+  // lookup, it lets WithdrawnSince tell whether the session found was withdrawn while the
+  // caller put it to use (after the lookup returned, before the caller kept it anywhere).
+  uint64_t WithdrawalMark(absl::string_view ns);
+  // Whether `session_id` of `ns` was withdrawn here after `mark` (true too when that can no
+  // longer be told); false where the process follows no withdrawals (near cache off).
+  bool WithdrawnSince(absl::string_view ns, absl::string_view session_id, uint64_t mark);
+
   // Waits until everything queued so far was answered; false after `timeout`.
   bool Flush(absl::Duration timeout);
 

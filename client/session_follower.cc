@@ -130,12 +130,20 @@ void SessionFollower::Keep(absl::string_view session_id, const SecretBytes& sess
   }
   if (!vouching_.load(std::memory_order_acquire)) return;
   absl::MutexLock lock(&removals_mu_);
-  if (mark < forgotten_before_) return;  // cannot tell what was withdrawn since
-  if (auto it = recent_removals_.find(std::string(session_id));
-      it != recent_removals_.end() && it->second > mark) {
-    return;  // withdrawn while the answer was on its way
-  }
+  // Withdrawn while the answer was on its way, or too long ago to tell.
+  if (WithdrawnSinceLocked(session_id, mark)) return;
   near_.Insert(session_id, session.Clone(), ttl);
+}
+
+bool SessionFollower::WithdrawnSince(absl::string_view session_id, uint64_t mark) const {
+  absl::MutexLock lock(&removals_mu_);
+  return WithdrawnSinceLocked(session_id, mark);
+}
+
+bool SessionFollower::WithdrawnSinceLocked(absl::string_view session_id, uint64_t mark) const {
+  if (mark < forgotten_before_) return true;
+  auto it = recent_removals_.find(std::string(session_id));
+  return it != recent_removals_.end() && it->second > mark;
 }
 
 void SessionFollower::Withdraw(absl::string_view session_id) {

@@ -149,6 +149,9 @@ class SessionFollower {
   // Where the follower stands in the deletions it applied, for Keep: taken before a lookup
   // in the service.
   uint64_t RemovalMark() const;
+  // Whether `session_id` was withdrawn here after `mark` was taken (true too when the
+  // follower no longer recalls that far back).
+  bool WithdrawnSince(absl::string_view session_id, uint64_t mark) const;
   // A session the service returned to this process (asked after `mark`): kept in the near
   // cache, where the next lookup finds it and a check after a gap covers it. Only when the
   // follower vouches for what it holds, and the session was not withdrawn since `mark`
@@ -200,6 +203,8 @@ class SessionFollower {
   void WriteLoop();
   // Drops `session_id` from the near cache and remembers it for Keep.
   void Withdraw(absl::string_view session_id);
+  bool WithdrawnSinceLocked(absl::string_view session_id, uint64_t mark) const
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(removals_mu_);
   // Applies a response; `current`: of the stream being read by the reader (a replaced
   // stream's changes are applied only where they go on from what was applied).
   void Apply(v1::FollowResponse& response, bool current);

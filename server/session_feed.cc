@@ -332,9 +332,10 @@ class SessionFeed::Namespace : public std::enable_shared_from_this<SessionFeed::
   void RelayLocked(const std::string& log_id, std::vector<FeedChangePtr> changes)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
     if (!changes.empty() && log_id == at_.log_id && changes.front()->seq() <= at_.seq) {
+      const uint64_t at = at_.seq;
       changes.erase(changes.begin(),
                     std::find_if(changes.begin(), changes.end(),
-                                 [&](const FeedChangePtr& c) { return c->seq() > at_.seq; }));
+                                 [at](const FeedChangePtr& c) { return c->seq() > at; }));
     }
     if (changes.empty()) return;
     const uint64_t first = changes.front()->seq();

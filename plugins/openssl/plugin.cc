@@ -187,6 +187,52 @@ void Withdraw(const client::CacheClient* client, absl::string_view ns, absl::str
   withdrawing = false;
 }
 
+// A session this connection found in the farm, looked at again once OpenSSL has kept it.
+// OpenSSL adds what the get callback returns to its own cache after the callback has returned:
+// a withdrawal that arrives in between finds nothing to remove there, and would leave the
+// session resumable on this node for its lifetime. `mark` was taken before the lookup.
+struct FarmLookup {
+  CtxState* state = nullptr;
+  std::string key;
+  std::string tls_session_id;
+  uint64_t mark = 0;
+};
+
+// Withdraws the session again if the farm withdrew it since the lookup: a withdrawal after
+// this finds it in OpenSSL's cache and removes it there itself.
+void Recheck(const FarmLookup& lookup) {
+  const CtxState& state = *lookup.state;
+  if (state.client->WithdrawnSince(state.config.ns, lookup.key, lookup.mark)) {
+    Withdraw(state.client.get(), state.config.ns, lookup.key, lookup.tls_session_id);
+  }
+}
+
+// A connection freed before its handshake was done (OpenSSL kept the session all the same).
+void FreeFarmLookup(void* /*parent*/, void* ptr, CRYPTO_EX_DATA* /*ad*/, int /*idx*/,
+                    long /*argl*/, void* /*argp*/) {
+  std::unique_ptr<FarmLookup> lookup(static_cast<FarmLookup*>(ptr));
+  if (lookup == nullptr) return;
+  try {
+    Recheck(*lookup);
+  } catch (...) {
+  }
+}
+
+int LookupIndex() {
+  static const int index = SSL_get_ex_new_index(0, nullptr, nullptr, nullptr, FreeFarmLookup);
+  return index;
+}
+
+// Takes the connection's farm lookup off it and looks at it again (once its handshake is done,
+// or before another lookup on a connection the application reuses).
+void RecheckLookupOf(SSL* ssl) {
+  if (LookupIndex() < 0) return;
+  std::unique_ptr<FarmLookup> lookup(static_cast<FarmLookup*>(SSL_get_ex_data(ssl, LookupIndex())));
+  if (lookup == nullptr) return;
+  SSL_set_ex_data(ssl, LookupIndex(), nullptr);
+  Recheck(*lookup);
+}
+
 // One client (one channel, one sender) per cache address and credentials in the process,
 // however many contexts use it: a server with many virtual hosts has many SSL_CTXs.
 std::shared_ptr<client::CacheClient> SharedClient(const client::ClientOptions& options,
@@ -286,12 +332,19 @@ SSL_SESSION* LookUpInFarm(SSL* ssl, absl::string_view session_id, CtxState& stat
   const bool consume = SSL_version(ssl) == TLS1_3_VERSION &&
                        AntiReplay(SSL_get_max_early_data(ssl), SSL_get_options(ssl));
   std::string key = FarmSessionKey(session_id, ClientAuthDigest(ssl));
+  RecheckLookupOf(ssl);
+  const uint64_t mark = state.client->WithdrawalMark(state.config.ns);
   absl::StatusOr<SecretBytes> bytes = state.client->Get(state.config.ns, key, consume);
   if (!bytes.ok()) return nullptr;
   absl::StatusOr<SslSessionPtr> session = DecodeSession(bytes->view(), session_id);
   if (!session.ok()) {
     state.rejected++;
     return nullptr;
+  }
+  if (LookupIndex() >= 0) {
+    auto lookup = std::make_unique<FarmLookup>(
+        FarmLookup{&state, key, std::string(session_id), mark});
+    if (SSL_set_ex_data(ssl, LookupIndex(), lookup.get()) == 1) lookup.release();
   }
   SetSessionKey(session->get(), std::move(key));  // the session is still ours alone
   state.resumed++;
@@ -374,12 +427,19 @@ void RemoveSessionCallback(SSL_CTX* ctx, SSL_SESSION* session) noexcept {
 }
 
 // A fatal alert, sent or received, ends the connection's session everywhere (RFC 5246 7.2.2),
-// whatever the removal callback could tell. The application's own info callback (on the
+// whatever the removal callback could tell. A handshake done looks again at the session the
+// connection found in the farm (FarmLookup). The application's own info callback (on the
 // context the connection is on now) is called first, as OpenSSL would have.
 void InfoCallbackOf(const SSL* ssl, int where, int ret) noexcept {
   SSL* s = const_cast<SSL*>(ssl);
   if (CtxState* here = StateOf(SSL_get_SSL_CTX(s)); here != nullptr && here->app_info != nullptr) {
     here->app_info(ssl, where, ret);
+  }
+  if ((where & SSL_CB_HANDSHAKE_DONE) != 0) {
+    try {
+      RecheckLookupOf(s);
+    } catch (...) {
+    }
   }
   if ((where & SSL_CB_ALERT) == 0 || (ret >> 8) != SSL3_AL_FATAL) return;
   try {

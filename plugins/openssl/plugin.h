@@ -15,7 +15,10 @@
 // entry, so a ticket resumes at most once across the farm, and the internal lookup is
 // skipped so that the farm's copy is the only one that counts. A session the farm withdraws
 // (deleted or consumed through another node) is also removed from OpenSSL's internal cache of
-// every context on that namespace that asks for no client certificate.
+// every context on that namespace: found by its TLS session ID, which a deletion carries
+// when its farm key is not that ID (client-certificate contexts); a copy a check withdrew
+// (after a gap) carries only its farm key, and reaches only contexts that ask for no client
+// certificate.
 #ifndef TLSCACHE_PLUGINS_OPENSSL_PLUGIN_H_
 #define TLSCACHE_PLUGINS_OPENSSL_PLUGIN_H_
 

