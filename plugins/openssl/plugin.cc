@@ -500,7 +500,9 @@ int TicketKeyCallback(SSL* ssl, unsigned char name[16], unsigned char iv[EVP_MAX
 absl::Status Attach(SSL_CTX* ctx, const PluginConfig& config, AttachReport* report,
                     bool server_ticket_keys) {
   if (ctx == nullptr) return absl::InvalidArgumentError("no SSL_CTX");
-  if (CtxIndex() < 0 || SslIndex() < 0) return absl::InternalError("no ex_data index");
+  if (CtxIndex() < 0 || SslIndex() < 0 || LookupIndex() < 0) {
+    return absl::InternalError("no ex_data index");
+  }
   // The server said no session resumes here (nginx's ssl_session_cache off): that stays so.
   if ((SSL_CTX_get_session_cache_mode(ctx) & SSL_SESS_CACHE_SERVER) == 0) {
     return absl::FailedPreconditionError(
@@ -610,6 +612,7 @@ int NewContextIndex(CRYPTO_EX_free* free_slot) {
 void ReserveContextSlots() {
   (void)CtxIndex();
   (void)SslIndex();
+  (void)LookupIndex();
 }
 
 bool IsAttached(SSL_CTX* ctx) { return StateOf(ctx) != nullptr; }
