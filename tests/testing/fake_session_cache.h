@@ -1,6 +1,8 @@
 // FakeSessionCache: an in-process tlscache.v1.SessionCache server for unit tests of clients.
 // Every Get answers with what the test set (bytes, an error, a delay); Puts and Deletes are
-// recorded.
+// recorded. Follow is unimplemented (the clients' near caches stay off) unless a test turns it
+// on with FollowChanges: then it takes stores and deletions up the stream, acknowledges them,
+// and pushes the deletions a test makes with Withdraw; it sends nothing else.
 #ifndef TLSCACHE_TESTS_TESTING_FAKE_SESSION_CACHE_H_
 #define TLSCACHE_TESTS_TESTING_FAKE_SESSION_CACHE_H_
 
@@ -8,8 +10,10 @@
 #include <grpcpp/server.h>
 #include <grpcpp/server_builder.h>
 
+#include <functional>
 #include <map>
 #include <memory>
+#include <set>
 #include <string>
 #include <utility>
 #include <vector>
@@ -87,6 +91,29 @@ class FakeSessionCache final : public v1::SessionCache::Service {
     return last_consume_;
   }
 
+  void FollowChanges() {
+    absl::MutexLock lock(&mu_);
+    follow_ = true;
+  }
+  // Called by each Get once it has read its answer, before it sends it.
+  void BeforeGetAnswers(std::function<void(const v1::GetRequest&)> hook) {
+    absl::MutexLock lock(&mu_);
+    before_answer_ = std::move(hook);
+  }
+  // Deletes a session, as another node would, and pushes the deletion to every Follow stream.
+  void Withdraw(absl::string_view ns, absl::string_view session_id) {
+    {
+      absl::MutexLock lock(&mu_);
+      stored_.erase(absl::StrCat(ns, "/", session_id));
+    }
+    absl::MutexLock lock(&streams_mu_);
+    v1::FollowResponse response;
+    v1::SessionChange* change = response.add_changes();
+    change->set_session_id(std::string(session_id));
+    ++seq_;
+    for (Stream* stream : streams_) WriteLocked(stream, response);
+  }
+
   grpc::Status Put(grpc::ServerContext*, const v1::PutRequest* request, v1::PutResponse*) override {
     absl::MutexLock lock(&mu_);
     ++puts_;
@@ -104,15 +131,64 @@ class FakeSessionCache final : public v1::SessionCache::Service {
       delay = delay_;
     }
     absl::SleepFor(delay);
+    grpc::Status status = Answer(*request, response);
+    std::function<void(const v1::GetRequest&)> hook;
+    {
+      absl::MutexLock lock(&mu_);
+      hook = before_answer_;
+    }
+    if (hook) hook(*request);
+    return status;
+  }
+
+  grpc::Status Follow(grpc::ServerContext*,
+                      grpc::ServerReaderWriter<v1::FollowResponse, v1::FollowRequest>* stream)
+      override {
+    {
+      absl::MutexLock lock(&mu_);
+      if (!follow_) return grpc::Status(grpc::StatusCode::UNIMPLEMENTED, "no Follow here");
+    }
+    {
+      absl::MutexLock lock(&streams_mu_);
+      streams_.insert(stream);
+    }
+    std::string ns;
+    v1::FollowRequest request;
+    while (stream->Read(&request)) {
+      if (!request.namespace_().empty()) ns = request.namespace_();
+      {
+        absl::MutexLock lock(&mu_);
+        for (const v1::PutRequest& put : request.puts()) {
+          ++puts_;
+          stored_[ns + "/" + put.session_id()] = put.session();
+        }
+        for (const v1::DeleteRequest& removal : request.removals()) {
+          ++deletes_;
+          stored_.erase(ns + "/" + removal.session_id());
+        }
+      }
+      if (request.batch() == 0) continue;
+      v1::FollowResponse response;
+      response.add_acks()->set_batch(request.batch());
+      absl::MutexLock lock(&streams_mu_);
+      WriteLocked(stream, response);
+    }
+    absl::MutexLock lock(&streams_mu_);
+    streams_.erase(stream);
+    return grpc::Status::OK;
+  }
+
+  grpc::Status Answer(const v1::GetRequest& request, v1::GetResponse* response) {
     absl::MutexLock lock(&mu_);
     if (code_ != grpc::StatusCode::OK) return grpc::Status(code_, "fake error");
     if (has_blob_) {
       response->set_session(blob_);
       return grpc::Status::OK;
     }
-    auto found = stored_.find(request->namespace_() + "/" + request->session_id());
+    auto found = stored_.find(request.namespace_() + "/" + request.session_id());
     if (found == stored_.end()) return grpc::Status(grpc::StatusCode::NOT_FOUND, "miss");
     response->set_session(found->second);
+    response->set_ttl_remaining_seconds(60);
     return grpc::Status::OK;
   }
 
@@ -125,6 +201,16 @@ class FakeSessionCache final : public v1::SessionCache::Service {
   }
 
  private:
+  using Stream = grpc::ServerReaderWriter<v1::FollowResponse, v1::FollowRequest>;
+
+  // Every response carries the log position: one log, numbered by the fake's deletions.
+  void WriteLocked(Stream* stream, v1::FollowResponse response)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(streams_mu_) {
+    response.mutable_position()->set_log_id("fake");
+    response.mutable_position()->set_seq(seq_);
+    stream->Write(response);
+  }
+
   int port_ = 0;
   std::unique_ptr<grpc::Server> server_;
   mutable absl::Mutex mu_;
@@ -137,6 +223,12 @@ class FakeSessionCache final : public v1::SessionCache::Service {
   int gets_ ABSL_GUARDED_BY(mu_) = 0;
   bool last_consume_ ABSL_GUARDED_BY(mu_) = false;
   std::map<std::string, std::string> stored_ ABSL_GUARDED_BY(mu_);
+  bool follow_ ABSL_GUARDED_BY(mu_) = false;
+  std::function<void(const v1::GetRequest&)> before_answer_ ABSL_GUARDED_BY(mu_);
+  // The open Follow streams; writes to them and the log's numbering, under one lock.
+  absl::Mutex streams_mu_;
+  std::set<Stream*> streams_ ABSL_GUARDED_BY(streams_mu_);
+  uint64_t seq_ ABSL_GUARDED_BY(streams_mu_) = 0;
 };
 
 }  // namespace tlscache::testing

@@ -11,6 +11,7 @@
 #include <tuple>
 #include <vector>
 
+#include "absl/time/clock.h"
 #include "common/threads.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
@@ -231,6 +232,43 @@ TEST_P(PluginTest, AnEvictionFromAFullInternalCacheDeletesNothingButAFatalAlertS
   ASSERT_TRUE(EndWithFatalAlert(*h).ok());
   EXPECT_TRUE(Eventually([&] { return !fake_.Holds(OfferedId(doomed.get())); }));
   EXPECT_EQ(fake_.deletes(), 1);
+}
+
+// OpenSSL keeps what a lookup returned in its own cache only after the lookup returned: a
+// withdrawal that arrives in between finds nothing there to remove. The handshake, once done,
+// looks again: the session resumes there no more.
+TEST(PluginWithdrawalTest, ASessionWithdrawnAsItsLookupIsAnsweredResumesThereNoMore) {
+  FakeSessionCache fake;
+  fake.FollowChanges();
+  SslCtxPtr origin = MakeServerContext();
+  SslCtxPtr other = MakeServerContext();
+  for (SSL_CTX* ctx : {origin.get(), other.get()}) {
+    const std::string config = "addr=" + fake.addr() + ";timeout_ms=500;namespace=test";
+    ASSERT_EQ(tlscache_attach(ctx, config.c_str()), 1) << tlscache_last_error();
+  }
+  SslCtxPtr client = MakeClientContext(TLS1_2_VERSION);
+  auto made = RunHandshake(client.get(), origin.get(), nullptr);
+  ASSERT_TRUE(made.ok()) << made.status();
+  SslSessionPtr session(SSL_get1_session(made->client.get()));
+  const std::string id = OfferedId(session.get());
+  ASSERT_TRUE(Eventually([&] { return fake.Holds(id); }));  // up the Follow stream
+  // The fake sends nothing unasked: a second on, the near cache no longer answers, and the
+  // lookup goes to the service, which the other node withdraws it from as it answers.
+  absl::SleepFor(absl::Milliseconds(1200));
+  fake.BeforeGetAnswers([&](const v1::GetRequest& request) {
+    if (request.session_id() != id) return;
+    fake.Withdraw(request.namespace_(), request.session_id());
+    absl::SleepFor(absl::Milliseconds(300));  // the push reaches the process first
+  });
+  auto raced = RunHandshake(client.get(), other.get(), session.get());
+  ASSERT_TRUE(raced.ok()) << raced.status();
+  ASSERT_EQ(fake.gets(), 1);
+  fake.BeforeGetAnswers(nullptr);
+  for (SSL_CTX* ctx : {other.get(), origin.get()}) {
+    auto again = RunHandshake(client.get(), ctx, session.get());
+    ASSERT_TRUE(again.ok()) << again.status();
+    EXPECT_FALSE(again->resumed);
+  }
 }
 
 TEST_P(PluginTest, ACacheThatFailsMeansAFullHandshake) {
