@@ -91,6 +91,10 @@ class FakeSessionCache final : public v1::SessionCache::Service {
     return last_consume_;
   }
 
+  int follow_streams() {
+    absl::MutexLock lock(&streams_mu_);
+    return static_cast<int>(streams_.size());
+  }
   void FollowChanges() {
     absl::MutexLock lock(&mu_);
     follow_ = true;

@@ -242,19 +242,22 @@ TEST(PluginWithdrawalTest, ASessionWithdrawnAsItsLookupIsAnsweredResumesThereNoM
   fake.FollowChanges();
   SslCtxPtr origin = MakeServerContext();
   SslCtxPtr other = MakeServerContext();
-  for (SSL_CTX* ctx : {origin.get(), other.get()}) {
-    const std::string config = "addr=" + fake.addr() + ";timeout_ms=500;namespace=test";
+  // Two nodes, each with its own client (their settings differ): the fake pushes no stores,
+  // so the other node's near cache never has the session and its lookup asks the fake.
+  for (auto [ctx, timeout] : {std::pair{origin.get(), 500}, std::pair{other.get(), 499}}) {
+    const std::string config =
+        "addr=" + fake.addr() + ";timeout_ms=" + std::to_string(timeout) + ";namespace=test";
     ASSERT_EQ(tlscache_attach(ctx, config.c_str()), 1) << tlscache_last_error();
+    Prepare(ctx);
   }
+  ASSERT_TRUE(Eventually([&] { return fake.follow_streams() == 2; }));
   SslCtxPtr client = MakeClientContext(TLS1_2_VERSION);
   auto made = RunHandshake(client.get(), origin.get(), nullptr);
   ASSERT_TRUE(made.ok()) << made.status();
   SslSessionPtr session(SSL_get1_session(made->client.get()));
   const std::string id = OfferedId(session.get());
-  ASSERT_TRUE(Eventually([&] { return fake.Holds(id); }));  // up the Follow stream
-  // The fake sends nothing unasked: a second on, the near cache no longer answers, and the
-  // lookup goes to the service, which the other node withdraws it from as it answers.
-  absl::SleepFor(absl::Milliseconds(1200));
+  ASSERT_TRUE(Eventually([&] { return fake.Holds(id); }));
+  // The fake withdraws the session (another node deleted it) as it answers the lookup.
   fake.BeforeGetAnswers([&](const v1::GetRequest& request) {
     if (request.session_id() != id) return;
     fake.Withdraw(request.namespace_(), request.session_id());
