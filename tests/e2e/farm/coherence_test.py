@@ -12,6 +12,7 @@ import signal
 import ssl
 import subprocess
 import sys
+import threading
 import time
 import unittest
 
@@ -358,13 +359,28 @@ class FaultCoherenceTest(CoherenceTestCase):
         replica_a = self.replica(f"redis://127.0.0.1:{redis.port}")
         replica_b = self.replica(f"redis://127.0.0.1:{redis.port}")
         self.nginx_nodes(replica_a.addr, replica_b.addr)
-        kill = lambda: tlsfarm.redis_call(redis.port, b"CLIENT", b"KILL", b"TYPE", b"pubsub")
+        killing = threading.Event()
+
+        def kill_for_a_while():
+            # The replicas subscribe again at once: the connections are killed again and again
+            # for half a second, in which the deletion is made.
+            end = time.monotonic() + 0.5
+            while time.monotonic() < end:
+                tlsfarm.redis_call(redis.port, b"CLIENT", b"KILL", b"TYPE", b"pubsub")
+            killing.clear()
+
+        def kill():
+            killing.set()
+            threading.Thread(target=kill_for_a_while, daemon=True).start()
+
         for name, version in VERSIONS.items():
-            # The replicas subscribe again at once: a deletion falls into that moment only
-            # now and then. Until one did (B's followers were told of a gap), again.
+            # Until a deletion fell into a moment B's replica was not subscribed (B's followers
+            # were told of a gap), again.
             gaps = self.gaps(replica_b)
             for attempt in range(20):
                 client = self.deletion_inside(version, kill, f"pubsub {name}")
+                while killing.is_set():
+                    time.sleep(0.05)
                 self.assert_dead_everywhere_and_new_sessions_shared(
                     version, client, f"{name}: pub/sub connections killed, attempt {attempt + 1}")
                 # B's replica subscribes again within moments, and then tells of a gap if
