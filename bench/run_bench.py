@@ -18,6 +18,10 @@ and writes the figures to docs/benchmarks.md.
 7. Memory over a long run (--soak_minutes, 10 by default).
 8. One tenant's flood beside another tenant's stores: the quiet tenant's latency alone, with
    the flood on its replica, and with the flood on another replica (the machine's ceiling).
+9. What sharing costs a node's processes: nginx ×3 with 2 and with 8 workers a node, TLS 1.3
+   with stateful tickets (every handshake a session the farm learns) against the same farm
+   with farm tickets (nothing leaves a node), CPU per handshake of the nodes and of the
+   service; and the node's memory over a long run (--node_memory_minutes, 10 by default).
 
 Every process is started here, on loopback, and stopped at the end of its part.
 """
@@ -817,6 +821,188 @@ def apache_added(lookups):
     return f"{shared[0]:+.0f} µs" if shared else "–"
 
 
+# ---- 9. what sharing costs a node's processes ------------------------------------------------
+
+NODE_ROWS = (  # (label, workers a node, extra preload variables)
+    ("stateful tickets, 2 workers a node", 2, {}),
+    ("stateful tickets, 8 workers a node", 8, {}),
+    ("farm tickets, 2 workers a node", 2, {"TLSCACHE_TICKETS": "farm"}),
+    ("farm tickets, 8 workers a node", 8, {"TLSCACHE_TICKETS": "farm"}),
+    ("stateful tickets, 8 workers a node, near cache off", 8, {"TLSCACHE_NEAR_CACHE_MB": "0"}),
+)
+NODE_ROUNDS = 3
+NODE_CLIENTS = 8
+
+
+def cpu_seconds(pid):
+    """CPU seconds of a process so far, its children that exited included (nginx workers
+    replaced or ended count for the master)."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return sum(int(x) for x in fields[11:15]) / os.sysconf("SC_CLK_TCK")
+
+
+def node_pids(node):
+    children = subprocess.run(["pgrep", "-P", str(node.popen.pid)], capture_output=True,
+                              text=True).stdout.split()
+    return [node.popen.pid, *(int(pid) for pid in children)]
+
+
+def sharing_farm(farm, workers, variables):
+    redis = farm.redis()
+    cache = farm.cache(store=f"redis://127.0.0.1:{redis.port}")
+    env = preload_env(cache, **variables)
+    port, nodes = farm.on_every_node(
+        lambda ip, port, name: farm.nginx(ip, port, name, env=env, workers=workers))
+    return cache, nodes, farm.haproxy(port)
+
+
+def node_cpu_part(seconds):
+    """Each row of NODE_ROWS NODE_ROUNDS times, the rows alternating; a fresh farm for each
+    run; CPU of every nginx process (the workers' own) and of tlscache-server, from /proc."""
+    runs = {label: [] for label, _, _ in NODE_ROWS}
+    for _ in range(NODE_ROUNDS):
+        for label, workers, variables in NODE_ROWS:
+            log(f"node cost: {label}")
+            farm = tlsfarm.Farm()
+            try:
+                cache, nodes, lb = sharing_farm(farm, workers, variables)
+                pids = [pid for node in nodes for pid in node_pids(node)]
+                before = sum(cpu_seconds(pid) for pid in pids), cpu_seconds(cache.popen.pid)
+                r = tlscache_bench("tls", f"--target=127.0.0.1:{lb}", "--tls=1.3",
+                                   f"--concurrency={NODE_CLIENTS}", f"--duration={seconds}s",
+                                   "--resume=newest")
+                after = sum(cpu_seconds(pid) for pid in pids), cpu_seconds(cache.popen.pid)
+                handshakes = max(1, r["handshakes"])
+                runs[label].append({
+                    "handshakes": r["handshakes"], "resumption_pct": r["resumption_pct"],
+                    "failures": r["failures"],
+                    "nodes_us": (after[0] - before[0]) / handshakes * 1e6,
+                    "service_us": (after[1] - before[1]) / handshakes * 1e6})
+            finally:
+                farm.close()
+    return runs
+
+
+def node_memory_part(minutes):
+    """`minutes` of TLS 1.3 stateful tickets (a new session each connection) through nginx ×3
+    at 2 and then 8 workers a node; the proportional set size (PSS: shared pages divided among
+    the processes that map them) of node 1's processes, in all and of the near cache's mapping
+    alone, after the first minute and at the end."""
+    if minutes <= 0:
+        return None
+    rows = []
+    for workers in (2, 8):
+        farm = tlsfarm.Farm()
+        try:
+            _, nodes, lb = sharing_farm(farm, workers, {})
+            argv = [tlsfarm.built("tlscache-bench"), "tls", "--json", "--progress=false",
+                    f"--target=127.0.0.1:{lb}", "--tls=1.3", "--concurrency=8",
+                    "--pause=6ms", "--resume=newest", f"--duration={minutes * 60}s"]
+            log(" ".join(argv[1:]))
+            load = subprocess.Popen(argv, stdout=subprocess.PIPE, text=True)
+            samples = []
+            started = time.monotonic()
+            for at in (60, minutes * 60 - 5):
+                time.sleep(max(0, at - (time.monotonic() - started)))
+                samples.append((at, *node_pss_mib(nodes[0])))
+            result = json.loads(load.communicate()[0])
+            rows.append({"workers": workers, "samples": samples, "result": result,
+                         "minutes": minutes})
+        finally:
+            farm.close()
+    return rows
+
+
+NEAR_CACHE_KIB = 16 << 10  # the default bound: the node's mapping of that size
+
+
+def node_pss_mib(node):
+    """(PSS of the node's processes, PSS of its near cache's mapping) in MiB."""
+    total = near = 0
+    for pid in node_pids(node):
+        try:
+            with open(f"/proc/{pid}/smaps") as f:
+                lines = f.read().splitlines()
+        except OSError:
+            continue
+        size = 0
+        for line in lines:
+            if line.startswith("Size:"):
+                size = int(line.split()[1])
+            elif line.startswith("Pss:"):
+                kib = int(line.split()[1])
+                total += kib
+                if size == NEAR_CACHE_KIB:
+                    near += kib
+    return total / 1024, near / 1024
+
+
+def node_tables(node_cpu, node_memory):
+    out = [f"TLS 1.3 through HAProxy round robin over nginx ×3 with the preload, "
+           f"{NODE_CLIENTS} clients each offering its newest ticket once (as browsers and curl "
+           "do, RFC 8446), for the length of a run; the median of "
+           f"{NODE_ROUNDS} runs of each row, the rows alternating, a fresh farm each run. CPU "
+           "per handshake from /proc: every nginx process of the three nodes, and "
+           "tlscache-server (on Redis).", "",
+           "| farm | handshakes a run | resumed | nodes, µs CPU per handshake | service, µs per "
+           "handshake |", "| --- | ---: | ---: | ---: | ---: |"]
+    for label, runs in node_cpu.items():
+        m = node_medians(runs)
+        out.append(f"| {label} | {m['handshakes']:,.0f} | {m['resumption_pct']:.0f}% | "
+                   f"{m['nodes_us']:,.0f} | {m['service_us']:,.0f} |")
+    failures = sum(r["failures"] for runs in node_cpu.values() for r in runs)
+    out += ["", f"Failed connections over these runs: {failures}.", ""]
+    if node_memory is None:
+        return out + ["The memory run was not made (`--node_memory_minutes=0`)."]
+    out += [f"Memory: {node_memory[0]['minutes']} minutes of TLS 1.3 stateful tickets through "
+            "the same farm (8 clients, 6 ms between connections), at 2 and at 8 workers a "
+            "node; node 1's proportional set size (PSS: a shared page counted once across its "
+            "processes), in all and of the near cache's mapping (16 MiB, the default bound).",
+            "", "| workers a node | after | node PSS | near cache PSS | new sessions/s |",
+            "| ---: | ---: | ---: | ---: | ---: |"]
+    for row in node_memory:
+        rate = row["result"]["handshakes_per_second"]
+        for at, total, near in row["samples"]:
+            out.append(f"| {row['workers']} | {at / 60:.1f} min | {total:.1f} MiB | "
+                       f"{near:.1f} MiB | {rate:,.0f} |")
+    return out
+
+
+def node_medians(runs):
+    return {key: median([r[key] for r in runs])
+            for key in ("handshakes", "resumption_pct", "nodes_us", "service_us")}
+
+
+def node_targets(node_cpu, node_memory):
+    m = {label: node_medians(runs) for label, runs in node_cpu.items()}
+    s2, s8 = m[NODE_ROWS[0][0]], m[NODE_ROWS[1][0]]
+    f2, f8 = m[NODE_ROWS[2][0]], m[NODE_ROWS[3][0]]
+    growth, farm_growth = s8["nodes_us"] / s2["nodes_us"], f8["nodes_us"] / f2["nodes_us"]
+    out = [f"| nodes' CPU per stateful handshake, 2 → 8 workers, grows by at most the farm "
+           f"tickets' growth × 1.1 | {growth:.2f}× (farm tickets {farm_growth:.2f}×) | "
+           f"{verdict(growth <= farm_growth * 1.1)} |",
+           f"| at 8 workers, nodes' CPU per stateful handshake ≤ 1.3× farm tickets' | "
+           f"{s8['nodes_us'] / f8['nodes_us']:.2f}× ({s8['nodes_us']:,.0f} against "
+           f"{f8['nodes_us']:,.0f} µs) | {verdict(s8['nodes_us'] <= 1.3 * f8['nodes_us'])} |",
+           f"| service CPU per handshake, 2 → 8 workers, ≤ ×1.2, and ≤ 150 µs | "
+           f"{s2['service_us']:.0f} → {s8['service_us']:.0f} µs | "
+           f"{verdict(s8['service_us'] <= 1.2 * s2['service_us'] and max(s2['service_us'], s8['service_us']) <= 150)} |",
+           f"| stateful TLS 1.3 farm ≥ 0.9× the same farm with farm tickets (handshakes, 2 / 8 "
+           f"workers) | {s2['handshakes'] / f2['handshakes']:.2f}× / "
+           f"{s8['handshakes'] / f8['handshakes']:.2f}× | "
+           f"{verdict(min(s2['handshakes'] / f2['handshakes'], s8['handshakes'] / f8['handshakes']) >= 0.9)} |"]
+    if node_memory:
+        near = {row["workers"]: row["samples"][-1][2] for row in node_memory}
+        out.append(f"| the near cache's share of a node's memory does not grow with its workers "
+                   f"({node_memory[0]['minutes']} min) | {near[2]:.1f} MiB at 2 workers, "
+                   f"{near[8]:.1f} MiB at 8 | {verdict(near[8] <= near[2] * 1.1 + 1)} |")
+    return out
+
+
 # ---- the page -------------------------------------------------------------------------------
 
 def machine():
@@ -836,6 +1022,8 @@ def main():
     parser.add_argument("--out", default=os.path.join(ROOT, "docs", "benchmarks.md"))
     parser.add_argument("--soak_minutes", type=int, default=10,
                         help="length of the RSS run of part 7 (0: skip it)")
+    parser.add_argument("--node_memory_minutes", type=int, default=10,
+                        help="length of each memory run of part 9 (0: skip it)")
     parser.add_argument("--results", default=os.path.join(ROOT, "build", "bench-results.pickle"),
                         help="where the raw results are kept")
     parser.add_argument("--page_only", action="store_true",
@@ -849,7 +1037,9 @@ def main():
     parts = (lambda: service_part(args.seconds), lambda: farm_part(args.seconds),
              lambda: lookup_part(args.seconds), lambda: deadline_part(args.seconds),
              lambda: full_handshake_part(args.seconds), lambda: push_part(args.seconds),
-             lambda: soak_part(args.soak_minutes), lambda: tenants_part(args.seconds))
+             lambda: soak_part(args.soak_minutes), lambda: tenants_part(args.seconds),
+             lambda: (node_cpu_part(max(args.seconds, 8)),
+                      node_memory_part(args.node_memory_minutes)))
     try:
         again = [int(n) for n in args.parts.split(",") if n] or list(range(1, len(parts) + 1))
     except ValueError:
@@ -879,7 +1069,7 @@ def main():
         parser.error("the kept results miss part "
                      f"{kept['parts'].index(None) + 1}: measure it (--parts)")
     ((service_rows, half), farms, lookups, deadlines, full, (puts, growth),
-     soak, tenants) = kept["parts"]
+     soak, tenants, (node_cpu, node_memory)) = kept["parts"]
     minutes = kept["minutes"]
     args.seconds, args.soak_minutes = kept["seconds"], kept["soak_minutes"]
     command = "bench/run.sh" + (f" --seconds={args.seconds}" if args.seconds != 5 else "")
@@ -939,8 +1129,11 @@ def main():
         *soak_table(soak), "",
         "## 8. One tenant's flood and another tenant's stores", "",
         *tenants_table(tenants), "",
+        "## 9. What sharing costs a node's processes", "",
+        *node_tables(node_cpu, node_memory), "",
         "## Against the targets", "",
-        *target_table(service_rows, half, farms, lookups, deadlines, puts, growth, soak), "",
+        *target_table(service_rows, half, farms, lookups, deadlines, puts, growth, soak),
+        *node_targets(node_cpu, node_memory), "",
     ]
     notes = os.path.join(ROOT, "bench", "notes.md")
     if os.path.exists(notes):

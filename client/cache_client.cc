@@ -186,6 +186,18 @@ class CacheClient::ProcessState {
                                          ChannelCredentials(client.tls_), args);
     stub_ = v1::SessionCache::NewStub(channel_);
     channel_->GetState(/*try_to_connect=*/true);  // connect before the first lookup needs it
+    if (options_.near_cache_bytes > 0) {
+      node_ = options_.node != nullptr ? options_.node : Node::Prepared();
+      if (node_ == nullptr) {
+        absl::StatusOr<std::shared_ptr<Node>> node = Node::Create(options_.near_cache_bytes);
+        if (node.ok()) {
+          node_ = *std::move(node);
+        } else {
+          LogWarning("tlscache: no near cache (%s): lookups go to the service",
+                     node.status().message());
+        }
+      }
+    }
     sender_ = std::thread([this] { SendLoop(); });
   }
 
@@ -248,7 +260,7 @@ class CacheClient::ProcessState {
   // The namespace's Follow stream and near cache, started on first use; null when the near
   // cache is off.
   SessionFollower* Sessions(absl::string_view ns) {
-    if (options_.near_cache_bytes == 0) return nullptr;
+    if (node_ == nullptr) return nullptr;
     {
       // On every lookup and store: a shared lock, apart from the sender's.
       absl::ReaderMutexLock lock(&sessions_mu_);
@@ -261,7 +273,7 @@ class CacheClient::ProcessState {
     if (it == session_followers_.end()) {
       std::string name(ns);
       auto follower = std::make_unique<SessionFollower>(
-          channel_, name, options_.near_cache_bytes,
+          channel_, name, node_,
           [this, name](v1::PutRequest put) {
             auto call = std::make_unique<QueuedCall>();
             call->is_put = true;
@@ -283,12 +295,17 @@ class CacheClient::ProcessState {
 
   // Every follower's counters, added up.
   void AddFollowerStats(ClientStats* stats) {
+    if (node_ != nullptr) {  // the node's, once: every namespace shares it
+      const NearCacheStats near = node_->cache().stats();
+      stats->near_entries += near.entries;
+      stats->near_bytes += near.bytes;
+      stats->near_evictions += near.evictions;
+      stats->near_repairs += near.repairs;
+    }
     absl::ReaderMutexLock lock(&sessions_mu_);
     for (const auto& [ns, follower] : session_followers_) {
       const FollowerStats f = follower->stats();
-      stats->near_entries += f.near.entries;
-      stats->near_bytes += f.near.bytes;
-      stats->near_evictions += f.near.evictions;
+      stats->leading += f.leading ? 1 : 0;
       stats->pushed += f.received;
       stats->gaps += f.gaps;
       stats->withdrawn += f.withdrawn;
@@ -517,6 +534,7 @@ class CacheClient::ProcessState {
   CircuitBreaker breaker_;
   std::shared_ptr<grpc::Channel> channel_;
   std::unique_ptr<v1::SessionCache::Stub> stub_;
+  std::shared_ptr<Node> node_;  // null: no near cache
 
   std::atomic<bool> stopped_{false};  // Stop() began
   std::mutex mu_;

@@ -20,10 +20,11 @@
 //     forked from one that did call the cache, every call is a fast miss (and a warning).
 //
 //   - With a near cache (the default, `near_cache_bytes`), each namespace the process uses
-//     gets a Follow stream and a near cache (client/session_follower.h): a Get asks the near
-//     cache first (never when consuming: a consuming Get must consume in the service), a
-//     session the service returns is kept there, and while the stream is up Puts and Deletes
-//     go up it, coalesced, instead of as unary calls.
+//     gets a Follow stream and a share of its node's near cache (client/session_follower.h,
+//     client/node.h): a Get asks the near cache first (never when consuming: a consuming Get
+//     must consume in the service), a session the service returns is kept there, and while
+//     the stream is up Puts and Deletes go up it, coalesced, instead of as unary calls. One
+//     process of the node receives what the farm pushes, for all of them.
 //   - A Delete is sent until acknowledged (a unary one failing is sent again with a back-off
 //     for as long as its hold lasts): the farm must not keep a session a node dropped.
 //   - The breaker counts against the cache what the cache is responsible for: a Get that ran
@@ -81,6 +82,11 @@ struct ClientOptions {
   // and carries the process's stores (client/session_follower.h); 0: neither, every lookup
   // and store is a unary call.
   size_t near_cache_bytes = size_t{16} << 20;
+  // The node this process belongs to (client/node.h: its near cache and followers shared with
+  // the other processes of a pre-fork server); null: the one Node::Prepare made before this
+  // process was forked, or else one of the client's own, of `near_cache_bytes`, made in the
+  // process that first uses it.
+  std::shared_ptr<Node> node;
   size_t queue_capacity = 4096;
   int max_in_flight = 64;
   BreakerOptions breaker;
@@ -104,10 +110,13 @@ struct ClientStats {
   BreakerState breaker = BreakerState::kClosed;
   // The near caches and Follow streams of this process, every namespace added up.
   uint64_t near_hits = 0;  // Gets answered by the near cache (not counted in hits)
+  // The node's near cache (shared by its processes: each reports the same)
   uint64_t near_entries = 0;
   uint64_t near_bytes = 0;
   uint64_t near_evictions = 0;
-  uint64_t pushed = 0;     // changes received
+  uint64_t near_repairs = 0;  // shards emptied after a process died holding their lock
+  uint64_t leading = 0;      // namespaces this process follows for its node
+  uint64_t pushed = 0;       // changes received
   uint64_t gaps = 0;       // changes lost on the way (each followed by a check of the copies)
   uint64_t withdrawn = 0;  // copies a check found dead
   uint64_t streams = 0;       // Follow streams that came up, reconnects included
@@ -154,7 +163,9 @@ class CacheClient {
   // Called on a background thread with each session the farm withdrew (deleted or consumed
   // through another process, or found dead by a check after a gap): the near cache has
   // dropped it; the listener drops the process's own copies. `tls_session_id`: as the
-  // deleting process gave it (empty when it did not). Set it before the first call.
+  // deleting process gave it (empty when it did not). An empty `key`: withdrawals of `ns`
+  // were lost for this process: the listener drops every copy of `ns` it holds. Set it
+  // before the first call.
   using WithdrawnListener = std::function<void(absl::string_view ns, absl::string_view key,
                                                absl::string_view tls_session_id)>;
   void SetWithdrawnListener(WithdrawnListener listener) { withdrawn_ = std::move(listener); }

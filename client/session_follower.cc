@@ -2,6 +2,8 @@
 
 #include <grpcpp/support/sync_stream.h>
 
+#include <unistd.h>
+
 #include <algorithm>
 #include <cmath>
 #include <utility>
@@ -79,17 +81,25 @@ absl::Duration LagHistogram::Quantile(double q) const {
 }
 
 SessionFollower::SessionFollower(std::shared_ptr<grpc::Channel> channel, std::string ns,
-                                 size_t near_cache_bytes, Resend resend, ResendDelete resend_delete,
-                                 Withdrawn withdrawn, absl::Duration heartbeat)
+                                 std::shared_ptr<Node> node, Resend resend,
+                                 ResendDelete resend_delete, Withdrawn withdrawn,
+                                 absl::Duration heartbeat)
     : channel_(std::move(channel)),
       ns_(std::move(ns)),
+      node_(std::move(node)),
+      feed_(node_ == nullptr ? nullptr : node_->Feed(ns_)),
       resend_(std::move(resend)),
       resend_delete_(std::move(resend_delete)),
       withdrawn_(std::move(withdrawn)),
-      heartbeat_(heartbeat),
-      near_(near_cache_bytes) {
+      heartbeat_(heartbeat) {
+  if (node_ != nullptr && feed_ == nullptr) {
+    LogWarning("tlscache: this node follows %d namespaces already: namespace %s has no near "
+               "cache here (its lookups go to the service)",
+               Node::kMaxNamespaces, ns_);
+  }
   reader_ = std::thread([this] { ReadLoop(); });
   writer_ = std::thread([this] { WriteLoop(); });
+  if (sharing()) node_thread_ = std::thread([this] { NodeLoop(); });
 }
 
 SessionFollower::~SessionFollower() { Stop(); }
@@ -106,60 +116,57 @@ void SessionFollower::Stop() {
   if (writer_.joinable()) writer_.join();
   if (reader_.joinable()) reader_.join();
   if (drainer_.joinable()) drainer_.join();
+  if (node_thread_.joinable()) node_thread_.join();  // it gives the lease up
+}
+
+void SessionFollower::NodeLoop() {
+  NameThisThread("tlscache-node");
+  const pid_t self = getpid();
+  uint64_t cursor = feed_->RemovalMark();
+  std::vector<NodeFeed::Withdrawal> withdrawn;
+  while (!stopping()) {
+    if (!leading_.load(std::memory_order_acquire)) {
+      const RobustMutex::Locked locked = feed_->TryLead();
+      if (locked != RobustMutex::Locked::kNo) {
+        absl::MutexLock lock(&mu_);
+        leading_.store(true, std::memory_order_release);
+        // A check its last holder left unfinished (or may have) is this process's to make.
+        check_when_up_ = feed_->checking() || locked == RobustMutex::Locked::kOwnerDied;
+        // The upload-only stream ends; the next one follows the log for the node.
+        if (context_ != nullptr && !follows_) context_->TryCancel();
+      }
+    }
+    feed_->AwaitWithdrawal(cursor, kLeaseRetry);
+    withdrawn.clear();
+    const bool complete = feed_->WithdrawalsSince(&cursor, self, &withdrawn);
+    if (!withdrawn_) continue;
+    if (!complete) withdrawn_("", "");
+    for (const NodeFeed::Withdrawal& w : withdrawn) withdrawn_(w.key, w.tls_session_id);
+  }
+  if (leading_.load(std::memory_order_acquire)) feed_->Unlead();
 }
 
 std::optional<SecretBytes> SessionFollower::Lookup(absl::string_view session_id) {
-  if (!vouching_.load(std::memory_order_acquire)) return std::nullopt;
-  if (absl::ToUnixMicros(absl::Now()) - heard_micros_.load(std::memory_order_acquire) >
-      absl::ToInt64Microseconds(kVouchWithoutWord)) {
-    return std::nullopt;  // the stream is down, or silent: deletions may be waiting in it
-  }
-  return near_.Lookup(session_id);
+  // Not while the node's follower is down, or silent: deletions may be waiting for it.
+  if (!sharing() || !feed_->Vouches(absl::Now(), kVouchWithoutWord)) return std::nullopt;
+  return node_->cache().Lookup(feed_->Key(session_id));
 }
 
 uint64_t SessionFollower::RemovalMark() const {
-  absl::MutexLock lock(&removals_mu_);
-  return removals_;
+  return sharing() ? feed_->RemovalMark() : 0;
 }
 
 void SessionFollower::Keep(absl::string_view session_id, const SecretBytes& session,
                            absl::Duration ttl, uint64_t mark) {
-  {
-    absl::MutexLock lock(&mu_);
-    if (!up_) return;  // not placed in the log yet: it may begin after this session's end
-  }
-  if (!vouching_.load(std::memory_order_acquire)) return;
-  absl::MutexLock lock(&removals_mu_);
-  // Withdrawn while the answer was on its way, or too long ago to tell.
-  if (WithdrawnSinceLocked(session_id, mark)) return;
-  near_.Insert(session_id, session.Clone(), ttl);
+  // Only while the node's follower is placed in the log and vouches: a session kept before
+  // could end before its place, and no deletion would reach it.
+  if (!sharing() || !feed_->Vouches(absl::Now(), kVouchWithoutWord)) return;
+  // Not if withdrawn while the answer was on its way, or too long ago to tell.
+  feed_->KeepUnlessWithdrawn(node_->cache(), session_id, session.view(), ttl, mark);
 }
 
 bool SessionFollower::WithdrawnSince(absl::string_view session_id, uint64_t mark) const {
-  absl::MutexLock lock(&removals_mu_);
-  return WithdrawnSinceLocked(session_id, mark);
-}
-
-bool SessionFollower::WithdrawnSinceLocked(absl::string_view session_id, uint64_t mark) const {
-  if (mark < forgotten_before_) return true;
-  auto it = recent_removals_.find(std::string(session_id));
-  return it != recent_removals_.end() && it->second > mark;
-}
-
-void SessionFollower::Withdraw(absl::string_view session_id) {
-  absl::MutexLock lock(&removals_mu_);
-  near_.Remove(session_id);
-  ++removals_;
-  recent_removals_[std::string(session_id)] = removals_;
-  removal_order_.emplace_back(session_id);
-  while (removal_order_.size() > kRecentRemovals) {
-    auto it = recent_removals_.find(removal_order_.front());
-    if (it != recent_removals_.end()) {
-      forgotten_before_ = std::max(forgotten_before_, it->second);
-      recent_removals_.erase(it);
-    }
-    removal_order_.pop_front();
-  }
+  return sharing() && feed_->WithdrawnSince(session_id, mark);
 }
 
 bool SessionFollower::Put(absl::string_view session_id, SecretBytes& session, uint32_t ttl_seconds,
@@ -175,12 +182,18 @@ bool SessionFollower::Put(absl::string_view session_id, SecretBytes& session, ui
     if (ack != nullptr) pending_acks_.push_back(std::move(ack));
     cv_.SignalAll();
   }
-  near_.Insert(session_id, std::move(session), absl::Seconds(ttl_seconds));
+  if (sharing()) {
+    node_->cache().Insert(feed_->Key(session_id), session.view(), absl::Seconds(ttl_seconds));
+  }
+  session.Clear();
   return true;
 }
 
 bool SessionFollower::Delete(const v1::DeleteRequest& removal) {
-  Withdraw(removal.session_id());
+  // This process dropped its own copies already.
+  if (sharing()) {
+    feed_->Withdraw(node_->cache(), removal.session_id(), removal.tls_session_id(), getpid());
+  }
   absl::MutexLock lock(&mu_);
   if (!up_) return false;
   v1::DeleteRequest* queued = pending_.add_removals();
@@ -222,7 +235,8 @@ FollowerStats SessionFollower::stats() const {
     absl::MutexLock lock(&mu_);
     stats.up = up_;
   }
-  stats.vouching = vouching_.load();
+  stats.leading = leading_.load();
+  stats.vouching = sharing() && !feed_->checking();
   stats.streams = streams_.load();
   stats.received = received_.load();
   stats.gaps = gaps_.load();
@@ -231,7 +245,6 @@ FollowerStats SessionFollower::stats() const {
   stats.stored = stored_.load();
   stats.batches = batches_.load();
   stats.store_failures = store_failures_.load();
-  stats.near = near_.stats();
   stats.lag_count = lag_.count();
   stats.lag_p50 = lag_.Quantile(0.5);
   stats.lag_p99 = lag_.Quantile(0.99);
@@ -239,7 +252,7 @@ FollowerStats SessionFollower::stats() const {
 }
 
 void SessionFollower::UpdateVouchingLocked() {
-  vouching_.store(!checking_, std::memory_order_release);
+  if (sharing()) feed_->SetChecking(checking_);
 }
 
 void SessionFollower::StartCheckLocked(absl::Time now) {
@@ -248,7 +261,8 @@ void SessionFollower::StartCheckLocked(absl::Time now) {
   check_failed_ = false;
   check_again_at_ = absl::InfiniteFuture();
   checks_due_.clear();
-  const std::vector<std::string> keys = near_.Keys();
+  const std::vector<std::string> keys =
+      sharing() ? node_->cache().Keys(feed_->prefix()) : std::vector<std::string>();
   for (size_t i = 0; i < keys.size(); i += kCheckChunk) {
     v1::SessionCheck check;
     check.set_id(check_id_);
@@ -266,9 +280,8 @@ void SessionFollower::StartCheckLocked(absl::Time now) {
 void SessionFollower::ApplyChecked(const v1::SessionCheckResult& result) {
   // Dead whatever check found them: a session the store has no live entry for stays so.
   for (const std::string& id : result.dead()) {
-    Withdraw(id);
+    if (sharing()) feed_->Withdraw(node_->cache(), id, "", 0);
     withdrawn_count_.fetch_add(1, std::memory_order_relaxed);
-    if (withdrawn_) withdrawn_(id, "");
   }
   absl::MutexLock lock(&mu_);
   if (!checking_ || result.id() != check_id_) return;  // an earlier check's
@@ -283,67 +296,63 @@ void SessionFollower::ApplyChecked(const v1::SessionCheckResult& result) {
   }
 }
 
-void SessionFollower::Apply(v1::FollowResponse& response, bool current) {
+void SessionFollower::Apply(v1::FollowResponse& response, bool current, bool follows) {
   const absl::Time now = absl::Now();
   // Counted before they are applied: whoever sees a pushed session in the near cache sees it
   // counted.
   received_.fetch_add(response.changes_size(), std::memory_order_relaxed);
-  std::vector<std::pair<std::string, std::string>> withdrawn;
   bool gap = false;
-  std::optional<LogPoint> applied;
-  if (response.has_position()) {
+  if (follows && sharing() && response.has_position()) {
     absl::MutexLock apply_lock(&apply_mu_);
     const v1::LogPosition& at = response.position();
     const uint64_t n = static_cast<uint64_t>(response.changes_size());
     const bool malformed = at.seq() + 1 < n;
     const uint64_t first = malformed ? 0 : at.seq() + 1 - n;
+    // Where the node stands: this process's earlier streams, or the follower before it.
+    const std::optional<LogPoint> node_at = feed_->Position();
+    LogPoint applied = node_at.value_or(LogPoint());
     bool apply = true;
-    if (!positioned_ || response.gap() || malformed || !ContinuesFrom(applied_, at.log_id(), first)) {
+    if (!node_at || response.gap() || malformed || !ContinuesFrom(applied, at.log_id(), first)) {
       if (!current) {
         apply = false;  // a replaced stream out of step with this one: its successor has it
       } else {
-        gap = positioned_ || response.gap();  // a first place in the log is no gap
-        positioned_ = true;
-        applied_ = LogPoint{at.log_id(), malformed ? at.seq() : first - 1};
+        gap = node_at.has_value() || response.gap();  // a first place in the log is no gap
+        applied = LogPoint{at.log_id(), malformed ? at.seq() : first - 1};
         apply = !malformed;
+        if (!apply) feed_->SetPosition(applied);
       }
     }
     if (apply) {
       for (int i = 0; i < response.changes_size(); ++i) {
         const uint64_t seq = first + static_cast<uint64_t>(i);
-        if (seq <= applied_.seq) continue;  // applied already (from the stream it replaces)
+        if (seq <= applied.seq) continue;  // applied already (from the stream it replaces)
         v1::SessionChange& change = *response.mutable_changes(i);
         if (change.session().empty()) {
-          Withdraw(change.session_id());
-          withdrawn.emplace_back(change.session_id(), change.tls_session_id());
+          feed_->Withdraw(node_->cache(), change.session_id(), change.tls_session_id(), 0);
         } else {
-          near_.Insert(change.session_id(), SecretBytes(change.session()),
-                       absl::Milliseconds(static_cast<int64_t>(
-                           std::min<uint64_t>(change.ttl_ms(), uint64_t{1} << 62))));
+          node_->cache().Insert(feed_->Key(change.session_id()), change.session(),
+                                absl::Milliseconds(static_cast<int64_t>(
+                                    std::min<uint64_t>(change.ttl_ms(), uint64_t{1} << 62))));
           if (change.origin_unix_micros() > 0) {
             lag_.Observe(std::max(absl::ZeroDuration(),
                                   now - absl::FromUnixMicros(change.origin_unix_micros())));
           }
         }
-        applied_.seq = seq;
+        applied.seq = seq;
       }
-      applied_.log_id = at.log_id();
-      applied = applied_;
+      applied.log_id = at.log_id();
+      // After the changes: a follower killed in between leaves a position the next one goes
+      // on from, applying some changes twice (in order: the same result).
+      feed_->SetPosition(applied);
     }
   }
   for (v1::SessionChange& change : *response.mutable_changes()) {
     CleanseString(change.mutable_session());
   }
-  for (const auto& [id, tls_id] : withdrawn) {
-    if (withdrawn_) withdrawn_(id, tls_id);
-  }
-  {
+  if (gap) {
     absl::MutexLock lock(&mu_);
-    if (applied) resume_from_ = *applied;
-    if (gap) {
-      gaps_.fetch_add(1, std::memory_order_relaxed);
-      StartCheckLocked(now);
-    }
+    gaps_.fetch_add(1, std::memory_order_relaxed);
+    StartCheckLocked(now);
   }
   if (response.has_checked()) ApplyChecked(response.checked());
   if (response.acks().empty()) return;
@@ -355,6 +364,10 @@ void SessionFollower::Apply(v1::FollowResponse& response, bool current) {
         hello_batch_ = 0;
         up_ = true;
         streams_.fetch_add(1, std::memory_order_relaxed);
+        if (follows_ && check_when_up_) {
+          check_when_up_ = false;
+          StartCheckLocked(now);
+        }
         // A stream replacing another is up: the old one overlaps it a moment, then ends.
         if (retiring_ != nullptr) retire_at_ = absl::Now() + kOverlap;
       }
@@ -404,7 +417,8 @@ void SessionFollower::Down(uint64_t id, bool current) {
     }
     if (current) {
       up_ = false;
-      heard_micros_.store(0, std::memory_order_release);  // the near cache answers nothing
+      // The node's near cache answers nothing until its follower is heard again.
+      if (follows_ && sharing()) feed_->Heard(std::nullopt);
       hello_batch_ = 0;
       pending.Swap(&pending_);
       pending_bytes_ = 0;
@@ -449,30 +463,34 @@ void SessionFollower::ReadLoop() {
     auto context = std::make_unique<grpc::ClientContext>();
     std::unique_ptr<Stream> stream = stub->Follow(context.get());
     uint64_t id;
+    bool follows;
     {
       absl::MutexLock lock(&mu_);
       if (stopping_) return;
       context_ = context.get();
       stream_ = stream.get();
       id = ++stream_id_;
+      // Decided under mu_, as NodeLoop takes the lease: a stream opened before it ends.
+      follows_ = follows = sharing() && leading_.load(std::memory_order_acquire);
       hello_due_ = true;
       cv_.SignalAll();
     }
+    // Which process of a node follows for it, as an operator sees it (top -H).
+    NameThisThread(follows ? "tlscache-follow" : "tlscache-read");
     v1::FollowResponse response;
     bool answered = false;
     bool replaced = false;
     while (stream->Read(&response)) {
       const bool reconnect = response.reconnect();
       const bool paused = response.paused();
-      Apply(response, /*current=*/true);
+      Apply(response, /*current=*/true, follows);
       response.Clear();
       answered = true;
-      {
-        // Heard from, the replica following the log: the near cache may answer (unless this
-        // stream began with a gap: then the check decides).
+      if (follows) {
+        // Heard from, the replica following the log: the node's near cache may answer
+        // (unless this stream began with a gap: then the check decides).
         absl::MutexLock lock(&mu_);
-        heard_micros_.store(up_ && !paused ? absl::ToUnixMicros(absl::Now()) : 0,
-                            std::memory_order_release);
+        feed_->Heard(up_ && !paused ? std::optional<absl::Time>(absl::Now()) : std::nullopt);
       }
       if (reconnect && Replace(context, stream, id)) {
         replaced = true;
@@ -528,7 +546,8 @@ bool SessionFollower::Replace(std::unique_ptr<grpc::ClientContext>& context,
   if (drainer_.joinable()) drainer_.join();  // the last one has ended (retiring_ is null)
   absl::MutexLock lock(&mu_);
   if (stopping_) return false;
-  retiring_ = std::make_unique<Retiring>(Retiring{std::move(context), std::move(stream), id});
+  retiring_ = std::make_unique<Retiring>(
+      Retiring{std::move(context), std::move(stream), id, follows_});
   retire_at_ = absl::InfiniteFuture();
   // The writer leaves it: stores go up the next stream once it is opened.
   stream_ = nullptr;
@@ -546,7 +565,7 @@ void SessionFollower::DrainLoop() {
   }
   v1::FollowResponse response;
   while (retiring->stream->Read(&response)) {  // until Watch ends it, or the replica
-    Apply(response, /*current=*/false);
+    Apply(response, /*current=*/false, retiring->follows);
     response.Clear();
   }
   {
@@ -600,9 +619,11 @@ void SessionFollower::WriteLoop() {
     if (hello_due_) {
       hello_due_ = false;
       request.set_namespace_(ns_);
-      if (resume_from_) {
-        request.mutable_resume_after()->set_log_id(resume_from_->log_id);
-        request.mutable_resume_after()->set_seq(resume_from_->seq);
+      if (!follows_) {
+        request.set_upload_only(true);  // the node's follower receives the log for it
+      } else if (std::optional<LogPoint> at = feed_->Position()) {
+        request.mutable_resume_after()->set_log_id(at->log_id);
+        request.mutable_resume_after()->set_seq(at->seq);
       }
       hello_batch_ = next_batch_;
     } else if (check) {
@@ -617,9 +638,10 @@ void SessionFollower::WriteLoop() {
     }
     if (batch) request.set_batch(next_batch_++);
     request.set_sent_unix_micros(absl::ToUnixMicros(now));
-    if (now - last_report >= kReportInterval) {
+    // The node's near cache, reported by its follower alone (once per node).
+    if (follows_ && now - last_report >= kReportInterval) {
       last_report = now;
-      const NearCacheStats near = near_.stats();
+      const NearCacheStats near = node_->cache().stats();
       v1::NearCacheReport* report = request.mutable_near_cache();
       report->set_hits(near.hits);
       report->set_misses(near.misses);

@@ -1,15 +1,22 @@
 // SessionFollower: a TLS server process's Follow stream for one namespace
-// (tlscache.v1.SessionCache/Follow), and the near cache it fills.
+// (tlscache.v1.SessionCache/Follow), and its part in its node's near cache (client/node.h).
 //
-//   - Down: the namespace's change log (every session the farm stores, every deletion), in
-//     order and numbered, goes into (or out of) the near cache. The follower applies each
-//     number once (a stream that replaces another may repeat some).
-//   - It answers from the near cache only what it can vouch for. Any gap in the numbers, or a
+//   - One process of the node follows the namespace for all of them (the one holding the
+//     NodeFeed's lease; when it exits or is killed, another takes over within
+//     kLeaseRetry): its stream receives the namespace's change log (every session the farm
+//     stores, every deletion), in order and numbered, and writes it into the node's near
+//     cache, each number once (a stream that replaces another may repeat some). Every other
+//     process's stream is upload-only (FollowRequest.upload_only): the service pushes each
+//     change once per node.
+//   - The near cache answers only what the node can vouch for. Any gap in the numbers, or a
 //     `gap` from the service (it read too slowly, its replica missed changes, a new stream
-//     could not go on from where the last one was), means deletions may have been missed:
-//     the follower stops answering from the near cache, asks the service which of its
-//     copies are still live (FollowRequest.check), drops the others (and has the process drop
-//     its own copies of them, `withdrawn`), and answers again once every answer came.
+//     could not go on from where the node stood), means deletions may have been missed:
+//     the follower stops the node's near cache answering, asks the service which of its
+//     copies are still live (FollowRequest.check), drops the others, and lets it answer
+//     again once every answer came.
+//   - Every session the node withdraws (a deletion pushed, a copy found dead, a deletion by
+//     one of its processes) is numbered in the NodeFeed; each process's own thread hands those
+//     to `withdrawn` (the process drops its own copies) as they come.
 //   - Up: the process's own Puts and Deletes, handed over by CacheClient while the stream is
 //     up, leave coalesced, as TCP's Nagle algorithm coalesces segments: one batch is out at a
 //     time, and everything queued until the service acknowledges it goes as the next. An
@@ -20,13 +27,13 @@
 //     A batch whose acknowledgement counts failures has its deletions sent again, with a
 //     back-off, for as long as they stand: a deletion is never lost.
 //   - The stream is up once the service has acknowledged its first request (which names the
-//     namespace and where this process stands in the log, so that a new stream goes on from
-//     there); until then, and whenever it is down, Put and Delete return false and the
-//     caller sends them itself. The near cache answers only while the service was heard
-//     from within kVouchWithoutWord (an idle stream's heartbeat is answered) and was following
-//     the log then (the response not `paused`): a deletion made meanwhile may not have
-//     reached it. A stream that comes up again goes on from where
-//     this process stood (no gap: the near cache answers at once) or checks first.
+//     namespace and, for the node's follower, where the node stands in the log, so that a new
+//     stream goes on from there); until then, and whenever it is down, Put and Delete return
+//     false and the caller sends them itself. The near cache answers only while the node's
+//     follower heard from the service within kVouchWithoutWord (an idle stream's heartbeat is
+//     answered) and the service was following the log then (the response not `paused`): a
+//     deletion made meanwhile may not have reached it. A stream that comes up again goes on
+//     from where the node stood (no gap: the near cache answers at once) or checks first.
 //   - When the replica asks the process to move (FollowResponse.reconnect: it shuts down, or
 //     the stream reached its age), a new stream starts at once, to another replica, while
 //     the old one goes on being read. Stores go up the new one. Once the new one is
@@ -36,8 +43,9 @@
 //     whose batch stayed unacknowledged for four heartbeats, whatever its writer is doing
 //     (a write blocked by a service that stopped reading included).
 //
-// Thread-safety: all methods are thread-safe. Two threads per follower: one reads (and
-// reconnects), one writes; a third, while a stream is being replaced, reads the old one.
+// Thread-safety: all methods are thread-safe. Three threads per follower: one reads (and
+// reconnects), one writes, one takes the lease and hands withdrawals over; a fourth, while a
+// stream is being replaced, reads the old one.
 #ifndef TLSCACHE_CLIENT_SESSION_FOLLOWER_H_
 #define TLSCACHE_CLIENT_SESSION_FOLLOWER_H_
 
@@ -63,7 +71,7 @@
 #include "absl/strings/string_view.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
-#include "client/near_cache.h"
+#include "client/node.h"
 #include "common/log.h"
 #include "common/log_point.h"
 #include "common/secret_bytes.h"
@@ -101,6 +109,7 @@ class LagHistogram {
 
 struct FollowerStats {
   bool up = false;
+  bool leading = false;    // this process follows the namespace for its node
   bool vouching = true;    // the near cache answers (no gap unchecked)
   uint64_t streams = 0;    // streams that came up (the first included)
   uint64_t received = 0;   // changes the service pushed
@@ -110,7 +119,6 @@ struct FollowerStats {
   uint64_t batches = 0;    // requests written up the stream (heartbeats included)
   uint64_t stored = 0;     // Puts and Deletes acknowledged
   uint64_t store_failures = 0;
-  NearCacheStats near;
   absl::Duration lag_p50, lag_p99;
   uint64_t lag_count = 0;
 };
@@ -121,24 +129,30 @@ class SessionFollower {
   using Resend = std::function<void(v1::PutRequest put)>;
   using ResendDelete = std::function<void(v1::DeleteRequest removal)>;
   // A session the farm withdrew: its cache key, and its TLS session ID when the deleting
-  // process gave it (else empty).
+  // process gave it (else empty). An empty key: withdrawals were lost for this process (it
+  // fell too far behind): it drops every copy of the namespace it holds.
   using Withdrawn =
       std::function<void(absl::string_view session_id, absl::string_view tls_session_id)>;
   // The near cache answers only while the service was heard from within this: a deletion
   // made meanwhile may not have reached it. (An idle stream is answered every heartbeat.)
   static constexpr absl::Duration kVouchWithoutWord = absl::Seconds(1);
+  // How often a process that does not follow for its node tries the lease, and how long its
+  // thread waits for withdrawals in between.
+  static constexpr absl::Duration kLeaseRetry = absl::Milliseconds(100);
   // How long a replaced stream stays open after its successor was acknowledged.
   static constexpr absl::Duration kOverlap = absl::Seconds(1);
   // Session IDs in one check request (the service's bound).
   static constexpr int kCheckChunk = 4096;
 
-  SessionFollower(std::shared_ptr<grpc::Channel> channel, std::string ns, size_t near_cache_bytes,
+  // `node`: the near cache and namespace state this process shares with its node's others.
+  SessionFollower(std::shared_ptr<grpc::Channel> channel, std::string ns, std::shared_ptr<Node> node,
                   Resend resend, ResendDelete resend_delete, Withdrawn withdrawn,
                   absl::Duration heartbeat = absl::Milliseconds(500));
   ~SessionFollower();  // Stop()
 
-  // Ends the stream and joins the threads; the near cache stays readable and Put, Delete and
-  // Flush answer as with the stream down. Idempotent; at exit, with handshakes still running.
+  // Ends the stream, gives the lease up and joins the threads; the near cache stays readable
+  // and Put, Delete and Flush answer as with the stream down. Idempotent; at exit, with
+  // handshakes still running.
   void Stop();
 
   SessionFollower(const SessionFollower&) = delete;
@@ -146,11 +160,10 @@ class SessionFollower {
 
   // The session under `session_id` from the near cache, when it can vouch for it.
   std::optional<SecretBytes> Lookup(absl::string_view session_id);
-  // Where the follower stands in the deletions it applied, for Keep: taken before a lookup
-  // in the service.
+  // Where the node stands in its withdrawals, for Keep: taken before a lookup in the service.
   uint64_t RemovalMark() const;
-  // Whether `session_id` was withdrawn here after `mark` was taken (true too when the
-  // follower no longer recalls that far back).
+  // Whether `session_id` was withdrawn on the node after `mark` was taken (true too when the
+  // node no longer recalls that far back).
   bool WithdrawnSince(absl::string_view session_id, uint64_t mark) const;
   // A session the service returned to this process (asked after `mark`): kept in the near
   // cache, where the next lookup finds it and a check after a gap covers it. Only when the
@@ -175,7 +188,6 @@ class SessionFollower {
   void Watch(absl::Time now);
 
   FollowerStats stats() const;
-  const NearCache& near_cache() const { return near_; }
 
  private:
   using Stream = grpc::ClientReaderWriter<v1::FollowRequest, v1::FollowResponse>;
@@ -191,6 +203,7 @@ class SessionFollower {
     std::unique_ptr<grpc::ClientContext> context;
     std::unique_ptr<Stream> stream;
     uint64_t id = 0;
+    bool follows = false;
   };
   // A deletion whose batch failed, waiting to be sent again.
   struct Retry {
@@ -201,13 +214,14 @@ class SessionFollower {
 
   void ReadLoop();
   void WriteLoop();
-  // Drops `session_id` from the near cache and remembers it for Keep.
-  void Withdraw(absl::string_view session_id);
-  bool WithdrawnSinceLocked(absl::string_view session_id, uint64_t mark) const
-      ABSL_EXCLUSIVE_LOCKS_REQUIRED(removals_mu_);
+  // Takes the lease when it is free, and hands the node's withdrawals to `withdrawn_`.
+  void NodeLoop();
+  // The near cache is on (the node had room for the namespace).
+  bool sharing() const { return feed_ != nullptr; }
   // Applies a response; `current`: of the stream being read by the reader (a replaced
-  // stream's changes are applied only where they go on from what was applied).
-  void Apply(v1::FollowResponse& response, bool current);
+  // stream's changes are applied only where they go on from what was applied); `follows`:
+  // of a stream that receives the log for the node.
+  void Apply(v1::FollowResponse& response, bool current, bool follows);
   void ApplyChecked(const v1::SessionCheckResult& result);
   // A gap: stops vouching and starts a check of every copy. Caller holds mu_.
   void StartCheckLocked(absl::Time now) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
@@ -225,30 +239,21 @@ class SessionFollower {
 
   const std::shared_ptr<grpc::Channel> channel_;
   const std::string ns_;
+  const std::shared_ptr<Node> node_;
+  NodeFeed* const feed_;  // null: the node had no room for the namespace (no near cache)
   const Resend resend_;
   const ResendDelete resend_delete_;
   const Withdrawn withdrawn_;
   const absl::Duration heartbeat_;
-  NearCache near_;
   LagHistogram lag_;
   LogLimiter report_{absl::Minutes(1)};
-  std::atomic<bool> vouching_{true};  // the near cache may answer (no check in progress)
-  std::atomic<int64_t> heard_micros_{0};  // Unix µs of the last response on a stream that is up
+  std::atomic<bool> leading_{false};  // this process holds the lease (set once)
   std::atomic<uint64_t> received_{0}, gaps_{0}, withdrawn_count_{0}, resent_{0}, streams_{0},
       stored_{0}, store_failures_{0}, batches_{0};
 
-  // The deletions applied (a count), and the most recent ones by session ID, for Keep.
-  static constexpr size_t kRecentRemovals = 4096;
-  mutable absl::Mutex removals_mu_;
-  uint64_t removals_ ABSL_GUARDED_BY(removals_mu_) = 0;
-  std::map<std::string, uint64_t> recent_removals_ ABSL_GUARDED_BY(removals_mu_);
-  std::deque<std::string> removal_order_ ABSL_GUARDED_BY(removals_mu_);
-  uint64_t forgotten_before_ ABSL_GUARDED_BY(removals_mu_) = 0;  // removals no longer recalled
-
-  // Where the applied changes stand (the reader's and the drainer's).
+  // The reader's and the drainer's applying of changes, one at a time (the position they go
+  // on from is the node's, in feed_).
   absl::Mutex apply_mu_ ABSL_ACQUIRED_BEFORE(mu_);
-  LogPoint applied_ ABSL_GUARDED_BY(apply_mu_);
-  bool positioned_ ABSL_GUARDED_BY(apply_mu_) = false;
 
   mutable absl::Mutex mu_;
   absl::CondVar cv_;  // work for the writer, an acknowledgement, a state change
@@ -258,6 +263,10 @@ class SessionFollower {
   grpc::ClientContext* context_ ABSL_GUARDED_BY(mu_) = nullptr;
   Stream* stream_ ABSL_GUARDED_BY(mu_) = nullptr;
   uint64_t stream_id_ ABSL_GUARDED_BY(mu_) = 0;  // of the current stream, growing
+  bool follows_ ABSL_GUARDED_BY(mu_) = false;     // the current stream receives the log
+  // The lease was taken while a check was going on, or after its holder died: the first
+  // stream up checks the near cache's copies.
+  bool check_when_up_ ABSL_GUARDED_BY(mu_) = false;
   uint64_t writing_ ABSL_GUARDED_BY(mu_) = 0;    // the stream the writer is in Write() on; 0: none
   std::unique_ptr<Retiring> retiring_ ABSL_GUARDED_BY(mu_);
   absl::Time retire_at_ ABSL_GUARDED_BY(mu_) = absl::InfiniteFuture();
@@ -270,8 +279,6 @@ class SessionFollower {
   uint64_t hello_batch_ ABSL_GUARDED_BY(mu_) = 0;
   std::map<uint64_t, Sent> unacked_ ABSL_GUARDED_BY(mu_);
   absl::Time last_sent_ ABSL_GUARDED_BY(mu_);
-  // Where the next stream resumes from: `applied_` as last published by Apply.
-  std::optional<LogPoint> resume_from_ ABSL_GUARDED_BY(mu_);
   // The check after a gap: its chunks waiting to go up, those not answered yet, and whether
   // one failed (then it starts again at `check_again_at`).
   uint64_t check_id_ ABSL_GUARDED_BY(mu_) = 0;
@@ -284,6 +291,7 @@ class SessionFollower {
   std::thread reader_;
   std::thread writer_;
   std::thread drainer_;  // started and joined by the reader (and by Stop once it is joined)
+  std::thread node_thread_;
 };
 
 }  // namespace tlscache::client

@@ -150,6 +150,7 @@ FeedOptions FeedOptionsOf(const CacheServerOptions& options) {
   // without a gap) at the connection's age.
   feed.max_follow_age = options.max_connection_age;
   feed.handover_grace = options.max_connection_age_grace;
+  feed.push_budget = options.push_budget;
   return feed;
 }
 

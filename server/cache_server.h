@@ -63,6 +63,8 @@ struct CacheServerOptions {
   // .reconnect) and ended a grace later if they have not moved. Zero: never.
   absl::Duration max_connection_age = absl::ZeroDuration();
   absl::Duration max_connection_age_grace = absl::Minutes(1);
+  // FeedOptions::push_budget: pushes a second, per namespace, this replica writes at most.
+  double push_budget = 0;
   ServiceOptions service;
   TicketKeyOptions ticket_keys;
   absl::Duration health_interval = absl::Milliseconds(250);

@@ -72,7 +72,7 @@ void FollowStream::OnReadDone(bool ok) {
       absl::MutexLock lock(&mu_);
       joined_ = true;
     }
-    feed_->Join(ns_, this, std::move(resume_after));
+    feed_->Join(ns_, this, std::move(resume_after), /*push=*/!request_.upload_only());
   } else if (!request_.namespace_().empty() && request_.namespace_() != ns_) {
     WipePuts(&request_);
     absl::MutexLock lock(&mu_);

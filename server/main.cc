@@ -90,6 +90,11 @@ ABSL_FLAG(std::string, deployment, "default",
           "which deployment this is when several share one Redis ([A-Za-z0-9._-]{1,64}): with "
           "the Redis database, part of the change channels' names and of what sealed values are "
           "bound to, so that no change and no sealed value crosses between deployments");
+ABSL_FLAG(double, push_budget, 200000,
+          "the most pushes a second this replica writes for one namespace (its new sessions "
+          "and deletions a second times the nodes following it here); past it the namespace's "
+          "pushes stop, and its nodes look its sessions up in the service, until the rate stays "
+          "under half of it for 5 s (docs/operations.md, \"Large farms\"); 0: no budget");
 ABSL_FLAG(absl::Duration, max_connection_age_grace, absl::Minutes(1),
           "after --max_connection_age, how long the calls and streams still open on the old "
           "connection get before it is closed");
@@ -157,6 +162,11 @@ absl::Status CheckFlags() {
   if (age != absl::ZeroDuration() && (age < absl::Seconds(1) || age > absl::Hours(24 * 24))) {
     return absl::InvalidArgumentError(absl::StrCat(
         "--max_connection_age=", absl::FormatDuration(age), ": must be 0 (never) or 1s to 24d"));
+  }
+  const double push_budget = absl::GetFlag(FLAGS_push_budget);
+  if (!(push_budget >= 0 && push_budget <= 1e12)) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "--push_budget=", push_budget, ": must be 0 (no budget) to 1e12 pushes a second"));
   }
   const absl::Duration age_grace = absl::GetFlag(FLAGS_max_connection_age_grace);
   if (age_grace < absl::ZeroDuration() || age_grace > absl::Hours(24 * 24)) {
@@ -330,6 +340,7 @@ int Main() {
   options.max_concurrent_streams = absl::GetFlag(FLAGS_max_concurrent_streams);
   options.max_connection_age = absl::GetFlag(FLAGS_max_connection_age);
   options.max_connection_age_grace = absl::GetFlag(FLAGS_max_connection_age_grace);
+  options.push_budget = absl::GetFlag(FLAGS_push_budget);
   options.metrics_listen = absl::GetFlag(FLAGS_metrics_listen);
   options.health_listen = absl::GetFlag(FLAGS_health_listen);
   options.service.authz = authz.get();

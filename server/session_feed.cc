@@ -45,6 +45,7 @@ class SessionFeed::Namespace : public std::enable_shared_from_this<SessionFeed::
   struct Joined {
     absl::Time hand_over_at;  // InfiniteFuture: never
     bool asked = false;
+    bool push = true;  // false: upload-only, never handed changes
   };
   // A change waiting for the log; a deletion's may be tried again until `give_up`.
   struct Queued {
@@ -63,9 +64,15 @@ class SessionFeed::Namespace : public std::enable_shared_from_this<SessionFeed::
   }
 
   // Whether the caller must subscribe (Subscribe) for it.
-  bool Join(Follower* follower, std::optional<LogPoint> resume_after, absl::Time hand_over_at) {
+  bool Join(Follower* follower, std::optional<LogPoint> resume_after, absl::Time hand_over_at,
+            bool push) {
     absl::MutexLock lock(&mu_);
-    followers_.emplace(follower, Joined{hand_over_at});
+    followers_.emplace(follower, Joined{hand_over_at, false, push});
+    if (!push) {
+      follower->Begin(LogPoint(), {}, false);
+      return false;
+    }
+    ++pushers_;
     if (positioned_) {
       BeginLocked(follower, resume_after);
     } else {
@@ -88,7 +95,7 @@ class SessionFeed::Namespace : public std::enable_shared_from_this<SessionFeed::
     {
       absl::MutexLock lock(&mu_);
       subscribing_ = false;
-      if (!followers_.empty()) {
+      if (pushers_ > 0) {
         subscription_ = std::move(subscription);
         return;
       }
@@ -101,9 +108,12 @@ class SessionFeed::Namespace : public std::enable_shared_from_this<SessionFeed::
     std::unique_ptr<Subscription> release;
     {
       absl::MutexLock lock(&mu_);
-      followers_.erase(follower);
+      auto found = followers_.find(follower);
+      if (found == followers_.end()) return;
+      if (found->second.push) --pushers_;
+      followers_.erase(found);
       waiting_.erase(follower);
-      if (followers_.empty() && !subscribing_) {
+      if (pushers_ == 0 && !subscribing_) {
         release = std::move(subscription_);
         ForgetLogLocked();
       }
@@ -199,11 +209,12 @@ class SessionFeed::Namespace : public std::enable_shared_from_this<SessionFeed::
     if (flush) Flush(options);
   }
 
-  // Followers past their age, and failed appends due again.
+  // Followers past their age, failed appends due again, and the push budget.
   void Tick(absl::Time now, const FeedOptions& options) {
     bool flush;
     {
       absl::MutexLock lock(&mu_);
+      if (options.push_budget > 0) MeasurePushesLocked(now, options);
       for (auto& [follower, joined] : followers_) {
         follower->Tick(now);
         if (now < joined.hand_over_at) continue;
@@ -236,11 +247,66 @@ class SessionFeed::Namespace : public std::enable_shared_from_this<SessionFeed::
     return followers_.size();
   }
 
+  size_t pusher_count() {
+    absl::MutexLock lock(&mu_);
+    return static_cast<size_t>(pushers_);
+  }
+
+  bool suspended() {
+    absl::MutexLock lock(&mu_);
+    return suspended_;
+  }
+
   const std::string& ns() const { return ns_; }
 
   std::atomic<int> users{0};  // callers between Find and the end of their call (Release)
 
  private:
+
+  // Each second: the pushes the namespace's changes cost here (changes times followers). Past
+  // the budget the followers are paused and handed nothing; back under half of it for the
+  // calm period, they go on, with a gap.
+  void MeasurePushesLocked(absl::Time now, const FeedOptions& options)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    if (window_start_ == absl::InfinitePast()) window_start_ = now;
+    const absl::Duration elapsed = now - window_start_;
+    if (elapsed < absl::Seconds(1)) return;
+    const double rate =
+        static_cast<double>(window_changes_) / absl::ToDoubleSeconds(elapsed) * pushers_;
+    window_start_ = now;
+    window_changes_ = 0;
+    if (!suspended_) {
+      if (rate <= options.push_budget) return;
+      suspended_ = true;
+      calm_since_ = absl::InfiniteFuture();
+      feed_->suspensions_.fetch_add(1, std::memory_order_relaxed);
+      LogWarning(
+          "namespace %s: %.0f pushes a second (its changes a second times %d followers here) "
+          "pass the push budget of %.0f: its changes are no longer pushed, and its nodes look "
+          "its sessions up in the service, until the rate stays under half the budget for %s",
+          ns_, rate, pushers_, options.push_budget, absl::FormatDuration(options.push_calm));
+      for (auto& [follower, joined] : followers_) {
+        if (joined.push) follower->Pause(true);
+      }
+      return;
+    }
+    if (rate > options.push_budget / 2) {
+      calm_since_ = absl::InfiniteFuture();
+      return;
+    }
+    if (calm_since_ == absl::InfiniteFuture()) calm_since_ = now;
+    if (now - calm_since_ < options.push_calm) return;
+    suspended_ = false;
+    LogInfo("namespace %s: %.0f pushes a second, under half the push budget for %s: its "
+            "changes are pushed again (its followers check their copies first)",
+            ns_, rate, absl::FormatDuration(options.push_calm));
+    for (auto& [follower, joined] : followers_) {
+      if (!joined.push) continue;
+      // What they missed meanwhile: a gap, unless nothing was relayed since they stood.
+      follower->Deliver(at_.log_id, at_.seq + 1, {}, false);
+      if (!paused_) follower->Pause(false);
+    }
+  }
 
   void ForgetLogLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
     ++generation_;  // what the old subscription may still deliver is ignored
@@ -268,7 +334,7 @@ class SessionFeed::Namespace : public std::enable_shared_from_this<SessionFeed::
       }
     }
     follower->Begin(at_, std::move(replay), gap);
-    if (paused_) follower->Pause(true);
+    if (paused_ || suspended_) follower->Pause(true);
   }
 
   void OnLog(uint64_t generation, LogEvent& event) {
@@ -277,7 +343,9 @@ class SessionFeed::Namespace : public std::enable_shared_from_this<SessionFeed::
     if (event.kind == LogEvent::Kind::kLost) {
       if (!positioned_ || paused_) return;
       paused_ = true;
-      for (auto& [follower, joined] : followers_) follower->Pause(true);
+      for (auto& [follower, joined] : followers_) {
+        if (joined.push) follower->Pause(true);
+      }
       return;
     }
     if (event.kind == LogEvent::Kind::kStart) {
@@ -296,6 +364,7 @@ class SessionFeed::Namespace : public std::enable_shared_from_this<SessionFeed::
       const bool resumes = paused_;
       paused_ = false;
       for (auto& [follower, joined] : followers_) {
+        if (!joined.push || suspended_) continue;
         follower->Deliver(at_.log_id, at_.seq + 1, {}, false);  // a gap if the log moved on
         if (resumes) follower->Pause(false);
       }
@@ -358,13 +427,25 @@ class SessionFeed::Namespace : public std::enable_shared_from_this<SessionFeed::
       ring_.pop_front();
     }
     const bool over = over_budget();
-    for (auto& [follower, joined] : followers_) follower->Deliver(log_id, first, changes, over);
+    window_changes_ += changes.size();
+    if (suspended_) return;  // kept in the ring only
+    for (auto& [follower, joined] : followers_) {
+      if (!joined.push) continue;
+      follower->Deliver(log_id, first, changes, over);
+      feed_->pushed_.fetch_add(changes.size(), std::memory_order_relaxed);
+    }
   }
 
   SessionFeed* const feed_;
   const std::string ns_;
   absl::Mutex mu_;
   std::map<Follower*, Joined> followers_ ABSL_GUARDED_BY(mu_);
+  int pushers_ ABSL_GUARDED_BY(mu_) = 0;  // followers handed changes
+  // The push budget (FeedOptions::push_budget).
+  absl::Time window_start_ ABSL_GUARDED_BY(mu_) = absl::InfinitePast();
+  uint64_t window_changes_ ABSL_GUARDED_BY(mu_) = 0;
+  bool suspended_ ABSL_GUARDED_BY(mu_) = false;
+  absl::Time calm_since_ ABSL_GUARDED_BY(mu_) = absl::InfiniteFuture();
   // Followers that joined before the log's position was known, with where they resume.
   std::map<Follower*, std::optional<LogPoint>> waiting_ ABSL_GUARDED_BY(mu_);
   bool positioned_ ABSL_GUARDED_BY(mu_) = false;
@@ -429,14 +510,14 @@ std::vector<std::shared_ptr<SessionFeed::Namespace>> SessionFeed::All() const {
 }
 
 void SessionFeed::Join(const std::string& ns, Follower* follower,
-                       std::optional<LogPoint> resume_after) {
+                       std::optional<LogPoint> resume_after, bool push) {
   absl::Time hand_over_at = absl::InfiniteFuture();
   if (options_.max_follow_age > absl::ZeroDuration()) {
     thread_local absl::BitGen random;
     hand_over_at = absl::Now() + options_.max_follow_age * absl::Uniform(random, 1.0, 1.2);
   }
   std::shared_ptr<Namespace> n = Find(ns, true);
-  if (n->Join(follower, std::move(resume_after), hand_over_at)) n->Subscribe(store_);
+  if (n->Join(follower, std::move(resume_after), hand_over_at, push)) n->Subscribe(store_);
   Release(ns);
 }
 
@@ -487,6 +568,15 @@ void SessionFeed::Tick(absl::Time now) {
   }
 }
 
+bool SessionFeed::PushSuspended(const std::string& ns) {
+  std::shared_ptr<Namespace> n = Find(ns, false);
+  if (n == nullptr) return false;
+  const bool suspended = n->suspended();
+  n.reset();
+  Release(ns);
+  return suspended;
+}
+
 size_t SessionFeed::followers() const {
   size_t total = 0;
   for (const auto& n : All()) total += n->follower_count();
@@ -508,11 +598,24 @@ void SessionFeed::AddMetrics(Metrics* metrics) {
       "tlscache_push_lag_seconds",
       "from a process sending a change up to this replica relaying it from the log", {"source"});
   using Samples = std::vector<Metrics::GaugeSample>;
-  metrics->AddGauge("tlscache_feed_followers", "processes following each namespace",
+  metrics->AddGauge("tlscache_feed_followers",
+                    "Follow streams each namespace's changes are pushed to: one per node (its "
+                    "follower), whatever the node's processes",
                     {"namespace"}, [this] {
                       Samples samples;
                       for (const auto& n : All()) {
-                        samples.push_back({{n->ns()}, static_cast<double>(n->follower_count())});
+                        samples.push_back({{n->ns()}, static_cast<double>(n->pusher_count())});
+                      }
+                      return samples;
+                    });
+  metrics->AddGauge("tlscache_feed_upload_streams",
+                    "upload-only Follow streams of each namespace (a node's other processes: "
+                    "their stores and deletions, no changes pushed)",
+                    {"namespace"}, [this] {
+                      Samples samples;
+                      for (const auto& n : All()) {
+                        samples.push_back({{n->ns()}, static_cast<double>(n->follower_count() -
+                                                                          n->pusher_count())});
                       }
                       return samples;
                     });
@@ -522,6 +625,23 @@ void SessionFeed::AddMetrics(Metrics* metrics) {
       return Samples{{{}, static_cast<double>(value.load())}};
     });
   };
+  counter("tlscache_feed_pushed_total",
+          "changes written to followers, each counted once per follower it went to (per node: "
+          "a farm's pushes per stored session are its nodes)",
+          pushed_);
+  counter("tlscache_feed_push_suspensions_total",
+          "times a namespace's pushes stopped here, over the push budget (--push_budget)",
+          suspensions_);
+  metrics->AddGauge("tlscache_feed_push_suspended",
+                    "1 while a namespace's changes are not pushed from here (over the push "
+                    "budget: its nodes look its sessions up in the service)",
+                    {"namespace"}, [this] {
+                      Samples samples;
+                      for (const auto& n : All()) {
+                        samples.push_back({{n->ns()}, n->suspended() ? 1.0 : 0.0});
+                      }
+                      return samples;
+                    });
   counter("tlscache_feed_gaps_total",
           "followers told that changes were lost for them (they check their copies)", gaps_);
   counter("tlscache_feed_sent_bytes_total",

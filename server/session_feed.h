@@ -69,6 +69,14 @@ struct FeedOptions {
   // to one that came meanwhile.
   absl::Duration max_follow_age = absl::ZeroDuration();
   absl::Duration handover_grace = absl::Minutes(1);
+  // The most pushes a second this replica writes for one namespace: its changes a second
+  // times the followers (nodes) it pushes them to here. Past it, over a second, the
+  // namespace's pushes stop here: its followers are paused (their nodes' near caches answer
+  // nothing, lookups go to the service), said in the log and in /metrics. Once the rate has
+  // stayed under half the budget for `push_calm`, pushes resume, with a gap (the followers
+  // check their copies). Zero: no budget.
+  double push_budget = 0;
+  absl::Duration push_calm = absl::Seconds(5);
 };
 
 
@@ -134,8 +142,10 @@ class SessionFeed {
 
   // `resume_after`: where the process stood on its previous stream, if anywhere. The
   // follower's Begin comes once the feed knows where the log stands (at once, or when its
-  // subscription starts).
-  void Join(const std::string& ns, Follower* follower, std::optional<LogPoint> resume_after);
+  // subscription starts). `push` false: an upload-only stream (FollowRequest.upload_only),
+  // begun at once and handed no changes; it is still asked to move, ticked and stopped.
+  void Join(const std::string& ns, Follower* follower, std::optional<LogPoint> resume_after,
+            bool push = true);
   // After Leave returns, `follower` is not called again.
   void Leave(const std::string& ns, Follower* follower);
 
@@ -149,6 +159,8 @@ class SessionFeed {
   // Asks every follower to move to another replica (a shutdown), and waits until none is
   // left or `timeout` passed.
   void HandOverAll(absl::Duration timeout);
+  // Whether the namespace's pushes are suspended here (over the push budget).
+  bool PushSuspended(const std::string& ns);
   // Every follower checks its authorization again (the policy was reloaded).
   void ReauthorizeAll();
   // Called now and then (CacheServer's monitor): asks the followers older than their age to
@@ -187,6 +199,8 @@ class SessionFeed {
   std::map<std::string, std::shared_ptr<Namespace>> namespaces_ ABSL_GUARDED_BY(mu_);
   std::atomic<bool> handing_over_{false};
   std::atomic<uint64_t> gaps_{0};
+  std::atomic<uint64_t> pushed_{0};  // changes handed to followers, one per follower
+  std::atomic<uint64_t> suspensions_{0};
   std::atomic<uint64_t> sent_bytes_{0};
   std::atomic<uint64_t> appends_{0};
   std::atomic<uint64_t> append_failures_{0};

@@ -55,6 +55,21 @@ __attribute__((visibility("default"))) int tlscache_prepare(SSL_CTX* ctx) noexce
   }
 }
 
+__attribute__((visibility("default"))) int tlscache_prepare_node(const char* config) noexcept {
+  try {
+    last_error.clear();
+    if (config == nullptr) return Fail(absl::InvalidArgumentError("config is NULL"));
+    absl::StatusOr<tlscache::openssl::PluginConfig> parsed =
+        tlscache::openssl::ParsePluginConfig(config);
+    if (!parsed.ok()) return Fail(parsed.status());
+    absl::Status prepared = tlscache::openssl::PrepareNode(*parsed);
+    if (!prepared.ok()) return Fail(prepared);
+    return 1;
+  } catch (...) {
+    return Fail(absl::InternalError("out of memory"));
+  }
+}
+
 __attribute__((visibility("default"))) const char* tlscache_stats(SSL_CTX* ctx) noexcept {
   thread_local std::string stats;
   try {

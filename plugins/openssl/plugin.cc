@@ -24,6 +24,7 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/time/clock.h"
 #include "client/cache_client.h"
+#include "client/node.h"
 #include "common/absl_runtime.h"
 #include "common/openssl_util.h"
 #include "plugins/openssl/client_auth.h"
@@ -164,6 +165,19 @@ thread_local bool withdrawing = false;
 // key itself where the key is the ID (a context without client authentication).
 void Withdraw(const client::CacheClient* client, absl::string_view ns, absl::string_view key,
               absl::string_view tls_session_id) {
+  if (key.empty()) {
+    // Withdrawals were lost for this process (it fell too far behind its node's): every
+    // session of the namespace in OpenSSL's caches goes, since any of them may be withdrawn.
+    withdrawing = true;
+    absl::MutexLock lock(&registry_mu);
+    for (CtxState* state : Registry()) {
+      if (state->client.get() == client && state->config.ns == ns) {
+        SSL_CTX_flush_sessions(state->ctx, std::numeric_limits<long>::max());
+      }
+    }
+    withdrawing = false;
+    return;
+  }
   const absl::string_view id = tls_session_id.empty() ? key : tls_session_id;
   if (id.empty() || id.size() > SSL_MAX_SSL_SESSION_ID_LENGTH) return;
   SslSessionPtr probe(SSL_SESSION_new());
@@ -617,6 +631,11 @@ void ReserveContextSlots() {
 
 bool IsAttached(SSL_CTX* ctx) { return StateOf(ctx) != nullptr; }
 
+absl::Status PrepareNode(const PluginConfig& config) {
+  if (config.near_cache_bytes == 0) return absl::OkStatus();
+  return client::Node::Prepare(config.near_cache_bytes);
+}
+
 void Prepare(SSL_CTX* ctx) {
   if (CtxState* state = StateOf(ctx)) state->client->Prepare(state->config.ns, state->farm_ring);
 }
@@ -689,6 +708,8 @@ void Add(const CtxState& state, Totals* totals) {
   t.near_entries += c.near_entries;
   t.near_bytes += c.near_bytes;
   t.near_evictions += c.near_evictions;
+  t.near_repairs += c.near_repairs;
+  t.leading += c.leading;
   t.pushed += c.pushed;
   t.gaps += c.gaps;
   t.withdrawn += c.withdrawn;
@@ -725,13 +746,15 @@ absl::StatusOr<std::string> StatsJson(SSL_CTX* ctx) {
       "\"rejected\":%d,\"deleted\":%d},\"lookups\":{\"hits\":%d,\"misses\":%d,"
       "\"errors\":%d,\"timeouts\":%d,\"skipped\":%d},\"stores\":{\"sent\":%d,"
       "\"failed\":%d,\"dropped\":%d,\"late\":%d,\"resent\":%d},\"near_cache\":{"
-      "\"hits\":%d,\"entries\":%d,\"bytes\":%d,\"evictions\":%d},\"push\":{\"streams_up\":%d,"
+      "\"hits\":%d,\"entries\":%d,\"bytes\":%d,\"evictions\":%d,\"repairs\":%d},"
+      "\"push\":{\"follows\":%d,\"streams_up\":%d,"
       "\"streams\":%d,\"received\":%d,\"gaps\":%d,\"withdrawn\":%d,\"lag_p50_us\":%d,"
       "\"lag_p99_us\":%d},"
       "\"breaker\":\"%s\"}",
       totals.contexts, p.stored, p.skipped, p.resumed, p.rejected, p.deleted, c.hits, c.misses,
       c.errors, c.timeouts, c.skipped, c.stores, c.store_failures, c.queue_drops, c.ack_timeouts,
-      c.resent, c.near_hits, c.near_entries, c.near_bytes, c.near_evictions, c.streams_up,
+      c.resent, c.near_hits, c.near_entries, c.near_bytes, c.near_evictions, c.near_repairs,
+      c.leading, c.streams_up,
       c.streams, c.pushed, c.gaps, c.withdrawn, absl::ToInt64Microseconds(c.push_lag_p50),
       absl::ToInt64Microseconds(c.push_lag_p99), totals.breaker_open ? "open" : "closed");
 }
@@ -743,11 +766,11 @@ std::string StatsLine() {
   return absl::StrFormat(
       "pid %d: %d contexts; sessions resumed %d, rejected %d, stored %d; lookups %d hits, %d "
       "misses, %d errors, %d timeouts, %d skipped; stores %d sent, %d failed, %d dropped, %d "
-      "acknowledged late; near cache %d hits, %d entries, %d bytes; %d pushed, %d gaps, %d "
-      "withdrawn by checks; breaker %s",
+      "acknowledged late; near cache %d hits, %d entries, %d bytes (the node's); follows for "
+      "its node: %d namespaces, %d pushed, %d gaps, %d withdrawn by checks; breaker %s",
       getpid(), totals.contexts, p.resumed, p.rejected, p.stored, c.hits, c.misses, c.errors,
       c.timeouts, c.skipped, c.stores, c.store_failures, c.queue_drops, c.ack_timeouts, c.near_hits,
-      c.near_entries, c.near_bytes, c.pushed, c.gaps, c.withdrawn,
+      c.near_entries, c.near_bytes, c.leading, c.pushed, c.gaps, c.withdrawn,
       totals.breaker_open ? "open" : "closed");
 }
 

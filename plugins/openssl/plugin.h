@@ -76,6 +76,11 @@ void ReserveContextSlots();
 // (see ReserveContextSlots); `free_slot` (may be null) frees what a slot holds.
 int NewContextIndex(CRYPTO_EX_free* free_slot);
 
+// Makes the node's near cache, shared by every process this one forks afterwards (client/node.h),
+// of `config`'s near_cache_mb: a pre-fork server's master calls it before it forks its
+// workers. Once per process: the first call's size stays. Without it each process has its own.
+absl::Status PrepareNode(const PluginConfig& config);
+
 // Connects this process to the cache of `ctx` now, off the handshake path (and when its
 // tickets are under the farm's key ring, starts following the ring). Never blocks. For a process that serves
 // `ctx` itself: a pre-fork server calls it in each worker, never in the master.

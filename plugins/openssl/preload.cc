@@ -225,8 +225,14 @@ void OnContextChosen(SSL* ssl, SSL_CTX* ctx) noexcept {
 // Read at load time, in the process the operator started: servers such as nginx clear the
 // environment of the workers they fork, which inherit what was read here.
 // The slots too, before the server makes its contexts.
+// And the node's near cache, before the server forks its workers (a master process that only
+// forks maps it, never touches most of it: its pages are made as the workers use them).
 __attribute__((constructor)) void ReadConfigAtLoad() {
   if (Config() == nullptr) return;
+  if (absl::Status node = PrepareNode(*Config()); !node.ok()) {
+    Say(absl::StrCat("no near cache shared by this node's processes (", node.message(),
+                     "): each has its own"));
+  }
   ReserveContextSlots();
   (void)DeclinedIndex();
   (void)ServerKeysIndex();

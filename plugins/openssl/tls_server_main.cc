@@ -215,6 +215,11 @@ int Main() {
     ServeProcess(ctx.get(), listen_fd, name, threads, signals);
     return 0;
   }
+  // One near cache and one follower for the node, shared by the workers forked below.
+  if (!config.empty() && tlscache_prepare_node(config.c_str()) != 1) {
+    LogWarning("tlscache-tls-server %s: %s (each worker keeps a near cache of its own)", name,
+               tlscache_last_error());
+  }
   std::vector<pid_t> children;
   for (int i = 0; i < workers; ++i) {
     const pid_t pid = fork();

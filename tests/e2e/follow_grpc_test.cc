@@ -168,6 +168,11 @@ TEST_P(FollowTest, ADeletionWithdrawsTheSessionFromEveryNearCache) {
   a_->Delete(kNs, "doomed", "tls-id", absl::Seconds(60));
   ASSERT_TRUE(AwaitNearEntries(*b_, 0));
   EXPECT_TRUE(absl::IsNotFound(b_->Get(kNs, "doomed", false).status()));
+  // The process hears of the node's withdrawals on its own thread, as they are numbered.
+  EXPECT_TRUE(Eventually([&] {
+    absl::MutexLock lock(&mu);
+    return !withdrawn.empty();
+  }));
   absl::MutexLock lock(&mu);
   EXPECT_EQ(withdrawn, std::vector<std::string>{"farm/doomed/tls-id"});
 }

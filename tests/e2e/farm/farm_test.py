@@ -397,6 +397,54 @@ class NearCacheTest(FarmTestCase):
             self.assertTrue(client.connect(tlsfarm.NODE_IPS[0], port)[0],
                             f"{name}: its own node did not resume it")
 
+    def test_past_the_push_budget_sessions_are_answered_by_the_service_and_pushed_again_after(self):
+        # 20 pushes a second: three nodes past it with a handful of new TLS 1.3 tickets.
+        metrics = tlsfarm.free_port()
+        cache = self.farm.cache(extra=[f"--metrics_listen=127.0.0.1:{metrics}",
+                                       "--push_budget=20"])
+        cache.metrics_port = metrics
+        port, nodes = self.farm.on_every_node(
+            lambda ip, port, name: self.farm.node(ip, port, f"addr={cache.addr}", name=name))
+        self.await_metric(cache, "tlscache_feed_followers", 3)
+        lb = self.farm.haproxy(port)
+        scrape = lambda name: tlsfarm.value(tlsfarm.scrape(metrics), name, namespace="default")
+        # TLS 1.3 stateful tickets, a new one each connection, until the replica stops pushing.
+        client = tlsfarm.Client(ssl.TLSVersion.TLSv1_3, single_use=True)
+        deadline = time.monotonic() + 15
+        while scrape("tlscache_feed_push_suspended") != 1:
+            self.assertLess(time.monotonic(), deadline, "the budget did not stop the pushes")
+            client.connect("127.0.0.1", lb)
+        self.assertIn("pass the push budget of 20: its changes are no longer pushed",
+                      cache.output())
+        time.sleep(1.1)  # the near caches' last report from before
+        near_hits = scrape("tlscache_near_cache_hits")
+        # Every reconnect still resumes, each from the service: the near caches answer nothing.
+        self.assert_every_reconnect_resumes(lb, "past the push budget")
+        self.assertEqual(scrape("tlscache_feed_push_suspended"), 1)
+        time.sleep(1.1)
+        self.assertEqual(scrape("tlscache_near_cache_hits"), near_hits)
+        suspended = lambda: scrape("tlscache_feed_push_suspended")
+        # Quiet for the calm period: pushed again, the followers checking their copies first.
+        deadline = time.monotonic() + 15
+        while suspended() != 0:
+            self.assertLess(time.monotonic(), deadline, "pushes did not resume")
+            time.sleep(0.1)
+        self.assertIn("its changes are pushed again", cache.output())
+        hits = tlsfarm.value(tlsfarm.scrape(metrics), "tlscache_near_cache_hits",
+                             namespace="default")
+        client = tlsfarm.Client(ssl.TLSVersion.TLSv1_2)
+        self.assertFalse(client.connect(tlsfarm.NODE_IPS[0], port)[0])
+        time.sleep(0.2)  # the push on its way to node 2
+        # Node 2 finds the new session in its near cache (its count reported every second).
+        self.assertTrue(client.connect(tlsfarm.NODE_IPS[1], port)[0])
+        self.await_metric(cache, "tlscache_near_cache_hits", hits + 1)
+        totals = {}
+        for node in nodes:
+            for key, count in tlsfarm.plugin_stats(node).items():
+                totals[key] = totals.get(key, 0) + count
+        self.report(f"push budget 20/s: {totals['lookups.hits']} resumptions from the service, "
+                    f"{totals['near_cache.hits']} from the near caches")
+
     def test_a_session_deleted_on_one_node_resumes_nowhere_afterwards(self):
         _, port, _ = self.near_farm()
         client = tlsfarm.Client(ssl.TLSVersion.TLSv1_2)

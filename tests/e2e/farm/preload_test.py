@@ -3,6 +3,7 @@ each on 127.0.0.11-13 behind HAProxy round robin, with real clients.
 """
 
 import base64
+import random
 import os
 import re
 import ssl
@@ -456,3 +457,203 @@ class HaproxyPreloadTest(FarmTestCase):
 
 if __name__ == "__main__":
     unittest.main(verbosity=2)
+
+
+class NodeSharingTest(FarmTestCase):
+    """nginx with 8 workers a node, as `worker_processes auto` runs on an 8-core node: one near
+    cache per node in memory its workers share, one of them following the farm for all."""
+
+    WORKERS = 8
+
+    def sharing_farm(self, **variables):
+        metrics = tlsfarm.free_port()
+        cache = self.farm.cache(extra=[f"--metrics_listen=127.0.0.1:{metrics}"])
+        cache.metrics_port = metrics
+        port, nodes = self.farm.on_every_node(
+            lambda ip, port, name: self.farm.nginx(ip, port, name, env=env(cache, **variables),
+                                                   workers=self.WORKERS))
+        return cache, nodes, self.farm.haproxy(port)
+
+    def metric(self, cache, name, **labels):
+        return tlsfarm.value(tlsfarm.scrape(cache.metrics_port), name, **labels)
+
+    def await_followers(self, cache, count, timeout=15):
+        deadline = time.monotonic() + timeout
+        while self.metric(cache, "tlscache_feed_followers", namespace="default") != count:
+            self.assertLess(time.monotonic(), deadline, "followers")
+            time.sleep(0.02)
+
+    @staticmethod
+    def workers(node):
+        return [int(pid) for pid in subprocess.run(
+            ["pgrep", "-P", str(node.popen.pid)], capture_output=True, text=True).stdout.split()]
+
+    @staticmethod
+    def threads(pid):
+        names = []
+        try:
+            for task in os.listdir(f"/proc/{pid}/task"):
+                with open(f"/proc/{pid}/task/{task}/comm") as comm:
+                    names.append(comm.read().strip())
+        except OSError:
+            pass
+        return names
+
+    def follower(self, node):
+        """The worker of `node` that follows the farm for it (its reader thread says so)."""
+        found = [pid for pid in self.workers(node) if "tlscache-follow" in self.threads(pid)]
+        self.assertLessEqual(len(found), 1, f"{node.name}: more than one follower: {found}")
+        return found[0] if found else None
+
+    def test_every_session_resumes_everywhere_and_is_pushed_once_per_node(self):
+        cache, nodes, lb = self.sharing_farm()
+        self.assert_every_reconnect_resumes(lb, f"nginx x3, {self.WORKERS} workers a node")
+        self.assert_curl_resumes_every_reconnect(lb, f"nginx x3, {self.WORKERS} workers a node")
+        # One follower a node: three streams receive the log, whatever the workers.
+        self.await_followers(cache, 3)
+        for node in nodes:
+            self.assertIsNotNone(self.follower(node), node.name)
+        # From here, each change of the log is written to three streams: once per node.
+        changes = self.metric(cache, "tlscache_feed_changes_total", source="log")
+        pushed = self.metric(cache, "tlscache_feed_pushed_total")
+        more = self.resumption(lb, "with the followers up")
+        changes = self.metric(cache, "tlscache_feed_changes_total", source="log") - changes
+        pushed = self.metric(cache, "tlscache_feed_pushed_total") - pushed
+        self.report(f"{changes:.0f} changes of the log, {pushed:.0f} pushes: "
+                    f"{pushed / changes:.2f} a change, 3 nodes of {self.WORKERS} workers")
+        self.assertGreaterEqual(changes, RECONNECTS)  # a TLS 1.3 ticket each connection
+        self.assertEqual(pushed, 3 * changes)
+        for name, resumed in more.items():
+            self.assertGreaterEqual(resumed, RECONNECTS - 1, name)
+
+    def test_the_follower_killed_mid_run_fails_nothing_and_another_takes_over(self):
+        cache, nodes, lb = self.sharing_farm()
+        self.await_followers(cache, 0)  # nothing connected yet: each node's first connection
+        failures, results = [], []
+        stop, hold, idle = threading.Event(), threading.Event(), threading.Event()
+
+        def load(version):
+            client = tlsfarm.Client(version, single_use=True)
+            while not stop.is_set():
+                if hold.is_set():  # between two connections, while the follower is killed
+                    idle.set()
+                    time.sleep(0.005)
+                    continue
+                try:
+                    results.append(client.connect("127.0.0.1", lb)[0])
+                except Exception as e:
+                    failures.append(repr(e))
+
+        loaders = [threading.Thread(target=load, args=(v,)) for v in VERSIONS.values()]
+        for thread in loaders:
+            thread.start()
+        try:
+            time.sleep(2)
+            self.await_followers(cache, 3)
+            victim = self.follower(nodes[0])
+            self.assertIsNotNone(victim)
+            hold.set()
+            idle.wait(5)
+            time.sleep(0.05)  # both loaders between connections
+            os.kill(victim, 9)
+            killed = time.monotonic()
+            hold.clear()
+            idle.clear()
+            # Another worker of the node takes the lease and follows: three followers again.
+            self.await_followers(cache, 2, timeout=5)
+            self.await_followers(cache, 3, timeout=5)
+            back = time.monotonic() - killed
+            successor = self.follower(nodes[0])
+            time.sleep(2)
+        finally:
+            stop.set()
+            for thread in loaders:
+                thread.join()
+        reconnects = len(results) - 2  # each client's first connection has nothing to offer
+        resumed = sum(results)
+        self.report(f"follower killed: another worker followed for the node {back * 1000:.0f} ms "
+                    f"later; {len(results)} connections, {len(failures)} failed, "
+                    f"{resumed} of {reconnects} reconnects resumed")
+        self.assertEqual(failures, [])
+        self.assertNotIn(successor, (None, victim))
+        self.assertLess(back, 1.0)
+        self.assertGreaterEqual(resumed, 0.995 * reconnects)
+
+    def test_workers_killed_at_random_under_load_wedge_no_other(self):
+        cache, nodes, lb = self.sharing_farm()
+        failures, results = [], []
+        stop = threading.Event()
+
+        def load(version):
+            client = tlsfarm.Client(version, single_use=True)
+            while not stop.is_set():
+                try:
+                    results.append(client.connect("127.0.0.1", lb)[0])
+                except Exception as e:
+                    failures.append(repr(e))
+
+        loaders = [threading.Thread(target=load, args=(v,)) for v in VERSIONS.values()]
+        for thread in loaders:
+            thread.start()
+        kills = 0
+        rng = random.Random(26)
+        try:
+            time.sleep(1)
+            for _ in range(12):  # any worker, the followers included, at any moment
+                workers = self.workers(rng.choice(nodes))
+                os.kill(rng.choice(workers), 9)
+                kills += 1
+                time.sleep(rng.uniform(0.05, 0.4))
+        finally:
+            stop.set()
+            for thread in loaders:
+                thread.join()
+        # A killed worker takes its connections in flight with it (two clients: at most two
+        # each time); no other connection fails, and nothing is left wedged.
+        self.assertLessEqual(len(failures), 2 * kills, failures)
+        for node in nodes:
+            deadline = time.monotonic() + 10
+            while len(self.workers(node)) != self.WORKERS:
+                self.assertLess(time.monotonic(), deadline, f"{node.name}: workers")
+                time.sleep(0.05)
+        self.await_followers(cache, 3, timeout=5)
+        after = self.resumption(lb, f"after {kills} workers were killed")
+        self.report(f"{kills} workers killed under load: {len(failures)} of "
+                    f"{len(results) + len(failures)} connections failed (those in flight on "
+                    f"them)")
+        for name, resumed in after.items():
+            self.assertGreaterEqual(resumed, RECONNECTS - 1, name)
+
+    def test_reloads_under_load_fail_no_connection(self):
+        cache, nodes, lb = self.sharing_farm()
+        failures, results = [], []
+        stop = threading.Event()
+
+        def load(version):
+            client = tlsfarm.Client(version, single_use=True)
+            while not stop.is_set():
+                try:
+                    results.append(client.connect("127.0.0.1", lb)[0])
+                except Exception as e:
+                    failures.append(repr(e))
+
+        loaders = [threading.Thread(target=load, args=(v,)) for v in VERSIONS.values()]
+        for thread in loaders:
+            thread.start()
+        try:
+            for node in nodes:
+                time.sleep(0.7)
+                subprocess.run([tlsfarm.require("nginx"), "-p", node.prefix, "-c", node.config,
+                                "-s", "reload"], check=True, capture_output=True)
+            time.sleep(1.5)
+        finally:
+            stop.set()
+            for thread in loaders:
+                thread.join()
+        reconnects = len(results) - 2
+        resumed = sum(results)
+        self.report(f"{len(results)} connections across 3 reloads of {self.WORKERS} workers, "
+                    f"{len(failures)} failed, {resumed} of {reconnects} reconnects resumed")
+        self.assertEqual(failures, [])
+        self.assertGreaterEqual(resumed, 0.99 * reconnects)
+        self.await_followers(cache, 3, timeout=5)

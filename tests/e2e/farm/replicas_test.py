@@ -95,8 +95,11 @@ class ReplicasTest(FarmTestCase):
 
     @staticmethod
     def followers(replica):
-        return tlsfarm.value(tlsfarm.scrape(replica.metrics_port), "tlscache_feed_followers",
-                             namespace="default")
+        """The Follow streams on `replica`: each node's follower and its other processes'
+        upload-only streams."""
+        samples = tlsfarm.scrape(replica.metrics_port)
+        return (tlsfarm.value(samples, "tlscache_feed_followers", namespace="default") +
+                tlsfarm.value(samples, "tlscache_feed_upload_streams", namespace="default"))
 
     def await_calls_on_every(self, replicas, timeout=15):
         deadline = time.monotonic() + timeout

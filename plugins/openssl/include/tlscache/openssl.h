@@ -26,7 +26,7 @@
 
 /* The ABI this header describes. Grows by one when a function is added; the existing ones
  * never change. */
-#define TLSCACHE_ABI_VERSION 1
+#define TLSCACHE_ABI_VERSION 2
 
 #ifdef __cplusplus
 #define TLSCACHE_NOEXCEPT noexcept
@@ -54,6 +54,20 @@ int tlscache_attach(SSL_CTX *ctx, const char *config) TLSCACHE_NOEXCEPT;
  * connect_timeout_ms. Returns 1; 0 if `ctx` has no tlscache (tlscache_last_error() says so).
  */
 int tlscache_prepare(SSL_CTX *ctx) TLSCACHE_NOEXCEPT;
+
+/*
+ * For a pre-fork server: call it in the master process once, before it forks its workers
+ * (before or after tlscache_attach), with the config its contexts are attached with (only near_cache_mb is read from it). It
+ * maps the node's near cache (near_cache_mb, default 16) in memory that every process forked
+ * afterwards shares, and no other process can map: a session one worker stores is found by
+ * its siblings at once, one worker at a time follows the farm's pushes for all of them, and
+ * a worker killed at any moment wedges none of the others. Nothing connects. Without it, each
+ * process keeps a near cache and a follower of its own (right for a threaded server: one
+ * process is one node). Calling it again does nothing. Returns 1; 0 if the config is bad or
+ * the memory could not be mapped (tlscache_last_error() says why; the processes then have a
+ * near cache each). Since TLSCACHE_ABI_VERSION 2.
+ */
+int tlscache_prepare_node(const char *config) TLSCACHE_NOEXCEPT;
 
 /*
  * The counters of `ctx`, or of every context attached in this process when `ctx` is NULL, as
