@@ -192,9 +192,12 @@ def preload_env(cache, **extra):
     return {"TLSCACHE_ADDR": cache.addr, "TLSCACHE_TICKETS": "off", **extra}
 
 
-def nginx_nodes(farm, env, shared_cache):
+def nginx_nodes(farm, env, shared_cache, tickets=False):
+    """`tickets`: nginx's session tickets on (its default), which TLSCACHE_TICKETS=farm puts
+    under the farm's key ring; off, every TLS 1.3 ticket is a stateful one."""
     port, _ = farm.on_every_node(
-        lambda ip, port, name: farm.nginx(ip, port, name, env=env, shared_cache=shared_cache))
+        lambda ip, port, name: farm.nginx(ip, port, name, env=env, shared_cache=shared_cache,
+                                          tickets=tickets))
     return port
 
 
@@ -213,7 +216,7 @@ FARMS = [
     ("tlscache: stock nginx ×3 + preload, tickets=farm (no cache call in a handshake)",
      lambda farm, redis, cache: nginx_nodes(farm, {**preload_env(cache),
                                                    "TLSCACHE_TICKETS": "farm"},
-                                            shared_cache=False)),
+                                            shared_cache=False, tickets=True)),
     ("Apache mod_ssl ×3, SSLSessionCache redis:",
      lambda farm, redis, cache: apache_nodes(farm, f"redis:127.0.0.1:{redis.port}")),
     ("stock nginx ×3, per-node caches",
@@ -855,8 +858,11 @@ def sharing_farm(farm, workers, variables):
     redis = farm.redis()
     cache = farm.cache(store=f"redis://127.0.0.1:{redis.port}")
     env = preload_env(cache, **variables)
+    # Farm tickets need nginx's own tickets on (its default); the stateful rows keep them off.
+    tickets = variables.get("TLSCACHE_TICKETS") == "farm"
     port, nodes = farm.on_every_node(
-        lambda ip, port, name: farm.nginx(ip, port, name, env=env, workers=workers))
+        lambda ip, port, name: farm.nginx(ip, port, name, env=env, workers=workers,
+                                          tickets=tickets))
     return cache, nodes, farm.haproxy(port)
 
 
