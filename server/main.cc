@@ -90,7 +90,7 @@ ABSL_FLAG(std::string, deployment, "default",
           "which deployment this is when several share one Redis ([A-Za-z0-9._-]{1,64}): with "
           "the Redis database, part of the change channels' names and of what sealed values are "
           "bound to, so that no change and no sealed value crosses between deployments");
-ABSL_FLAG(double, push_budget, 200000,
+ABSL_FLAG(double, push_budget, 50000,
           "the most pushes a second this replica writes for one namespace (its new sessions "
           "and deletions a second times the nodes following it here); past it the namespace's "
           "pushes stop, and its nodes look its sessions up in the service, until the rate stays "
