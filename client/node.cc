@@ -62,14 +62,15 @@ void NodeFeed::Lock() {
 
 std::optional<LogPoint> NodeFeed::Position() {
   Lock();
+  UnlockOnExit unlock(mu_);
   std::optional<LogPoint> at;
   if (positioned_) at = LogPoint{std::string(log_id_, log_id_len_), seq_};
-  mu_.Unlock();
   return at;
 }
 
 void NodeFeed::SetPosition(const LogPoint& at) {
   Lock();
+  UnlockOnExit unlock(mu_);
   positioned_ = true;
   if (at.log_id.size() <= kMaxLogIdBytes) {
     log_id_len_ = static_cast<uint32_t>(at.log_id.size());
@@ -79,7 +80,6 @@ void NodeFeed::SetPosition(const LogPoint& at) {
     log_id_len_ = 0;
     seq_ = std::numeric_limits<uint64_t>::max() - 1;
   }
-  mu_.Unlock();
 }
 
 RobustMutex::Locked NodeFeed::TryLead() {
@@ -98,40 +98,42 @@ void NodeFeed::Unlead() {
 
 void NodeFeed::Withdraw(NodeCache& cache, absl::string_view session_id,
                         absl::string_view tls_session_id, pid_t origin) {
-  Lock();
-  cache.Remove(Key(session_id));
-  ++removals_;
-  Removal& removal = ring_[(removals_ - 1) % kRemovals];
-  removal.seq = removals_;
-  removal.origin = origin;
-  removal.key_len = static_cast<uint8_t>(std::min(session_id.size(), sizeof(removal.key)));
-  std::memcpy(removal.key, session_id.data(), removal.key_len);
-  removal.id_len = static_cast<uint8_t>(std::min(tls_session_id.size(), sizeof(removal.tls_id)));
-  std::memcpy(removal.tls_id, tls_session_id.data(), removal.id_len);
-  removal_word_.store(static_cast<uint32_t>(removals_), std::memory_order_release);
-  mu_.Unlock();
+  const std::string key = Key(session_id);  // allocated before the lock
+  {
+    Lock();
+    UnlockOnExit unlock(mu_);
+    cache.Remove(key);
+    ++removals_;
+    Removal& removal = ring_[(removals_ - 1) % kRemovals];
+    removal.seq = removals_;
+    removal.origin = origin;
+    removal.key_len = static_cast<uint8_t>(std::min(session_id.size(), sizeof(removal.key)));
+    std::memcpy(removal.key, session_id.data(), removal.key_len);
+    removal.id_len = static_cast<uint8_t>(std::min(tls_session_id.size(), sizeof(removal.tls_id)));
+    std::memcpy(removal.tls_id, tls_session_id.data(), removal.id_len);
+    removal_word_.store(static_cast<uint32_t>(removals_), std::memory_order_release);
+  }
   WakeAll(&removal_word_);
 }
 
 void NodeFeed::KeepUnlessWithdrawn(NodeCache& cache, absl::string_view session_id,
                                    absl::string_view session, absl::Duration ttl, uint64_t mark) {
+  const std::string key = Key(session_id);
   Lock();
-  if (!WithdrawnSinceLocked(session_id, mark)) cache.Insert(Key(session_id), session, ttl);
-  mu_.Unlock();
+  UnlockOnExit unlock(mu_);
+  if (!WithdrawnSinceLocked(session_id, mark)) cache.Insert(key, session, ttl);
 }
 
 uint64_t NodeFeed::RemovalMark() {
   Lock();
-  const uint64_t mark = removals_;
-  mu_.Unlock();
-  return mark;
+  UnlockOnExit unlock(mu_);
+  return removals_;
 }
 
 bool NodeFeed::WithdrawnSince(absl::string_view session_id, uint64_t mark) {
   Lock();
-  const bool withdrawn = WithdrawnSinceLocked(session_id, mark);
-  mu_.Unlock();
-  return withdrawn;
+  UnlockOnExit unlock(mu_);
+  return WithdrawnSinceLocked(session_id, mark);
 }
 
 bool NodeFeed::WithdrawnSinceLocked(absl::string_view session_id, uint64_t mark) const {
@@ -145,9 +147,10 @@ bool NodeFeed::WithdrawnSinceLocked(absl::string_view session_id, uint64_t mark)
 
 bool NodeFeed::WithdrawalsSince(uint64_t* cursor, pid_t self, std::vector<Withdrawal>* out) {
   Lock();
+  UnlockOnExit unlock(mu_);
   bool complete = true;
-  const uint64_t oldest = std::max<uint64_t>(
-      forgotten_before_, removals_ > kRemovals ? removals_ - kRemovals : 0);
+  const uint64_t oldest =
+      std::max<uint64_t>(forgotten_before_, removals_ > kRemovals ? removals_ - kRemovals : 0);
   if (*cursor < oldest) {
     complete = false;
     *cursor = oldest;
@@ -159,7 +162,6 @@ bool NodeFeed::WithdrawalsSince(uint64_t* cursor, pid_t self, std::vector<Withdr
                               std::string(removal.tls_id, removal.id_len)});
   }
   *cursor = std::max(*cursor, removals_);
-  mu_.Unlock();
   return complete;
 }
 
@@ -214,13 +216,13 @@ NodeFeed* Node::Feed(absl::string_view ns) {
   if (NodeFeed* found = find()) return found;
   // A holder that died while claiming leaves its slot unused.
   table->mu.Lock();
+  UnlockOnExit unlock(table->mu);
   NodeFeed* feed = find();
   if (feed == nullptr && table->claimed < kMaxNamespaces) {
     const int i = static_cast<int>(table->claimed++);
     feed = new (feeds_.data() + FeedOffset(i)) NodeFeed(ns, static_cast<uint8_t>(i + 1));
     table->ready[i].store(1, std::memory_order_release);
   }
-  table->mu.Unlock();
   return feed;
 }
 

@@ -65,7 +65,9 @@ struct NodeCache::Shard {
   uint64_t tail;  // the oldest record not yet passed over
   uint64_t entries, bytes, hits, misses, evictions, repairs;
 
-  Slot* slots() { return reinterpret_cast<Slot*>(reinterpret_cast<uint8_t*>(this) + Align64(sizeof(Shard))); }
+  Slot* slots() {
+    return reinterpret_cast<Slot*>(reinterpret_cast<uint8_t*>(this) + Align64(sizeof(Shard)));
+  }
   uint8_t* ring() { return reinterpret_cast<uint8_t*>(slots() + buckets * kWays); }
   Record* At(uint64_t pos) { return reinterpret_cast<Record*>(ring() + pos % ring_bytes); }
 
@@ -144,8 +146,7 @@ NodeCache::NodeCache(SharedMapping mapping, Clock* clock)
   shards_ = std::clamp<size_t>(mapping_.size() / kShardTarget, 1, kMaxShards);
   shard_bytes_ = (mapping_.size() / shards_) & ~size_t{63};
   const size_t rest = shard_bytes_ - Align64(sizeof(Shard));
-  const uint64_t buckets =
-      std::max<uint64_t>(1, rest / (kRingBytesPerSlot + sizeof(Slot)) / kWays);
+  const uint64_t buckets = std::max<uint64_t>(1, rest / (kRingBytesPerSlot + sizeof(Slot)) / kWays);
   const uint64_t ring = (rest - buckets * kWays * sizeof(Slot)) & ~uint64_t{7};
   for (size_t i = 0; i < shards_; ++i) {
     auto* shard = new (mapping_.data() + i * shard_bytes_) Shard();
@@ -174,11 +175,9 @@ void NodeCache::Insert(absl::string_view key, absl::string_view session, absl::D
   const uint64_t length = Align8(sizeof(Record) + key.size() + session.size());
   const int64_t expiry = absl::ToUnixMicros(clock_->Now() + ttl);
   Lock(shard);
+  UnlockOnExit unlock(shard.mu);
   if (Slot* old = shard.Find(hash, key)) shard.Drop(*old);
-  if (ttl <= absl::ZeroDuration() || length > shard.ring_bytes / 2) {
-    shard.mu.Unlock();
-    return;
-  }
+  if (ttl <= absl::ZeroDuration() || length > shard.ring_bytes / 2) return;
   const uint64_t to_end = shard.ring_bytes - shard.head % shard.ring_bytes;
   const bool wraps = to_end < length;
   if (!shard.MakeRoom(wraps ? to_end + length : length)) {
@@ -223,7 +222,6 @@ void NodeCache::Insert(absl::string_view key, absl::string_view session, absl::D
   shard.head += length;
   ++shard.entries;
   shard.bytes += length;
-  shard.mu.Unlock();
 }
 
 std::optional<SecretBytes> NodeCache::Lookup(absl::string_view key) {
@@ -232,6 +230,7 @@ std::optional<SecretBytes> NodeCache::Lookup(absl::string_view key) {
   Shard& shard = ShardOf(hash);
   const int64_t now = absl::ToUnixMicros(clock_->Now());
   Lock(shard);
+  UnlockOnExit unlock(shard.mu);
   Slot* slot = shard.Find(hash, key);
   std::optional<SecretBytes> found;
   if (slot != nullptr) {
@@ -243,7 +242,6 @@ std::optional<SecretBytes> NodeCache::Lookup(absl::string_view key) {
     }
   }
   ++(found ? shard.hits : shard.misses);
-  shard.mu.Unlock();
   return found;
 }
 
@@ -252,8 +250,8 @@ void NodeCache::Remove(absl::string_view key) {
   const uint64_t hash = Hash(key);
   Shard& shard = ShardOf(hash);
   Lock(shard);
+  UnlockOnExit unlock(shard.mu);
   if (Slot* slot = shard.Find(hash, key)) shard.Drop(*slot);
-  shard.mu.Unlock();
 }
 
 std::vector<std::string> NodeCache::Keys(absl::string_view prefix) const {
@@ -262,6 +260,7 @@ std::vector<std::string> NodeCache::Keys(absl::string_view prefix) const {
   for (size_t i = 0; i < shards_; ++i) {
     Shard& shard = *reinterpret_cast<Shard*>(mapping_.data() + i * shard_bytes_);
     Lock(shard);
+    UnlockOnExit unlock(shard.mu);
     Slot* slots = shard.slots();
     for (uint64_t s = 0; s < shard.buckets * kWays; ++s) {
       if (slots[s].pos_plus_one == 0) continue;
@@ -271,7 +270,6 @@ std::vector<std::string> NodeCache::Keys(absl::string_view prefix) const {
         keys.emplace_back(key.substr(prefix.size()));
       }
     }
-    shard.mu.Unlock();
   }
   return keys;
 }
@@ -281,13 +279,13 @@ NearCacheStats NodeCache::stats() const {
   for (size_t i = 0; i < shards_; ++i) {
     Shard& shard = *reinterpret_cast<Shard*>(mapping_.data() + i * shard_bytes_);
     Lock(shard);
+    UnlockOnExit unlock(shard.mu);
     stats.hits += shard.hits;
     stats.misses += shard.misses;
     stats.entries += shard.entries;
     stats.bytes += shard.bytes;
     stats.evictions += shard.evictions;
     stats.repairs += shard.repairs;
-    shard.mu.Unlock();
   }
   return stats;
 }

@@ -62,6 +62,20 @@ class RobustMutex {
   pthread_mutex_t mu_;
 };
 
+// Unlocks a RobustMutex the caller locked when the scope ends, however it ends: a process that
+// lives on (an allocation that threw under the lock) must never leave it held, since only a
+// dead holder's lock is recovered.
+class UnlockOnExit {
+ public:
+  explicit UnlockOnExit(RobustMutex& mu) : mu_(mu) {}
+  ~UnlockOnExit() { mu_.Unlock(); }
+  UnlockOnExit(const UnlockOnExit&) = delete;
+  UnlockOnExit& operator=(const UnlockOnExit&) = delete;
+
+ private:
+  RobustMutex& mu_;
+};
+
 // Waits while `*word` equals `expected`, at most `timeout` (or until WakeAll on it).
 void WaitForChange(std::atomic<uint32_t>* word, uint32_t expected, absl::Duration timeout);
 void WakeAll(std::atomic<uint32_t>* word);
