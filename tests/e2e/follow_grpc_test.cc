@@ -1,6 +1,7 @@
 // SessionCache/Follow end to end: CacheClients (the plugin's client, with its near cache)
 // following a namespace through in-process CacheServers, on the memory store (one replica)
 // and on one real Redis shared by two replicas (each client on its own replica).
+#include <algorithm>
 #include <memory>
 #include <optional>
 #include <string>
@@ -10,6 +11,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
+#include "absl/synchronization/notification.h"
 #include "client/cache_client.h"
 #include "client/session_follower.h"
 #include "gtest/gtest.h"
@@ -175,6 +177,42 @@ TEST_P(FollowTest, ADeletionWithdrawsTheSessionFromEveryNearCache) {
   }));
   absl::MutexLock lock(&mu);
   EXPECT_EQ(withdrawn, std::vector<std::string>{"farm/doomed/tls-id"});
+}
+
+// A process that falls more than the node recalls behind the node's withdrawals (its thread
+// held up) is told so, with an empty key, and drops every copy it holds of the namespace.
+TEST_P(FollowTest, AProcessTooFarBehindTheNodesWithdrawalsIsToldToDropEverything) {
+  absl::Notification release;
+  absl::Mutex mu;
+  std::vector<std::string> heard;
+  b_->SetWithdrawnListener(
+      [&](absl::string_view ns, absl::string_view key, absl::string_view tls_session_id) {
+        {
+          absl::MutexLock lock(&mu);
+          heard.push_back(std::string(key));
+        }
+        release.WaitForNotification();  // the first call holds b's thread up
+      });
+  const int n = static_cast<int>(client::NodeFeed::kRemovals) + 100;
+  a_->Delete(kNs, "first", "", absl::Seconds(60));
+  ASSERT_TRUE(Eventually([&] {
+    absl::MutexLock lock(&mu);
+    return !heard.empty();
+  }));
+  for (int i = 0; i < n; ++i) a_->Delete(kNs, absl::StrCat("id-", i), "", absl::Seconds(60));
+  ASSERT_TRUE(a_->Flush(absl::Seconds(30)));
+  // Every deletion reached b's node (its follower goes on), past what the node recalls.
+  ASSERT_TRUE(Eventually([&] { return b_->WithdrawnSince(kNs, "never", 0); },
+                         absl::Seconds(30)));
+  release.Notify();
+  ASSERT_TRUE(Eventually([&] {
+    absl::MutexLock lock(&mu);
+    return std::find(heard.begin(), heard.end(), "") != heard.end();
+  }, absl::Seconds(30)));
+  absl::MutexLock lock(&mu);
+  EXPECT_EQ(heard.front(), "first");
+  // Told once, then the withdrawals the node still recalls, the newest last.
+  EXPECT_EQ(std::count(heard.begin(), heard.end(), ""), 1);
 }
 
 // What a lookup found can be withdrawn before its finder keeps it (OpenSSL adds it to its own
