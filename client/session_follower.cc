@@ -135,6 +135,7 @@ void SessionFollower::NodeLoop() {
         // The upload-only stream ends; the next one follows the log for the node.
         if (context_ != nullptr && !follows_) context_->TryCancel();
       }
+      if (!lease_tried_.HasBeenNotified()) lease_tried_.Notify();
     }
     feed_->AwaitWithdrawal(cursor, kLeaseRetry);
     withdrawn.clear();
@@ -143,6 +144,7 @@ void SessionFollower::NodeLoop() {
     if (!complete) withdrawn_("", "");
     for (const NodeFeed::Withdrawal& w : withdrawn) withdrawn_(w.key, w.tls_session_id);
   }
+  if (!lease_tried_.HasBeenNotified()) lease_tried_.Notify();
   if (leading_.load(std::memory_order_acquire)) feed_->Unlead();
 }
 
@@ -458,6 +460,8 @@ void SessionFollower::ReadLoop() {
   NameThisThread("tlscache-read");
   std::unique_ptr<v1::SessionCache::Stub> stub = v1::SessionCache::NewStub(channel_);
   absl::Duration backoff = kMinBackoff;
+  // A moment at most: the lease is tried at once, without waiting on anything.
+  if (sharing()) lease_tried_.WaitForNotificationWithTimeout(absl::Seconds(1));
   while (true) {
     // No deadline: the stream lasts until the replica asks the process to move, or goes.
     auto context = std::make_unique<grpc::ClientContext>();

@@ -70,6 +70,7 @@
 #include "absl/base/thread_annotations.h"
 #include "absl/strings/string_view.h"
 #include "absl/synchronization/mutex.h"
+#include "absl/synchronization/notification.h"
 #include "absl/time/time.h"
 #include "client/node.h"
 #include "common/log.h"
@@ -248,6 +249,9 @@ class SessionFollower {
   LagHistogram lag_;
   LogLimiter report_{absl::Minutes(1)};
   std::atomic<bool> leading_{false};  // this process holds the lease (set once)
+  // NodeLoop tried the lease once: the first stream waits for it, so that the process that
+  // takes the lease at its start follows from its first stream on.
+  absl::Notification lease_tried_;
   std::atomic<uint64_t> received_{0}, gaps_{0}, withdrawn_count_{0}, resent_{0}, streams_{0},
       stored_{0}, store_failures_{0}, batches_{0};
 
