@@ -505,6 +505,35 @@ class NodeSharingTest(FarmTestCase):
         self.assertLessEqual(len(found), 1, f"{node.name}: more than one follower: {found}")
         return found[0] if found else None
 
+    def load(self, lb, hold=None, idle=None):
+        """Two clients (TLS 1.2, and TLS 1.3 using each ticket once) connecting through `lb`, one
+        connection after another, until the returned stop() is called. While `hold` is set they
+        wait between two connections (and set `idle`). Returns (results, failures, stop)."""
+        results, failures, stopping = [], [], threading.Event()
+
+        def run(version):
+            client = tlsfarm.Client(version, single_use=True)
+            while not stopping.is_set():
+                if hold is not None and hold.is_set():
+                    idle.set()
+                    time.sleep(0.005)
+                    continue
+                try:
+                    results.append(client.connect("127.0.0.1", lb)[0])
+                except Exception as e:
+                    failures.append(repr(e))
+
+        threads = [threading.Thread(target=run, args=(v,)) for v in VERSIONS.values()]
+        for thread in threads:
+            thread.start()
+
+        def stop():
+            stopping.set()
+            for thread in threads:
+                thread.join()
+
+        return results, failures, stop
+
     def test_every_session_resumes_everywhere_and_is_pushed_once_per_node(self):
         cache, nodes, lb = self.sharing_farm()
         self.assert_every_reconnect_resumes(lb, f"nginx x3, {self.WORKERS} workers a node")
@@ -529,24 +558,8 @@ class NodeSharingTest(FarmTestCase):
     def test_the_follower_killed_mid_run_fails_nothing_and_another_takes_over(self):
         cache, nodes, lb = self.sharing_farm()
         self.await_followers(cache, 0)  # nothing connected yet: each node's first connection
-        failures, results = [], []
-        stop, hold, idle = threading.Event(), threading.Event(), threading.Event()
-
-        def load(version):
-            client = tlsfarm.Client(version, single_use=True)
-            while not stop.is_set():
-                if hold.is_set():  # between two connections, while the follower is killed
-                    idle.set()
-                    time.sleep(0.005)
-                    continue
-                try:
-                    results.append(client.connect("127.0.0.1", lb)[0])
-                except Exception as e:
-                    failures.append(repr(e))
-
-        loaders = [threading.Thread(target=load, args=(v,)) for v in VERSIONS.values()]
-        for thread in loaders:
-            thread.start()
+        hold, idle = threading.Event(), threading.Event()
+        results, failures, stop = self.load(lb, hold, idle)
         try:
             time.sleep(2)
             self.await_followers(cache, 3)
@@ -566,9 +579,7 @@ class NodeSharingTest(FarmTestCase):
             successor = self.follower(nodes[0])
             time.sleep(2)
         finally:
-            stop.set()
-            for thread in loaders:
-                thread.join()
+            stop()
         reconnects = len(results) - 2  # each client's first connection has nothing to offer
         resumed = sum(results)
         self.report(f"follower killed: another worker followed for the node {back * 1000:.0f} ms "
@@ -581,20 +592,7 @@ class NodeSharingTest(FarmTestCase):
 
     def test_workers_killed_at_random_under_load_wedge_no_other(self):
         cache, nodes, lb = self.sharing_farm()
-        failures, results = [], []
-        stop = threading.Event()
-
-        def load(version):
-            client = tlsfarm.Client(version, single_use=True)
-            while not stop.is_set():
-                try:
-                    results.append(client.connect("127.0.0.1", lb)[0])
-                except Exception as e:
-                    failures.append(repr(e))
-
-        loaders = [threading.Thread(target=load, args=(v,)) for v in VERSIONS.values()]
-        for thread in loaders:
-            thread.start()
+        results, failures, stop = self.load(lb)
         kills = 0
         rng = random.Random(26)
         try:
@@ -605,9 +603,7 @@ class NodeSharingTest(FarmTestCase):
                 kills += 1
                 time.sleep(rng.uniform(0.05, 0.4))
         finally:
-            stop.set()
-            for thread in loaders:
-                thread.join()
+            stop()
         # A killed worker takes its connections in flight with it (two clients: at most two
         # each time); no other connection fails, and nothing is left wedged.
         self.assertLessEqual(len(failures), 2 * kills, failures)
@@ -626,20 +622,7 @@ class NodeSharingTest(FarmTestCase):
 
     def test_reloads_under_load_fail_no_connection(self):
         cache, nodes, lb = self.sharing_farm()
-        failures, results = [], []
-        stop = threading.Event()
-
-        def load(version):
-            client = tlsfarm.Client(version, single_use=True)
-            while not stop.is_set():
-                try:
-                    results.append(client.connect("127.0.0.1", lb)[0])
-                except Exception as e:
-                    failures.append(repr(e))
-
-        loaders = [threading.Thread(target=load, args=(v,)) for v in VERSIONS.values()]
-        for thread in loaders:
-            thread.start()
+        results, failures, stop = self.load(lb)
         try:
             for node in nodes:
                 time.sleep(0.7)
@@ -647,9 +630,7 @@ class NodeSharingTest(FarmTestCase):
                                 "-s", "reload"], check=True, capture_output=True)
             time.sleep(1.5)
         finally:
-            stop.set()
-            for thread in loaders:
-                thread.join()
+            stop()
         reconnects = len(results) - 2
         resumed = sum(results)
         self.report(f"{len(results)} connections across 3 reloads of {self.WORKERS} workers, "

@@ -9,6 +9,7 @@
 #include "absl/strings/str_cat.h"
 #include "gtest/gtest.h"
 #include "tests/testing/fake_clock.h"
+#include "tests/testing/fork_child.h"
 
 namespace tlscache::client {
 
@@ -28,7 +29,9 @@ class NodeCacheTestPeer {
 
 namespace {
 
+using ::tlscache::testing::ExitedZero;
 using ::tlscache::testing::FakeClock;
+using ::tlscache::testing::InChild;
 
 std::string Value(const std::optional<SecretBytes>& got) {
   return got ? std::string(got->view()) : "<none>";
@@ -38,19 +41,6 @@ std::unique_ptr<NodeCache> Make(size_t bytes, Clock* clock = Clock::Real()) {
   absl::StatusOr<std::unique_ptr<NodeCache>> cache = NodeCache::Create(bytes, clock);
   EXPECT_TRUE(cache.ok()) << cache.status();
   return *std::move(cache);
-}
-
-// Runs `child` in a forked process and returns its exit status (as waitpid gives it).
-template <typename Fn>
-int InChild(Fn child) {
-  const pid_t pid = fork();
-  if (pid == 0) {
-    child();
-    _exit(0);
-  }
-  int status = 0;
-  waitpid(pid, &status, 0);
-  return status;
 }
 
 TEST(NodeCacheTest, ReturnsWhatWasInsertedAndNothingElse) {
@@ -142,7 +132,7 @@ TEST(NodeCacheTest, ProcessesForkedAfterItWasMadeShareIt) {
     if (Value(cache->Lookup("from-parent")) != "p") _exit(1);
     cache->Insert("from-child", "c", absl::Seconds(60));
   });
-  ASSERT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+  ASSERT_TRUE(ExitedZero(status));
   EXPECT_EQ(Value(cache->Lookup("from-child")), "c");
 }
 

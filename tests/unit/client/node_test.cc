@@ -9,29 +9,19 @@
 
 #include "absl/time/clock.h"
 #include "gtest/gtest.h"
+#include "tests/testing/fork_child.h"
 
 namespace tlscache::client {
 namespace {
+
+using ::tlscache::testing::ExitedZero;
+using ::tlscache::testing::InChild;
 
 std::shared_ptr<Node> MakeNode() {
   absl::StatusOr<std::shared_ptr<Node>> node = Node::Create(1 << 20);
   EXPECT_TRUE(node.ok()) << node.status();
   return *std::move(node);
 }
-
-template <typename Fn>
-int InChild(Fn child) {
-  const pid_t pid = fork();
-  if (pid == 0) {
-    child();
-    _exit(0);
-  }
-  int status = 0;
-  waitpid(pid, &status, 0);
-  return status;
-}
-
-bool ExitedZero(int status) { return WIFEXITED(status) && WEXITSTATUS(status) == 0; }
 
 TEST(NodeTest, EveryProcessOfTheNodeFindsANamespaceInTheSameSlot) {
   std::shared_ptr<Node> node = MakeNode();
