@@ -36,7 +36,7 @@ namespace tlscache::client {
 namespace {
 
 // The largest message accepted: a Follow response (the service sends at most 1 MiB of changes
-// in one, server/follow_stream.h), with room to spare. Unary replies are far smaller (a
+// in one, server/sessions/follow_stream.h), with room to spare. Unary replies are far smaller (a
 // session, a ticket key ring) and every field of them is checked where it is used.
 constexpr int kMaxReplyBytes = 4 << 20;
 // Keepalive pings on a connection with calls open, so that one that died silently (a replica

@@ -13,7 +13,7 @@
 //     that lock finds its holder dead and empties the shard (what it guarded may be
 //     half-written); the other shards, and every process, go on.
 //   - Keys are at most kMaxKeyBytes; a namespace's keys start with its one-byte prefix
-//     (client/node_feed.h), which Keys() filters on.
+//     (client/node.h: NodeFeed), which Keys() filters on.
 //
 // Thread-safety: all methods are for any thread of any process that maps the cache; each
 // operation takes one shard's lock for a copy's time (O(1): a bucket of kWays slots).

@@ -1,7 +1,7 @@
 #include "server/admin_service.h"
 
 #include "common/status_util.h"
-#include "server/reactors.h"
+#include "common/cleanup_reactor.h"
 
 namespace tlscache::server {
 

@@ -18,7 +18,7 @@
 //   A store may drop entries and tombstones under memory pressure (least recently used
 //   first); a tombstone dropped early lets a late store of that session in again.
 //
-// The change log (server/session_feed.h builds the Follow streams on it): each namespace has
+// The change log (server/sessions/session_feed.h builds the Follow streams on it): each namespace has
 // one, shared by every replica on the store.
 //   - AppendChanges adds changes to the namespace's log in one atomic step, in their order: a
 //     deletion is recorded for its hold, and a put of a session whose deletion the log holds

@@ -11,7 +11,7 @@
 #include "common/secret_bytes.h"
 #include "common/status_util.h"
 #include "common/validation.h"
-#include "server/reactors.h"
+#include "common/cleanup_reactor.h"
 #include "server/store/store_sync.h"
 
 namespace tlscache::server {

@@ -74,17 +74,6 @@ inline absl::StatusOr<bool> SwapRingSync(server::Store& store, absl::string_view
   return server::SwapRingSync(store, ns, expected, version, ring, kStoreCallTimeout);
 }
 
-// Polls `condition` every few milliseconds until it holds or `timeout` passes.
-template <typename Condition>
-bool Eventually(Condition condition, absl::Duration timeout = absl::Seconds(10)) {
-  const absl::Time deadline = absl::Now() + timeout;
-  while (!condition()) {
-    if (absl::Now() >= deadline) return false;
-    absl::SleepFor(absl::Milliseconds(10));
-  }
-  return true;
-}
-
 // How a store came back after a failure injected at some moment (a master killed).
 struct Recovery {
   bool recovered = false;

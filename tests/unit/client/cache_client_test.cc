@@ -14,8 +14,8 @@
 #include "absl/time/clock.h"
 #include "common/files.h"
 #include "gtest/gtest.h"
+#include "tests/testing/eventually.h"
 #include "tests/testing/fake_session_cache.h"
-#include "tests/testing/store_sync.h"
 #include "tests/testing/subprocess.h"
 #include "tests/testing/temp_dir.h"
 #include "tests/testing/tls_pair.h"
@@ -191,7 +191,7 @@ TEST(CacheClientTest, CreateRejectsBadOptions) {
 // gRPC cannot follow a fork() once this process used it, so a child of a process that used
 // the cache must run without it: fast misses, no hang. (The supported pattern, a parent that
 // only attaches and children that serve, is shown end to end with tlscache-tls-server
-// --workers in tests/e2e/farm_test.py.)
+// --workers in tests/e2e/farm/farm_test.py.)
 TEST(CacheClientTest, AChildOfAProcessThatUsedTheCacheRunsWithoutItAndNeverHangs) {
   FakeSessionCache fake;
   auto client = MakeClient(fake.addr());

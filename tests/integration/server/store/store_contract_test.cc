@@ -11,6 +11,7 @@
 #include "absl/time/clock.h"
 #include "gtest/gtest.h"
 #include "server/store/store.h"
+#include "tests/testing/eventually.h"
 #include "tests/testing/log_collector.h"
 #include "tests/testing/store_sync.h"
 #include "tests/testing/store_under_test.h"

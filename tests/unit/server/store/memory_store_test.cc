@@ -1,6 +1,6 @@
 #include "server/store/memory_store.h"
 // Unit tests of MemoryStore with a fake clock; the contract shared with the Redis store, and
-// concurrency, are in tests/integration/redis_store_test.cc (StoreContractTest/Memory).
+// concurrency, are in tests/integration/server/store/store_contract_test.cc (StoreContractTest/Memory).
 
 #include <memory>
 #include <string>

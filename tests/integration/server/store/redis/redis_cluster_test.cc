@@ -2,6 +2,7 @@
 // `redis-cli --cluster create`. Entries spread over every master by slot; a slot range moved
 // with `redis-cli --cluster reshard` under load; a master killed with SIGKILL and replaced by
 // its replica. Never wrong data; errors only while the cluster changes, and fast.
+#include "tests/testing/eventually.h"
 #include "tests/testing/redis_cluster.h"
 
 #include <algorithm>

@@ -23,6 +23,7 @@
 #include "server/store/memory_store.h"
 #include "server/store/redis/redis_subscriber.h"
 #include "server/store/sealed_store.h"
+#include "tests/testing/eventually.h"
 #include "tests/testing/log_collector.h"
 #include "tests/testing/redis_server.h"
 #include "tests/testing/store_sync.h"

@@ -12,6 +12,7 @@
 #include "gtest/gtest.h"
 #include "server/store/redis/redis_store.h"
 #include "server/store/store_factory.h"
+#include "tests/testing/eventually.h"
 #include "tests/testing/log_collector.h"
 #include "tests/testing/store_sync.h"
 #include "tests/testing/store_under_test.h"

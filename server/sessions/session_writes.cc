@@ -1,4 +1,4 @@
-#include "server/session_writes.h"
+#include "server/sessions/session_writes.h"
 
 #include <algorithm>
 #include <string>

@@ -1,7 +1,7 @@
 // SessionWrites: the one path of every change to a namespace's sessions, whichever call brought
 // it (a unary Put or Delete, a consuming Get, a batch up a Follow stream): the change is
 // checked (InvalidArgument naming the field), given its TTL or hold, made in the store, and put
-// in the namespace's change log for every follower (server/session_feed.h).
+// in the namespace's change log for every follower (server/sessions/session_feed.h).
 //
 //   - A Put is in the log only once the store took it (a session deleted within its lifetime
 //     is refused by the store, and never reaches the log either). Its completion does not
@@ -13,8 +13,8 @@
 //     tried again likewise); the lookup does not wait for it.
 //
 // Thread-safety: thread-safe; `store` and `feed` outlive it. Completions run on store threads.
-#ifndef TLSCACHE_SERVER_SESSION_WRITES_H_
-#define TLSCACHE_SERVER_SESSION_WRITES_H_
+#ifndef TLSCACHE_SERVER_SESSIONS_SESSION_WRITES_H_
+#define TLSCACHE_SERVER_SESSIONS_SESSION_WRITES_H_
 
 #include <cstddef>
 #include <cstdint>
@@ -23,7 +23,7 @@
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
 #include "server/security/authorizer.h"
-#include "server/session_feed.h"
+#include "server/sessions/session_feed.h"
 #include "server/store/store.h"
 
 namespace tlscache::server {
@@ -72,4 +72,4 @@ class SessionWrites {
 
 }  // namespace tlscache::server
 
-#endif  // TLSCACHE_SERVER_SESSION_WRITES_H_
+#endif  // TLSCACHE_SERVER_SESSIONS_SESSION_WRITES_H_

@@ -1,4 +1,4 @@
-#include "server/session_cache_service.h"
+#include "server/sessions/session_cache_service.h"
 
 #include <chrono>
 #include <cmath>
@@ -8,8 +8,8 @@
 #include "absl/status/status.h"
 #include "common/secret_bytes.h"
 #include "common/status_util.h"
-#include "server/follow_stream.h"
-#include "server/reactors.h"
+#include "server/sessions/follow_stream.h"
+#include "common/cleanup_reactor.h"
 
 namespace tlscache::server {
 namespace {

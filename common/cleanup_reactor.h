@@ -1,10 +1,8 @@
-// Unary reactors of tlscache's services.
-//
-// CleanupReactor: a unary reactor that runs a cleanup (wiping secrets from the request or response)
+// CleanupReactor: a unary reactor of tlscache's services that runs a cleanup (wiping secrets from the request or response)
 // once gRPC is done with the call: OnDone runs after the response was sent and before the messages
 // are freed.
-#ifndef TLSCACHE_SERVER_REACTORS_H_
-#define TLSCACHE_SERVER_REACTORS_H_
+#ifndef TLSCACHE_COMMON_CLEANUP_REACTOR_H_
+#define TLSCACHE_COMMON_CLEANUP_REACTOR_H_
 
 #include <grpcpp/server_context.h>
 #include <grpcpp/support/server_callback.h>
@@ -14,7 +12,7 @@
 
 #include "absl/functional/any_invocable.h"
 
-namespace tlscache::server {
+namespace tlscache {
 
 class CleanupReactor final : public grpc::ServerUnaryReactor {
  public:
@@ -37,6 +35,6 @@ inline grpc::ServerUnaryReactor* FinishNow(grpc::CallbackServerContext* context,
   return reactor;
 }
 
-}  // namespace tlscache::server
+}  // namespace tlscache
 
-#endif  // TLSCACHE_SERVER_REACTORS_H_
+#endif  // TLSCACHE_COMMON_CLEANUP_REACTOR_H_

@@ -1,7 +1,7 @@
 // SessionWrites (the one path of every change) and SessionFeed (the change log as the
 // replica's followers see it), on the memory store: stores and deletions, what reaches the log
 // and when, followers placed in the log, resumed, cut loose, and released.
-#include "server/session_writes.h"
+#include "server/sessions/session_writes.h"
 
 #include <memory>
 #include <string>
@@ -11,8 +11,9 @@
 #include "absl/synchronization/mutex.h"
 #include "gtest/gtest.h"
 #include "server/observability/metrics.h"
-#include "server/session_feed.h"
+#include "server/sessions/session_feed.h"
 #include "server/store/memory_store.h"
+#include "tests/testing/eventually.h"
 #include "tests/testing/store_sync.h"
 
 namespace tlscache::server {

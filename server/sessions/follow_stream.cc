@@ -1,4 +1,4 @@
-#include "server/follow_stream.h"
+#include "server/sessions/follow_stream.h"
 
 #include <utility>
 

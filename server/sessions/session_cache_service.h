@@ -1,17 +1,17 @@
 // SessionCacheService: the tlscache.v1.SessionCache gRPC service.
 //
 // Checks the caller may use the namespace (PermissionDenied) and hands each call to
-// SessionWrites (server/session_writes.h: validation, TTLs, the store and the change log)
+// SessionWrites (server/sessions/session_writes.h: validation, TTLs, the store and the change log)
 // without blocking the gRPC thread: the store finishes the call when it has the answer. Follow
-// streams are server/follow_stream.h. Session bytes in requests and responses are wiped once
+// streams are server/sessions/follow_stream.h. Session bytes in requests and responses are wiped once
 // the call is done.
 //
 // Thread-safety: the service is stateless past construction; `store` and `feed` outlive it.
-#ifndef TLSCACHE_SERVER_SESSION_CACHE_SERVICE_H_
-#define TLSCACHE_SERVER_SESSION_CACHE_SERVICE_H_
+#ifndef TLSCACHE_SERVER_SESSIONS_SESSION_CACHE_SERVICE_H_
+#define TLSCACHE_SERVER_SESSIONS_SESSION_CACHE_SERVICE_H_
 
-#include "server/session_feed.h"
-#include "server/session_writes.h"
+#include "server/sessions/session_feed.h"
+#include "server/sessions/session_writes.h"
 #include "server/store/store.h"
 #include "tlscache/v1/session_cache.grpc.pb.h"
 
@@ -46,4 +46,4 @@ class SessionCacheService final : public tlscache::v1::SessionCache::CallbackSer
 
 }  // namespace tlscache::server
 
-#endif  // TLSCACHE_SERVER_SESSION_CACHE_SERVICE_H_
+#endif  // TLSCACHE_SERVER_SESSIONS_SESSION_CACHE_SERVICE_H_

@@ -1,6 +1,6 @@
 // SessionFeed: a replica's side of each namespace's change log (server/store/store.h): what
 // it appends for the changes made through it, and what it relays to the TLS server processes
-// following the namespace through it (tlscache.v1.SessionCache/Follow, server/follow_stream.h).
+// following the namespace through it (tlscache.v1.SessionCache/Follow, server/sessions/follow_stream.h).
 //
 // Appending: every change made through this replica (SessionWrites) is queued on its
 // namespace and appended to the store's log, one append in flight per namespace, what arrives
@@ -25,8 +25,8 @@
 // Thread-safety: all methods are thread-safe. Each namespace has its own mutex (a busy
 // namespace does not hold up another); lock order: a namespace's, then a follower's. Follower
 // methods are called under the namespace's mutex and must not call back into the feed.
-#ifndef TLSCACHE_SERVER_SESSION_FEED_H_
-#define TLSCACHE_SERVER_SESSION_FEED_H_
+#ifndef TLSCACHE_SERVER_SESSIONS_SESSION_FEED_H_
+#define TLSCACHE_SERVER_SESSIONS_SESSION_FEED_H_
 
 #include <atomic>
 #include <cstddef>
@@ -209,4 +209,4 @@ class SessionFeed {
 
 }  // namespace tlscache::server
 
-#endif  // TLSCACHE_SERVER_SESSION_FEED_H_
+#endif  // TLSCACHE_SERVER_SESSIONS_SESSION_FEED_H_

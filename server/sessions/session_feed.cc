@@ -1,4 +1,4 @@
-#include "server/session_feed.h"
+#include "server/sessions/session_feed.h"
 
 #include <algorithm>
 #include <deque>

@@ -21,8 +21,8 @@
 //
 // Thread-safety: gRPC's reactions, the store's callbacks and the feed call in on their own
 // threads; all state is under one mutex (taken after the feed's).
-#ifndef TLSCACHE_SERVER_FOLLOW_STREAM_H_
-#define TLSCACHE_SERVER_FOLLOW_STREAM_H_
+#ifndef TLSCACHE_SERVER_SESSIONS_FOLLOW_STREAM_H_
+#define TLSCACHE_SERVER_SESSIONS_FOLLOW_STREAM_H_
 
 #include <grpcpp/server_context.h>
 #include <grpcpp/support/server_callback.h>
@@ -37,8 +37,8 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "server/security/authorizer.h"
-#include "server/session_feed.h"
-#include "server/session_writes.h"
+#include "server/sessions/session_feed.h"
+#include "server/sessions/session_writes.h"
 #include "tlscache/v1/session_cache.pb.h"
 
 namespace tlscache::server {
@@ -137,4 +137,4 @@ class FollowStream final : public grpc::ServerBidiReactor<v1::FollowRequest, v1:
 
 }  // namespace tlscache::server
 
-#endif  // TLSCACHE_SERVER_FOLLOW_STREAM_H_
+#endif  // TLSCACHE_SERVER_SESSIONS_FOLLOW_STREAM_H_
