@@ -50,8 +50,12 @@
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
+#include "client/acknowledgement.h"
 #include "client/cache_target.h"
 #include "client/circuit_breaker.h"
+#include "client/client_stats.h"
+#include "client/node_load.h"
+#include "client/process_registry.h"
 #include "client/session_follower.h"
 #include "client/ticket_key_follower.h"
 #include "common/channel_tls.h"
@@ -59,11 +63,6 @@
 #include "common/secret_bytes.h"
 
 namespace tlscache::client {
-
-// How long the calling thread has waited, runnable, for a CPU since it started (the second
-// field of /proc/thread-self/schedstat); nullopt where the kernel does not say.
-std::optional<absl::Duration> ThreadRunQueueWait();
-using RunQueueWaitFn = std::function<std::optional<absl::Duration>()>;
 
 struct ClientOptions {
   // The replicas: HOST:PORT, a list of IP:PORT, or a dns: target (client/cache_target.h).
@@ -92,38 +91,6 @@ struct ClientOptions {
   BreakerOptions breaker;
   // Read before and after a call that may time out (see the breaker above); tests replace it.
   RunQueueWaitFn run_queue_wait = ThreadRunQueueWait;
-};
-
-struct ClientStats {
-  uint64_t hits = 0;
-  uint64_t misses = 0;
-  uint64_t errors = 0;    // Get failed for another reason than a miss or a timeout
-  uint64_t timeouts = 0;  // Get ran out of its deadline
-  // Of the timeouts and late acknowledgements, those this node's own saturated CPU caused:
-  // not counted against the cache (the breaker stays as it was).
-  uint64_t busy_timeouts = 0;
-  uint64_t skipped = 0;  // Get not sent: breaker open
-  uint64_t stores = 0;   // Put and Delete sent and answered OK
-  uint64_t store_failures = 0;
-  uint64_t queue_drops = 0;
-  uint64_t ack_timeouts = 0;  // awaited Puts not acknowledged in time (or failed)
-  BreakerState breaker = BreakerState::kClosed;
-  // The near caches and Follow streams of this process, every namespace added up.
-  uint64_t near_hits = 0;  // Gets answered by the near cache (not counted in hits)
-  // The node's near cache (shared by its processes: each reports the same)
-  uint64_t near_entries = 0;
-  uint64_t near_bytes = 0;
-  uint64_t near_evictions = 0;
-  uint64_t near_repairs = 0;  // shards emptied after a process died holding their lock
-  uint64_t leading = 0;      // namespaces this process follows for its node
-  uint64_t pushed = 0;       // changes received
-  uint64_t gaps = 0;       // changes lost on the way (each followed by a check of the copies)
-  uint64_t withdrawn = 0;  // copies a check found dead
-  uint64_t streams = 0;       // Follow streams that came up, reconnects included
-  uint64_t streams_up = 0;    // up now
-  uint64_t resent = 0;        // stores handed back to unary calls when a stream ended
-  uint64_t batches = 0;       // requests written up the Follow streams
-  absl::Duration push_lag_p50, push_lag_p99;  // the slowest namespace's
 };
 
 class CacheClient {
@@ -186,11 +153,6 @@ class CacheClient {
 
  private:
   class ProcessState;
-  struct QueuedCall;
-  struct Counters {
-    std::atomic<uint64_t> hits{0}, misses{0}, errors{0}, timeouts{0}, skipped{0}, stores{0},
-        store_failures{0}, queue_drops{0}, ack_timeouts{0}, near_hits{0}, busy_timeouts{0};
-  };
 
   // Waits for an awaited Put's acknowledgement, within the lookup deadline, and tells the
   // breaker how it went.
@@ -200,21 +162,16 @@ class CacheClient {
   void ReportError(const grpc::Status& status);
   CacheClient(const ClientOptions& options, CacheTarget target, ChannelTls tls);
   // This process's state, built on its first use; null in a process forked from one that
-  // used the cache (see grpc_user in the .cc).
+  // used the cache (client/process_registry.h).
   ProcessState* State();
-  void Enqueue(std::unique_ptr<QueuedCall> call);
-  // The states of this process image (under StateMutex in the .cc), and the exit handler that
-  // stops the threads of the exiting process's states.
-  static std::vector<ProcessState*>& LiveStates();
-  static void StopThreadsAtExit();
 
   const ClientOptions options_;
   const CacheTarget target_;
   const ChannelTls tls_;
   LogLimiter error_report_{absl::Minutes(1)};
-  Counters counters_;
+  ClientCounters counters_;
   WithdrawnListener withdrawn_;
-  std::atomic<ProcessState*> state_{nullptr};
+  std::atomic<ProcessPart*> state_{nullptr};
 };
 
 }  // namespace tlscache::client

@@ -5,11 +5,12 @@
 #include <algorithm>
 #include <cstring>
 #include <limits>
-#include <mutex>
 #include <new>
 #include <utility>
 
+#include "absl/base/thread_annotations.h"
 #include "absl/strings/str_cat.h"
+#include "absl/synchronization/mutex.h"
 
 namespace tlscache::client {
 
@@ -228,13 +229,14 @@ NodeFeed* Node::Feed(absl::string_view ns) {
 
 namespace {
 
-std::mutex prepared_mu;
-std::shared_ptr<Node>* prepared = nullptr;  // never freed: forked children inherit it
+ABSL_CONST_INIT absl::Mutex prepared_mu(absl::kConstInit);
+// Never freed: forked children inherit it.
+std::shared_ptr<Node>* prepared ABSL_GUARDED_BY(prepared_mu) = nullptr;
 
 }  // namespace
 
 absl::Status Node::Prepare(size_t cache_bytes) {
-  std::lock_guard<std::mutex> lock(prepared_mu);
+  absl::MutexLock lock(&prepared_mu);
   if (prepared != nullptr) return absl::OkStatus();
   absl::StatusOr<std::shared_ptr<Node>> node = Create(cache_bytes);
   if (!node.ok()) return node.status();
@@ -243,7 +245,7 @@ absl::Status Node::Prepare(size_t cache_bytes) {
 }
 
 std::shared_ptr<Node> Node::Prepared() {
-  std::lock_guard<std::mutex> lock(prepared_mu);
+  absl::MutexLock lock(&prepared_mu);
   return prepared == nullptr ? nullptr : *prepared;
 }
 

@@ -39,47 +39,6 @@ void WipePuts(v1::FollowRequest* request) {
 
 }  // namespace
 
-void Acknowledgement::Complete(bool ok) {
-  absl::MutexLock lock(&mu_);
-  if (done_) return;
-  done_ = true;
-  ok_ = ok;
-}
-
-bool Acknowledgement::Await(absl::Time deadline) {
-  absl::MutexLock lock(&mu_);
-  mu_.AwaitWithDeadline(absl::Condition(&done_), deadline);
-  return done_ && ok_;
-}
-
-absl::Duration LagHistogram::UpperBound(int bucket) {
-  return absl::Microseconds(10) * std::pow(1.5, bucket);
-}
-
-void LagHistogram::Observe(absl::Duration lag) {
-  int bucket = 0;
-  while (bucket < kBuckets - 1 && lag > UpperBound(bucket)) ++bucket;
-  buckets_[bucket].fetch_add(1, std::memory_order_relaxed);
-}
-
-uint64_t LagHistogram::count() const {
-  uint64_t n = 0;
-  for (const auto& b : buckets_) n += b.load(std::memory_order_relaxed);
-  return n;
-}
-
-absl::Duration LagHistogram::Quantile(double q) const {
-  const uint64_t total = count();
-  if (total == 0) return absl::ZeroDuration();
-  const auto rank = static_cast<uint64_t>(std::ceil(q * static_cast<double>(total)));
-  uint64_t seen = 0;
-  for (int i = 0; i < kBuckets; ++i) {
-    seen += buckets_[i].load(std::memory_order_relaxed);
-    if (seen >= rank) return UpperBound(i);
-  }
-  return UpperBound(kBuckets - 1);
-}
-
 SessionFollower::SessionFollower(std::shared_ptr<grpc::Channel> channel, std::string ns,
                                  std::shared_ptr<Node> node, Resend resend,
                                  ResendDelete resend_delete, Withdrawn withdrawn,
@@ -112,7 +71,7 @@ void SessionFollower::Stop() {
     if (retiring_ != nullptr) retiring_->context->TryCancel();
     cv_.SignalAll();
   }
-  std::lock_guard<std::mutex> lock(join_mu_);
+  absl::MutexLock lock(&join_mu_);
   if (writer_.joinable()) writer_.join();
   if (reader_.joinable()) reader_.join();
   if (drainer_.joinable()) drainer_.join();
@@ -247,9 +206,10 @@ FollowerStats SessionFollower::stats() const {
   stats.stored = stored_.load();
   stats.batches = batches_.load();
   stats.store_failures = store_failures_.load();
+  absl::MutexLock lock(&lag_mu_);
   stats.lag_count = lag_.count();
-  stats.lag_p50 = lag_.Quantile(0.5);
-  stats.lag_p99 = lag_.Quantile(0.99);
+  stats.lag_p50 = lag_.Percentile(50);
+  stats.lag_p99 = lag_.Percentile(99);
   return stats;
 }
 
@@ -336,8 +296,8 @@ void SessionFollower::Apply(v1::FollowResponse& response, bool current, bool fol
                                 absl::Milliseconds(static_cast<int64_t>(
                                     std::min<uint64_t>(change.ttl_ms(), uint64_t{1} << 62))));
           if (change.origin_unix_micros() > 0) {
-            lag_.Observe(std::max(absl::ZeroDuration(),
-                                  now - absl::FromUnixMicros(change.origin_unix_micros())));
+            absl::MutexLock lock(&lag_mu_);
+            lag_.Record(now - absl::FromUnixMicros(change.origin_unix_micros()));
           }
         }
         applied.seq = seq;

@@ -61,7 +61,6 @@
 #include <functional>
 #include <map>
 #include <memory>
-#include <mutex>
 #include <optional>
 #include <string>
 #include <thread>
@@ -72,57 +71,16 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/synchronization/notification.h"
 #include "absl/time/time.h"
+#include "client/acknowledgement.h"
+#include "client/client_stats.h"
 #include "client/node.h"
+#include "common/latency_histogram.h"
 #include "common/log.h"
 #include "common/log_point.h"
 #include "common/secret_bytes.h"
 #include "tlscache/v1/session_cache.pb.h"
 
 namespace tlscache::client {
-
-// A Put's acknowledgement, for the caller that awaits it. Completed once, answered or not.
-class Acknowledgement {
- public:
-  void Complete(bool ok);
-  // True when the cache acknowledged the call by `deadline`.
-  bool Await(absl::Time deadline);
-
- private:
-  absl::Mutex mu_;
-  bool done_ ABSL_GUARDED_BY(mu_) = false;
-  bool ok_ ABSL_GUARDED_BY(mu_) = false;
-};
-
-// How long sessions took to reach this process: from the process that made one sending it up
-// to this one putting it in its near cache. Log-scale buckets from 10 µs; p50 and p99 are the
-// upper bounds of the buckets they fall in.
-class LagHistogram {
- public:
-  void Observe(absl::Duration lag);
-  uint64_t count() const;
-  absl::Duration Quantile(double q) const;
-
- private:
-  static constexpr int kBuckets = 32;  // 10 µs · 1.5^i: up to about 3 minutes
-  static absl::Duration UpperBound(int bucket);
-  std::array<std::atomic<uint64_t>, kBuckets> buckets_{};
-};
-
-struct FollowerStats {
-  bool up = false;
-  bool leading = false;    // this process follows the namespace for its node
-  bool vouching = true;    // the near cache answers (no gap unchecked)
-  uint64_t streams = 0;    // streams that came up (the first included)
-  uint64_t received = 0;   // changes the service pushed
-  uint64_t gaps = 0;       // gaps seen (each followed by a check)
-  uint64_t withdrawn = 0;  // copies a check found dead
-  uint64_t resent = 0;     // stores handed back to the unary path when a stream ended
-  uint64_t batches = 0;    // requests written up the stream (heartbeats included)
-  uint64_t stored = 0;     // Puts and Deletes acknowledged
-  uint64_t store_failures = 0;
-  absl::Duration lag_p50, lag_p99;
-  uint64_t lag_count = 0;
-};
 
 class SessionFollower {
  public:
@@ -246,7 +204,10 @@ class SessionFollower {
   const ResendDelete resend_delete_;
   const Withdrawn withdrawn_;
   const absl::Duration heartbeat_;
-  LagHistogram lag_;
+  // How long sessions took to reach this process: from the process that made one sending it
+  // up to this one putting it in its near cache.
+  mutable absl::Mutex lag_mu_;
+  LatencyHistogram lag_ ABSL_GUARDED_BY(lag_mu_);
   LogLimiter report_{absl::Minutes(1)};
   std::atomic<bool> leading_{false};  // this process holds the lease (set once)
   // NodeLoop tried the lease once: the first stream waits for it, so that the process that
@@ -291,7 +252,7 @@ class SessionFollower {
   bool checking_ ABSL_GUARDED_BY(mu_) = false;
   bool check_failed_ ABSL_GUARDED_BY(mu_) = false;
   absl::Time check_again_at_ ABSL_GUARDED_BY(mu_) = absl::InfiniteFuture();
-  std::mutex join_mu_;  // Stop() from two threads joins once
+  absl::Mutex join_mu_;  // Stop() from two threads joins once
   std::thread reader_;
   std::thread writer_;
   std::thread drainer_;  // started and joined by the reader (and by Stop once it is joined)

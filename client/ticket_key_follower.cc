@@ -65,7 +65,7 @@ void TicketKeyFollower::Stop() {
     if (watch_ != nullptr) watch_->TryCancel();
     stop_cv_.SignalAll();
   }
-  std::lock_guard<std::mutex> lock(join_mu_);
+  absl::MutexLock lock(&join_mu_);
   if (thread_.joinable()) thread_.join();
 }
 

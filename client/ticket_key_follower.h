@@ -16,7 +16,6 @@
 #include <cstddef>
 #include <cstdint>
 #include <memory>
-#include <mutex>
 #include <string>
 #include <thread>
 #include <vector>
@@ -73,7 +72,7 @@ class TicketKeyFollower {
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;
   absl::CondVar stop_cv_;
   mutable absl::CondVar ring_cv_;  // the first ring arrived
-  std::mutex join_mu_;             // Stop() from two threads joins once
+  absl::Mutex join_mu_;             // Stop() from two threads joins once
   std::thread thread_;
 };
 

@@ -14,7 +14,6 @@
 #include <limits>
 #include <map>
 #include <memory>
-#include <mutex>
 #include <string>
 #include <utility>
 #include <vector>
@@ -54,8 +53,7 @@ struct CtxState {
   InfoCallback app_info = nullptr;
   // Its tickets are encrypted under the farm's key ring (the process follows the ring).
   bool farm_ring = false;
-  std::atomic<uint64_t> stored{0}, skipped{0}, resumed{0}, rejected{0}, deleted{0},
-      tickets_issued{0};
+  PluginCounters counters;
 };
 
 // Every state of this process, for the process-wide stats.
@@ -251,13 +249,13 @@ void RecheckLookupOf(SSL* ssl) {
 // however many contexts use it: a server with many virtual hosts has many SSL_CTXs.
 std::shared_ptr<client::CacheClient> SharedClient(const client::ClientOptions& options,
                                                   absl::Status* error) {
-  static std::mutex mu;
+  ABSL_CONST_INIT static absl::Mutex mu(absl::kConstInit);
   static auto* clients = new std::map<std::string, std::weak_ptr<client::CacheClient>>();
   const std::string key = absl::StrCat(
       options.addr, "|", absl::ToInt64Microseconds(options.lookup_timeout), "|",
       absl::ToInt64Microseconds(options.connect_timeout), "|", options.near_cache_bytes, "|",
       options.ca_file, "|", options.cert_file, "|", options.key_file);
-  std::lock_guard<std::mutex> lock(mu);
+  absl::MutexLock lock(&mu);
   if (auto found = clients->find(key); found != clients->end()) {
     if (std::shared_ptr<client::CacheClient> live = found->second.lock()) return live;
   }
@@ -305,7 +303,7 @@ void StoreInFarm(SSL* ssl, SSL_SESSION* session, CtxState& state) {
   const absl::string_view id = SessionId(session);
   if ((SSL_SESSION_get_protocol_version(session) == TLS1_3_VERSION && !stateful_tickets) ||
       id.empty() || !SSL_SESSION_is_resumable(session)) {
-    state.skipped++;
+    state.counters.skipped++;
     return;
   }
   SkipInternalLookupForAntiReplay(SSL_get_SSL_CTX(ssl));
@@ -313,7 +311,7 @@ void StoreInFarm(SSL* ssl, SSL_SESSION* session, CtxState& state) {
                     static_cast<long>(std::time(nullptr));
   absl::StatusOr<SecretBytes> encoded = EncodeSession(session);
   if (!encoded.ok() || left <= 0) {
-    state.skipped++;
+    state.counters.skipped++;
     return;
   }
   const uint32_t ttl =
@@ -325,7 +323,7 @@ void StoreInFarm(SSL* ssl, SSL_SESSION* session, CtxState& state) {
   // handshake is about to send. Bounded by the lookup deadline; see client/cache_client.h.
   state.client->Put(state.config.ns, key, *std::move(encoded), ttl,
                     /*await_ack=*/stateful_tickets);
-  state.stored++;
+  state.counters.stored++;
 }
 
 int NewSessionCallback(SSL* ssl, SSL_SESSION* session) noexcept {
@@ -352,7 +350,7 @@ SSL_SESSION* LookUpInFarm(SSL* ssl, absl::string_view session_id, CtxState& stat
   if (!bytes.ok()) return nullptr;
   absl::StatusOr<SslSessionPtr> session = DecodeSession(bytes->view(), session_id);
   if (!session.ok()) {
-    state.rejected++;
+    state.counters.rejected++;
     return nullptr;
   }
   if (LookupIndex() >= 0) {
@@ -361,7 +359,7 @@ SSL_SESSION* LookUpInFarm(SSL* ssl, absl::string_view session_id, CtxState& stat
     if (SSL_set_ex_data(ssl, LookupIndex(), lookup.get()) == 1) lookup.release();
   }
   SetSessionKey(session->get(), std::move(key));  // the session is still ours alone
-  state.resumed++;
+  state.counters.resumed++;
   return session->release();
 }
 
@@ -411,7 +409,7 @@ void DeleteFromFarm(SSL_SESSION* session, CtxState& state, const std::string& di
   last_deleted = key;
   state.client->Delete(state.config.ns, key, key == id ? absl::string_view() : id,
                        absl::Seconds(left));
-  state.deleted++;
+  state.counters.deleted++;
 }
 
 // Whether OpenSSL may be evicting `ctx`'s least recently used session to make room (which
@@ -497,7 +495,7 @@ int TicketKeyCallback(SSL* ssl, unsigned char name[16], unsigned char iv[EVP_MAX
       if (EVP_EncryptInit_ex(cipher, EVP_aes_256_cbc(), nullptr, key->aes_key.data(), iv) != 1) {
         return 0;
       }
-      state->tickets_issued++;
+      state->counters.tickets_issued++;
       return 1;
     }
     if (EVP_DecryptInit_ex(cipher, EVP_aes_256_cbc(), nullptr, key->aes_key.data(), iv) != 1) {
@@ -661,117 +659,48 @@ void BindConnection(SSL* ssl) {
 bool GetPluginStats(SSL_CTX* ctx, PluginStats* stats) {
   CtxState* state = StateOf(ctx);
   if (state == nullptr) return false;
-  stats->stored = state->stored;
-  stats->skipped = state->skipped;
-  stats->resumed = state->resumed;
-  stats->rejected = state->rejected;
-  stats->deleted = state->deleted;
+  *stats = state->counters.Read();
   return true;
 }
 
 namespace {
 
+// Contexts that share a client (one per cache address in the process) share its counters and
+// near cache: each client is counted once.
 struct Totals {
-  int contexts = 0;
-  PluginStats plugin;
-  client::ClientStats client;
+  ProcessStats stats;
   std::vector<const client::CacheClient*> clients;
-  bool breaker_open = false;
 };
 
 void Add(const CtxState& state, Totals* totals) {
-  ++totals->contexts;
-  totals->plugin.stored += state.stored;
-  totals->plugin.skipped += state.skipped;
-  totals->plugin.resumed += state.resumed;
-  totals->plugin.rejected += state.rejected;
-  totals->plugin.deleted += state.deleted;
-  // Contexts that share a client (one per cache address in the process) share its counters
-  // and near cache: each client is counted once.
+  ++totals->stats.contexts;
+  totals->stats.plugin += state.counters.Read();
   if (std::find(totals->clients.begin(), totals->clients.end(), state.client.get()) !=
       totals->clients.end()) {
     return;
   }
   totals->clients.push_back(state.client.get());
-  const client::ClientStats c = state.client->stats();
-  client::ClientStats& t = totals->client;
-  t.hits += c.hits;
-  t.misses += c.misses;
-  t.errors += c.errors;
-  t.timeouts += c.timeouts;
-  t.skipped += c.skipped;
-  t.stores += c.stores;
-  t.store_failures += c.store_failures;
-  t.queue_drops += c.queue_drops;
-  t.ack_timeouts += c.ack_timeouts;
-  t.near_hits += c.near_hits;
-  t.near_entries += c.near_entries;
-  t.near_bytes += c.near_bytes;
-  t.near_evictions += c.near_evictions;
-  t.near_repairs += c.near_repairs;
-  t.leading += c.leading;
-  t.pushed += c.pushed;
-  t.gaps += c.gaps;
-  t.withdrawn += c.withdrawn;
-  t.streams += c.streams;
-  t.streams_up += c.streams_up;
-  t.resent += c.resent;
-  t.push_lag_p50 = std::max(t.push_lag_p50, c.push_lag_p50);
-  t.push_lag_p99 = std::max(t.push_lag_p99, c.push_lag_p99);
-  totals->breaker_open |= c.breaker != client::BreakerState::kClosed;
+  totals->stats.client += state.client->stats();
 }
 
-Totals ProcessTotals() {
+ProcessStats ProcessTotals() {
   Totals totals;
   absl::MutexLock lock(&registry_mu);
   for (const CtxState* state : Registry()) Add(*state, &totals);
-  return totals;
+  return totals.stats;
 }
 
 }  // namespace
 
 absl::StatusOr<std::string> StatsJson(SSL_CTX* ctx) {
+  if (ctx == nullptr) return openssl::StatsJson(ProcessTotals());
+  const CtxState* state = StateOf(ctx);
+  if (state == nullptr) return absl::NotFoundError("tlscache is not attached to this SSL_CTX");
   Totals totals;
-  if (ctx == nullptr) {
-    totals = ProcessTotals();
-  } else {
-    const CtxState* state = StateOf(ctx);
-    if (state == nullptr) return absl::NotFoundError("tlscache is not attached to this SSL_CTX");
-    Add(*state, &totals);
-  }
-  const PluginStats& p = totals.plugin;
-  const client::ClientStats& c = totals.client;
-  return absl::StrFormat(
-      "{\"contexts\":%d,\"sessions\":{\"stored\":%d,\"skipped\":%d,\"resumed\":%d,"
-      "\"rejected\":%d,\"deleted\":%d},\"lookups\":{\"hits\":%d,\"misses\":%d,"
-      "\"errors\":%d,\"timeouts\":%d,\"skipped\":%d},\"stores\":{\"sent\":%d,"
-      "\"failed\":%d,\"dropped\":%d,\"late\":%d,\"resent\":%d},\"near_cache\":{"
-      "\"hits\":%d,\"entries\":%d,\"bytes\":%d,\"evictions\":%d,\"repairs\":%d},"
-      "\"push\":{\"follows\":%d,\"streams_up\":%d,"
-      "\"streams\":%d,\"received\":%d,\"gaps\":%d,\"withdrawn\":%d,\"lag_p50_us\":%d,"
-      "\"lag_p99_us\":%d},"
-      "\"breaker\":\"%s\"}",
-      totals.contexts, p.stored, p.skipped, p.resumed, p.rejected, p.deleted, c.hits, c.misses,
-      c.errors, c.timeouts, c.skipped, c.stores, c.store_failures, c.queue_drops, c.ack_timeouts,
-      c.resent, c.near_hits, c.near_entries, c.near_bytes, c.near_evictions, c.near_repairs,
-      c.leading, c.streams_up,
-      c.streams, c.pushed, c.gaps, c.withdrawn, absl::ToInt64Microseconds(c.push_lag_p50),
-      absl::ToInt64Microseconds(c.push_lag_p99), totals.breaker_open ? "open" : "closed");
+  Add(*state, &totals);
+  return openssl::StatsJson(totals.stats);
 }
 
-std::string StatsLine() {
-  const Totals totals = ProcessTotals();
-  const PluginStats& p = totals.plugin;
-  const client::ClientStats& c = totals.client;
-  return absl::StrFormat(
-      "pid %d: %d contexts; sessions resumed %d, rejected %d, stored %d; lookups %d hits, %d "
-      "misses, %d errors, %d timeouts, %d skipped; stores %d sent, %d failed, %d dropped, %d "
-      "acknowledged late; near cache %d hits, %d entries, %d bytes (the node's); follows for "
-      "its node: %d namespaces, %d pushed, %d gaps, %d withdrawn by checks; breaker %s",
-      getpid(), totals.contexts, p.resumed, p.rejected, p.stored, c.hits, c.misses, c.errors,
-      c.timeouts, c.skipped, c.stores, c.store_failures, c.queue_drops, c.ack_timeouts, c.near_hits,
-      c.near_entries, c.near_bytes, c.leading, c.pushed, c.gaps, c.withdrawn,
-      totals.breaker_open ? "open" : "closed");
-}
+std::string StatsLine() { return openssl::StatsLine(ProcessTotals()); }
 
 }  // namespace tlscache::openssl

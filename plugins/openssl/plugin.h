@@ -30,6 +30,7 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "plugins/openssl/config.h"
+#include "plugins/openssl/plugin_stats.h"
 
 namespace tlscache::openssl {
 
@@ -93,15 +94,7 @@ void Prepare(SSL_CTX* ctx);
 // option). A no-op when that context has no tlscache.
 void BindConnection(SSL* ssl);
 
-// Counters of the plugin on one context, for tests and stats.
-struct PluginStats {
-  uint64_t stored = 0;    // sessions queued for the farm
-  uint64_t skipped = 0;   // sessions not stored (stateless TLS 1.3, no ID, too large)
-  uint64_t resumed = 0;   // sessions the farm returned that passed the checks
-  uint64_t rejected = 0;  // sessions the farm returned that failed them (garbage, wrong ID)
-  uint64_t deleted = 0;   // removals sent to the farm
-};
-// False if `ctx` has no tlscache attached.
+// The counters of the plugin on one context, for tests; false if `ctx` has no tlscache.
 bool GetPluginStats(SSL_CTX* ctx, PluginStats* stats);
 
 // The counters of `ctx` (plugin and cache client) as a JSON object, or of every context

@@ -13,20 +13,6 @@ namespace {
 
 double Micros(absl::Duration d) { return absl::ToDoubleMicroseconds(d); }
 
-std::string Quote(absl::string_view text) {
-  std::string out = "\"";
-  for (const char c : text) {
-    if (c == '"' || c == '\\') {
-      absl::StrAppend(&out, "\\", std::string(1, c));
-    } else if (static_cast<unsigned char>(c) < 0x20) {
-      absl::StrAppendFormat(&out, "\\u%04x", c);
-    } else {
-      out.push_back(c);
-    }
-  }
-  return out + "\"";
-}
-
 }  // namespace
 
 Progress::Progress(absl::AnyInvocable<std::string(absl::Duration)> line)
@@ -44,35 +30,6 @@ Progress::Progress(absl::AnyInvocable<std::string(absl::Duration)> line)
 Progress::~Progress() {
   stop_.Notify();
   thread_.join();
-}
-
-void JsonObject::Key(absl::string_view key) {
-  if (!fields_.empty()) fields_ += ", ";
-  absl::StrAppend(&fields_, Quote(key), ": ");
-}
-
-JsonObject& JsonObject::Add(absl::string_view key, absl::string_view value) {
-  Key(key);
-  fields_ += Quote(value);
-  return *this;
-}
-
-JsonObject& JsonObject::Add(absl::string_view key, uint64_t value) {
-  Key(key);
-  absl::StrAppend(&fields_, value);
-  return *this;
-}
-
-JsonObject& JsonObject::Add(absl::string_view key, double value) {
-  Key(key);
-  absl::StrAppendFormat(&fields_, "%.3f", value);
-  return *this;
-}
-
-JsonObject& JsonObject::Add(absl::string_view key, const JsonObject& value) {
-  Key(key);
-  fields_ += value.ToString();
-  return *this;
 }
 
 JsonObject LatencyJson(const LatencyHistogram& latency) {

@@ -12,7 +12,8 @@
 #include "absl/strings/string_view.h"
 #include "absl/synchronization/notification.h"
 #include "absl/time/time.h"
-#include "tools/bench/latency_histogram.h"
+#include "common/json_object.h"
+#include "common/latency_histogram.h"
 
 namespace tlscache::bench {
 
@@ -34,23 +35,6 @@ class Progress {
   std::thread thread_;
 };
 
-// A flat JSON object built field by field; nested objects are added as built ones.
-class JsonObject {
- public:
-  JsonObject& Add(absl::string_view key, absl::string_view value);
-  JsonObject& Add(absl::string_view key, const char* value) {
-    return Add(key, absl::string_view(value));
-  }
-  JsonObject& Add(absl::string_view key, uint64_t value);
-  JsonObject& Add(absl::string_view key, int value) { return Add(key, static_cast<uint64_t>(value)); }
-  JsonObject& Add(absl::string_view key, double value);
-  JsonObject& Add(absl::string_view key, const JsonObject& value);
-  std::string ToString() const { return "{" + fields_ + "}"; }
-
- private:
-  void Key(absl::string_view key);
-  std::string fields_;
-};
 
 // {"count", "p50_us", "p90_us", "p99_us", "p999_us", "max_us", "mean_us"}.
 JsonObject LatencyJson(const LatencyHistogram& latency);

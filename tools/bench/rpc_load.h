@@ -16,7 +16,7 @@
 
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
-#include "tools/bench/latency_histogram.h"
+#include "common/latency_histogram.h"
 
 namespace tlscache::bench {
 

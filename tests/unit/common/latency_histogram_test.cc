@@ -1,10 +1,10 @@
-#include "tools/bench/latency_histogram.h"
+#include "common/latency_histogram.h"
 
 #include <cstdint>
 
 #include "gtest/gtest.h"
 
-namespace tlscache::bench {
+namespace tlscache {
 namespace {
 
 // Within the histogram's promise: 64 buckets per power of two.
@@ -78,4 +78,4 @@ TEST(LatencyHistogramTest, ExtremesAreClampedNotLost) {
 }
 
 }  // namespace
-}  // namespace tlscache::bench
+}  // namespace tlscache

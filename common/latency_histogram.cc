@@ -1,9 +1,9 @@
-#include "tools/bench/latency_histogram.h"
+#include "common/latency_histogram.h"
 
 #include <algorithm>
 #include <cmath>
 
-namespace tlscache::bench {
+namespace tlscache {
 
 int LatencyHistogram::BucketOf(uint64_t ns) {
   if (ns < 2 * kSubBuckets) return static_cast<int>(ns);
@@ -56,4 +56,4 @@ absl::Duration LatencyHistogram::Mean() const {
   return count_ == 0 ? absl::ZeroDuration() : absl::Nanoseconds(sum_ns_ / count_);
 }
 
-}  // namespace tlscache::bench
+}  // namespace tlscache

@@ -5,15 +5,15 @@
 // recorded on the hot path and the slots merged at the end.
 //
 // Thread-safety: none; each recorder owns its histogram.
-#ifndef TLSCACHE_TOOLS_BENCH_LATENCY_HISTOGRAM_H_
-#define TLSCACHE_TOOLS_BENCH_LATENCY_HISTOGRAM_H_
+#ifndef TLSCACHE_COMMON_LATENCY_HISTOGRAM_H_
+#define TLSCACHE_COMMON_LATENCY_HISTOGRAM_H_
 
 #include <array>
 #include <cstdint>
 
 #include "absl/time/time.h"
 
-namespace tlscache::bench {
+namespace tlscache {
 
 class LatencyHistogram {
  public:
@@ -41,6 +41,6 @@ class LatencyHistogram {
   uint64_t max_ns_ = 0;
 };
 
-}  // namespace tlscache::bench
+}  // namespace tlscache
 
-#endif  // TLSCACHE_TOOLS_BENCH_LATENCY_HISTOGRAM_H_
+#endif  // TLSCACHE_COMMON_LATENCY_HISTOGRAM_H_
