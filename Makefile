@@ -95,7 +95,7 @@ fuzz: fuzz-build
 
 # A 3-node nginx farm with the preload behind HAProxy; 10 connections; then everything stops.
 demo: build
-	TLSCACHE_BIN_DIR=$(abspath $(BUILD_DIR))/bin python3 tools/demo.py
+	TLSCACHE_BIN_DIR=$(abspath $(BUILD_DIR))/bin PYTHONPATH=tests python3 tools/demo.py
 
 clean:
 	rm -rf $(BUILD_DIR)

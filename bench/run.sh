@@ -12,4 +12,6 @@ if ! command -v apache2 >/dev/null && [ ! -x /usr/sbin/apache2 ]; then
   $sudo apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends apache2
 fi
+# The farm helpers it shares with the tests: the tlsfarm package.
+export PYTHONPATH="$PWD/tests${PYTHONPATH:+:$PYTHONPATH}"
 exec python3 bench/run_bench.py "$@"

@@ -33,14 +33,14 @@ import os
 import pickle
 import platform
 import re
-import shlex
 import subprocess
 import sys
 import time
+import unittest
+
+import tlsfarm
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), ".."))
-sys.path.insert(0, os.path.join(ROOT, "tests", "e2e", "farm"))
-import tlsfarm  # noqa: E402
 
 CONCURRENCY = (1, 16, 64)
 # Parts 3, 6, 7 and 8 measure the pushes themselves (up to 48 followers of 1,000 stores/s, and
@@ -238,7 +238,7 @@ def farm_part(seconds):
             cache = farm.cache(store=f"redis://127.0.0.1:{redis.port}")
             lb = farm.haproxy(start_nodes(farm, redis, cache))
             results[name] = {"s_time": s_time(lb, seconds), "bench": tls_runs(lb, seconds)}
-        except tlsfarm.unittest.SkipTest as why:
+        except unittest.SkipTest as why:
             log(f"skipped {name}: {why}")
         finally:
             farm.close()
@@ -338,7 +338,7 @@ def lookup_part(seconds):
             try:
                 for i, (ip, start) in enumerate(zip(LOOKUP_IPS, starts)):
                     start(ip, port, f"{kind}{i}-{port}")
-            except tlsfarm.unittest.SkipTest as why:
+            except unittest.SkipTest as why:
                 log(f"skipped {name}: {why}")
                 continue
             targets = ",".join(f"{ip}:{port}" for ip in LOOKUP_IPS)
@@ -390,7 +390,7 @@ def one_node_runs(seconds, versions, resume):
             port = tlsfarm.free_port()
             try:
                 start(port)
-            except tlsfarm.unittest.SkipTest as why:
+            except unittest.SkipTest as why:
                 log(f"skipped {name}: {why}")
                 continue
             for version in versions:
@@ -467,7 +467,7 @@ def deadline_part(seconds):
                     time.sleep(1.5)  # one more stats line from every worker
                     r["lookups"] = preload_lookups(nodes)
                 rows.append((version, name, deadline, r))
-            except tlsfarm.unittest.SkipTest as why:
+            except unittest.SkipTest as why:
                 log(f"skipped the deadline part: {why}")
                 return rows
             finally:

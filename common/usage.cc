@@ -9,7 +9,7 @@ namespace tlscache {
 void SetUsage(absl::string_view usage) {
   absl::SetProgramUsageMessage(usage);
   absl::FlagsUsageConfig config;
-  // Flags live only in main files (main.cc, tls_server_main.cc).
+  // Flags live only in main files (server/main.cc, tools/tls_server/main.cc, ...).
   config.contains_help_flags = [](absl::string_view file) {
     return absl::EndsWith(file, "main.cc");
   };

@@ -26,12 +26,12 @@ LAYERS = {
     'client': ['common'],
     'plugins/openssl': ['common', 'client', 'plugins/openssl/include/tlscache'],
     'plugins/openssl/include/tlscache': [],
-    'tools/bench': ['common', 'client', 'plugins/openssl', 'plugins/openssl/include/tlscache'],
     'tools/tlscachectl': ['common', 'client'],
     'tools/tls_server': ['common', 'client', 'plugins/openssl',
                          'plugins/openssl/include/tlscache'],
-    'bench': ['common', 'client', 'server/security', 'server/observability', 'server/store',
-              'server/tickets', 'server/sessions', 'server'],
+    'bench': ['common', 'client', 'plugins/openssl', 'plugins/openssl/include/tlscache',
+              'server/security', 'server/observability', 'server/store', 'server/tickets',
+              'server/sessions', 'server'],
 }
 
 # Files that sit in a folder but above it: the factory of --store builds every backend.

@@ -6,12 +6,10 @@ that offers its newest session, printing which node served each connection and w
 session was resumed; then stops everything.
 """
 
-import os
 import ssl
 import sys
 
-sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "tests", "e2e", "farm"))
-import tlsfarm  # noqa: E402
+import tlsfarm
 
 
 def main():

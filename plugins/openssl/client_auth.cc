@@ -13,6 +13,7 @@
 #include "absl/base/const_init.h"
 #include "absl/synchronization/mutex.h"
 #include "common/openssl_util.h"
+#include "plugins/openssl/ex_data.h"
 
 namespace tlscache::openssl {
 namespace {
@@ -79,8 +80,9 @@ void FreeCaPart(void* /*parent*/, void* ptr, CRYPTO_EX_DATA* /*ad*/, int /*idx*/
   delete static_cast<std::string*>(ptr);
 }
 
+// Reserved with tlscache's other slots (ReserveClientAuthSlot), before the contexts are made.
 int CaPartIndex() {
-  static const int index = SSL_CTX_get_ex_new_index(0, nullptr, nullptr, nullptr, FreeCaPart);
+  static const int index = NewContextIndex(FreeCaPart);
   return index;
 }
 
@@ -128,6 +130,8 @@ std::string Bound(absl::string_view label, absl::string_view value, absl::string
 }
 
 }  // namespace
+
+void ReserveClientAuthSlot() { (void)CaPartIndex(); }
 
 std::string ClientAuthDigest(SSL* ssl) {
   return Digest(SSL_get_verify_mode(ssl), SSL_get_verify_depth(ssl), SSL_get_SSL_CTX(ssl));

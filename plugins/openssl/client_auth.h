@@ -30,6 +30,10 @@
 
 namespace tlscache::openssl {
 
+// Allocates the ex_data index of the digest's part kept on each context, with tlscache's other
+// slots (plugins/openssl/ex_data.h): called before the server makes its contexts.
+void ReserveClientAuthSlot();
+
 // SHA-256 of the requirements of `ssl` (its verify mode and depth, its context's client CAs
 // and trusted certificates); empty when it does not ask for a client certificate.
 std::string ClientAuthDigest(SSL* ssl);

@@ -605,26 +605,11 @@ absl::Status Attach(SSL_CTX* ctx, const PluginConfig& config, AttachReport* repo
   return absl::OkStatus();
 }
 
-namespace {
-
-// Makes room for a slot in a context's ex_data when the context is made, so that setting it
-// later only writes the slot: ex_data that grew then would move under the threads reading it
-// (the server's own slots included).
-void ReserveSlot(void* /*parent*/, void* /*ptr*/, CRYPTO_EX_DATA* ad, int idx, long /*argl*/,
-                 void* /*argp*/) {
-  CRYPTO_set_ex_data(ad, idx, nullptr);
-}
-
-}  // namespace
-
-int NewContextIndex(CRYPTO_EX_free* free_slot) {
-  return SSL_CTX_get_ex_new_index(0, nullptr, ReserveSlot, nullptr, free_slot);
-}
-
 void ReserveContextSlots() {
   (void)CtxIndex();
   (void)SslIndex();
   (void)LookupIndex();
+  ReserveClientAuthSlot();
 }
 
 bool IsAttached(SSL_CTX* ctx) { return StateOf(ctx) != nullptr; }

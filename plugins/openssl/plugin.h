@@ -30,6 +30,7 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "plugins/openssl/config.h"
+#include "plugins/openssl/ex_data.h"
 #include "plugins/openssl/plugin_stats.h"
 
 namespace tlscache::openssl {
@@ -72,10 +73,6 @@ bool IsAttached(SSL_CTX* ctx);
 // moves its ex_data. The preload calls it when it is loaded, before the server makes any
 // context; a context made before is still attached, by growing its ex_data.
 void ReserveContextSlots();
-
-// A new SSL_CTX ex_data index whose slot every context made afterwards has from the start
-// (see ReserveContextSlots); `free_slot` (may be null) frees what a slot holds.
-int NewContextIndex(CRYPTO_EX_free* free_slot);
 
 // Makes the node's near cache, shared by every process this one forks afterwards (client/node.h),
 // of `config`'s near_cache_mb: a pre-fork server's master calls it before it forks its

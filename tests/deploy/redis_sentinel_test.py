@@ -8,14 +8,12 @@ import os
 import shutil
 import socketserver
 import subprocess
-import sys
 import tempfile
 import threading
 import time
 import unittest
 
-sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "e2e", "farm"))
-from tlsfarm import free_port, require  # noqa: E402
+from tlsfarm import free_port, require
 
 ROOT = os.path.normpath(os.path.join(os.path.dirname(__file__), "..", ".."))
 PROD = os.path.join(ROOT, "deploy", "k8s", "overlays", "prod")

@@ -13,15 +13,12 @@ import os
 import shutil
 import ssl
 import subprocess
-import sys
 import tempfile
-import time
 import unittest
 
 HERE = os.path.dirname(__file__)
-sys.path.insert(0, os.path.join(HERE, "..", "e2e", "farm"))
-import tlsfarm  # noqa: E402
-from farm_test import FarmTestCase  # noqa: E402
+import tlsfarm
+from tlsfarm.testcase import FarmTestCase
 
 BUILD_DIR = os.path.dirname(os.path.abspath(tlsfarm.BIN_DIR))
 PACKAGES = os.path.join(BUILD_DIR, "packages")

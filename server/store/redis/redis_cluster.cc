@@ -11,16 +11,6 @@
 
 namespace tlscache::server::redis {
 
-struct RedisCluster::Command {
-  ~Command() {
-    for (std::string& arg : argv) CleanseString(&arg);
-  }
-  std::vector<std::string> argv;
-  absl::Time deadline;
-  ReplyHandler handler;
-  bool replicated = false;
-};
-
 RedisCluster::RedisCluster(const RedisClusterOptions& options, std::string name)
     : options_(options),
       name_(std::move(name)),
@@ -49,14 +39,18 @@ RedisCluster::~RedisCluster() {
   pools.clear();
 }
 
-void RedisCluster::Submit(absl::string_view key, std::vector<std::string> argv, absl::Time deadline,
-                          ReplyHandler handler, bool replicated) {
-  auto command = std::make_shared<Command>();
-  command->argv = std::move(argv);
-  command->deadline = deadline;
-  command->handler = std::move(handler);
-  command->replicated = replicated;
-  Dispatch(KeySlot(key), std::move(command), kMaxRedirects, std::nullopt);
+std::function<absl::StatusOr<Endpoint>()> RedisCluster::SubscriberLocator() const {
+  // Any node answers with MOVED to the one that owns the channel's slot: start from the
+  // seeds, one after another.
+  auto next = std::make_shared<std::atomic<size_t>>(0);
+  return [seeds = options_.seeds, next]() -> absl::StatusOr<Endpoint> {
+    return seeds[next->fetch_add(1) % seeds.size()];
+  };
+}
+
+void RedisCluster::Submit(absl::string_view key, RedisCommand command) {
+  Dispatch(KeySlot(key), std::make_shared<Command>(std::move(command)), kMaxRedirects,
+           std::nullopt);
 }
 
 void RedisCluster::Dispatch(int slot, std::shared_ptr<Command> command, int redirects_left,
@@ -80,9 +74,8 @@ void RedisCluster::Dispatch(int slot, std::shared_ptr<Command> command, int redi
     RequestRefresh();
     return std::move(command->handler)(std::move(unavailable));
   }
-  const bool asking = ask.has_value();
-  const bool replicated = command->replicated;
-  pool->Submit(
+  // The pool gets a copy: the command itself stays here, for a redirection.
+  RedisCommand sent(
       command->argv, command->deadline,
       [this, slot, command, redirects_left](absl::StatusOr<ReplyPtr> reply) mutable {
         if (reply.ok()) return std::move(command->handler)(std::move(reply));
@@ -110,7 +103,9 @@ void RedisCluster::Dispatch(int slot, std::shared_ptr<Command> command, int redi
         Dispatch(slot, std::move(command), redirects_left - 1,
                  redirect->ask ? std::optional<Endpoint>(redirect->to) : std::nullopt);
       },
-      asking, replicated);
+      command->replicated);
+  sent.asking = ask.has_value();
+  pool->Submit(std::move(sent));
 }
 
 std::shared_ptr<RedisPool> RedisCluster::PoolLocked(const Endpoint& endpoint) {
@@ -286,11 +281,12 @@ absl::Status RedisCluster::Health() {
   return absl::OkStatus();
 }
 
-PoolCounters RedisCluster::counters() const {
+TransportCounters RedisCluster::counters() const {
   absl::MutexLock lock(&mu_);
-  PoolCounters total = retired_counters_;
+  TransportCounters total = retired_counters_;
   for (const auto& [_, pool] : pools_) total += pool->counters();
   for (const auto& pool : retired_) total += pool->counters();
+  total.redirects = redirects_.load(std::memory_order_relaxed);
   return total;
 }
 

@@ -44,26 +44,26 @@ struct RedisClusterOptions {
   absl::Duration min_refresh_gap = absl::Milliseconds(100);
 };
 
-class RedisCluster {
+class RedisCluster final : public RedisTransport {
  public:
   // Starts reading the slot map in the background. `options.node` must be valid.
   RedisCluster(const RedisClusterOptions& options, std::string name);
-  ~RedisCluster();
+  ~RedisCluster() override;
 
   RedisCluster(const RedisCluster&) = delete;
   RedisCluster& operator=(const RedisCluster&) = delete;
 
-  // Sends `argv` to the master of `key`'s slot (`replicated`: as RedisPool::Submit).
-  void Submit(absl::string_view key, std::vector<std::string> argv, absl::Time deadline,
-              ReplyHandler handler, bool replicated = false);
+  // Sends `command` to the master of `key`'s slot.
+  void Submit(absl::string_view key, RedisCommand command) override;
   // Ok when every slot has a master and every master has a connection up.
-  absl::Status Health();
-  // Every pool's, those retired included.
-  PoolCounters counters() const;
-  uint64_t redirects() const { return redirects_.load(std::memory_order_relaxed); }
+  absl::Status Health() override;
+  // Every pool's, those retired included, and the redirections followed.
+  TransportCounters counters() const override;
+  bool sharded() const override { return true; }
+  std::function<absl::StatusOr<Endpoint>()> SubscriberLocator() const override;
 
  private:
-  struct Command;
+  using Command = RedisCommand;
   static constexpr uint16_t kNoMaster = 0xffff;
   static constexpr int kMaxRedirects = 5;
 
@@ -95,7 +95,7 @@ class RedisCluster {
   std::set<std::string> unreachable_ ABSL_GUARDED_BY(mu_);
   bool refresh_requested_ ABSL_GUARDED_BY(mu_) = true;
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;
-  PoolCounters retired_counters_ ABSL_GUARDED_BY(mu_);
+  TransportCounters retired_counters_ ABSL_GUARDED_BY(mu_);
   std::atomic<uint64_t> redirects_{0};
   std::thread refresher_;
 };

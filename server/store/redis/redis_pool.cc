@@ -31,17 +31,6 @@ std::string ScriptSha(absl::string_view script) {
       absl::string_view(reinterpret_cast<const char*>(digest), sizeof(digest)));
 }
 
-struct RedisPool::Op {
-  ~Op() {
-    for (std::string& arg : argv) CleanseString(&arg);
-  }
-  std::vector<std::string> argv;
-  absl::Time deadline;
-  ReplyHandler handler;
-  bool asking = false;
-  bool replicated = false;
-};
-
 absl::Status RedisPool::Validate(const RedisPoolOptions& options) {
   if (options.sentinel) {
     if (options.sentinel->sentinels.empty() || options.sentinel->master_name.empty()) {
@@ -107,14 +96,26 @@ absl::Status RedisPool::Health() {
   return last_error_;
 }
 
-void RedisPool::Submit(std::vector<std::string> argv, absl::Time deadline, ReplyHandler handler,
-                       bool asking, bool replicated) {
-  auto op = std::make_unique<Op>();
-  op->argv = std::move(argv);
-  op->deadline = std::min(deadline, absl::Now() + options_.timeout);
-  op->handler = std::move(handler);
-  op->asking = asking;
-  op->replicated = replicated;
+TransportCounters RedisPool::counters() const {
+  TransportCounters counters;
+  counters.connects = connects_.load(std::memory_order_relaxed);
+  counters.errors = errors_.load(std::memory_order_relaxed);
+  counters.unreplicated = unreplicated_.load(std::memory_order_relaxed);
+  return counters;
+}
+
+std::function<absl::StatusOr<Endpoint>()> RedisPool::SubscriberLocator() const {
+  if (options_.sentinel) {
+    return [sentinel = *options_.sentinel, timeout = options_.connect_timeout] {
+      return ResolveMaster(sentinel, timeout);
+    };
+  }
+  return [endpoint = options_.endpoint]() -> absl::StatusOr<Endpoint> { return endpoint; };
+}
+
+void RedisPool::Submit(RedisCommand command) {
+  auto op = std::make_unique<Op>(std::move(command));
+  op->deadline = std::min(op->deadline, absl::Now() + options_.timeout);
   absl::Status rejected;
   {
     absl::MutexLock lock(&mu_);

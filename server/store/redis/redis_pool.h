@@ -33,28 +33,10 @@
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
 #include "server/store/redis/redis_connection.h"
+#include "server/store/redis/redis_transport.h"
 #include "server/store/redis/sentinel.h"
 
 namespace tlscache::server::redis {
-
-// The payload (type URL) under which a cluster error reply's text travels in a status.
-inline constexpr absl::string_view kRedisErrorPayload = "tlscache.redis.error_reply";
-
-using ReplyHandler = absl::AnyInvocable<void(absl::StatusOr<ReplyPtr>) &&>;
-
-// What a pool (or all the pools of a cluster) counted.
-struct PoolCounters {
-  uint64_t connects = 0;      // connections opened, reconnects included
-  uint64_t errors = 0;        // failed connects; connections dropped after an error
-  uint64_t unreplicated = 0;  // replicated commands no replica confirmed in time
-
-  PoolCounters& operator+=(const PoolCounters& other) {
-    connects += other.connects;
-    errors += other.errors;
-    unreplicated += other.unreplicated;
-    return *this;
-  }
-};
 
 struct RedisPoolOptions {
   Endpoint endpoint;
@@ -78,7 +60,7 @@ struct RedisPoolOptions {
   std::vector<std::string> scripts;
 };
 
-class RedisPool {
+class RedisPool final : public RedisTransport {
  public:
   // InvalidArgument for options out of range.
   static absl::Status Validate(const RedisPoolOptions& options);
@@ -86,30 +68,25 @@ class RedisPool {
   // not an error (Health() says why it is not serving yet). `options` must be valid.
   RedisPool(const RedisPoolOptions& options, std::string name);
   // Fails whatever is still queued with Unavailable and joins the workers.
-  ~RedisPool();
+  ~RedisPool() override;
 
   RedisPool(const RedisPool&) = delete;
   RedisPool& operator=(const RedisPool&) = delete;
 
-  // Queues one command. With `asking`, it is sent right after an ASKING on the same
-  // connection (a cluster's ASK redirection); the handler gets the command's own reply. With
-  // `replicated`, a WAIT for one replica follows it on the same connection (within the
-  // command's deadline), and the handler runs once that answered: a write that a replica
-  // confirmed survives a failover to that replica. Deadlines passing first are counted
-  // (PoolCounters::unreplicated), not failed.
-  void Submit(std::vector<std::string> argv, absl::Time deadline, ReplyHandler handler,
-              bool asking = false, bool replicated = false);
+  // Queues one command (its deadline shortened to the pool's timeout); the handler gets the
+  // command's own reply (after ASKING or before WAIT: see RedisCommand).
+  void Submit(RedisCommand command);
+  // RedisTransport: every key is on the one server.
+  void Submit(absl::string_view key, RedisCommand command) override { Submit(std::move(command)); }
   // Ok while at least one connection is up.
-  absl::Status Health();
+  absl::Status Health() override;
+  TransportCounters counters() const override;
+  bool sharded() const override { return false; }
+  std::function<absl::StatusOr<Endpoint>()> SubscriberLocator() const override;
   const std::string& name() const { return name_; }
-  PoolCounters counters() const {
-    return PoolCounters{connects_.load(std::memory_order_relaxed),
-                        errors_.load(std::memory_order_relaxed),
-                        unreplicated_.load(std::memory_order_relaxed)};
-  }
 
  private:
-  struct Op;
+  using Op = RedisCommand;
 
   absl::StatusOr<std::unique_ptr<RedisConnection>> Open();
   // Under Sentinel: ok if `conn` is to the master.

@@ -19,6 +19,7 @@
 #include "common/secret_bytes.h"
 #include "common/validation.h"
 #include "server/store/redis/log_message.h"
+#include "server/store/redis/redis_cluster.h"
 #include "server/store/redis/redis_subscriber.h"
 
 namespace tlscache::server::redis {
@@ -176,12 +177,12 @@ RedisStore::RedisStore(const RedisStoreOptions& options)
   pool.scripts = {std::string(kPutScript), std::string(kGetScript), std::string(kDeleteScript),
                   std::string(kAppendScript)};
   if (options.cluster.empty()) {
-    pool_ = std::make_unique<RedisPool>(pool, name_);
+    transport_ = std::make_unique<RedisPool>(pool, name_);
   } else {
     RedisClusterOptions cluster;
     cluster.seeds = options.cluster;
     cluster.node = pool;
-    cluster_ = std::make_unique<RedisCluster>(cluster, name_);
+    transport_ = std::make_unique<RedisCluster>(cluster, name_);
   }
 }
 
@@ -190,11 +191,11 @@ RedisStore::~RedisStore() = default;
 std::string RedisStore::Describe() const { return name_; }
 
 void RedisStore::AddStats(StoreStats* stats) const {
-  const PoolCounters counters = pool_ ? pool_->counters() : cluster_->counters();
+  const TransportCounters counters = transport_->counters();
   stats->redis_connects = counters.connects;
   stats->redis_errors = counters.errors;
   if (replicated_) stats->redis_unreplicated = counters.unreplicated;
-  if (cluster_) stats->redis_redirects = cluster_->redirects();
+  if (transport_->sharded()) stats->redis_redirects = counters.redirects;
 }
 
 std::string RedisStore::RedisKey(const StoreKey& key) const {
@@ -219,8 +220,7 @@ std::string RedisStore::Channel(absl::string_view kind, absl::string_view name) 
 
 void RedisStore::Submit(absl::string_view key, std::vector<std::string> argv, absl::Time deadline,
                         ReplyHandler handler, bool replicated) {
-  if (pool_) return pool_->Submit(std::move(argv), deadline, std::move(handler), false, replicated);
-  cluster_->Submit(key, std::move(argv), deadline, std::move(handler), replicated);
+  transport_->Submit(key, RedisCommand(std::move(argv), deadline, std::move(handler), replicated));
 }
 
 void RedisStore::Put(const StoreKey& key, absl::string_view session, absl::Duration ttl,
@@ -342,7 +342,7 @@ void RedisStore::AppendChanges(absl::string_view ns, std::vector<LogChange> chan
   const std::string log_key = LogKey(ns);
   std::vector<std::string> argv = {"EVALSHA",        append_sha_, "2", log_key,
                                    DeletedKey(ns),   Channel("log", absl::StrCat("{", ns, "}")),
-                                   RandomId(),       cluster_ ? "1" : "0"};
+                                   RandomId(),       transport_->sharded() ? "1" : "0"};
   argv.reserve(argv.size() + 4 * changes.size());
   for (LogChange& change : changes) {
     argv.push_back(change.deletion ? "d" : "p");
@@ -412,29 +412,14 @@ std::unique_ptr<RedisSubscriber> RedisStore::Subscriber(
     std::function<void(SecretBytes)> on_message) {
   SubscriberOptions subscriber;
   subscriber.channel = std::move(channel);
-  subscriber.sharded = cluster_ != nullptr;
+  subscriber.sharded = transport_->sharded();
   subscriber.auth = options_.auth;
   subscriber.on_subscribed = std::move(subscribed);
   subscriber.on_lost = std::move(lost);
   subscriber.timeout = options_.connect_timeout;
   subscriber.min_backoff = options_.min_backoff;
   subscriber.max_backoff = options_.max_backoff;
-  if (cluster_ != nullptr) {
-    // Any node answers with MOVED to the one that owns the channel's slot: start from the
-    // seeds, one after another.
-    auto next = std::make_shared<std::atomic<size_t>>(0);
-    subscriber.locate = [seeds = options_.cluster, next]() -> absl::StatusOr<Endpoint> {
-      return seeds[next->fetch_add(1) % seeds.size()];
-    };
-  } else if (options_.sentinel) {
-    subscriber.locate = [sentinel = *options_.sentinel, timeout = options_.connect_timeout] {
-      return ResolveMaster(sentinel, timeout);
-    };
-  } else {
-    subscriber.locate = [endpoint = options_.endpoint]() -> absl::StatusOr<Endpoint> {
-      return endpoint;
-    };
-  }
+  subscriber.locate = transport_->SubscriberLocator();
   return std::make_unique<RedisSubscriber>(std::move(subscriber), std::move(on_message));
 }
 
@@ -482,7 +467,7 @@ std::unique_ptr<Subscription> RedisStore::FollowLog(absl::string_view ns, LogHan
 void RedisStore::PublishNotice(absl::string_view channel, absl::string_view payload,
                                absl::Time deadline, StatusDone done) {
   std::string name = Channel("notice", channel);
-  std::vector<std::string> argv = {cluster_ ? "SPUBLISH" : "PUBLISH", name, std::string(payload)};
+  std::vector<std::string> argv = {transport_->sharded() ? "SPUBLISH" : "PUBLISH", name, std::string(payload)};
   Submit(name, std::move(argv), deadline,
          [done = std::move(done)](absl::StatusOr<ReplyPtr> reply) mutable {
            if (!reply.ok()) return std::move(done)(reply.status());
@@ -501,6 +486,6 @@ std::unique_ptr<Subscription> RedisStore::SubscribeNotices(absl::string_view cha
                  [handler = std::move(handler)](SecretBytes payload) { handler(payload.view()); }));
 }
 
-absl::Status RedisStore::Health() { return pool_ ? pool_->Health() : cluster_->Health(); }
+absl::Status RedisStore::Health() { return transport_->Health(); }
 
 }  // namespace tlscache::server::redis

@@ -1,9 +1,9 @@
 // RedisStore: the shared store of a farm's cache replicas, on a standalone Redis, the master
 // that Redis Sentinel names, or a Redis Cluster's masters.
 //
-// Commands go through a RedisPool (pipelined connections to one server, see redis_pool.h) or
-// a RedisCluster (a pool per master, with slot routing, see redis_cluster.h). Every entry is
-// one key, so every command touches one slot.
+// Commands go through a RedisTransport (redis_transport.h): a RedisPool (pipelined connections
+// to one server, see redis_pool.h) or a RedisCluster (a pool per master, with slot routing,
+// see redis_cluster.h). Every entry is one key, so every command touches one slot.
 //
 // Entries are Redis strings under "<prefix><namespace>:<hex session id>" with a PX expiry; a
 // tombstone (a deletion that stands) is an empty string there. Put, Get and Delete are each one
@@ -33,9 +33,9 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
-#include "server/store/redis/redis_cluster.h"
 #include "server/store/redis/redis_pool.h"
 #include "server/store/redis/redis_subscriber.h"
+#include "server/store/redis/redis_transport.h"
 #include "server/store/store.h"
 
 namespace tlscache::server::redis {
@@ -106,8 +106,7 @@ class RedisStore final : public Store {
   const bool replicated_;
   // What EVALSHA names the scripts by.
   const std::string put_sha_, get_sha_, delete_sha_, append_sha_;
-  std::unique_ptr<RedisPool> pool_;        // standalone or Sentinel
-  std::unique_ptr<RedisCluster> cluster_;  // or a cluster
+  std::unique_ptr<RedisTransport> transport_;  // a pool (standalone, Sentinel) or a cluster
 };
 
 }  // namespace tlscache::server::redis

@@ -3,15 +3,12 @@ object, and its counts agree with themselves and with what the servers counted (
 service's Prometheus metrics for rpc mode)."""
 
 import json
-import os
 import subprocess
-import sys
 import unittest
 
-sys.path.insert(0, os.path.dirname(__file__))
-import tlsfarm  # noqa: E402
-from farm_test import FarmTestCase  # noqa: E402
-from tlsfarm import scrape, value  # noqa: E402
+import tlsfarm
+from tlsfarm.testcase import FarmTestCase
+from tlsfarm import scrape, value
 
 SMOKE = "--duration=2s"
 GET = "/tlscache.v1.SessionCache/Get"

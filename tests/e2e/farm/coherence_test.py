@@ -11,14 +11,12 @@ import os
 import signal
 import ssl
 import subprocess
-import sys
 import threading
 import time
 import unittest
 
-sys.path.insert(0, os.path.dirname(__file__))
-import tlsfarm  # noqa: E402
-from farm_test import VERSIONS, FarmTestCase  # noqa: E402
+import tlsfarm
+from tlsfarm.testcase import VERSIONS, FarmTestCase
 
 # How long a session that ended in a fatal alert may still resume somewhere.
 WITHDRAWN_WITHIN = 1.0

@@ -5,14 +5,12 @@ tlscache-server --dry_run."""
 
 import os
 import subprocess
-import sys
 import unittest
 
-sys.path.insert(0, os.path.dirname(__file__))
-import tlsfarm  # noqa: E402
-from farm_test import FarmTestCase  # noqa: E402
+import tlsfarm
+from tlsfarm.testcase import FarmTestCase
 
-from tlsfarm import http_get, scrape, value  # noqa: E402
+from tlsfarm import http_get, scrape, value
 
 SEAL_KEY = "5c0ffee5" * 8
 

@@ -8,14 +8,12 @@ import os
 import re
 import ssl
 import subprocess
-import sys
 import threading
 import time
 import unittest
 
-sys.path.insert(0, os.path.dirname(__file__))
-import tlsfarm  # noqa: E402
-from farm_test import RECONNECTS, VERSIONS, FarmTestCase  # noqa: E402
+import tlsfarm
+from tlsfarm.testcase import RECONNECTS, VERSIONS, FarmTestCase
 
 
 def env(cache, **extra):

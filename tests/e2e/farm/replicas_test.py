@@ -8,17 +8,14 @@ HAProxy round robin, and Python ssl clients that come back at once (each TLS 1.3
 once). The plugin runs at its defaults.
 """
 
-import os
 import signal
 import ssl
-import sys
 import threading
 import time
 import unittest
 
-sys.path.insert(0, os.path.dirname(__file__))
-import tlsfarm  # noqa: E402
-from farm_test import FarmTestCase  # noqa: E402
+import tlsfarm
+from tlsfarm.testcase import FarmTestCase
 
 REPLICA_IPS = ["127.0.0.21", "127.0.0.22", "127.0.0.23", "127.0.0.24"]
 # Four worker processes a node, as a pre-forking server runs: each its own connections and

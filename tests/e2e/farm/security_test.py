@@ -4,13 +4,11 @@ real client logged (Python's ssl keylog_filename)."""
 
 import os
 import ssl
-import sys
 import time
 import unittest
 
-sys.path.insert(0, os.path.dirname(__file__))
-import tlsfarm  # noqa: E402
-from farm_test import RECONNECTS, FarmTestCase  # noqa: E402
+import tlsfarm
+from tlsfarm.testcase import RECONNECTS, FarmTestCase
 
 SEAL_KEY = "3f8a1c0e5b7d9f2a4c6e8b0d1f3a5c7e9b2d4f6a8c0e1b3d5f7a9c2e4b6d8f0a"
 

@@ -1,4 +1,4 @@
-#include "tools/bench/stream_load.h"
+#include "bench/stream_load.h"
 
 #include <algorithm>
 #include <atomic>
@@ -13,7 +13,7 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/time/clock.h"
 #include "client/cache_client.h"
-#include "tools/bench/report.h"
+#include "bench/report.h"
 
 namespace tlscache::bench {
 namespace {

@@ -1,4 +1,4 @@
-#include "tools/bench/report.h"
+#include "bench/report.h"
 
 #include <unistd.h>
 

@@ -1,4 +1,4 @@
-#include "tools/bench/tls_load.h"
+#include "bench/tls_load.h"
 
 #include <netdb.h>
 #include <netinet/in.h>
@@ -22,7 +22,7 @@
 #include "absl/strings/str_format.h"
 #include "absl/time/clock.h"
 #include "common/openssl_util.h"
-#include "tools/bench/report.h"
+#include "bench/report.h"
 
 namespace tlscache::bench {
 namespace {

@@ -1,4 +1,4 @@
-#include "tools/bench/rpc_load.h"
+#include "bench/rpc_load.h"
 
 #include <sys/prctl.h>
 
@@ -23,7 +23,7 @@
 #include "absl/strings/str_format.h"
 #include "absl/synchronization/mutex.h"
 #include "tlscache/v1/session_cache.grpc.pb.h"
-#include "tools/bench/report.h"
+#include "bench/report.h"
 
 namespace tlscache::bench {
 namespace {

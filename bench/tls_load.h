@@ -7,8 +7,8 @@
 // fetching a page would. With resume, a client offers the newest session it holds, as
 // browsers do; a failed connection drops it. The latency measured is from connect() to the
 // end of the handshake.
-#ifndef TLSCACHE_TOOLS_BENCH_TLS_LOAD_H_
-#define TLSCACHE_TOOLS_BENCH_TLS_LOAD_H_
+#ifndef TLSCACHE_BENCH_TLS_LOAD_H_
+#define TLSCACHE_BENCH_TLS_LOAD_H_
 
 #include <cstdint>
 #include <string>
@@ -72,4 +72,4 @@ absl::StatusOr<TlsLoadResult> RunTlsLoad(const TlsLoadOptions& options);
 
 }  // namespace tlscache::bench
 
-#endif  // TLSCACHE_TOOLS_BENCH_TLS_LOAD_H_
+#endif  // TLSCACHE_BENCH_TLS_LOAD_H_

@@ -23,10 +23,10 @@
 #include "common/channel_tls.h"
 #include "common/host_port.h"
 #include "common/usage.h"
-#include "tools/bench/report.h"
-#include "tools/bench/rpc_load.h"
-#include "tools/bench/stream_load.h"
-#include "tools/bench/tls_load.h"
+#include "bench/report.h"
+#include "bench/rpc_load.h"
+#include "bench/stream_load.h"
+#include "bench/tls_load.h"
 
 ABSL_FLAG(int32_t, concurrency, 16, "operations kept in flight");
 ABSL_FLAG(absl::Duration, duration, absl::Seconds(10), "how long the measured load runs");

@@ -4,8 +4,8 @@
 // When the mix has Gets, every key is first Put once (not measured), so that a Get is a hit
 // unless the service lost the entry. A hit is checked: the value must be the one that key was
 // stored with; another one counts as wrong data.
-#ifndef TLSCACHE_TOOLS_BENCH_RPC_LOAD_H_
-#define TLSCACHE_TOOLS_BENCH_RPC_LOAD_H_
+#ifndef TLSCACHE_BENCH_RPC_LOAD_H_
+#define TLSCACHE_BENCH_RPC_LOAD_H_
 
 #include <grpcpp/security/credentials.h>
 
@@ -69,4 +69,4 @@ absl::StatusOr<RpcLoadResult> RunRpcLoad(const RpcLoadOptions& options);
 
 }  // namespace tlscache::bench
 
-#endif  // TLSCACHE_TOOLS_BENCH_RPC_LOAD_H_
+#endif  // TLSCACHE_BENCH_RPC_LOAD_H_

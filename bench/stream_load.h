@@ -9,8 +9,8 @@
 // stream, as a TLS server process has); at the end the load waits, boundedly, until every
 // follower received every acknowledged store, and reports how long stores took to arrive
 // (push lag, as the followers measure it) and what their near caches hold.
-#ifndef TLSCACHE_TOOLS_BENCH_STREAM_LOAD_H_
-#define TLSCACHE_TOOLS_BENCH_STREAM_LOAD_H_
+#ifndef TLSCACHE_BENCH_STREAM_LOAD_H_
+#define TLSCACHE_BENCH_STREAM_LOAD_H_
 
 #include <cstddef>
 #include <cstdint>
@@ -53,4 +53,4 @@ absl::StatusOr<StreamLoadResult> RunStreamLoad(const StreamLoadOptions& options)
 
 }  // namespace tlscache::bench
 
-#endif  // TLSCACHE_TOOLS_BENCH_STREAM_LOAD_H_
+#endif  // TLSCACHE_BENCH_STREAM_LOAD_H_

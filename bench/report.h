@@ -1,7 +1,7 @@
 // What tlscache-bench prints: a progress line on stderr while a load runs, and the result as
 // text or as one JSON object on stdout.
-#ifndef TLSCACHE_TOOLS_BENCH_REPORT_H_
-#define TLSCACHE_TOOLS_BENCH_REPORT_H_
+#ifndef TLSCACHE_BENCH_REPORT_H_
+#define TLSCACHE_BENCH_REPORT_H_
 
 #include <cstdint>
 #include <string>
@@ -47,4 +47,4 @@ absl::Status CheckWithin(absl::string_view what, int64_t value, int64_t low, int
 
 }  // namespace tlscache::bench
 
-#endif  // TLSCACHE_TOOLS_BENCH_REPORT_H_
+#endif  // TLSCACHE_BENCH_REPORT_H_
