@@ -105,7 +105,7 @@ class CacheClient::ProcessState final : public ProcessPart {
     StoreSenderOptions sender;
     sender.queue_capacity = client.options_.queue_capacity;
     sender.max_in_flight = client.options_.max_in_flight;
-    sender.start = [this] { WarmUp(); };
+    sender.start = [this](const StoreSender& self) { WarmUp(self); };
     sender.tick = [this](absl::Time now) { WatchFollowers(now); };
     sender.tick_interval = kWatchInterval;
     sender_ = std::make_unique<StoreSender>(stub_.get(), std::move(sender), &client.counters_);
@@ -229,10 +229,11 @@ class CacheClient::ProcessState final : public ProcessPart {
   // Off the handshake path: waits for the connection and makes one call (a health check),
   // so that neither the first lookup nor the first store of this process pays for setting up
   // gRPC's connection.
-  void WarmUp() {
+  // Runs on `sender`'s thread, which may start before sender_ is set.
+  void WarmUp(const StoreSender& sender) {
     const absl::Time give_up = absl::Now() + absl::Seconds(1);
     while (!channel_->WaitForConnected(absl::ToChronoTime(absl::Now() + absl::Milliseconds(50)))) {
-      if (sender_->stopping() || absl::Now() >= give_up) return;  // lookups fail fast meanwhile
+      if (sender.stopping() || absl::Now() >= give_up) return;  // lookups fail fast meanwhile
     }
     auto health = grpc::health::v1::Health::NewStub(channel_);
     grpc::ClientContext context;

@@ -173,7 +173,7 @@ void StoreSender::Stop() {
 
 void StoreSender::SendLoop() {
   NameThisThread("tlscache-send");
-  if (options_.start) options_.start();
+  if (options_.start) options_.start(*this);
   absl::MutexLock lock(&mu_);
   absl::Time next_tick = absl::Now();
   auto ready = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {

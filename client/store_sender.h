@@ -36,11 +36,14 @@
 
 namespace tlscache::client {
 
+class StoreSender;
+
 struct StoreSenderOptions {
   size_t queue_capacity = 4096;
   int max_in_flight = 64;
-  // Run on the sender's thread: `start` once, first; `tick` every `tick_interval` after it.
-  absl::AnyInvocable<void()> start;
+  // Run on the sender's thread: `start` once, first (it may ask the sender whether it is
+  // stopping, to give up); `tick` every `tick_interval` after it.
+  absl::AnyInvocable<void(const StoreSender& sender)> start;
   absl::AnyInvocable<void(absl::Time now)> tick;
   absl::Duration tick_interval = absl::Milliseconds(250);
 };
