@@ -420,22 +420,20 @@ def lookup_table(rows):
 # machine's cores, so every handshake waits for a core and a lookup's wall time grows with it.
 SATURATED_WORKERS = 4
 DEADLINES_MS = (20, 5)
-STATS = re.compile(r"tlscache preload: pid (\d+): .* lookups (\d+) hits, (\d+) misses, "
-                   r"(\d+) errors, (\d+) timeouts, (\d+) skipped.* near cache (\d+) hits")
 
 
 def preload_lookups(nodes):
     """The lookups of every worker of `nodes`, from the last stats line each wrote to its
-    node's error log: {"hits", "misses", "errors", "timeouts", "skipped"}."""
+    node's error log: {"hits", "misses", "errors", "timeouts", "skipped", "near"}."""
     last = {}
     for node in nodes:
         with open(os.path.join(node.prefix, "logs", "error.log")) as f:
-            for line in f:
-                match = STATS.search(line)
-                if match:
-                    last[(node.prefix, match.group(1))] = [int(g) for g in match.groups()[1:]]
+            for pid, stats in tlsfarm.preload_stats(f.read()).items():
+                last[(node.prefix, pid)] = stats
+    if not last:
+        raise RuntimeError("no worker's stats line was read: the preload's line changed")
     keys = ("hits", "misses", "errors", "timeouts", "skipped", "near")
-    return {k: sum(counts[i] for counts in last.values()) for i, k in enumerate(keys)}
+    return {k: sum(stats[k] for stats in last.values()) for k in keys}
 
 
 def deadline_part(seconds):

@@ -80,12 +80,12 @@ std::string StatsLine(const ProcessStats& stats) {
   const client::ClientStats& c = stats.client;
   return absl::StrFormat(
       "pid %d: %d contexts; sessions resumed %d, rejected %d, stored %d; lookups %d hits, %d "
-      "misses, %d errors, %d timeouts (%d on a busy node), %d skipped; stores %d sent, %d "
-      "failed, %d dropped, %d acknowledged late; near cache %d hits, %d entries, %d bytes (the "
-      "node's); follows for its node: %d namespaces, %d pushed, %d gaps, %d withdrawn by "
-      "checks; %d farm tickets issued; breaker %s",
+      "misses, %d errors, %d timeouts, %d skipped, %d timeouts on a busy node; stores %d "
+      "sent, %d failed, %d dropped, %d acknowledged late; near cache %d hits, %d entries, %d "
+      "bytes (the node's); follows for its node: %d namespaces, %d pushed, %d gaps, %d "
+      "withdrawn by checks; %d farm tickets issued; breaker %s",
       getpid(), stats.contexts, p.resumed, p.rejected, p.stored, c.hits, c.misses, c.errors,
-      c.timeouts, c.busy_timeouts, c.skipped, c.stores, c.store_failures, c.queue_drops,
+      c.timeouts, c.skipped, c.busy_timeouts, c.stores, c.store_failures, c.queue_drops,
       c.ack_timeouts, c.near_hits, c.near_entries, c.near_bytes, c.leading, c.pushed, c.gaps,
       c.withdrawn, p.tickets_issued,
       c.breaker == client::BreakerState::kClosed ? "closed" : "open");

@@ -42,7 +42,8 @@ struct ProcessStats {
 
 // The JSON object of tlscache_stats (plugins/openssl/include/tlscache/openssl.h).
 std::string StatsJson(const ProcessStats& stats);
-// One line for a log: "pid N: ...".
+// One line for a log: "pid N: ...". bench/run_bench.py and the farm tests read it: its fields
+// keep their order, new ones go after.
 std::string StatsLine(const ProcessStats& stats);
 
 }  // namespace tlscache::openssl

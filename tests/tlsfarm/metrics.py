@@ -2,6 +2,7 @@
 library) and the counters a tlscache-tls-server node logs at exit."""
 
 import json
+import re
 import sys
 
 from tlsfarm.clients import http_get
@@ -44,3 +45,21 @@ def plugin_stats(process):
                     totals[key] = max(totals.get(key, 0), count) if "lag" in name else \
                         totals.get(key, 0) + count
     return totals
+
+
+# The preload's stats line (plugins/openssl/plugin_stats.h: StatsLine), as TLSCACHE_STATS_INTERVAL
+# has each worker write it. Its fields keep their order; new ones come after.
+PRELOAD_STATS = re.compile(
+    r"tlscache preload: pid (\d+): (\d+) contexts; sessions resumed (\d+), rejected (\d+), "
+    r"stored (\d+); lookups (\d+) hits, (\d+) misses, (\d+) errors, (\d+) timeouts, "
+    r"(\d+) skipped.* near cache (\d+) hits")
+PRELOAD_STATS_FIELDS = ("contexts", "resumed", "rejected", "stored", "hits", "misses", "errors",
+                        "timeouts", "skipped", "near")
+
+
+def preload_stats(text):
+    """{pid: {field: count}} of the last stats line each process wrote in `text` (a log)."""
+    last = {}
+    for match in PRELOAD_STATS.finditer(text):
+        last[match.group(1)] = dict(zip(PRELOAD_STATS_FIELDS, map(int, match.groups()[1:])))
+    return last

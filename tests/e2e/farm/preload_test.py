@@ -5,7 +5,6 @@ each on 127.0.0.11-13 behind HAProxy round robin, with real clients.
 import base64
 import random
 import os
-import re
 import ssl
 import subprocess
 import threading
@@ -58,15 +57,15 @@ class NginxPreloadTest(FarmTestCase):
         self.resumption(lb, "nginx + preload with stats")
         log_path = os.path.join(nodes[0].prefix, "logs", "error.log")
         deadline = time.monotonic() + 10
-        pattern = (r"tlscache preload: pid (\d+): 1 contexts; sessions resumed (\d+), "
-                   r"rejected 0, stored (\d+); lookups (\d+) hits")
         while True:
-            pids = {m.group(1): m for m in re.finditer(pattern, open(log_path).read())}
+            pids = tlsfarm.preload_stats(open(log_path).read())
             if len(pids) == 2 or time.monotonic() > deadline:
                 break
             time.sleep(0.2)
         self.assertEqual(len(pids), 2, open(log_path).read())  # one reporter per worker
-        self.assertTrue(any(int(m.group(2)) > 0 for m in pids.values()), pids)
+        for stats in pids.values():
+            self.assertEqual((stats["contexts"], stats["rejected"]), (1, 0), pids)
+        self.assertTrue(any(stats["resumed"] > 0 for stats in pids.values()), pids)
 
     def test_curl_resumes_every_reconnect(self):
         cache = self.farm.cache()
