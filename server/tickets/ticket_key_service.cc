@@ -485,8 +485,11 @@ grpc::ServerUnaryReactor* TicketKeyService::RotateTicketKeys(grpc::CallbackServe
   // Make sure the ring exists, then hand the rotation to the rotation thread: it blocks on the
   // store, and may wait for the PENDING key to be old enough.
   const std::string ns = request->namespace_();
-  const absl::Time deadline = std::min(absl::FromChrono(context->deadline()),
-                                       absl::Now() + options_.min_distribution + absl::Minutes(1));
+  // The caller's deadline on the clock the PENDING key's age is read on, so that the two
+  // compare (a test's fake clock included).
+  const absl::Duration left = std::min(absl::FromChrono(context->deadline()) - absl::Now(),
+                                       options_.min_distribution + absl::Minutes(1));
+  const absl::Time deadline = options_.clock->Now() + left;
   FetchRing(ns, [this, ns, deadline, finish](absl::StatusOr<v1::TicketKeySet> ring) {
     if (!ring.ok()) return finish(ring.status());
     WipeRing(&*ring);

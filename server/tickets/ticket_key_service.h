@@ -111,7 +111,7 @@ class TicketKeyService final : public v1::TicketKeys::CallbackService {
   struct Rotation {
     std::string ns;
     absl::Time not_before;  // when its PENDING key is old enough
-    absl::Time deadline;    // the caller's
+    absl::Time deadline;    // the caller's, on options_.clock
     RingDone done;
   };
 

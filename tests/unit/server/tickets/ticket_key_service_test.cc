@@ -1,0 +1,182 @@
+// Unit tests of TicketKeyService's rotation and watch paths on a fake clock: the service on the
+// memory store, in an in-process gRPC server, with time moving only when a test moves it.
+#include "server/tickets/ticket_key_service.h"
+
+#include <grpcpp/create_channel.h>
+#include <grpcpp/security/credentials.h>
+#include <grpcpp/security/server_credentials.h>
+#include <grpcpp/server.h>
+#include <grpcpp/server_builder.h>
+
+#include <memory>
+#include <string>
+#include <thread>
+
+#include "absl/time/clock.h"
+#include "gtest/gtest.h"
+#include "server/store/memory_store.h"
+#include "tests/testing/eventually.h"
+#include "tests/testing/fake_clock.h"
+#include "tlscache/v1/ticket_keys.grpc.pb.h"
+
+namespace tlscache::server {
+namespace {
+
+using ::tlscache::testing::Eventually;
+using ::tlscache::testing::FakeClock;
+
+constexpr absl::Duration kRotation = absl::Hours(1);
+constexpr absl::Duration kMinDistribution = absl::Seconds(3);
+
+// One replica: the service, served on a port of its own.
+class Replica {
+ public:
+  Replica(Store* store, FakeClock* clock) {
+    TicketKeyOptions options;
+    options.policy.rotation = kRotation;
+    options.policy.decrypt_window = 3 * kRotation;
+    options.check_interval = absl::Milliseconds(5);
+    // Only a notice (or the clock) brings another replica's ring: no re-read meanwhile.
+    options.resync_interval = absl::Hours(24);
+    options.min_distribution = kMinDistribution;
+    options.clock = clock;
+    service_ = std::make_unique<TicketKeyService>(store, options);
+    grpc::ServerBuilder builder;
+    builder.AddListeningPort("127.0.0.1:0", grpc::InsecureServerCredentials(), &port_);
+    builder.RegisterService(service_.get());
+    server_ = builder.BuildAndStart();
+    stub_ = v1::TicketKeys::NewStub(grpc::CreateChannel(
+        "127.0.0.1:" + std::to_string(port_), grpc::InsecureChannelCredentials()));
+  }
+  ~Replica() {
+    service_->StopWatches();
+    server_->Shutdown(absl::ToChronoTime(absl::Now() + absl::Seconds(1)));
+  }
+
+  TicketKeyService& service() { return *service_; }
+  v1::TicketKeys::Stub& stub() { return *stub_; }
+
+  // The ring's version, 0 on an error.
+  uint64_t Version(const std::string& ns) {
+    v1::TicketKeysRequest request;
+    request.set_namespace_(ns);
+    v1::TicketKeySet ring;
+    grpc::ClientContext context;
+    context.set_deadline(absl::ToChronoTime(absl::Now() + absl::Seconds(5)));
+    return stub_->GetTicketKeys(&context, request, &ring).ok() ? ring.version() : 0;
+  }
+
+  grpc::Status Rotate(const std::string& ns, absl::Duration timeout, v1::TicketKeySet* ring) {
+    v1::TicketKeysRequest request;
+    request.set_namespace_(ns);
+    grpc::ClientContext context;
+    context.set_deadline(absl::ToChronoTime(absl::Now() + timeout));
+    return stub_->RotateTicketKeys(&context, request, ring);
+  }
+
+ private:
+  std::unique_ptr<TicketKeyService> service_;
+  int port_ = 0;
+  std::unique_ptr<grpc::Server> server_;
+  std::unique_ptr<v1::TicketKeys::Stub> stub_;
+};
+
+class TicketKeyServiceTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    MemoryStoreOptions options;
+    options.clock = &clock_;
+    auto store = MemoryStore::Create(options);
+    ASSERT_TRUE(store.ok()) << store.status();
+    store_ = *std::move(store);
+  }
+
+  FakeClock clock_;
+  std::unique_ptr<MemoryStore> store_;
+};
+
+TEST_F(TicketKeyServiceTest, ARingRotatesOnceItsRotationHasPassedOnTheClockAndNotBefore) {
+  Replica replica(store_.get(), &clock_);
+  ASSERT_EQ(replica.Version("edge"), 1u);
+  clock_.Advance(kRotation - absl::Seconds(1));
+  absl::SleepFor(absl::Milliseconds(100));  // twenty checks of the rotation thread
+  EXPECT_EQ(replica.Version("edge"), 1u) << "rotated before its time";
+  clock_.Advance(absl::Seconds(2));
+  EXPECT_TRUE(Eventually([&] { return replica.Version("edge") == 2u; }));
+  absl::SleepFor(absl::Milliseconds(100));
+  EXPECT_EQ(replica.Version("edge"), 2u) << "one rotation per interval";
+}
+
+TEST_F(TicketKeyServiceTest, AWatchOnAnotherReplicaReceivesAForcedRotationThroughTheNotice) {
+  Replica a(store_.get(), &clock_);
+  Replica b(store_.get(), &clock_);
+  grpc::ClientContext context;
+  context.set_deadline(absl::ToChronoTime(absl::Now() + absl::Seconds(10)));
+  v1::TicketKeysRequest request;
+  request.set_namespace_("edge");
+  auto watch = b.stub().WatchTicketKeys(&context, request);
+  v1::TicketKeySet first;
+  ASSERT_TRUE(watch->Read(&first));
+  ASSERT_EQ(first.version(), 1u);
+
+  // A new ring's PENDING key was never served as a new key: it may be promoted at once.
+  v1::TicketKeySet rotated;
+  ASSERT_TRUE(a.Rotate("edge", absl::Seconds(5), &rotated).ok());
+  ASSERT_EQ(rotated.version(), 2u);
+  v1::TicketKeySet pushed;
+  ASSERT_TRUE(watch->Read(&pushed)) << "the watch on the other replica heard nothing";
+  EXPECT_EQ(pushed.version(), 2u);
+  ASSERT_EQ(pushed.keys_size(), rotated.keys_size());
+  for (int i = 0; i < pushed.keys_size(); ++i) {
+    EXPECT_EQ(pushed.keys(i).name(), rotated.keys(i).name());
+  }
+  context.TryCancel();
+}
+
+TEST_F(TicketKeyServiceTest, AForcedRotationWaitsForThePendingKeyToBeOldEnough) {
+  Replica replica(store_.get(), &clock_);
+  v1::TicketKeySet ring;
+  ASSERT_TRUE(replica.Rotate("edge", absl::Seconds(5), &ring).ok());  // a new PENDING key now
+  ASSERT_EQ(ring.version(), 2u);
+  const grpc::Status early = replica.Rotate("edge", absl::Milliseconds(300), &ring);
+  EXPECT_EQ(early.error_code(), grpc::StatusCode::FAILED_PRECONDITION) << early.error_message();
+  EXPECT_EQ(replica.Version("edge"), 2u);
+
+  grpc::Status waited;
+  std::thread rotate([&] { waited = replica.Rotate("edge", absl::Seconds(10), &ring); });
+  absl::SleepFor(absl::Milliseconds(200));
+  EXPECT_EQ(replica.Version("edge"), 2u) << "promoted a key nodes may not have yet";
+  clock_.Advance(kMinDistribution);
+  rotate.join();
+  ASSERT_TRUE(waited.ok()) << waited.error_message();
+  EXPECT_EQ(ring.version(), 3u);
+}
+
+TEST_F(TicketKeyServiceTest, StoppingTheWatchesEndsTheOpenOnesAndTheWaitingRotations) {
+  Replica replica(store_.get(), &clock_);
+  grpc::ClientContext context;
+  context.set_deadline(absl::ToChronoTime(absl::Now() + absl::Seconds(10)));
+  v1::TicketKeysRequest request;
+  request.set_namespace_("edge");
+  auto watch = replica.stub().WatchTicketKeys(&context, request);
+  v1::TicketKeySet ring;
+  ASSERT_TRUE(watch->Read(&ring));
+  v1::TicketKeySet rotated;
+  ASSERT_TRUE(replica.Rotate("edge", absl::Seconds(5), &rotated).ok());  // a new PENDING key
+  ASSERT_TRUE(watch->Read(&ring));
+  ASSERT_EQ(ring.version(), 2u);
+
+  grpc::Status waiting;
+  std::thread rotate([&] { waiting = replica.Rotate("edge", absl::Seconds(10), &rotated); });
+  absl::SleepFor(absl::Milliseconds(200));  // the rotation waits for the clock
+  const absl::Time start = absl::Now();
+  replica.service().StopWatches();
+  EXPECT_FALSE(watch->Read(&ring));
+  EXPECT_TRUE(watch->Finish().ok());
+  rotate.join();
+  EXPECT_EQ(waiting.error_code(), grpc::StatusCode::UNAVAILABLE) << waiting.error_message();
+  EXPECT_LT(absl::Now() - start, absl::Seconds(5)) << "a waiting call held the shutdown";
+}
+
+}  // namespace
+}  // namespace tlscache::server
