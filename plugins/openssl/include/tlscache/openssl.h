@@ -73,9 +73,11 @@ int tlscache_prepare_node(const char *config) TLSCACHE_NOEXCEPT;
  * The counters of `ctx`, or of every context attached in this process when `ctx` is NULL, as
  * one JSON object (valid until the next tlscache_stats call on this thread):
  *   {"contexts":1,"sessions":{"stored":..,"skipped":..,"resumed":..,"rejected":..,
- *    "deleted":..},"lookups":{"hits":..,"misses":..,"errors":..,"timeouts":..,"skipped":..},
- *    "stores":{"sent":..,"failed":..,"dropped":..,"late":..},"breaker":"closed"}
- * ("late": stores a handshake awaited that were not acknowledged within timeout_ms)
+ *    "deleted":..},"lookups":{"hits":..,"misses":..,"errors":..,"timeouts":..,
+ *    "busy_timeouts":..,"skipped":..},"stores":{"sent":..,"failed":..,"dropped":..,"late":..,
+ *    "resent":..},"near_cache":{..},"push":{..},"tickets":{"issued":..},"breaker":"closed"}
+ * ("late": stores a handshake awaited that were not acknowledged within timeout_ms;
+ * "busy_timeouts": of the timeouts, those this node's own saturated CPU caused)
  * Counters are this process's since it attached (or forked). NULL if `ctx` has no tlscache
  * (tlscache_last_error() says so).
  */
