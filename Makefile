@@ -19,7 +19,7 @@ FUZZERS := $(notdir $(wildcard tests/fuzz/corpus/*))
 DEB_PACKAGES := build-essential cmake ninja-build ccache pkg-config \
 	libgrpc++-dev libprotobuf-dev protobuf-compiler protobuf-compiler-grpc \
 	libabsl-dev libssl-dev libhiredis-dev libgtest-dev libgmock-dev libbenchmark-dev \
-	libcpp-httplib-dev python3-prometheus-client \
+	libcpp-httplib-dev python3-prometheus-client prometheus golang-go apache2 \
 	redis-server redis-tools haproxy nginx openssl curl python3 clang libclang-rt-14-dev \
 	dpkg-dev file lintian man-db systemd
 

@@ -222,7 +222,8 @@ class CacheClient::ProcessState final : public ProcessPart {
     if (it != rings_.end()) return it->second.get();
     if (rings_stopped_) return nullptr;
     return rings_
-        .emplace(std::string(ns), std::make_unique<TicketKeyFollower>(channel_, std::string(ns)))
+        .emplace(std::string(ns), std::make_unique<TicketKeyFollower>(channel_, std::string(ns),
+                                                                   ProcessFollowerName()))
         .first->second.get();
   }
 

@@ -51,8 +51,11 @@ const TicketKeyRecord* TicketKeySnapshot::Find(const uint8_t name[kTicketKeyName
 }
 
 TicketKeyFollower::TicketKeyFollower(std::shared_ptr<grpc::Channel> channel, std::string ns,
-                                     absl::Duration poll_interval)
+                                     std::string report_as, absl::Duration poll_interval)
     : channel_(std::move(channel)), ns_(std::move(ns)), poll_interval_(poll_interval) {
+  if (!report_as.empty()) {
+    reporter_ = std::make_unique<TicketKeyReporter>(channel_, ns_, std::move(report_as));
+  }
   thread_ = std::thread([this] { Run(); });
 }
 
@@ -67,6 +70,7 @@ void TicketKeyFollower::Stop() {
   }
   absl::MutexLock lock(&join_mu_);
   if (thread_.joinable()) thread_.join();
+  if (reporter_ != nullptr) reporter_->Stop(/*leave=*/true);
 }
 
 std::shared_ptr<const TicketKeySnapshot> TicketKeyFollower::Current() const {
@@ -83,11 +87,30 @@ std::shared_ptr<const TicketKeySnapshot> TicketKeyFollower::AwaitFirst(
   return current_;
 }
 
+std::shared_ptr<const TicketKeySnapshot> TicketKeyFollower::AwaitNewer(
+    uint64_t version, absl::Duration timeout) const {
+  absl::MutexLock lock(&mu_);
+  const absl::Time deadline = absl::Now() + timeout;
+  while ((current_ == nullptr || current_->version <= version) &&
+         !ring_cv_.WaitWithDeadline(&mu_, deadline)) {
+  }
+  if (current_ == nullptr || current_->version <= version) return nullptr;
+  return current_;
+}
+
 void TicketKeyFollower::Accept(std::shared_ptr<const TicketKeySnapshot> snapshot) {
   if (snapshot == nullptr) return;
-  absl::MutexLock lock(&mu_);
-  if (current_ == nullptr || snapshot->version > current_->version) current_ = std::move(snapshot);
-  ring_cv_.SignalAll();
+  uint64_t taken = 0;
+  {
+    absl::MutexLock lock(&mu_);
+    if (current_ == nullptr || snapshot->version > current_->version) {
+      taken = snapshot->version;
+      current_ = std::move(snapshot);
+    }
+    ring_cv_.SignalAll();
+  }
+  // Handshakes read it from here on: this process can decrypt with every key of it.
+  if (taken != 0 && reporter_ != nullptr) reporter_->Hold(taken);
 }
 
 void TicketKeyFollower::Run() {

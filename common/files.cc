@@ -62,4 +62,34 @@ absl::Status WriteSecretFile(const std::string& path, absl::string_view bytes) {
   return status;
 }
 
+absl::Status ReplaceFile(const std::string& path, absl::string_view bytes, unsigned mode,
+                         long gid) {
+  const std::string temp = absl::StrCat(path, ".tmp.", getpid());
+  const int fd = open(temp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+  if (fd < 0) return absl::UnavailableError(absl::StrCat(temp, ": ", std::strerror(errno)));
+  absl::Status status;
+  auto fail = [&](absl::string_view what) {
+    if (status.ok()) {
+      status = absl::UnavailableError(absl::StrCat(path, ": ", what, ": ", std::strerror(errno)));
+    }
+  };
+  if (gid >= 0 && fchown(fd, static_cast<uid_t>(-1), static_cast<gid_t>(gid)) != 0) fail("chown");
+  if (fchmod(fd, static_cast<mode_t>(mode)) != 0) fail("chmod");
+  size_t written = 0;
+  while (status.ok() && written < bytes.size()) {
+    const ssize_t n = write(fd, bytes.data() + written, bytes.size() - written);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) {
+      fail("write");
+    } else {
+      written += static_cast<size_t>(n);
+    }
+  }
+  if (status.ok() && fsync(fd) != 0) fail("fsync");
+  if (close(fd) != 0) fail("close");
+  if (status.ok() && rename(temp.c_str(), path.c_str()) != 0) fail("rename");
+  if (!status.ok()) unlink(temp.c_str());
+  return status;
+}
+
 }  // namespace tlscache

@@ -18,6 +18,12 @@ absl::StatusOr<std::string> ReadSmallFile(const std::string& path,
 // Writes `bytes` to `path`, created or truncated, readable by its owner only (0600).
 absl::Status WriteSecretFile(const std::string& path, absl::string_view bytes);
 
+// Replaces `path` with a file holding `bytes`, in one step: a reader sees the old file or the
+// new one, never a part. The file gets `mode`, and the group `gid` unless it is -1. Written
+// beside `path` first, then renamed over it.
+absl::Status ReplaceFile(const std::string& path, absl::string_view bytes, unsigned mode,
+                         long gid = -1);
+
 }  // namespace tlscache
 
 #endif  // TLSCACHE_COMMON_FILES_H_

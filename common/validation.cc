@@ -29,6 +29,23 @@ absl::Status ValidateSessionId(absl::string_view session_id) {
   return absl::OkStatus();
 }
 
+absl::Status ValidateFollowerName(absl::string_view follower) {
+  constexpr size_t kMaxFollowerBytes = 128;
+  if (follower.empty()) return absl::InvalidArgumentError("follower is empty");
+  if (follower.size() > kMaxFollowerBytes) {
+    return absl::InvalidArgumentError(absl::StrCat("follower is ", follower.size(),
+                                                   " bytes long; the limit is ", kMaxFollowerBytes));
+  }
+  for (char c : follower) {
+    if (!absl::ascii_isalnum(static_cast<unsigned char>(c)) &&
+        absl::string_view("._:/@+[]-").find(c) == absl::string_view::npos) {
+      return absl::InvalidArgumentError(
+          "follower may only contain letters, digits and any of . _ : / @ + [ ] -");
+    }
+  }
+  return absl::OkStatus();
+}
+
 absl::Status ValidateSession(absl::string_view session, size_t max_bytes) {
   if (session.empty()) return absl::InvalidArgumentError("session is empty");
   if (session.size() > max_bytes) {

@@ -19,6 +19,8 @@ inline constexpr size_t kMaxNamespaceBytes = 64;
 absl::Status ValidateNamespace(absl::string_view ns);                       // [A-Za-z0-9._-]{1,64}
 absl::Status ValidateSessionId(absl::string_view session_id);               // 1..32 bytes
 absl::Status ValidateSession(absl::string_view session, size_t max_bytes);  // 1..max bytes
+// A ticket key follower's name: [A-Za-z0-9._:/@+\[\]-]{1,128}.
+absl::Status ValidateFollowerName(absl::string_view follower);
 
 }  // namespace tlscache
 

@@ -373,6 +373,50 @@ void CacheServer::AddServerMetrics() {
         }
         return samples;
       });
+  AddRotationBarrierMetrics();
+}
+
+void CacheServer::AddRotationBarrierMetrics() {
+  using Samples = std::vector<Metrics::GaugeSample>;
+  using Figures = RotationBarrier::Figures;
+  // One gauge per figure of RotationBarrier, per namespace.
+  auto figure = [this](double (*read)(const Figures&)) {
+    return [this, read] {
+      Samples samples;
+      for (const auto& [ns, f] : ticket_keys_.barrier().figures(absl::Now())) {
+        samples.push_back({{ns}, read(f)});
+      }
+      return samples;
+    };
+  };
+  metrics_.AddGauge("tlscache_ticket_followers",
+                    "followers of each namespace's ticket key ring whose lease runs", {"namespace"},
+                    figure([](const Figures& f) { return static_cast<double>(f.live); }));
+  metrics_.AddGauge(
+      "tlscache_ticket_followers_lagging",
+      "live followers holding an older ring than the one served (seen at the last rotation or "
+      "re-read)",
+      {"namespace"}, figure([](const Figures& f) { return static_cast<double>(f.lagging); }));
+  metrics_.AddGauge(
+      "tlscache_ticket_rotation_held_seconds",
+      "how long a due rotation has been waiting for followers that lag; 0 when none is",
+      {"namespace"}, figure([](const Figures& f) { return absl::ToDoubleSeconds(f.held); }));
+  metrics_.AddGauge(
+      "tlscache_ticket_rotation_wait_seconds",
+      "how long the last rotation waited for every follower to hold its PENDING key",
+      {"namespace"}, figure([](const Figures& f) { return absl::ToDoubleSeconds(f.last_wait); }));
+  metrics_.AddCounterReader(
+      "tlscache_ticket_followers_left_behind_total",
+      "rotations that went ahead without a follower that lagged: its lease ended "
+      "(reason=lease_ended) or --ticket_barrier_timeout passed (reason=timeout)",
+      [this] {
+        Samples samples;
+        for (const auto& [who, count] : ticket_keys_.barrier().left_behind()) {
+          samples.push_back({{who.ns, who.follower, who.reason}, static_cast<double>(count)});
+        }
+        return samples;
+      },
+      {"namespace", "follower", "reason"});
 }
 
 void CacheServer::MonitorHealth(bool serving) {

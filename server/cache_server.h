@@ -102,6 +102,7 @@ class CacheServer {
   void MonitorHealth(bool serving);
   void SetServing(bool serving);
   void AddServerMetrics();
+  void AddRotationBarrierMetrics();
   v1::Stats CollectStats() const;
 
   const CacheServerOptions options_;

@@ -56,6 +56,12 @@ ABSL_FLAG(absl::Duration, ticket_decrypt_window, absl::Hours(12),
 ABSL_FLAG(absl::Duration, ticket_min_distribution, absl::Seconds(3),
           "how old a PENDING ticket key must be before `keys rotate` makes it ACTIVE (at most "
           "half of --ticket_rotation is used)");
+ABSL_FLAG(absl::Duration, ticket_follower_lease, absl::Seconds(30),
+          "how long a ticket key follower's report of the ring it holds counts; a rotation "
+          "waits only for followers whose lease runs (they report every third of it)");
+ABSL_FLAG(absl::Duration, ticket_barrier_timeout, absl::Minutes(5),
+          "how long a due rotation waits for live followers that still hold an older ring "
+          "before it goes ahead without them (naming them)");
 ABSL_FLAG(int32_t, max_ticket_namespaces, 1024,
           "how many namespaces' ticket key rings a replica keeps and rotates");
 ABSL_FLAG(std::string, tls_cert, "",
@@ -149,6 +155,15 @@ absl::Status CheckFlags() {
   }
   if (absl::GetFlag(FLAGS_ticket_min_distribution) < absl::ZeroDuration()) {
     return absl::InvalidArgumentError("--ticket_min_distribution: must not be negative");
+  }
+  if (absl::GetFlag(FLAGS_ticket_follower_lease) < absl::Seconds(1)) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("--ticket_follower_lease=",
+                     absl::FormatDuration(absl::GetFlag(FLAGS_ticket_follower_lease)),
+                     ": must be 1s or more"));
+  }
+  if (absl::GetFlag(FLAGS_ticket_barrier_timeout) < absl::ZeroDuration()) {
+    return absl::InvalidArgumentError("--ticket_barrier_timeout: must not be negative");
   }
   const int32_t rings = absl::GetFlag(FLAGS_max_ticket_namespaces);
   if (rings < 1 || rings > 1000000) {
@@ -358,6 +373,8 @@ int Main() {
                                                   options.ticket_keys.policy.rotation / 2);
   options.ticket_keys.max_namespaces =
       static_cast<size_t>(absl::GetFlag(FLAGS_max_ticket_namespaces));
+  options.ticket_keys.barrier.lease = absl::GetFlag(FLAGS_ticket_follower_lease);
+  options.ticket_keys.barrier.timeout = absl::GetFlag(FLAGS_ticket_barrier_timeout);
   absl::StatusOr<std::unique_ptr<CacheServer>> server =
       CacheServer::Start(options, *std::move(store));
   if (!server.ok()) return Fatal(server.status());

@@ -27,6 +27,7 @@ LAYERS = {
     'plugins/openssl': ['common', 'client', 'plugins/openssl/include/tlscache'],
     'plugins/openssl/include/tlscache': [],
     'tools/tlscachectl': ['common', 'client'],
+    'tools/keysync': ['common', 'client'],
     'tools/tls_server': ['common', 'client', 'plugins/openssl',
                          'plugins/openssl/include/tlscache'],
     'bench': ['common', 'client', 'plugins/openssl', 'plugins/openssl/include/tlscache',

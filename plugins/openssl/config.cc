@@ -70,6 +70,11 @@ absl::Status Apply(absl::string_view key, absl::string_view value, PluginConfig&
     absl::StatusOr<int> seconds = Count(key, value, 0, 86400, "seconds");
     if (!seconds.ok()) return seconds.status();
     config.stats_interval = absl::Seconds(*seconds);
+  } else if (key == "metrics_file") {
+    if (!absl::StartsWith(value, "/") || !absl::EndsWith(value, ".prom") || value.size() > 4000) {
+      return Bad(key, absl::StrCat("'", value, "' is not an absolute path ending in .prom"));
+    }
+    config.metrics_file = std::string(value);
   } else if (key == "ca_file") {
     config.ca_file = std::string(value);
   } else if (key == "cert_file") {

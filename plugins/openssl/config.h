@@ -21,6 +21,9 @@
 //   ca_file, cert_file, key_file   TLS / mTLS to the cache service
 //   stats_interval  seconds between one-line counter summaries on stderr, 0 (default): none;
 //               used by the preload library (tlscache_stats() serves applications)
+//   metrics_file  the preload library keeps each process's counters in a node_exporter
+//               textfile beside it: /DIR/NAME.prom becomes /DIR/NAME.<pid>.prom, rewritten
+//               every 5 seconds, removed at a clean exit
 #ifndef TLSCACHE_PLUGINS_OPENSSL_CONFIG_H_
 #define TLSCACHE_PLUGINS_OPENSSL_CONFIG_H_
 
@@ -47,6 +50,7 @@ struct PluginConfig {
   std::string cert_file;
   std::string key_file;
   absl::Duration stats_interval = absl::ZeroDuration();
+  std::string metrics_file;
 };
 
 absl::StatusOr<PluginConfig> ParsePluginConfig(absl::string_view text);

@@ -660,6 +660,8 @@ struct Totals {
 void Add(const CtxState& state, Totals* totals) {
   ++totals->stats.contexts;
   totals->stats.plugin += state.counters.Read();
+  totals->stats.handshakes += static_cast<uint64_t>(SSL_CTX_sess_accept_good(state.ctx));
+  totals->stats.handshakes_resumed += static_cast<uint64_t>(SSL_CTX_sess_hits(state.ctx));
   if (std::find(totals->clients.begin(), totals->clients.end(), state.client.get()) !=
       totals->clients.end()) {
     return;
@@ -687,5 +689,7 @@ absl::StatusOr<std::string> StatsJson(SSL_CTX* ctx) {
 }
 
 std::string StatsLine() { return openssl::StatsLine(ProcessTotals()); }
+
+std::vector<TextfileSample> StatsTextfile() { return openssl::StatsTextfile(ProcessTotals()); }
 
 }  // namespace tlscache::openssl

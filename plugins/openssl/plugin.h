@@ -100,6 +100,8 @@ bool GetPluginStats(SSL_CTX* ctx, PluginStats* stats);
 absl::StatusOr<std::string> StatsJson(SSL_CTX* ctx);
 // The same counters for every context of this process, as one line for a log.
 std::string StatsLine();
+// The same as node_exporter textfile samples.
+std::vector<TextfileSample> StatsTextfile();
 
 }  // namespace tlscache::openssl
 

@@ -63,6 +63,8 @@ std::string StatsJson(const ProcessStats& stats) {
       .Add("lag_p50_us", absl::ToInt64Microseconds(c.push_lag_p50))
       .Add("lag_p99_us", absl::ToInt64Microseconds(c.push_lag_p99));
   tickets.Add("issued", p.tickets_issued);
+  JsonObject handshakes;
+  handshakes.Add("accepted", stats.handshakes).Add("resumed", stats.handshakes_resumed);
   JsonObject json;
   json.Add("contexts", stats.contexts)
       .Add("sessions", sessions)
@@ -71,6 +73,7 @@ std::string StatsJson(const ProcessStats& stats) {
       .Add("near_cache", near)
       .Add("push", push)
       .Add("tickets", tickets)
+      .Add("handshakes", handshakes)
       .Add("breaker", c.breaker == client::BreakerState::kClosed ? "closed" : "open");
   return json.ToString();
 }
@@ -83,12 +86,70 @@ std::string StatsLine(const ProcessStats& stats) {
       "misses, %d errors, %d timeouts, %d skipped, %d timeouts on a busy node; stores %d "
       "sent, %d failed, %d dropped, %d acknowledged late; near cache %d hits, %d entries, %d "
       "bytes (the node's); follows for its node: %d namespaces, %d pushed, %d gaps, %d "
-      "withdrawn by checks; %d farm tickets issued; breaker %s",
+      "withdrawn by checks; %d farm tickets issued; handshakes %d, %d resumed; breaker %s",
       getpid(), stats.contexts, p.resumed, p.rejected, p.stored, c.hits, c.misses, c.errors,
       c.timeouts, c.skipped, c.busy_timeouts, c.stores, c.store_failures, c.queue_drops,
       c.ack_timeouts, c.near_hits, c.near_entries, c.near_bytes, c.leading, c.pushed, c.gaps,
-      c.withdrawn, p.tickets_issued,
+      c.withdrawn, p.tickets_issued, stats.handshakes, stats.handshakes_resumed,
       c.breaker == client::BreakerState::kClosed ? "closed" : "open");
+}
+
+std::vector<TextfileSample> StatsTextfile(const ProcessStats& stats) {
+  const PluginStats& p = stats.plugin;
+  const client::ClientStats& c = stats.client;
+  auto count = [](uint64_t v) { return static_cast<double>(v); };
+  auto labelled = [&](const char* name, const char* help, const char* label,
+                      std::vector<std::pair<const char*, uint64_t>> values) {
+    std::vector<TextfileSample> samples;
+    for (const auto& [value, n] : values) {
+      samples.push_back({name, help, true, count(n), {{label, value}}});
+    }
+    return samples;
+  };
+  std::vector<TextfileSample> out = {
+      {"tlscache_plugin_contexts", "SSL_CTXs tlscache is attached to", false,
+       count(static_cast<uint64_t>(stats.contexts)), {}},
+      {"tlscache_plugin_handshakes_total", "handshakes completed on those contexts", true,
+       count(stats.handshakes), {}},
+      {"tlscache_plugin_handshakes_resumed_total",
+       "of them, resumed (the application's cache, tlscache or a ticket)", true,
+       count(stats.handshakes_resumed), {}},
+      {"tlscache_plugin_tickets_issued_total", "tickets encrypted under the farm's key ring", true,
+       count(p.tickets_issued), {}},
+      {"tlscache_plugin_push_received_total", "sessions the push stream brought", true,
+       count(c.pushed), {}},
+      {"tlscache_plugin_push_gaps_total", "gaps in the push stream (each a resynchronisation)",
+       true, count(c.gaps), {}},
+      {"tlscache_plugin_push_lag_p99_seconds", "push lag, 99th percentile", false,
+       absl::ToDoubleSeconds(c.push_lag_p99), {}},
+      {"tlscache_plugin_breaker_open", "1 while the circuit breaker to the service is open", false,
+       c.breaker == client::BreakerState::kClosed ? 0.0 : 1.0, {}},
+  };
+  for (auto&& more :
+       {labelled("tlscache_plugin_sessions_total", "sessions by what the plugin did with them",
+                 "result",
+                 {{"stored", p.stored},
+                  {"skipped", p.skipped},
+                  {"resumed", p.resumed},
+                  {"rejected", p.rejected},
+                  {"deleted", p.deleted}}),
+        labelled("tlscache_plugin_lookups_total", "lookups by outcome", "outcome",
+                 {{"hit", c.hits},
+                  {"near_hit", c.near_hits},
+                  {"miss", c.misses},
+                  {"error", c.errors},
+                  {"timeout", c.timeouts},
+                  {"busy_timeout", c.busy_timeouts},
+                  {"skipped", c.skipped}}),
+        labelled("tlscache_plugin_stores_total", "stores by outcome", "result",
+                 {{"sent", c.stores},
+                  {"failed", c.store_failures},
+                  {"dropped", c.queue_drops},
+                  {"late", c.ack_timeouts},
+                  {"resent", c.resent}})}) {
+    out.insert(out.end(), more.begin(), more.end());
+  }
+  return out;
 }
 
 }  // namespace tlscache::openssl

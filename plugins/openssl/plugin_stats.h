@@ -10,8 +10,10 @@
 #include <atomic>
 #include <cstdint>
 #include <string>
+#include <vector>
 
 #include "client/client_stats.h"
+#include "common/textfile.h"
 
 namespace tlscache::openssl {
 
@@ -33,11 +35,15 @@ struct PluginCounters {
   PluginStats Read() const;
 };
 
-// What a process reports: its contexts' counters, and their clients' (each client once).
+// What a process reports: its contexts' counters, and their clients' (each client once), and
+// the handshakes OpenSSL counted on those contexts (full and resumed, by any means: the
+// application's cache, tlscache, tickets).
 struct ProcessStats {
   int contexts = 0;
   PluginStats plugin;
   client::ClientStats client;
+  uint64_t handshakes = 0;          // SSL_CTX_sess_accept_good
+  uint64_t handshakes_resumed = 0;  // SSL_CTX_sess_hits
 };
 
 // The JSON object of tlscache_stats (plugins/openssl/include/tlscache/openssl.h).
@@ -45,6 +51,8 @@ std::string StatsJson(const ProcessStats& stats);
 // One line for a log: "pid N: ...". bench/run_bench.py and the farm tests read it: its fields
 // keep their order, new ones go after.
 std::string StatsLine(const ProcessStats& stats);
+// The samples of a node_exporter textfile (common/textfile.h): tlscache_plugin_*.
+std::vector<TextfileSample> StatsTextfile(const ProcessStats& stats);
 
 }  // namespace tlscache::openssl
 

@@ -23,6 +23,7 @@
 #include <openssl/ssl.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cstdint>
 #include <cstdio>
@@ -34,6 +35,8 @@
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/notification.h"
 #include "absl/time/clock.h"
+#include "client/ticket_key_reporter.h"
+#include "common/textfile.h"
 #include "common/threads.h"
 #include "plugins/openssl/config.h"
 #include "plugins/openssl/plugin.h"
@@ -65,18 +68,20 @@ const PluginConfig* Config() {
   return config;
 }
 
-// With TLSCACHE_STATS_INTERVAL, one line of this process's counters every interval, from a
-// thread started in each process that serves connections (a forked worker starts its own).
+// With TLSCACHE_STATS_INTERVAL, one line of this process's counters every interval; with
+// TLSCACHE_METRICS_FILE, the same counters in the process's textfile every few seconds. From
+// a thread started in each process that serves connections (a forked worker starts its own).
 // The thread is the library's: it stops, and is joined, when the process that started it
-// exits (a forked child has no such thread, and leaves its parent's alone).
+// exits (a forked child has no such thread, and leaves its parent's alone); its textfile goes
+// with it.
 class Reporter {
  public:
-  static void StartIn(pid_t pid, absl::Duration interval) {
+  static void StartIn(pid_t pid, const PluginConfig& config) {
     static std::mutex mu;
     static Reporter* current = nullptr;  // the one of this process, if it has one
     std::lock_guard<std::mutex> lock(mu);
     if (current != nullptr && current->pid_ == pid) return;
-    current = new Reporter(pid, interval);  // a parent's, inherited, is left as it is
+    current = new Reporter(pid, config);  // a parent's, inherited, is left as it is
     static std::once_flag registered;
     std::call_once(registered, [] {
       std::atexit([] {
@@ -87,19 +92,57 @@ class Reporter {
   }
 
  private:
-  Reporter(pid_t pid, absl::Duration interval) : pid_(pid) {
-    thread_ = std::thread([this, interval] {
+  static constexpr absl::Duration kTextfileInterval = absl::Seconds(5);
+
+  Reporter(pid_t pid, const PluginConfig& config)
+      : pid_(pid), textfile_(ProcessTextfile(config.metrics_file, pid)) {
+    const absl::Duration line_interval = config.stats_interval > absl::ZeroDuration()
+                                             ? config.stats_interval
+                                             : absl::InfiniteDuration();
+    thread_ = std::thread([this, line_interval] {
       NameThisThread("tlscache-stats");
-      while (!stop_.WaitForNotificationWithTimeout(interval)) Say(StatsLine());
+      absl::Time line_at = absl::Now() + line_interval;
+      absl::Time file_at = absl::Now();
+      while (true) {
+        if (!textfile_.empty() && absl::Now() >= file_at) {
+          WriteTextfileOnce();
+          file_at = absl::Now() + kTextfileInterval;
+        }
+        if (absl::Now() >= line_at) {
+          Say(StatsLine());
+          line_at = absl::Now() + line_interval;
+        }
+        const absl::Time next = textfile_.empty() ? line_at : std::min(line_at, file_at);
+        if (stop_.WaitForNotificationWithTimeout(next - absl::Now())) return;
+      }
     });
+  }
+
+  // NAME.prom -> NAME.<pid>.prom: one file per process, each with its own `pid` label, so that
+  // node_exporter never reads two files with the same series.
+  static std::string ProcessTextfile(const std::string& path, pid_t pid) {
+    if (path.empty()) return "";
+    return absl::StrCat(path.substr(0, path.size() - 5), ".", pid, ".prom");
+  }
+
+  void WriteTextfileOnce() {
+    absl::Status s = WriteTextfile(
+        textfile_,
+        {{"pid", absl::StrCat(pid_)}, {"program", client::ProgramName()}},
+        StatsTextfile());
+    if (!s.ok() && !textfile_failing_) Say(absl::StrCat("metrics file: ", s.message()));
+    textfile_failing_ = !s.ok();
   }
 
   void Stop() {
     stop_.Notify();
     thread_.join();
+    if (!textfile_.empty()) unlink(textfile_.c_str());
   }
 
   const pid_t pid_;
+  const std::string textfile_;  // empty: none
+  bool textfile_failing_ = false;
   absl::Notification stop_;
   std::thread thread_;
 };
@@ -202,8 +245,8 @@ void OnServerConnection(SSL* ssl) noexcept {
   try {
     const PluginConfig* config = Config();
     if (config == nullptr || ssl == nullptr) return;
-    if (config->stats_interval > absl::ZeroDuration()) {
-      Reporter::StartIn(getpid(), config->stats_interval);
+    if (config->stats_interval > absl::ZeroDuration() || !config->metrics_file.empty()) {
+      Reporter::StartIn(getpid(), *config);
     }
     if (AttachContext(SSL_get_SSL_CTX(ssl), *config)) BindConnection(ssl);
   } catch (...) {

@@ -155,9 +155,11 @@ void Metrics::AddGauge(std::string name, std::string help, std::vector<std::stri
       {std::move(name), std::move(help), "gauge", std::move(labels), std::move(read)});
 }
 
-void Metrics::AddCounterReader(std::string name, std::string help, GaugeReader read) {
+void Metrics::AddCounterReader(std::string name, std::string help, GaugeReader read,
+                               std::vector<std::string> labels) {
   absl::MutexLock lock(&mu_);
-  readers_.push_back({std::move(name), std::move(help), "counter", {}, std::move(read)});
+  readers_.push_back(
+      {std::move(name), std::move(help), "counter", std::move(labels), std::move(read)});
 }
 
 std::string Metrics::Render() const {

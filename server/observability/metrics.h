@@ -118,7 +118,8 @@ class Metrics {
   void AddGauge(std::string name, std::string help, std::vector<std::string> labels,
                 GaugeReader read);
   // Like a gauge, but rendered as a counter (a total kept elsewhere, e.g. by a store).
-  void AddCounterReader(std::string name, std::string help, GaugeReader read);
+  void AddCounterReader(std::string name, std::string help, GaugeReader read,
+                        std::vector<std::string> labels = {});
 
   std::string Render() const;
 

@@ -42,15 +42,22 @@ class InstrumentedStore final : public Store {
   }
   void AppendChanges(absl::string_view ns, std::vector<LogChange> changes, absl::Time deadline,
                      StatusDone done) override {
-    inner_->AppendChanges(
-        ns, std::move(changes), deadline,
-        [this, start = absl::Now(), done = std::move(done)](absl::Status s) mutable {
-          Record("append", start, s);
-          std::move(done)(std::move(s));
-        });
+    inner_->AppendChanges(ns, std::move(changes), deadline, TimedStatus("append", std::move(done)));
   }
   std::unique_ptr<Subscription> FollowLog(absl::string_view ns, LogHandler handler) override {
     return inner_->FollowLog(ns, std::move(handler));
+  }
+  void ReportFollower(absl::string_view ns, const FollowerReport& report, absl::Time deadline,
+                      StatusDone done) override {
+    inner_->ReportFollower(ns, report, deadline, TimedStatus("report_follower", std::move(done)));
+  }
+  void ForgetFollower(absl::string_view ns, const FollowerReport& stale, absl::Time deadline,
+                      StatusDone done) override {
+    inner_->ForgetFollower(ns, stale, deadline, TimedStatus("forget_follower", std::move(done)));
+  }
+  void ListFollowers(absl::string_view ns, absl::Time deadline, FollowersDone done) override {
+    inner_->ListFollowers(ns, deadline,
+                          Timed<std::vector<FollowerReport>>("list_followers", std::move(done)));
   }
   void PublishNotice(absl::string_view channel, absl::string_view payload, absl::Time deadline,
                      StatusDone done) override {
@@ -72,6 +79,13 @@ class InstrumentedStore final : public Store {
     return [this, op, start = absl::Now(), done = std::move(done)](absl::StatusOr<T> r) mutable {
       Record(op, start, r.status());
       std::move(done)(std::move(r));
+    };
+  }
+
+  StatusDone TimedStatus(const char* op, StatusDone done) {
+    return [this, op, start = absl::Now(), done = std::move(done)](absl::Status s) mutable {
+      Record(op, start, s);
+      std::move(done)(std::move(s));
     };
   }
 

@@ -226,4 +226,51 @@ void MemoryStore::AddStats(StoreStats* stats) const {
   stats->bytes = bytes();
 }
 
+void MemoryStore::ReportFollower(absl::string_view ns, const FollowerReport& report,
+                                 absl::Time /*deadline*/, StatusDone done) {
+  absl::Status status;
+  {
+    absl::MutexLock lock(&rings_mu_);
+    std::map<std::string, FollowerReport>& followers = followers_[ns];
+    if (report.lease_ends_unix_ms == 0) {
+      followers.erase(report.follower);
+      if (followers.empty()) followers_.erase(std::string(ns));
+    } else if (followers.size() >= kMaxFollowers && followers.find(report.follower) == followers.end()) {
+      status = absl::ResourceExhaustedError(
+          absl::StrCat("namespace ", ns, " has ", kMaxFollowers, " ticket key followers"));
+    } else {
+      followers[report.follower] = report;
+    }
+  }
+  std::move(done)(status);
+}
+
+void MemoryStore::ForgetFollower(absl::string_view ns, const FollowerReport& stale,
+                                 absl::Time /*deadline*/, StatusDone done) {
+  {
+    absl::MutexLock lock(&rings_mu_);
+    if (auto found = followers_.find(ns); found != followers_.end()) {
+      auto report = found->second.find(stale.follower);
+      if (report != found->second.end() && report->second.version == stale.version &&
+          report->second.lease_ends_unix_ms == stale.lease_ends_unix_ms) {
+        found->second.erase(report);
+        if (found->second.empty()) followers_.erase(found);
+      }
+    }
+  }
+  std::move(done)(absl::OkStatus());
+}
+
+void MemoryStore::ListFollowers(absl::string_view ns, absl::Time /*deadline*/,
+                                FollowersDone done) {
+  std::vector<FollowerReport> reports;
+  {
+    absl::MutexLock lock(&rings_mu_);
+    if (auto found = followers_.find(ns); found != followers_.end()) {
+      for (const auto& [name, report] : found->second) reports.push_back(report);
+    }
+  }
+  std::move(done)(std::move(reports));
+}
+
 }  // namespace tlscache::server

@@ -14,6 +14,7 @@
 
 #include <cstddef>
 #include <list>
+#include <map>
 #include <memory>
 #include <string>
 #include <vector>
@@ -53,6 +54,11 @@ class MemoryStore final : public Store {
   void GetRing(absl::string_view ns, absl::Time deadline, GetRingDone done) override;
   void SwapRing(absl::string_view ns, uint64_t expected, uint64_t version, absl::string_view ring,
                 absl::Time deadline, SwapRingDone done) override;
+  void ReportFollower(absl::string_view ns, const FollowerReport& report, absl::Time deadline,
+                      StatusDone done) override;
+  void ForgetFollower(absl::string_view ns, const FollowerReport& stale, absl::Time deadline,
+                      StatusDone done) override;
+  void ListFollowers(absl::string_view ns, absl::Time deadline, FollowersDone done) override;
   void AppendChanges(absl::string_view ns, std::vector<LogChange> changes, absl::Time deadline,
                      StatusDone done) override;
   std::unique_ptr<Subscription> FollowLog(absl::string_view ns, LogHandler handler) override;
@@ -100,6 +106,9 @@ class MemoryStore final : public Store {
   std::vector<std::unique_ptr<Shard>> shards_;
   absl::Mutex rings_mu_;
   absl::flat_hash_map<std::string, StoredRing> rings_ ABSL_GUARDED_BY(rings_mu_);
+  // Namespace -> follower -> its report.
+  absl::flat_hash_map<std::string, std::map<std::string, FollowerReport>> followers_
+      ABSL_GUARDED_BY(rings_mu_);
   LocalLog log_;
 };
 

@@ -47,6 +47,18 @@ class SealedStore final : public Store {
   void AppendChanges(absl::string_view ns, std::vector<LogChange> changes, absl::Time deadline,
                      StatusDone done) override;
   std::unique_ptr<Subscription> FollowLog(absl::string_view ns, LogHandler handler) override;
+  // Reports are not secret: passed through as they are.
+  void ReportFollower(absl::string_view ns, const FollowerReport& report, absl::Time deadline,
+                      StatusDone done) override {
+    inner_->ReportFollower(ns, report, deadline, std::move(done));
+  }
+  void ForgetFollower(absl::string_view ns, const FollowerReport& stale, absl::Time deadline,
+                      StatusDone done) override {
+    inner_->ForgetFollower(ns, stale, deadline, std::move(done));
+  }
+  void ListFollowers(absl::string_view ns, absl::Time deadline, FollowersDone done) override {
+    inner_->ListFollowers(ns, deadline, std::move(done));
+  }
   void PublishNotice(absl::string_view channel, absl::string_view payload, absl::Time deadline,
                      StatusDone done) override {
     inner_->PublishNotice(channel, payload, deadline, std::move(done));

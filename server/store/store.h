@@ -81,6 +81,14 @@ struct StoredRing {
   uint64_t version = 0;
 };
 
+// What a follower of a namespace's ring last reported: the version it holds, and when that
+// report stops counting. Not secret.
+struct FollowerReport {
+  std::string follower;
+  uint64_t version = 0;
+  int64_t lease_ends_unix_ms = 0;
+};
+
 // One change for a namespace's log. `payload` is what subscribers receive (a serialized
 // v1.SessionChange, with the session's bytes: secret); the store reads only the other fields.
 struct LogChange {
@@ -132,6 +140,7 @@ using LiveDone = absl::AnyInvocable<void(absl::StatusOr<bool>) &&>;
 using GetRingDone = absl::AnyInvocable<void(absl::StatusOr<StoredRing>) &&>;
 using SwapRingDone = absl::AnyInvocable<void(absl::StatusOr<bool>) &&>;
 using StatusDone = absl::AnyInvocable<void(absl::Status) &&>;
+using FollowersDone = absl::AnyInvocable<void(absl::StatusOr<std::vector<FollowerReport>>) &&>;
 // Called in the log's order, one event at a time, on a store thread; must not block long.
 using LogHandler = std::function<void(LogEvent event)>;
 using NoticeHandler = std::function<void(absl::string_view payload)>;
@@ -165,6 +174,18 @@ class Store {
   // whether it did.
   virtual void SwapRing(absl::string_view ns, uint64_t expected, uint64_t version,
                         absl::string_view ring, absl::Time deadline, SwapRingDone done) = 0;
+
+  // The followers of a namespace's ring (server/tickets/ticket_key_service.h), shared by every
+  // replica. ReportFollower replaces the follower's report; `lease_ends_unix_ms` 0 removes it.
+  // ForgetFollower removes it only if it is still `stale` (a report that came meanwhile
+  // stays). ListFollowers returns every report, those whose lease ended included, at most
+  // kMaxFollowers of them.
+  static constexpr size_t kMaxFollowers = 4096;
+  virtual void ReportFollower(absl::string_view ns, const FollowerReport& report,
+                              absl::Time deadline, StatusDone done) = 0;
+  virtual void ForgetFollower(absl::string_view ns, const FollowerReport& stale,
+                              absl::Time deadline, StatusDone done) = 0;
+  virtual void ListFollowers(absl::string_view ns, absl::Time deadline, FollowersDone done) = 0;
 
   // The change log (see above).
   virtual void AppendChanges(absl::string_view ns, std::vector<LogChange> changes,

@@ -5,6 +5,7 @@
 
 #include <optional>
 #include <utility>
+#include <vector>
 
 #include "absl/synchronization/notification.h"
 #include "absl/time/clock.h"
@@ -37,6 +38,13 @@ inline absl::StatusOr<bool> SwapRingSync(Store& store, absl::string_view ns, uin
   return AwaitStore<absl::StatusOr<bool>>([&](auto done) {
     store.SwapRing(ns, expected, version, ring, absl::Now() + timeout, std::move(done));
   });
+}
+
+inline absl::StatusOr<std::vector<FollowerReport>> ListFollowersSync(Store& store,
+                                                                     absl::string_view ns,
+                                                                     absl::Duration timeout) {
+  return AwaitStore<absl::StatusOr<std::vector<FollowerReport>>>(
+      [&](auto done) { store.ListFollowers(ns, absl::Now() + timeout, std::move(done)); });
 }
 
 }  // namespace tlscache::server

@@ -114,7 +114,7 @@ class TicketKeyService::Watch final : public grpc::ServerWriteReactor<v1::Ticket
 };
 
 TicketKeyService::TicketKeyService(Store* store, const TicketKeyOptions& options)
-    : store_(store), options_(options) {
+    : store_(store), options_(options), barrier_(options.barrier) {
   notices_ = store_->SubscribeNotices(kRingNotices, [this](absl::string_view ns) {
     absl::MutexLock lock(&mu_);
     auto it = kept_.find(std::string(ns));
@@ -207,6 +207,7 @@ bool TicketKeyService::KeepLocked(const std::string& ns) {
       }
       return false;
     }
+    barrier_.Forget(idlest->first);
     kept_.erase(idlest);
   }
   Kept& kept = kept_[ns];
@@ -306,7 +307,14 @@ void TicketKeyService::Resync(const std::string& ns) {
           changed = ring->version() != it->second.served.version;
         }
         if (changed) Publish(ns, *ring);
+        const uint64_t version = ring->version();
         WipeRing(&*ring);
+        // What the followers hold, for the metrics between rotations.
+        store_->ListFollowers(
+            ns, absl::Now() + options_.store_timeout,
+            [this, ns, version](absl::StatusOr<std::vector<FollowerReport>> reports) {
+              if (reports.ok()) barrier_.Observe(ns, *reports, version, options_.clock->Now());
+            });
       });
 }
 
@@ -347,8 +355,16 @@ absl::StatusOr<v1::TicketKeySet> TicketKeyService::Refresh(const std::string& ns
                        " ago and nodes may not have it yet; it can become ACTIVE in ",
                        absl::FormatDuration(pending_ready - now), " (--ticket_min_distribution)"));
     }
+    absl::StatusOr<BarrierVerdict> verdict = Judge(ns, *ring, now);
+    if (!verdict.ok()) {
+      Publish(ns, *ring);
+      WipeRing(&*ring);
+      if (not_before != nullptr) *not_before = now + options_.check_interval;
+      return verdict.status();
+    }
     absl::StatusOr<v1::TicketKeySet> next = Rotate(*ring, now, options_.policy);
     if (!next.ok()) {
+      barrier_.Passed(ns, /*landed=*/false);
       WipeRing(&*ring);
       return next.status();
     }
@@ -358,7 +374,9 @@ absl::StatusOr<v1::TicketKeySet> TicketKeyService::Refresh(const std::string& ns
                                                       bytes->view(), options_.store_timeout)
                                        : absl::StatusOr<bool>(bytes.status());
     WipeRing(&*ring);
+    barrier_.Passed(ns, swapped.ok() && *swapped);
     if (swapped.ok() && *swapped) {
+      ForgetLapsed(ns, *verdict);
       LogInfo("ticket keys: namespace %s rotated to version %d%s", ns, next->version(),
               force ? " (on request)" : "");
       Publish(ns, *next);
@@ -373,11 +391,57 @@ absl::StatusOr<v1::TicketKeySet> TicketKeyService::Refresh(const std::string& ns
       absl::StrCat("ticket keys of namespace ", ns, " changed under two rotations in a row"));
 }
 
+absl::StatusOr<BarrierVerdict> TicketKeyService::Judge(const std::string& ns,
+                                                       const v1::TicketKeySet& ring,
+                                                       absl::Time now) {
+  absl::StatusOr<std::vector<FollowerReport>> reports =
+      ListFollowersSync(*store_, ns, options_.store_timeout);
+  if (!reports.ok()) return reports.status();
+  BarrierVerdict verdict = barrier_.Judge(ns, *reports, ring.version(), now);
+  if (verdict.rotate) return verdict;
+  return absl::FailedPreconditionError(absl::StrCat(
+      "ticket keys of namespace ", ns, ": ", verdict.lagging.size(),
+      " followers do not hold version ", ring.version(), " yet: ",
+      DescribeFollowers(verdict.lagging), "; waited ", absl::FormatDuration(verdict.waited),
+      " (a follower stops counting when its lease ends, --ticket_follower_lease; the rotation "
+      "goes ahead without them after --ticket_barrier_timeout)"));
+}
+
+void TicketKeyService::ForgetLapsed(const std::string& ns, const BarrierVerdict& verdict) {
+  for (const std::vector<FollowerReport>* reports : {&verdict.lapsed, &verdict.gone}) {
+    for (const FollowerReport& report : *reports) {
+      // Unless it reported again meanwhile. Best effort: the next rotation tries again.
+      store_->ForgetFollower(ns, report, absl::Now() + options_.store_timeout,
+                             [](absl::Status) {});
+    }
+  }
+}
+
+void TicketKeyService::Reconsider(const std::string& ns) {
+  absl::MutexLock lock(&mu_);
+  const absl::Time now = options_.clock->Now();
+  bool waiting = false;
+  for (Rotation& rotation : rotations_) {
+    if (rotation.ns == ns && rotation.not_before > now) {
+      rotation.not_before = now;  // Refresh checks the PENDING key's age again too
+      waiting = true;
+    }
+  }
+  if (auto kept = kept_.find(ns);
+      kept != kept_.end() && absl::ToUnixMillis(now) >= kept->second.next_rotation_unix_ms) {
+    kept->second.recheck = true;
+    waiting = true;
+  }
+  if (waiting) wake_.Signal();
+}
+
 void TicketKeyService::ForceRotation(Rotation rotation) {
   absl::Time not_before = absl::InfinitePast();
   absl::StatusOr<v1::TicketKeySet> rotated = Refresh(rotation.ns, /*force=*/true, &not_before);
-  if (!rotated.ok() && not_before + kAnswerMargin < rotation.deadline) {
-    // Its PENDING key becomes old enough before the caller gives up: wait for it.
+  if (!rotated.ok() && not_before != absl::InfinitePast() &&
+      not_before + kAnswerMargin < rotation.deadline) {
+    // Its PENDING key becomes old enough, or its followers catch up, before the caller gives
+    // up: wait for it.
     rotation.not_before = not_before;
     absl::MutexLock lock(&mu_);
     if (!stopping_) {
@@ -497,6 +561,56 @@ grpc::ServerUnaryReactor* TicketKeyService::RotateTicketKeys(grpc::CallbackServe
     if (stopping_) return finish(absl::UnavailableError("the server is shutting down"));
     rotations_.push_back(Rotation{ns, absl::InfinitePast(), deadline, finish});
     wake_.Signal();
+  });
+  return reactor;
+}
+
+grpc::ServerUnaryReactor* TicketKeyService::ReportTicketKeys(
+    grpc::CallbackServerContext* context, const v1::TicketKeysReport* request,
+    v1::TicketKeysReportResponse* response) {
+  if (absl::Status s = AdmitNamespace(options_.authz, *context, request->namespace_()); !s.ok()) {
+    return FinishNow(context, ToGrpcStatus(s));
+  }
+  if (absl::Status s = ValidateFollowerName(request->follower()); !s.ok()) {
+    return FinishNow(context, ToGrpcStatus(s));
+  }
+  FollowerReport report{request->follower(), request->version(), 0};
+  if (!request->leaving()) {
+    report.lease_ends_unix_ms = absl::ToUnixMillis(options_.clock->Now() + options_.barrier.lease);
+  }
+  auto* reactor = new CleanupReactor([] {});
+  response->set_lease_ms(absl::ToInt64Milliseconds(options_.barrier.lease));
+  store_->ReportFollower(request->namespace_(), report, absl::Now() + options_.store_timeout,
+                         [this, reactor, ns = request->namespace_()](absl::Status s) {
+                           if (s.ok()) Reconsider(ns);
+                           reactor->Finish(ToGrpcStatus(s));
+                         });
+  return reactor;
+}
+
+grpc::ServerUnaryReactor* TicketKeyService::ListTicketKeyFollowers(
+    grpc::CallbackServerContext* context, const v1::TicketKeysRequest* request,
+    v1::TicketKeyFollowers* response) {
+  if (absl::Status s = AdmitNamespace(options_.authz, *context, request->namespace_()); !s.ok()) {
+    return FinishNow(context, ToGrpcStatus(s));
+  }
+  auto* reactor = new CleanupReactor([] {});
+  const std::string ns = request->namespace_();
+  FetchRing(ns, [this, ns, reactor, response](absl::StatusOr<v1::TicketKeySet> ring) {
+    if (!ring.ok()) return reactor->Finish(ToGrpcStatus(ring.status()));
+    response->set_ring_version(ring->version());
+    WipeRing(&*ring);
+    store_->ListFollowers(ns, absl::Now() + options_.store_timeout,
+                          [reactor, response](absl::StatusOr<std::vector<FollowerReport>> reports) {
+                            if (!reports.ok()) return reactor->Finish(ToGrpcStatus(reports.status()));
+                            for (const FollowerReport& report : *reports) {
+                              v1::TicketKeyFollower* f = response->add_followers();
+                              f->set_follower(report.follower);
+                              f->set_version(report.version);
+                              f->set_lease_ends_unix_ms(report.lease_ends_unix_ms);
+                            }
+                            reactor->Finish(grpc::Status::OK);
+                          });
   });
   return reactor;
 }

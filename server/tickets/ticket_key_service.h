@@ -39,6 +39,7 @@
 #include "common/log.h"
 #include "server/security/authorizer.h"
 #include "server/store/store.h"
+#include "server/tickets/rotation_barrier.h"
 #include "server/tickets/ticket_ring.h"
 #include "tlscache/v1/ticket_keys.grpc.pb.h"
 
@@ -50,6 +51,8 @@ struct TicketKeyOptions {
   absl::Duration check_interval = absl::Seconds(1);
   // How often each kept ring is re-read from the store besides the notices of other replicas.
   absl::Duration resync_interval = absl::Seconds(30);
+  // The followers' leases, and how long a rotation waits for followers that lag.
+  BarrierPolicy barrier;
   // How old a PENDING key must be before a forced rotation promotes it.
   absl::Duration min_distribution = absl::Seconds(3);
   // The namespaces a replica keeps rings for.
@@ -73,6 +76,12 @@ class TicketKeyService final : public v1::TicketKeys::CallbackService {
   grpc::ServerUnaryReactor* RotateTicketKeys(grpc::CallbackServerContext* context,
                                              const v1::TicketKeysRequest* request,
                                              v1::TicketKeySet* response) override;
+  grpc::ServerUnaryReactor* ReportTicketKeys(grpc::CallbackServerContext* context,
+                                             const v1::TicketKeysReport* request,
+                                             v1::TicketKeysReportResponse* response) override;
+  grpc::ServerUnaryReactor* ListTicketKeyFollowers(grpc::CallbackServerContext* context,
+                                                   const v1::TicketKeysRequest* request,
+                                                   v1::TicketKeyFollowers* response) override;
 
   // Ends, with PERMISSION_DENIED, every watch stream whose identity the authorization in force
   // (just reloaded) no longer grants its namespace.
@@ -92,6 +101,9 @@ class TicketKeyService final : public v1::TicketKeys::CallbackService {
 
   // The namespaces this replica keeps rings for.
   size_t kept_namespaces() const;
+
+  // What the rotations of the kept rings wait for, for metrics.
+  const RotationBarrier& barrier() const { return barrier_; }
 
  private:
   class Watch;
@@ -121,6 +133,13 @@ class TicketKeyService final : public v1::TicketKeys::CallbackService {
   absl::StatusOr<v1::TicketKeySet> Refresh(const std::string& ns, bool force,
                                            absl::Time* not_before);
   void ForceRotation(Rotation rotation);
+  // Whether the ring may rotate now (RotationBarrier); the error says whom it waits for.
+  absl::StatusOr<BarrierVerdict> Judge(const std::string& ns, const v1::TicketKeySet& ring,
+                                       absl::Time now);
+  // Forgets the followers whose lease ended.
+  void ForgetLapsed(const std::string& ns, const BarrierVerdict& verdict);
+  // A follower of `ns` reported: a rotation held for it is judged again now.
+  void Reconsider(const std::string& ns);
   // Re-reads a kept ring without blocking; publishes it if it changed.
   void Resync(const std::string& ns);
   // Tells the other replicas that `ns` has a new ring.
@@ -140,6 +159,7 @@ class TicketKeyService final : public v1::TicketKeys::CallbackService {
 
   Store* const store_;
   const TicketKeyOptions options_;
+  RotationBarrier barrier_;
   mutable absl::Mutex mu_;
   std::map<std::string, Kept> kept_ ABSL_GUARDED_BY(mu_);
   std::multimap<std::string, Watch*> watches_ ABSL_GUARDED_BY(mu_);

@@ -22,7 +22,7 @@ from tlsfarm.testcase import FarmTestCase
 
 BUILD_DIR = os.path.dirname(os.path.abspath(tlsfarm.BIN_DIR))
 PACKAGES = os.path.join(BUILD_DIR, "packages")
-NAMES = ("tlscache-server", "libtlscache-openssl", "libtlscache-openssl-dev")
+NAMES = ("tlscache-server", "libtlscache-openssl", "libtlscache-openssl-dev", "tlscache-keysync")
 LIBDIR = "usr/lib/x86_64-linux-gnu"
 
 
@@ -98,7 +98,9 @@ class PackagesTest(FarmTestCase):
                      f"/{LIBDIR}/tlscache/libtlscache_preload.so",
                      "/usr/include/tlscache/openssl.h",
                      f"/{LIBDIR}/pkgconfig/tlscache-openssl.pc",
-                     f"/{LIBDIR}/cmake/tlscache/tlscacheConfig.cmake"):
+                     f"/{LIBDIR}/cmake/tlscache/tlscacheConfig.cmake",
+                     "/usr/bin/tlscache-keysync", "/lib/systemd/system/tlscache-keysync@.service",
+                     "/usr/share/doc/tlscache-keysync/examples/keysync-nginx.flags"):
             self.assertTrue(os.path.exists(self.installed(path)), path)
         # The maintainer scripts made the user, the private directory and the unit's link.
         with open(self.installed("/etc/group")) as f:
@@ -148,7 +150,8 @@ class PackagesTest(FarmTestCase):
             shutil.copy(binary, self.installed(binary))
         # The manual page is checked here, not by systemd-analyze (it would ask this system's
         # man for it).
-        run(["man", "-l", "-Tutf8", self.installed("/usr/share/man/man8/tlscache-server.8.gz")])
+        for page in ("man8/tlscache-server.8.gz", "man1/tlscache-keysync.1.gz"):
+            run(["man", "-l", "-Tutf8", self.installed(f"/usr/share/man/{page}")])
         verify = [analyze, "verify", "--man=no", f"--root={self.root}"]
         result = subprocess.run([*verify, "tlscache-server.service"], capture_output=True,
                                 text=True, timeout=120)
@@ -177,6 +180,12 @@ class PackagesTest(FarmTestCase):
             with open(os.path.join(drop_in, "tlscache.conf")) as f:
                 self.assertIn(f"Environment=LD_PRELOAD=/{LIBDIR}/tlscache/libtlscache_preload.so",
                               f.read())
+        # The keysync template, an instance for nginx, its example flags in place.
+        shutil.copy(self.installed("/usr/share/doc/tlscache-keysync/examples/keysync-nginx.flags"),
+                    self.installed("/etc/tlscache/keysync-nginx.flags"))
+        result = subprocess.run([*verify, "tlscache-keysync@nginx.service"], capture_output=True,
+                                text=True, timeout=120)
+        self.assertEqual((result.returncode, result.stdout + result.stderr), (0, ""))
 
     def consumer_environment(self):
         env = dict(os.environ)

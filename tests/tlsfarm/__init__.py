@@ -15,10 +15,12 @@ Import it with tests/ on PYTHONPATH (ctest, bench/run.sh and make demo set it). 
 below are the package's API, as `tlsfarm.Farm`, `tlsfarm.scrape`, ...
 """
 
-from tlsfarm.clients import (REQUEST, Client, curl_resumptions, established, http_get,
-                             offered_id, resumed_reconnects, resumption_rate, s_client)
+from tlsfarm.clients import (REQUEST, Client, curl_resumptions, established, go_resumptions,
+                             http_get,
+                             offered_and_resumed, offered_id, resumed_reconnects,
+                             resumption_rate, s_client)
 from tlsfarm.farm import Farm
-from tlsfarm.metrics import plugin_stats, preload_stats, scrape, value
+from tlsfarm.metrics import parse_metrics, plugin_stats, preload_stats, scrape, value
 from tlsfarm.net import DnsServer, TcpProxy
 from tlsfarm.pki import issue, self_signed
 from tlsfarm.resp import redis_call, redis_values
@@ -29,7 +31,8 @@ from tlsfarm.supervisor import (ASAN_RUNTIME, BIN_DIR, SANITIZER_REPORTS, Proces
 __all__ = [
     "ASAN_RUNTIME", "BIN_DIR", "NODE_IPS", "REQUEST", "SANITIZER_REPORTS", "Client", "DnsServer",
     "Farm", "Process", "TcpProxy", "built", "curl_resumptions", "established", "free_port",
-    "http_get", "issue", "offered_id", "plugin_stats", "preload_stats", "preload_environment", "redis_call",
+    "go_resumptions",
+    "http_get", "issue", "offered_and_resumed", "offered_id", "parse_metrics", "plugin_stats", "preload_stats", "preload_environment", "redis_call",
     "redis_values", "require", "resumed_reconnects", "resumption_rate", "s_client", "scrape",
     "self_signed", "value", "wait_for_port",
 ]

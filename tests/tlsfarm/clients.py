@@ -1,10 +1,14 @@
 """TLS clients with real habits: Python's ssl module offering its newest session on every
-reconnect (each TLS 1.3 ticket once), curl, openssl s_client; and plain HTTP for /metrics."""
+reconnect (each TLS 1.3 ticket once), curl (session IDs only under TLS 1.2: it turns tickets
+off), Go's crypto/tls (tickets only under TLS 1.2), openssl s_client; and plain HTTP for
+/metrics."""
 
+import os
 import re
 import socket
 import ssl
 import subprocess
+import tempfile
 import time
 import urllib.error
 import urllib.request
@@ -128,6 +132,19 @@ def resumed_reconnects(client, ip, port, reconnects):
     return sum(1 for _ in range(reconnects) if client.connect(ip, port)[0])
 
 
+def offered_and_resumed(client, ip, port, connections):
+    """`connections` connections; (how many offered a session, how many of those resumed).
+    For a client that uses each TLS 1.3 ticket once, behind a server that renews no ticket on
+    a resumption, only every other connection has one to offer."""
+    offered = resumed = 0
+    for _ in range(connections):
+        had = client.session is not None
+        reused = client.connect(ip, port)[0]
+        offered += had
+        resumed += had and reused
+    return offered, resumed
+
+
 def resumption_rate(client, ip, port, reconnects):
     """Connects 1 + `reconnects` times; the fraction of reconnects that resumed."""
     return resumed_reconnects(client, ip, port, reconnects) / reconnects
@@ -149,6 +166,22 @@ def curl_resumptions(port, version, connections=20, ip="127.0.0.1"):
         raise AssertionError(f"curl exited with {result.returncode}: {result.stderr}\n"
                              f"{result.stdout}")
     return "".join("r" if line.split()[-1] in ("resumed", "r", "1") else "." for line in lines)
+
+
+def go_resumptions(port, version, connections=20, ip="127.0.0.1"):
+    """Go's crypto/tls client (goclient/main.go, built with Debian's golang-go), `connections`
+    connections offering the session it kept: under TLS 1.2 it resumes by ticket only.
+    Returns "." full and "r" resumed, per connection."""
+    source = os.path.join(os.path.dirname(__file__), "goclient", "main.go")
+    scratch = os.path.join(tempfile.gettempdir(), "tlscache-go")
+    env = dict(os.environ, GOCACHE=os.path.join(scratch, "cache"),
+               GOPATH=os.path.join(scratch, "path"), GO111MODULE="off")
+    result = subprocess.run([require("go"), "run", source, f"-addr={ip}:{port}",
+                             f"-n={connections}", f"-version={version}"],
+                            capture_output=True, text=True, timeout=300, env=env)
+    if result.returncode != 0:
+        raise AssertionError(f"the Go client exited with {result.returncode}: {result.stderr}")
+    return result.stdout.strip()
 
 
 def established(ip, port):

@@ -22,6 +22,8 @@ class Farm(ServerConfigs):
         self.dir = tempfile.mkdtemp(prefix="tlscache-farm-")
         self.processes = []
         self.cert, self.key = self_signed(self.dir)
+        self.key_dirs = []  # keysyncs' directories, on tmpfs
+        self.keysync_argv = {}
 
     def close(self, print_logs=False):
         """Stops everything. Raises if any process printed a sanitizer report."""
@@ -34,6 +36,8 @@ class Farm(ServerConfigs):
             if print_logs or reports and reports[-1] == process.name:
                 print(f"--- {process.name} ({' '.join(process.argv)})\n{output}")
         shutil.rmtree(self.dir, ignore_errors=True)
+        for directory in self.key_dirs:
+            shutil.rmtree(directory, ignore_errors=True)
         if reports:
             raise AssertionError(f"sanitizer reports from {', '.join(reports)}")
 

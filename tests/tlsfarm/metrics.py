@@ -9,15 +9,21 @@ from tlsfarm.clients import http_get
 
 
 def scrape(port):
-    """{(name, frozenset(labels)): value} of every sample, through the Prometheus client
-    library's own text-format parser."""
+    """{(name, frozenset(labels)): value} of every sample of the service's /metrics."""
+    status, text = http_get(port, "/metrics")
+    assert status == 200, status
+    return parse_metrics(text)
+
+
+def parse_metrics(text):
+    """{(name, frozenset(labels)): value} of every sample of Prometheus text (a /metrics page,
+    a node_exporter textfile), through the Prometheus client library's own parser: it raises
+    on text Prometheus would not take."""
     try:
         from prometheus_client.parser import text_string_to_metric_families
     except ImportError:  # Debian's python3-prometheus-client, under another interpreter
         sys.path.append("/usr/lib/python3/dist-packages")
         from prometheus_client.parser import text_string_to_metric_families
-    status, text = http_get(port, "/metrics")
-    assert status == 200, status
     samples = {}
     for family in text_string_to_metric_families(text):
         for sample in family.samples:

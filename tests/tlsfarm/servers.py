@@ -2,8 +2,11 @@
 termination, or TCP round robin in front of a farm's nodes)."""
 
 import os
+import subprocess
+import tempfile
 
-from tlsfarm.supervisor import free_port, preload_environment, require, wait_for_port
+from tlsfarm.supervisor import (built, free_port, preload_environment, require,
+                                wait_for_port)
 
 
 # The nodes of a farm, one loopback address each (one port, as a real farm).
@@ -77,12 +80,13 @@ http {{
         process.ip = ip
         return process
 
-    def apache(self, ip, port, name, session_cache):
+    def apache(self, ip, port, name, session_cache="none", ticket_key_file=None):
         """Stock Apache httpd (event MPM) with mod_ssl serving TLS on ip:port, with
         `session_cache` as its SSLSessionCache ("redis:127.0.0.1:6379", "shmcb:PATH(SIZE)").
         Every node has the same ServerName and port, so the same session ID context: a session
         resumes on any node that finds it in the cache. Tickets are off, so TLS 1.3 resumes
-        through the cache too."""
+        through the cache too; with `ticket_key_file`, tickets are on under the 48-byte key
+        in that file (SSLSessionTicketKeyFile). The process has .config (for `-k graceful`)."""
         apache2 = require("apache2")
         modules = "/usr/lib/apache2/modules"
         prefix = os.path.join(self.dir, name)
@@ -120,7 +124,7 @@ SSLEngine on
 SSLCertificateFile {self.cert}
 SSLCertificateKeyFile {self.key}
 SSLProtocol -all +TLSv1.2 +TLSv1.3
-SSLSessionTickets off
+{f"SSLSessionTicketKeyFile {ticket_key_file}" if ticket_key_file else "SSLSessionTickets off"}
 SSLSessionCache {session_cache}
 SSLSessionCacheTimeout 300
 """)
@@ -129,12 +133,14 @@ SSLSessionCacheTimeout 300
         os.chmod(self.dir, 0o755)
         process = self.start(name, [apache2, "-f", config, "-DFOREGROUND"])
         wait_for_port(ip, port, process=process.popen)
+        process.config = config
         return process
 
-    def haproxy_tls(self, ip, port, name, env=None, bind_options=""):
+    def haproxy_tls(self, ip, port, name, env=None, bind_options="", admin_socket=None):
         """HAProxy terminating TLS on ip:port and answering itself; with `env`, run with the
         tlscache preload library and those TLSCACHE_* variables. `bind_options` go on its
-        bind line (say, "no-tls-tickets" or "tls-ticket-keys FILE")."""
+        bind line (say, "no-tls-tickets" or "tls-ticket-keys FILE"). With `admin_socket`, its
+        runtime API listens there (a stats socket at level admin)."""
         pem = os.path.join(self.dir, "haproxy.pem")
         if not os.path.exists(pem):
             with open(pem, "w") as f:
@@ -142,18 +148,18 @@ SSLSessionCacheTimeout 300
         config = self._haproxy_config(f"{name}.cfg", "http", f"""frontend tls
   bind {ip}:{port} ssl crt {pem} {bind_options}
   http-request return status 200 content-type text/plain lf-string "node {name} pid %pid %[ssl_fc_protocol] %[ssl_fc_is_resumed]"
-""")
+""", global_lines=f"  stats socket {admin_socket} level admin\n" if admin_socket else "")
         process = self.start(name, [require("haproxy"), "-f", config, "-db"],
                              env=preload_environment(env))
         wait_for_port(ip, port, process=process.popen)
         return process
 
-    def _haproxy_config(self, file_name, mode, sections):
+    def _haproxy_config(self, file_name, mode, sections, global_lines=""):
         config = os.path.join(self.dir, file_name)
         with open(config, "w") as f:
             f.write(f"""global
   maxconn 2000
-defaults
+{global_lines}defaults
   mode {mode}
   timeout connect 2s
   timeout client 10s
@@ -177,3 +183,26 @@ backend farm
         process = self.start("haproxy", [require("haproxy"), "-f", config, "-db"])
         wait_for_port("127.0.0.1", port, process=process.popen)
         return port
+
+    def keysync(self, cache_addr, name, key_format, on_change=None, haproxy_socket=None,
+                extra=()):
+        """tlscache-keysync for one server: `--once` into a fresh directory on tmpfs (the
+        files a server needs before it starts), then the daemon that keeps them current
+        (started by start_keysync, once the server runs). Returns the directory."""
+        directory = tempfile.mkdtemp(prefix=f"tlscache-keys-{name}-", dir="/dev/shm")
+        self.key_dirs.append(directory)
+        common = [built("tlscache-keysync"), f"--addr={cache_addr}", "--namespace=default",
+                  f"--format={key_format}", f"--dir={directory}"]
+        subprocess.run([*common, "--once"], check=True, capture_output=True, timeout=30)
+        argv = [*common, f"--follower={name}",
+                f"--metrics_file={os.path.join(self.dir, name + '.prom')}", *extra]
+        if on_change:
+            argv.append(f"--on_change={on_change}")
+        if haproxy_socket:
+            argv.append(f"--haproxy_socket={haproxy_socket}")
+        self.keysync_argv[name] = argv
+        return directory
+
+    def start_keysync(self, name):
+        """Starts the keysync daemon set up by keysync(name, ...)."""
+        return self.start(name, self.keysync_argv[name])

@@ -23,6 +23,7 @@
 #include "absl/strings/ascii.h"
 #include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
@@ -30,6 +31,7 @@
 #include "common/files.h"
 #include "common/secret_bytes.h"
 #include "common/status_util.h"
+#include "common/ticket_key.h"
 #include "common/usage.h"
 #include "common/validation.h"
 #include "tlscache/v1/admin.grpc.pb.h"
@@ -58,7 +60,8 @@ constexpr char kUsage[] =
     "  get HEXID [--out=F]   whether the session is cached, its size and TTL; --out writes it\n"
     "  put HEXID FILE [--ttl=D]  stores the bytes of FILE as the session\n"
     "  del HEXID             deletes the session\n"
-    "  keys show             the namespace's ticket keys (names, states, times)\n"
+    "  keys show             the namespace's ticket keys (names, states, times) and their\n"
+    "                        followers (the version each holds)\n"
     "  keys rotate           rotates the namespace's ticket keys now";
 
 int Fail(const std::string& message, int code = 1) {
@@ -96,6 +99,22 @@ void Print(const std::string& ns, const v1::TicketKeySet& ring) {
   }
 }
 
+void PrintFollowers(const v1::TicketKeyFollowers& followers) {
+  std::printf("%d followers\n", followers.followers_size());
+  if (followers.followers_size() == 0) return;
+  std::printf("%-48s %-8s %s\n", "FOLLOWER", "VERSION", "LEASE");
+  const int64_t now = absl::ToUnixMillis(absl::Now());
+  for (const v1::TicketKeyFollower& f : followers.followers()) {
+    const bool behind = f.version() < followers.ring_version();
+    const double left = static_cast<double>(f.lease_ends_unix_ms() - now) / 1e3;
+    const std::string lease = left > 0 ? absl::StrFormat("%.1fs left", left)
+                                       : absl::StrFormat("ended %.1fs ago", -left);
+    std::printf("%-48s %-8llu %s%s\n", f.follower().c_str(),
+                static_cast<unsigned long long>(f.version()), lease.c_str(),
+                behind ? " (behind: a rotation waits for it while its lease runs)" : "");
+  }
+}
+
 // The channel to --addr, or why not (a message for Fail, exit code 2).
 absl::StatusOr<std::shared_ptr<grpc::Channel>> Channel() {
   absl::StatusOr<ChannelTls> tls =
@@ -129,6 +148,14 @@ int Keys(const std::string& verb) {
                                        : stub->RotateTicketKeys(&context, request, &ring);
   if (!status.ok()) return CallFailed(absl::StrCat("keys ", verb), status);
   Print(ns, ring);
+  WipeRing(&ring);
+  // Who follows the ring, and which version each holds: a rotation waits for those behind.
+  grpc::ClientContext list_context;
+  SetDeadline(&list_context);
+  v1::TicketKeyFollowers followers;
+  status = stub->ListTicketKeyFollowers(&list_context, request, &followers);
+  if (!status.ok()) return CallFailed("keys followers", status);
+  PrintFollowers(followers);
   return 0;
 }
 

@@ -109,6 +109,25 @@ redis.call('HSET', KEYS[1], 'v', ARGV[2], 'r', ARGV[3])
 return 1
 )lua";
 
+// KEYS[1] the followers, ARGV[1] the follower, ARGV[2] its report, ARGV[3] the most followers.
+// -1 when the namespace has that many others already.
+constexpr absl::string_view kReportFollowerScript = R"lua(
+if redis.call('HEXISTS', KEYS[1], ARGV[1]) == 0 and
+   redis.call('HLEN', KEYS[1]) >= tonumber(ARGV[3]) then
+  return -1
+end
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
+return 1
+)lua";
+
+// KEYS[1] the followers, ARGV[1] the follower, ARGV[2] the report to remove if still there.
+constexpr absl::string_view kForgetFollowerScript = R"lua(
+if redis.call('HGET', KEYS[1], ARGV[1]) == ARGV[2] then
+  redis.call('HDEL', KEYS[1], ARGV[1])
+end
+return 1
+)lua";
+
 // Far above any real ring (64 keys of about 100 bytes); bounds what is read back.
 constexpr size_t kMaxRingBytes = 64 << 10;
 // How long a subscriber waits for the log's position before it goes on without it.
@@ -120,6 +139,11 @@ absl::Status UnexpectedReply(absl::string_view command, const redisReply& reply)
 }
 
 absl::string_view Str(const redisReply& reply) { return absl::string_view(reply.str, reply.len); }
+
+// A follower's report as its hash field's value: "VERSION:LEASE_ENDS_UNIX_MS".
+std::string FollowerValue(const FollowerReport& report) {
+  return absl::StrCat(report.version, ":", report.lease_ends_unix_ms);
+}
 
 std::string StoreName(const RedisStoreOptions& options) {
   if (!options.cluster.empty()) {
@@ -204,6 +228,10 @@ std::string RedisStore::RedisKey(const StoreKey& key) const {
 
 std::string RedisStore::RingKey(absl::string_view ns) const {
   return absl::StrCat(options_.key_prefix, "@ring:", ns);
+}
+
+std::string RedisStore::FollowersKey(absl::string_view ns) const {
+  return absl::StrCat(options_.key_prefix, "@followers:", ns);
 }
 
 std::string RedisStore::LogKey(absl::string_view ns) const {
@@ -334,6 +362,74 @@ void RedisStore::SwapRing(absl::string_view ns, uint64_t expected, uint64_t vers
              return std::move(done)(UnexpectedReply("EVAL swap ring", **reply));
            }
            std::move(done)((*reply)->integer == 1);
+         });
+}
+
+void RedisStore::ReportFollower(absl::string_view ns, const FollowerReport& report,
+                                absl::Time deadline, StatusDone done) {
+  const std::string key = FollowersKey(ns);
+  std::vector<std::string> argv =
+      report.lease_ends_unix_ms == 0
+          ? std::vector<std::string>{"HDEL", key, report.follower}
+          : std::vector<std::string>{"EVAL", std::string(kReportFollowerScript), "1", key,
+                                     report.follower, FollowerValue(report),
+                                     absl::StrCat(kMaxFollowers)};
+  Submit(key, std::move(argv), deadline,
+         [ns = std::string(ns), done = std::move(done)](absl::StatusOr<ReplyPtr> reply) mutable {
+           if (!reply.ok()) return std::move(done)(reply.status());
+           if ((*reply)->type != REDIS_REPLY_INTEGER) {
+             return std::move(done)(UnexpectedReply("report follower", **reply));
+           }
+           if ((*reply)->integer < 0) {
+             return std::move(done)(absl::ResourceExhaustedError(absl::StrCat(
+                 "namespace ", ns, " has ", kMaxFollowers, " ticket key followers")));
+           }
+           std::move(done)(absl::OkStatus());
+         });
+}
+
+void RedisStore::ForgetFollower(absl::string_view ns, const FollowerReport& stale,
+                                absl::Time deadline, StatusDone done) {
+  const std::string key = FollowersKey(ns);
+  Submit(key,
+         {"EVAL", std::string(kForgetFollowerScript), "1", key, stale.follower,
+          FollowerValue(stale)},
+         deadline, [done = std::move(done)](absl::StatusOr<ReplyPtr> reply) mutable {
+           if (!reply.ok()) return std::move(done)(reply.status());
+           if ((*reply)->type != REDIS_REPLY_INTEGER) {
+             return std::move(done)(UnexpectedReply("forget follower", **reply));
+           }
+           std::move(done)(absl::OkStatus());
+         });
+}
+
+void RedisStore::ListFollowers(absl::string_view ns, absl::Time deadline, FollowersDone done) {
+  const std::string key = FollowersKey(ns);
+  Submit(key, {"HGETALL", key}, deadline,
+         [this, done = std::move(done)](absl::StatusOr<ReplyPtr> reply) mutable {
+           if (!reply.ok()) return std::move(done)(reply.status());
+           const redisReply& r = **reply;
+           if (r.type != REDIS_REPLY_ARRAY || r.elements % 2 != 0 ||
+               r.elements / 2 > kMaxFollowers) {
+             return std::move(done)(UnexpectedReply("HGETALL followers", r));
+           }
+           std::vector<FollowerReport> reports;
+           for (size_t i = 0; i < r.elements; i += 2) {
+             const redisReply& name = *r.element[i];
+             const redisReply& value = *r.element[i + 1];
+             FollowerReport report;
+             std::pair<absl::string_view, absl::string_view> fields =
+                 absl::StrSplit(Str(value), absl::MaxSplits(':', 1));
+             if (name.type != REDIS_REPLY_STRING || value.type != REDIS_REPLY_STRING ||
+                 !absl::SimpleAtoi(fields.first, &report.version) ||
+                 !absl::SimpleAtoi(fields.second, &report.lease_ends_unix_ms)) {
+               return std::move(done)(absl::DataLossError(
+                   absl::StrCat(name_, ": a stored ticket key follower is malformed")));
+             }
+             report.follower = std::string(Str(name));
+             reports.push_back(std::move(report));
+           }
+           std::move(done)(std::move(reports));
          });
 }
 

@@ -67,6 +67,11 @@ class RedisStore final : public Store {
   void GetRing(absl::string_view ns, absl::Time deadline, GetRingDone done) override;
   void SwapRing(absl::string_view ns, uint64_t expected, uint64_t version, absl::string_view ring,
                 absl::Time deadline, SwapRingDone done) override;
+  void ReportFollower(absl::string_view ns, const FollowerReport& report, absl::Time deadline,
+                      StatusDone done) override;
+  void ForgetFollower(absl::string_view ns, const FollowerReport& stale, absl::Time deadline,
+                      StatusDone done) override;
+  void ListFollowers(absl::string_view ns, absl::Time deadline, FollowersDone done) override;
   void AppendChanges(absl::string_view ns, std::vector<LogChange> changes, absl::Time deadline,
                      StatusDone done) override;
   std::unique_ptr<Subscription> FollowLog(absl::string_view ns, LogHandler handler) override;
@@ -84,6 +89,7 @@ class RedisStore final : public Store {
 
   std::string RedisKey(const StoreKey& key) const;
   std::string RingKey(absl::string_view ns) const;
+  std::string FollowersKey(absl::string_view ns) const;
   std::string LogKey(absl::string_view ns) const;
   std::string DeletedKey(absl::string_view ns) const;
   std::string Channel(absl::string_view kind, absl::string_view name) const;

@@ -3,8 +3,9 @@ each on 127.0.0.11-13 behind HAProxy round robin, with real clients.
 """
 
 import base64
-import random
 import os
+import random
+import signal
 import ssl
 import subprocess
 import threading
@@ -13,6 +14,16 @@ import unittest
 
 import tlsfarm
 from tlsfarm.testcase import RECONNECTS, VERSIONS, FarmTestCase
+
+
+def value(samples, name, **labels):
+    """The sum of the samples of `name` that have `labels` (and any others)."""
+    return sum(v for (n, sample_labels), v in samples.items()
+               if n == name and set(labels.items()) <= sample_labels)
+
+
+def handshakes(samples):
+    return value(samples, "tlscache_plugin_handshakes_total")
 
 
 def env(cache, **extra):
@@ -66,6 +77,58 @@ class NginxPreloadTest(FarmTestCase):
         for stats in pids.values():
             self.assertEqual((stats["contexts"], stats["rejected"]), (1, 0), pids)
         self.assertTrue(any(stats["resumed"] > 0 for stats in pids.values()), pids)
+
+    def test_each_worker_keeps_a_textfile_for_node_exporter(self):
+        cache = self.farm.cache()
+        directory = os.path.join(self.farm.dir, "textfiles")
+        os.makedirs(directory)
+        nodes, _, lb = self.nginx_farm(env(
+            cache, TLSCACHE_METRICS_FILE=os.path.join(directory, "tlscache.prom")))
+        resumed = self.resumption(lb, "nginx + preload with a metrics file")
+        workers = {}  # pid: samples, the file of each worker that served
+        deadline = time.monotonic() + 15
+        while sum(handshakes(w) for w in workers.values()) < 2 * RECONNECTS:
+            self.assertLess(time.monotonic(), deadline, os.listdir(directory))
+            time.sleep(0.5)
+            workers = {}
+            for name in os.listdir(directory):
+                self.assertRegex(name, r"^tlscache\.\d+\.prom$")  # no temporary file left
+                with open(os.path.join(directory, name)) as f:
+                    workers[name.split(".")[1]] = tlsfarm.parse_metrics(f.read())
+        total = sum(handshakes(w) for w in workers.values())
+        total_resumed = sum(value(w, "tlscache_plugin_handshakes_resumed_total")
+                            for w in workers.values())
+        self.report(f"{len(workers)} workers' textfiles: {total:.0f} handshakes, {total_resumed:.0f} resumed "
+                    f"(the clients counted {sum(resumed.values())} resumed)")
+        self.assertEqual(total, 2 * RECONNECTS)
+        self.assertEqual(total_resumed, sum(resumed.values()))
+        for pid, samples in workers.items():
+            self.assertEqual(value(samples, "tlscache_plugin_contexts", pid=pid, program="nginx"),
+                             1)
+            self.assertGreater(value(samples, "tlscache_textfile_updated_seconds", pid=pid,
+                                     program="nginx"), time.time() - 30)
+        # A killed worker's file stays, and shows its age; a clean exit removes the files.
+        killed = next(iter(workers))
+        os.kill(int(killed), signal.SIGKILL)
+        killed_at = time.time()
+
+        def updated():
+            times = {}
+            for name in os.listdir(directory):
+                pid = name.split(".")[1]
+                with open(os.path.join(directory, name)) as f:
+                    times[pid] = value(tlsfarm.parse_metrics(f.read()),
+                                       "tlscache_textfile_updated_seconds")
+            return times
+
+        deadline = time.monotonic() + 15
+        while not all(t > killed_at for pid, t in updated().items() if pid != killed):
+            self.assertLess(time.monotonic(), deadline, updated())
+            time.sleep(0.5)
+        self.assertLess(updated()[killed], killed_at, "a dead worker's file kept changing")
+        for node in nodes:
+            node.stop()
+        self.assertEqual(os.listdir(directory), [f"tlscache.{killed}.prom"])
 
     def test_curl_resumes_every_reconnect(self):
         cache = self.farm.cache()

@@ -75,9 +75,12 @@ int tlscache_prepare_node(const char *config) TLSCACHE_NOEXCEPT;
  *   {"contexts":1,"sessions":{"stored":..,"skipped":..,"resumed":..,"rejected":..,
  *    "deleted":..},"lookups":{"hits":..,"misses":..,"errors":..,"timeouts":..,
  *    "busy_timeouts":..,"skipped":..},"stores":{"sent":..,"failed":..,"dropped":..,"late":..,
- *    "resent":..},"near_cache":{..},"push":{..},"tickets":{"issued":..},"breaker":"closed"}
+ *    "resent":..},"near_cache":{..},"push":{..},"tickets":{"issued":..},
+ *    "handshakes":{"accepted":..,"resumed":..},"breaker":"closed"}
  * ("late": stores a handshake awaited that were not acknowledged within timeout_ms;
- * "busy_timeouts": of the timeouts, those this node's own saturated CPU caused)
+ * "busy_timeouts": of the timeouts, those this node's own saturated CPU caused;
+ * "handshakes": those OpenSSL completed on the contexts, and of them those resumed, by any
+ * means)
  * Counters are this process's since it attached (or forked). NULL if `ctx` has no tlscache
  * (tlscache_last_error() says so).
  */

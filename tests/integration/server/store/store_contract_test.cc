@@ -1,6 +1,7 @@
 // The contract of server/store/store.h, defined once and run against every store the server
 // builds (memory, sealed memory, Redis, sealed Redis, Sentinel, Cluster), each on real servers
 // and with real time.
+#include <algorithm>
 #include <atomic>
 #include <memory>
 #include <string>
@@ -11,6 +12,7 @@
 #include "absl/time/clock.h"
 #include "gtest/gtest.h"
 #include "server/store/store.h"
+#include "server/store/store_sync.h"
 #include "tests/testing/eventually.h"
 #include "tests/testing/log_collector.h"
 #include "tests/testing/store_sync.h"
@@ -165,6 +167,44 @@ TEST_P(StoreContractTest, ARingIsCreatedOnceAndReplacedOnlyByCompareAndSet) {
   // Rings and sessions live apart, even under a namespace named like the ring prefix.
   ASSERT_TRUE(PutSync(*store_, "ring", "ns", "session", absl::Seconds(60)).ok());
   EXPECT_EQ(GetRingSync(*store_, "ns")->ring.view(), "ring two");
+}
+
+TEST_P(StoreContractTest, AFollowerReportReplacesItsLastAndARemovedOneIsGone) {
+  auto report = [&](const std::string& follower, uint64_t version, int64_t lease_ends) {
+    return AwaitStore<absl::Status>([&](auto done) {
+      store_->ReportFollower("ns", {follower, version, lease_ends}, absl::Now() + absl::Seconds(5),
+                             std::move(done));
+    });
+  };
+  ASSERT_TRUE(report("node-1/nginx[12]", 3, 1000).ok());
+  ASSERT_TRUE(report("node-2/keysync:/run/keys", 2, 2000).ok());
+  ASSERT_TRUE(report("node-1/nginx[12]", 4, 3000).ok());
+  auto listed = ListFollowersSync(*store_, "ns", absl::Seconds(5));
+  ASSERT_TRUE(listed.ok()) << listed.status();
+  ASSERT_EQ(listed->size(), 2u);
+  std::sort(listed->begin(), listed->end(),
+            [](const FollowerReport& a, const FollowerReport& b) { return a.follower < b.follower; });
+  EXPECT_EQ((*listed)[0].follower, "node-1/nginx[12]");
+  EXPECT_EQ((*listed)[0].version, 4u);
+  EXPECT_EQ((*listed)[0].lease_ends_unix_ms, 3000);
+  EXPECT_EQ((*listed)[1].version, 2u);
+  auto forget = [&](const std::string& follower, uint64_t version, int64_t lease_ends) {
+    return AwaitStore<absl::Status>([&](auto done) {
+      store_->ForgetFollower("ns", {follower, version, lease_ends}, absl::Now() + absl::Seconds(5),
+                             std::move(done));
+    });
+  };
+  ASSERT_TRUE(forget("node-1/nginx[12]", 3, 1000).ok());  // it reported since: stays
+  ASSERT_EQ(ListFollowersSync(*store_, "ns", absl::Seconds(5))->size(), 2u);
+  ASSERT_TRUE(forget("node-1/nginx[12]", 4, 3000).ok());  // still that report: goes
+  ASSERT_EQ(ListFollowersSync(*store_, "ns", absl::Seconds(5))->size(), 1u);
+  ASSERT_TRUE(report("node-1/nginx[12]", 5, 4000).ok());
+  ASSERT_TRUE(report("node-1/nginx[12]", 0, 0).ok());  // lease 0: removed, whatever it held
+  listed = ListFollowersSync(*store_, "ns", absl::Seconds(5));
+  ASSERT_TRUE(listed.ok());
+  ASSERT_EQ(listed->size(), 1u);
+  EXPECT_EQ((*listed)[0].follower, "node-2/keysync:/run/keys");
+  EXPECT_TRUE(ListFollowersSync(*store_, "other-ns", absl::Seconds(5))->empty());
 }
 
 TEST_P(StoreContractTest, OfConcurrentRotationsExactlyOneSwaps) {

@@ -44,6 +44,8 @@ ProcessStats Distinct() {
   c.withdrawn = 223;
   c.push_lag_p50 = absl::Microseconds(224);
   c.push_lag_p99 = absl::Microseconds(225);
+  stats.handshakes = 301;
+  stats.handshakes_resumed = 302;
   return stats;
 }
 
@@ -61,6 +63,7 @@ TEST(PluginStatsTest, EveryCounterIsInTheJsonUnderItsName) {
                               "\"batches\":220,\"received\":221,\"gaps\":222,\"withdrawn\":223,"
                               "\"lag_p50_us\":224,\"lag_p99_us\":225}"));
   EXPECT_THAT(json, HasSubstr("\"tickets\":{\"issued\":106}"));
+  EXPECT_THAT(json, HasSubstr("\"handshakes\":{\"accepted\":301,\"resumed\":302}"));
   EXPECT_THAT(json, HasSubstr("\"breaker\":\"closed\"}"));
 }
 
@@ -71,7 +74,40 @@ TEST(PluginStatsTest, TheLineKeepsItsFieldsInOrderWithTheNewOnesAfter) {
                               "lookups 201 hits, 202 misses, 203 errors, 204 timeouts, "
                               "206 skipped, 205 timeouts on a busy node;"));
   EXPECT_THAT(line, HasSubstr("near cache 212 hits"));
-  EXPECT_THAT(line, HasSubstr("106 farm tickets issued"));
+  EXPECT_THAT(line, HasSubstr("106 farm tickets issued; handshakes 301, 302 resumed; breaker"));
+}
+
+TEST(PluginStatsTest, EveryCounterIsInTheTextfileUnderItsNameAndLabel) {
+  const std::string text = RenderTextfile({{"pid", "9"}}, StatsTextfile(Distinct()),
+                                          absl::FromUnixSeconds(1));
+  for (const char* sample : {
+           "tlscache_plugin_contexts{pid=\"9\"} 3\n",
+           "tlscache_plugin_handshakes_total{pid=\"9\"} 301\n",
+           "tlscache_plugin_handshakes_resumed_total{pid=\"9\"} 302\n",
+           "tlscache_plugin_tickets_issued_total{pid=\"9\"} 106\n",
+           "tlscache_plugin_push_received_total{pid=\"9\"} 221\n",
+           "tlscache_plugin_push_gaps_total{pid=\"9\"} 222\n",
+           "tlscache_plugin_push_lag_p99_seconds{pid=\"9\"} 0.000224999",  // 225 us, as %.17g
+           "tlscache_plugin_breaker_open{pid=\"9\"} 0\n",
+           "tlscache_plugin_sessions_total{pid=\"9\",result=\"stored\"} 101\n",
+           "tlscache_plugin_sessions_total{pid=\"9\",result=\"skipped\"} 102\n",
+           "tlscache_plugin_sessions_total{pid=\"9\",result=\"resumed\"} 103\n",
+           "tlscache_plugin_sessions_total{pid=\"9\",result=\"rejected\"} 104\n",
+           "tlscache_plugin_sessions_total{pid=\"9\",result=\"deleted\"} 105\n",
+           "tlscache_plugin_lookups_total{pid=\"9\",outcome=\"hit\"} 201\n",
+           "tlscache_plugin_lookups_total{pid=\"9\",outcome=\"near_hit\"} 212\n",
+           "tlscache_plugin_lookups_total{pid=\"9\",outcome=\"miss\"} 202\n",
+           "tlscache_plugin_lookups_total{pid=\"9\",outcome=\"error\"} 203\n",
+           "tlscache_plugin_lookups_total{pid=\"9\",outcome=\"timeout\"} 204\n",
+           "tlscache_plugin_lookups_total{pid=\"9\",outcome=\"busy_timeout\"} 205\n",
+           "tlscache_plugin_lookups_total{pid=\"9\",outcome=\"skipped\"} 206\n",
+           "tlscache_plugin_stores_total{pid=\"9\",result=\"sent\"} 207\n",
+           "tlscache_plugin_stores_total{pid=\"9\",result=\"failed\"} 208\n",
+           "tlscache_plugin_stores_total{pid=\"9\",result=\"dropped\"} 209\n",
+           "tlscache_plugin_stores_total{pid=\"9\",result=\"late\"} 210\n",
+           "tlscache_plugin_stores_total{pid=\"9\",result=\"resent\"} 211\n"}) {
+    EXPECT_THAT(text, HasSubstr(sample));
+  }
 }
 
 TEST(PluginStatsTest, CountersAddUpAndTheWorstBreakerWins) {

@@ -27,6 +27,8 @@ using ::tlscache::testing::FakeClock;
 
 constexpr absl::Duration kRotation = absl::Hours(1);
 constexpr absl::Duration kMinDistribution = absl::Seconds(3);
+constexpr absl::Duration kLease = absl::Seconds(30);
+constexpr absl::Duration kBarrierTimeout = absl::Minutes(5);
 
 // One replica: the service, served on a port of its own.
 class Replica {
@@ -39,6 +41,8 @@ class Replica {
     // Only a notice (or the clock) brings another replica's ring: no re-read meanwhile.
     options.resync_interval = absl::Hours(24);
     options.min_distribution = kMinDistribution;
+    options.barrier.lease = kLease;
+    options.barrier.timeout = kBarrierTimeout;
     options.clock = clock;
     service_ = std::make_unique<TicketKeyService>(store, options);
     grpc::ServerBuilder builder;
@@ -64,6 +68,34 @@ class Replica {
     grpc::ClientContext context;
     context.set_deadline(absl::ToChronoTime(absl::Now() + absl::Seconds(5)));
     return stub_->GetTicketKeys(&context, request, &ring).ok() ? ring.version() : 0;
+  }
+
+  // `follower` says it holds `version` of the ring of `ns`.
+  grpc::Status Report(const std::string& ns, const std::string& follower, uint64_t version,
+                      bool leaving = false) {
+    v1::TicketKeysReport request;
+    request.set_namespace_(ns);
+    request.set_follower(follower);
+    request.set_version(version);
+    request.set_leaving(leaving);
+    v1::TicketKeysReportResponse response;
+    grpc::ClientContext context;
+    context.set_deadline(absl::ToChronoTime(absl::Now() + absl::Seconds(5)));
+    grpc::Status status = stub_->ReportTicketKeys(&context, request, &response);
+    if (status.ok()) {
+      EXPECT_EQ(response.lease_ms(), absl::ToInt64Milliseconds(kLease));
+    }
+    return status;
+  }
+
+  v1::TicketKeyFollowers Followers(const std::string& ns) {
+    v1::TicketKeysRequest request;
+    request.set_namespace_(ns);
+    v1::TicketKeyFollowers followers;
+    grpc::ClientContext context;
+    context.set_deadline(absl::ToChronoTime(absl::Now() + absl::Seconds(5)));
+    EXPECT_TRUE(stub_->ListTicketKeyFollowers(&context, request, &followers).ok());
+    return followers;
   }
 
   grpc::Status Rotate(const std::string& ns, absl::Duration timeout, v1::TicketKeySet* ring) {
@@ -176,6 +208,95 @@ TEST_F(TicketKeyServiceTest, StoppingTheWatchesEndsTheOpenOnesAndTheWaitingRotat
   rotate.join();
   EXPECT_EQ(waiting.error_code(), grpc::StatusCode::UNAVAILABLE) << waiting.error_message();
   EXPECT_LT(absl::Now() - start, absl::Seconds(5)) << "a waiting call held the shutdown";
+}
+
+// A follower that holds version 1 when version 2 is the ring has not got version 2's PENDING
+// key: promoting it would let nodes encrypt with a key that follower cannot decrypt.
+TEST_F(TicketKeyServiceTest, AForcedRotationWaitsUntilEveryLiveFollowerHoldsThePendingKey) {
+  Replica replica(store_.get(), &clock_);
+  ASSERT_EQ(replica.Version("edge"), 1u);
+  ASSERT_TRUE(replica.Report("edge", "node-1/keysync", 1).ok());
+  ASSERT_TRUE(replica.Report("edge", "node-2/nginx[7]", 1).ok());
+  v1::TicketKeySet ring;
+  ASSERT_TRUE(replica.Rotate("edge", absl::Seconds(5), &ring).ok()) << "both hold version 1";
+  ASSERT_EQ(ring.version(), 2u);
+  ASSERT_TRUE(replica.Report("edge", "node-2/nginx[7]", 2).ok());
+  clock_.Advance(kMinDistribution);
+
+  grpc::Status waited;
+  std::thread rotate([&] { waited = replica.Rotate("edge", absl::Seconds(10), &ring); });
+  absl::SleepFor(absl::Milliseconds(300));
+  EXPECT_EQ(replica.Version("edge"), 2u) << "promoted a key node-1 cannot decrypt with";
+  const v1::TicketKeyFollowers followers = replica.Followers("edge");
+  EXPECT_EQ(followers.ring_version(), 2u);
+  ASSERT_EQ(followers.followers_size(), 2);
+  EXPECT_EQ(followers.followers(0).follower(), "node-1/keysync");
+  EXPECT_EQ(followers.followers(0).version(), 1u);
+  EXPECT_EQ(replica.service().barrier().figures(clock_.Now()).at("edge").lagging, 1u);
+
+  ASSERT_TRUE(replica.Report("edge", "node-1/keysync", 2).ok());
+  rotate.join();
+  ASSERT_TRUE(waited.ok()) << waited.error_message();
+  EXPECT_EQ(ring.version(), 3u);
+  EXPECT_TRUE(replica.service().barrier().left_behind().empty());
+}
+
+TEST_F(TicketKeyServiceTest, AFollowerWhoseLeaseEndsStopsCountingAndIsNamedAsLeftBehind) {
+  Replica replica(store_.get(), &clock_);
+  ASSERT_EQ(replica.Version("edge"), 1u);
+  ASSERT_TRUE(replica.Report("edge", "node-1/keysync", 1).ok());
+  v1::TicketKeySet ring;
+  ASSERT_TRUE(replica.Rotate("edge", absl::Seconds(5), &ring).ok());
+  clock_.Advance(kMinDistribution);  // node-1 stops reporting: it holds version 1
+
+  grpc::Status waited;
+  std::thread rotate([&] { waited = replica.Rotate("edge", absl::Seconds(10), &ring); });
+  absl::SleepFor(absl::Milliseconds(300));
+  EXPECT_EQ(replica.Version("edge"), 2u) << "did not wait for a follower whose lease runs";
+  clock_.Advance(kLease);
+  rotate.join();
+  ASSERT_TRUE(waited.ok()) << waited.error_message();
+  EXPECT_EQ(ring.version(), 3u);
+  const auto left = replica.service().barrier().left_behind();
+  ASSERT_EQ(left.size(), 1u);
+  EXPECT_EQ(left.begin()->first.follower, "node-1/keysync");
+  EXPECT_EQ(left.begin()->first.reason, "lease_ended");
+  EXPECT_EQ(replica.Followers("edge").followers_size(), 0) << "a lapsed follower is forgotten";
+}
+
+TEST_F(TicketKeyServiceTest, AScheduledRotationGoesAheadWithoutALiveLaggardAfterTheTimeout) {
+  Replica replica(store_.get(), &clock_);
+  ASSERT_EQ(replica.Version("edge"), 1u);
+  ASSERT_TRUE(replica.Report("edge", "node-1/keysync", 1).ok());
+  clock_.Advance(kRotation);
+  ASSERT_TRUE(Eventually([&] { return replica.Version("edge") == 2u; }));
+  // node-1 keeps reporting version 1 (say, its reload fails): the next rotation is held.
+  clock_.Advance(kRotation);
+  for (absl::Duration held; held < kBarrierTimeout; held += kLease / 3) {
+    ASSERT_TRUE(replica.Report("edge", "node-1/keysync", 1).ok());
+    absl::SleepFor(absl::Milliseconds(50));
+    ASSERT_EQ(replica.Version("edge"), 2u) << "went ahead after " << held;
+    clock_.Advance(kLease / 3);
+  }
+  ASSERT_TRUE(replica.Report("edge", "node-1/keysync", 1).ok());
+  EXPECT_TRUE(Eventually([&] { return replica.Version("edge") == 3u; }));
+  const auto left = replica.service().barrier().left_behind();
+  ASSERT_EQ(left.size(), 1u);
+  EXPECT_EQ(left.begin()->first.reason, "timeout");
+  EXPECT_GE(replica.service().barrier().figures(clock_.Now()).at("edge").last_wait,
+            kBarrierTimeout);
+}
+
+TEST_F(TicketKeyServiceTest, AFollowerThatLeavesNoLongerCountsAndABadNameIsRefused) {
+  Replica replica(store_.get(), &clock_);
+  ASSERT_TRUE(replica.Report("edge", "node-1/keysync", 1).ok());
+  ASSERT_EQ(replica.Followers("edge").followers_size(), 1);
+  ASSERT_TRUE(replica.Report("edge", "node-1/keysync", 1, /*leaving=*/true).ok());
+  EXPECT_EQ(replica.Followers("edge").followers_size(), 0);
+  const grpc::Status bad = replica.Report("edge", "node 1;rm", 1);
+  EXPECT_EQ(bad.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_NE(bad.error_message().find("follower may only contain"), std::string::npos)
+      << bad.error_message();
 }
 
 }  // namespace
