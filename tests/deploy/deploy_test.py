@@ -20,7 +20,8 @@ BIN_DIR = os.environ.get("TLSCACHE_BIN_DIR", os.path.join(ROOT, "build", "bin"))
 BUILD_DIR = os.path.dirname(BIN_DIR)
 NPM_DIR = os.environ.get("TLSCACHE_NPM_DIR", os.path.join(BUILD_DIR, "npm"))
 VALIDATOR = os.path.join(os.path.dirname(__file__), "validate.js")
-KUSTOMIZATIONS = ["base", "overlays/dev", "overlays/prod", "examples/nginx-frontend"]
+KUSTOMIZATIONS = ["base", "overlays/dev", "overlays/prod", "examples/nginx-frontend",
+                  "examples/nginx-keysync"]
 
 
 def require(binary):
@@ -41,10 +42,11 @@ def render(kustomization):
 def validator_modules():
     """node_modules with kubernetes-models and yaml, installed once per build directory."""
     modules = os.path.join(NPM_DIR, "node_modules")
-    if not os.path.isdir(os.path.join(modules, "kubernetes-models")):
+    if not os.path.isdir(os.path.join(modules, "@kubernetes-models", "prometheus-operator")):
         os.makedirs(NPM_DIR, exist_ok=True)
         subprocess.run([require("npm"), "install", "--prefix", NPM_DIR, "--no-audit", "--no-fund",
-                        "--loglevel=error", "kubernetes-models@4", "yaml@2"],
+                        "--loglevel=error", "kubernetes-models@4", "yaml@2",
+                        "@kubernetes-models/prometheus-operator@6"],
                        check=True, capture_output=True, timeout=300)
     return modules
 
@@ -126,7 +128,8 @@ class ProductionManifestsTest(unittest.TestCase):
 
     @classmethod
     def setUpClass(cls):
-        cls.objects = [o for kustomization in ("overlays/prod", "examples/nginx-frontend")
+        cls.objects = [o for kustomization in ("overlays/prod", "examples/nginx-frontend",
+                                               "examples/nginx-keysync")
                        for o in yaml.safe_load_all(render(kustomization)) if o]
 
     def find(self, kind, name):

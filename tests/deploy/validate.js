@@ -1,6 +1,8 @@
 // Validates rendered Kubernetes manifests (a YAML stream on stdin) against the Kubernetes
-// OpenAPI schemas, with the kubernetes-models package from the npm registry. Prints one line
-// per object; exits 1 if any object is invalid or of a kind it has no schema for.
+// OpenAPI schemas, with the kubernetes-models package from the npm registry, and
+// prometheus-operator's objects (PrometheusRule) against its CRDs' schemas
+// (@kubernetes-models/prometheus-operator). Prints one line per object; exits 1 if any object
+// is invalid or of a kind it has no schema for.
 //   node validate.js MODULES_DIR < rendered.yaml
 "use strict";
 const path = require("path");
@@ -8,8 +10,12 @@ const modules = process.argv[2];
 const YAML = require(path.join(modules, "yaml"));
 
 function modelFor(apiVersion, kind) {
-  // "v1" -> kubernetes-models/v1/Kind; "apps/v1" -> kubernetes-models/apps/v1/Kind
-  const module = path.join(modules, "kubernetes-models", apiVersion, kind);
+  // "v1" -> kubernetes-models/v1/Kind; "apps/v1" -> kubernetes-models/apps/v1/Kind;
+  // "monitoring.coreos.com/v1" -> @kubernetes-models/prometheus-operator/...
+  const models = apiVersion.startsWith("monitoring.coreos.com/")
+    ? "@kubernetes-models/prometheus-operator"
+    : "kubernetes-models";
+  const module = path.join(modules, models, apiVersion, kind);
   return require(module)[kind];
 }
 
