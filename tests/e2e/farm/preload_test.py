@@ -85,16 +85,24 @@ class NginxPreloadTest(FarmTestCase):
         nodes, _, lb = self.nginx_farm(env(
             cache, TLSCACHE_METRICS_FILE=os.path.join(directory, "tlscache.prom")))
         resumed = self.resumption(lb, "nginx + preload with a metrics file")
+        def textfiles():
+            """{pid: text} of the *.prom files, as node_exporter reads them (a file being
+            replaced is written under another name first)."""
+            texts = {}
+            for name in os.listdir(directory):
+                if not name.endswith(".prom"):
+                    continue
+                self.assertRegex(name, r"^tlscache\.\d+\.prom$")
+                with open(os.path.join(directory, name)) as f:
+                    texts[name.split(".")[1]] = f.read()
+            return texts
+
         workers = {}  # pid: samples, the file of each worker that served
         deadline = time.monotonic() + 15
         while sum(handshakes(w) for w in workers.values()) < 2 * RECONNECTS:
             self.assertLess(time.monotonic(), deadline, os.listdir(directory))
             time.sleep(0.5)
-            workers = {}
-            for name in os.listdir(directory):
-                self.assertRegex(name, r"^tlscache\.\d+\.prom$")  # no temporary file left
-                with open(os.path.join(directory, name)) as f:
-                    workers[name.split(".")[1]] = tlsfarm.parse_metrics(f.read())
+            workers = {pid: tlsfarm.parse_metrics(text) for pid, text in textfiles().items()}
         total = sum(handshakes(w) for w in workers.values())
         total_resumed = sum(value(w, "tlscache_plugin_handshakes_resumed_total")
                             for w in workers.values())
@@ -113,13 +121,8 @@ class NginxPreloadTest(FarmTestCase):
         killed_at = time.time()
 
         def updated():
-            times = {}
-            for name in os.listdir(directory):
-                pid = name.split(".")[1]
-                with open(os.path.join(directory, name)) as f:
-                    times[pid] = value(tlsfarm.parse_metrics(f.read()),
-                                       "tlscache_textfile_updated_seconds")
-            return times
+            return {pid: value(tlsfarm.parse_metrics(text), "tlscache_textfile_updated_seconds")
+                    for pid, text in textfiles().items()}
 
         deadline = time.monotonic() + 15
         while not all(t > killed_at for pid, t in updated().items() if pid != killed):
@@ -128,7 +131,7 @@ class NginxPreloadTest(FarmTestCase):
         self.assertLess(updated()[killed], killed_at, "a dead worker's file kept changing")
         for node in nodes:
             node.stop()
-        self.assertEqual(os.listdir(directory), [f"tlscache.{killed}.prom"])
+        self.assertEqual(list(textfiles()), [killed])
 
     def test_curl_resumes_every_reconnect(self):
         cache = self.farm.cache()
