@@ -34,6 +34,8 @@ class RedisClusterServers {
   // Waits until every running node says cluster_state:ok and agrees on `masters` masters
   // that serve all 16384 slots.
   absl::Status WaitUntilHealthy(int masters, absl::Duration timeout) const;
+  // Waits until every running replica's link to its master is up (its first sync done).
+  absl::Status WaitUntilReplicasSynced(absl::Duration timeout) const;
   // redis-cli against a running node.
   absl::StatusOr<std::string> Cli(const std::vector<std::string>& args,
                                   absl::Duration timeout = absl::Seconds(10)) const;
