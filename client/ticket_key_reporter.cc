@@ -5,14 +5,13 @@
 #include <unistd.h>
 
 #include <algorithm>
-#include <cctype>
-#include <string_view>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "common/log.h"
 #include "common/threads.h"
+#include "common/validation.h"
 #include "tlscache/v1/ticket_keys.grpc.pb.h"
 
 namespace tlscache::client {
@@ -30,26 +29,26 @@ const std::string* const program_name = new std::string(program_invocation_short
 
 const std::string& ProgramName() { return *program_name; }
 
-std::string ProcessFollowerName() {
+std::string HostFollowerName(absl::string_view what) {
   char host[256] = {};
   if (gethostname(host, sizeof(host) - 1) != 0 || host[0] == '\0') {
     std::snprintf(host, sizeof(host), "unknown-host");
   }
-  std::string name = absl::StrCat(host, "/", ProgramName(), "[", getpid(), "]");
-  // Only the characters a follower's name may hold (common/validation.h), within its length.
+  std::string name = absl::StrCat(host, "/", what);
   for (char& c : name) {
-    if (!(std::isalnum(static_cast<unsigned char>(c)) ||
-          std::string_view("._:/@+[]-").find(c) != std::string_view::npos)) {
-      c = '_';
-    }
+    if (!IsFollowerNameChar(c)) c = '_';
   }
-  if (name.size() > 128) name.erase(0, name.size() - 128);
+  if (name.size() > kMaxFollowerBytes) name.erase(0, name.size() - kMaxFollowerBytes);
   return name;
+}
+
+std::string ProcessFollowerName() {
+  return HostFollowerName(absl::StrCat(ProgramName(), "[", getpid(), "]"));
 }
 
 TicketKeyReporter::TicketKeyReporter(std::shared_ptr<grpc::Channel> channel, std::string ns,
                                      std::string follower)
-    : channel_(std::move(channel)), ns_(std::move(ns)), follower_(std::move(follower)) {
+    : ns_(std::move(ns)), follower_(std::move(follower)), stub_(v1::TicketKeys::NewStub(channel)) {
   thread_ = std::thread([this] { Run(); });
 }
 
@@ -80,7 +79,6 @@ void TicketKeyReporter::Stop(bool leave) {
 }
 
 absl::Duration TicketKeyReporter::Report(uint64_t version, bool leaving, absl::Duration timeout) {
-  auto stub = v1::TicketKeys::NewStub(channel_);
   grpc::ClientContext context;
   context.set_deadline(absl::ToChronoTime(absl::Now() + timeout));
   v1::TicketKeysReport request;
@@ -89,7 +87,7 @@ absl::Duration TicketKeyReporter::Report(uint64_t version, bool leaving, absl::D
   request.set_version(version);
   request.set_leaving(leaving);
   v1::TicketKeysReportResponse response;
-  const grpc::Status status = stub->ReportTicketKeys(&context, request, &response);
+  const grpc::Status status = stub_->ReportTicketKeys(&context, request, &response);
   if (!status.ok()) return absl::ZeroDuration();
   return response.lease_ms() > 0 ? absl::Milliseconds(response.lease_ms()) : kDefaultLease;
 }

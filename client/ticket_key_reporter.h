@@ -17,8 +17,10 @@
 #include <thread>
 
 #include "absl/base/thread_annotations.h"
+#include "absl/strings/string_view.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
+#include "tlscache/v1/ticket_keys.grpc.pb.h"
 
 namespace tlscache::client {
 
@@ -26,7 +28,11 @@ namespace tlscache::client {
 // nginx writes its process titles ("nginx: worker process") over its arguments.
 const std::string& ProgramName();
 
-// "HOST/PROGRAM[PID]": a follower's name when it has none of its own.
+// "HOST/`what`", made a valid follower name (common/validation.h): other characters become
+// '_', and a name too long keeps its end.
+std::string HostFollowerName(absl::string_view what);
+
+// "HOST/PROGRAM[PID]": a process's name as a follower.
 std::string ProcessFollowerName();
 
 class TicketKeyReporter {
@@ -49,9 +55,9 @@ class TicketKeyReporter {
   // One call; the lease granted, or zero when the call failed.
   absl::Duration Report(uint64_t version, bool leaving, absl::Duration timeout);
 
-  const std::shared_ptr<grpc::Channel> channel_;
   const std::string ns_;
   const std::string follower_;
+  const std::unique_ptr<v1::TicketKeys::Stub> stub_;
   mutable absl::Mutex mu_;
   uint64_t held_ ABSL_GUARDED_BY(mu_) = 0;
   uint64_t reported_ ABSL_GUARDED_BY(mu_) = 0;

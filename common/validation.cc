@@ -29,16 +29,19 @@ absl::Status ValidateSessionId(absl::string_view session_id) {
   return absl::OkStatus();
 }
 
+bool IsFollowerNameChar(char c) {
+  return absl::ascii_isalnum(static_cast<unsigned char>(c)) ||
+         absl::string_view("._:/@+[]-").find(c) != absl::string_view::npos;
+}
+
 absl::Status ValidateFollowerName(absl::string_view follower) {
-  constexpr size_t kMaxFollowerBytes = 128;
   if (follower.empty()) return absl::InvalidArgumentError("follower is empty");
   if (follower.size() > kMaxFollowerBytes) {
     return absl::InvalidArgumentError(absl::StrCat("follower is ", follower.size(),
                                                    " bytes long; the limit is ", kMaxFollowerBytes));
   }
   for (char c : follower) {
-    if (!absl::ascii_isalnum(static_cast<unsigned char>(c)) &&
-        absl::string_view("._:/@+[]-").find(c) == absl::string_view::npos) {
+    if (!IsFollowerNameChar(c)) {
       return absl::InvalidArgumentError(
           "follower may only contain letters, digits and any of . _ : / @ + [ ] -");
     }

@@ -20,6 +20,8 @@ absl::Status ValidateNamespace(absl::string_view ns);                       // [
 absl::Status ValidateSessionId(absl::string_view session_id);               // 1..32 bytes
 absl::Status ValidateSession(absl::string_view session, size_t max_bytes);  // 1..max bytes
 // A ticket key follower's name: [A-Za-z0-9._:/@+\[\]-]{1,128}.
+inline constexpr size_t kMaxFollowerBytes = 128;
+bool IsFollowerNameChar(char c);
 absl::Status ValidateFollowerName(absl::string_view follower);
 
 }  // namespace tlscache

@@ -104,20 +104,19 @@ absl::StatusOr<int> UpdateHaproxyKeys(const std::string& socket_path, const std:
   absl::StatusOr<std::vector<SecretBytes>> held = HeldKeys(socket_path, file);
   if (!held.ok()) return held.status();
   // The fewest steps k such that what HAProxy holds, less its k oldest keys, begins what is
-  // wanted: the wanted keys after that are set in order.
+  // wanted: the wanted keys after that are set in order. Held keys of another count: all of them.
   const size_t n = wanted.size();
-  size_t steps = n;
-  for (size_t k = 0; k < n && k <= held->size(); ++k) {
-    if (held->size() != n) break;
-    bool leads = true;
-    for (size_t i = 0; i + k < n; ++i) leads &= Same((*held)[i + k].view(), wanted[i].view());
-    if (leads) {
-      steps = k;
-      break;
+  const auto leads_after = [&](size_t k) {
+    if (held->size() != n) return false;
+    for (size_t i = 0; i + k < n; ++i) {
+      if (!Same((*held)[i + k].view(), wanted[i].view())) return false;
     }
-  }
+    return true;
+  };
+  size_t steps = 0;
+  while (steps < n && !leads_after(steps)) ++steps;
+  const std::string prefix = absl::StrCat("set ssl tls-key ", file, " ");
   for (size_t i = n - steps; i < n; ++i) {
-    const std::string prefix = absl::StrCat("set ssl tls-key ", file, " ");
     SecretBytes command(prefix.size() + wanted[i].size());
     std::memcpy(command.mutable_data(), prefix.data(), prefix.size());
     std::memcpy(command.mutable_data() + prefix.size(), wanted[i].data(), wanted[i].size());

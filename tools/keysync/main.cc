@@ -17,6 +17,7 @@
 #include <sys/statfs.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cstdio>
 #include <cstdlib>
@@ -116,10 +117,11 @@ bool Holds(const std::string& path, absl::string_view contents) {
   return same;
 }
 
-// Writes the ring's files; whether any changed. Old nginx key files are removed by Prune.
-absl::StatusOr<bool> WriteFiles(const Settings& settings, const client::TicketKeySnapshot& ring) {
+// Writes a ring's files (RenderRing); whether any changed. Old nginx key files are removed by
+// Prune.
+absl::StatusOr<bool> WriteFiles(const Settings& settings, const std::vector<KeyFile>& files) {
   bool changed = false;
-  for (const KeyFile& file : RenderRing(ring, settings.format, settings.dir)) {
+  for (const KeyFile& file : files) {
     const std::string path = absl::StrCat(settings.dir, "/", file.name);
     if (Holds(path, file.contents.view())) continue;
     const unsigned mode = settings.gid >= 0 ? 0640 : 0600;
@@ -132,17 +134,14 @@ absl::StatusOr<bool> WriteFiles(const Settings& settings, const client::TicketKe
 }
 
 // Removes key files of keys the ring no longer has (after the server stopped reading them).
-void Prune(const Settings& settings, const client::TicketKeySnapshot& ring) {
-  std::vector<std::string> keep;
-  for (const KeyFile& file : RenderRing(ring, settings.format, settings.dir)) {
-    keep.push_back(file.name);
-  }
+void Prune(const Settings& settings, const std::vector<KeyFile>& files) {
   DIR* dir = opendir(settings.dir.c_str());
   if (dir == nullptr) return;
   while (struct dirent* entry = readdir(dir)) {
     const std::string name = entry->d_name;
     if (!IsKeyFileName(name, settings.format)) continue;
-    if (std::find(keep.begin(), keep.end(), name) == keep.end()) {
+    if (std::none_of(files.begin(), files.end(),
+                     [&](const KeyFile& file) { return file.name == name; })) {
       unlink(absl::StrCat(settings.dir, "/", name).c_str());
     }
   }
@@ -159,7 +158,8 @@ absl::Status RunOnChange(const std::string& command) {
 // Makes the server hold `ring`: the files, then the runtime API or --on_change.
 absl::Status Apply(const Settings& settings, const client::TicketKeySnapshot& ring,
                    KeysyncMetrics* metrics) {
-  absl::StatusOr<bool> changed = WriteFiles(settings, ring);
+  const std::vector<KeyFile> files = RenderRing(ring, settings.format, settings.dir);
+  absl::StatusOr<bool> changed = WriteFiles(settings, files);
   if (!changed.ok()) return changed.status();
   if (!settings.haproxy_socket.empty()) {
     const std::string file = absl::StrCat(settings.dir, "/tls-ticket-keys");
@@ -173,20 +173,8 @@ absl::Status Apply(const Settings& settings, const client::TicketKeySnapshot& ri
     ++metrics->reloads;
     absl::SleepFor(absl::GetFlag(FLAGS_reload_settle));
   }
-  Prune(settings, ring);
+  Prune(settings, files);
   return absl::OkStatus();
-}
-
-std::string DefaultFollower(const std::string& dir) {
-  char host[256] = {};
-  if (gethostname(host, sizeof(host) - 1) != 0 || host[0] == '\0') {
-    std::snprintf(host, sizeof(host), "unknown-host");
-  }
-  std::string name = absl::StrCat(host, "/tlscache-keysync:", dir);
-  for (char& c : name) {
-    if (ValidateFollowerName(std::string(1, c)).ok() == false) c = '_';
-  }
-  return name.substr(0, 128);
 }
 
 int Main() {
@@ -217,7 +205,7 @@ int Main() {
     return Fail("--haproxy_socket and --on_change: one or the other");
   }
   std::string follower = absl::GetFlag(FLAGS_follower);
-  if (follower.empty()) follower = DefaultFollower(settings.dir);
+  if (follower.empty()) follower = client::HostFollowerName("tlscache-keysync:" + settings.dir);
   if (absl::Status s = ValidateFollowerName(follower); !s.ok()) {
     return Fail(absl::StrCat("--follower: ", s.message()));
   }
@@ -240,9 +228,10 @@ int Main() {
                                absl::FormatDuration(absl::GetFlag(FLAGS_timeout))),
                   1);
     }
-    absl::StatusOr<bool> written = WriteFiles(settings, *ring);
+    const std::vector<KeyFile> files = RenderRing(*ring, settings.format, settings.dir);
+    absl::StatusOr<bool> written = WriteFiles(settings, files);
     if (!written.ok()) return Fail(std::string(written.status().message()), 1);
-    Prune(settings, *ring);
+    Prune(settings, files);
     return 0;
   }
 
