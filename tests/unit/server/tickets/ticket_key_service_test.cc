@@ -222,6 +222,15 @@ TEST_F(TicketKeyServiceTest, AForcedRotationWaitsUntilEveryLiveFollowerHoldsTheP
   ASSERT_EQ(ring.version(), 2u);
   ASSERT_TRUE(replica.Report("edge", "node-2/nginx[7]", 2).ok());
   clock_.Advance(kMinDistribution);
+  // A caller whose deadline (on the service's clock) comes first is told whom it waited for.
+  grpc::Status early;
+  std::thread impatient([&] { early = replica.Rotate("edge", absl::Seconds(10), &ring); });
+  absl::SleepFor(absl::Milliseconds(200));
+  clock_.Advance(absl::Seconds(11));
+  impatient.join();
+  EXPECT_EQ(early.error_code(), grpc::StatusCode::FAILED_PRECONDITION) << early.error_message();
+  EXPECT_NE(early.error_message().find("node-1/keysync (version 1)"), std::string::npos)
+      << early.error_message();
 
   grpc::Status waited;
   std::thread rotate([&] { waited = replica.Rotate("edge", absl::Seconds(10), &ring); });
