@@ -250,13 +250,18 @@ auto ParseSecretFile(const char* flag, const std::string& path, size_t max_bytes
   return parsed;
 }
 
-// The credentials in `path` (a --*_password_file), or null when no file is given.
-absl::StatusOr<std::shared_ptr<const redis::RedisAuth>> LoadRedisAuth(const char* flag,
-                                                                      const std::string& path) {
+// The credentials in `path` (a --*_password_file), re-read at each connect; null when no file
+// is given.
+absl::StatusOr<std::shared_ptr<redis::RedisCredentials>> LoadRedisAuth(const char* flag,
+                                                                       const std::string& path) {
   if (path.empty()) return nullptr;
-  absl::StatusOr<redis::RedisAuth> auth = ParseSecretFile(flag, path, 4096, redis::ParseRedisAuth);
-  if (!auth.ok()) return auth.status();
-  return std::make_shared<const redis::RedisAuth>(*std::move(auth));
+  absl::StatusOr<std::shared_ptr<redis::RedisCredentials>> credentials =
+      redis::RedisCredentials::FromFile(path);
+  if (!credentials.ok()) {
+    return absl::Status(credentials.status().code(),
+                        absl::StrCat("--", flag, ": ", credentials.status().message()));
+  }
+  return credentials;
 }
 
 absl::StatusOr<std::unique_ptr<Sealer>> LoadSealer(const std::string& path,
@@ -311,10 +316,10 @@ int Main() {
       LoadSealer(absl::GetFlag(FLAGS_seal_key_file), SealScope(store_config));
   if (!sealer.ok()) return Fatal(sealer.status());
   const bool sealed = *sealer != nullptr;
-  absl::StatusOr<std::shared_ptr<const redis::RedisAuth>> redis_auth =
+  absl::StatusOr<std::shared_ptr<redis::RedisCredentials>> redis_auth =
       LoadRedisAuth("redis_password_file", absl::GetFlag(FLAGS_redis_password_file));
   if (!redis_auth.ok()) return Fatal(redis_auth.status());
-  absl::StatusOr<std::shared_ptr<const redis::RedisAuth>> sentinel_auth =
+  absl::StatusOr<std::shared_ptr<redis::RedisCredentials>> sentinel_auth =
       LoadRedisAuth("sentinel_password_file", absl::GetFlag(FLAGS_sentinel_password_file));
   if (!sentinel_auth.ok()) return Fatal(sentinel_auth.status());
 

@@ -33,8 +33,8 @@ struct StoreConfig {
   size_t memory_max_bytes = size_t{256} << 20;
   absl::Duration redis_timeout = absl::Milliseconds(100);
   int redis_pool_size = 4;
-  std::shared_ptr<const redis::RedisAuth> redis_auth;     // AUTH to Redis; null: none
-  std::shared_ptr<const redis::RedisAuth> sentinel_auth;  // AUTH to the sentinels; null: none
+  std::shared_ptr<redis::RedisCredentials> redis_auth;     // AUTH to Redis; null: none
+  std::shared_ptr<redis::RedisCredentials> sentinel_auth;  // AUTH to the sentinels; null: none
   // Which deployment this is, when several share one Redis ([A-Za-z0-9._-]{1,64}): part of
   // the Redis channel names and, with the database, of what sealed values are bound to.
   std::string deployment = "default";

@@ -80,30 +80,9 @@ std::string DescribeReply(const redisReply& reply) {
   }
 }
 
-absl::StatusOr<RedisAuth> ParseRedisAuth(absl::string_view text) {
-  text = absl::StripAsciiWhitespace(text);
-  if (text.empty()) return absl::InvalidArgumentError("empty: expected PASSWORD or USER PASSWORD");
-  if (absl::StrContains(text, '\n')) {
-    return absl::InvalidArgumentError("more than one line: expected PASSWORD or USER PASSWORD");
-  }
-  RedisAuth auth;
-  const size_t space = text.find_first_of(" \t");
-  if (space == absl::string_view::npos) {
-    auth.password = SecretBytes(text);
-    return auth;
-  }
-  auth.user = std::string(text.substr(0, space));
-  const absl::string_view password = absl::StripAsciiWhitespace(text.substr(space));
-  if (password.find_first_of(" \t") != absl::string_view::npos) {
-    return absl::InvalidArgumentError("expected PASSWORD or USER PASSWORD, found more words");
-  }
-  auth.password = SecretBytes(password);
-  return auth;
-}
-
 absl::StatusOr<std::unique_ptr<RedisConnection>> RedisConnection::Connect(
     const Endpoint& endpoint, absl::Duration connect_timeout, absl::Duration io_timeout,
-    const RedisAuth* auth) {
+    RedisCredentials* auth) {
   const std::string name = absl::StrCat("redis ", endpoint.ToString());
   std::unique_ptr<redisContext, ContextDeleter> ctx(redisConnectWithTimeout(
       endpoint.host.c_str(), endpoint.port, SocketTimeout(connect_timeout)));
@@ -120,13 +99,24 @@ absl::StatusOr<std::unique_ptr<RedisConnection>> RedisConnection::Connect(
   }
   std::unique_ptr<RedisConnection> conn(new RedisConnection(std::move(ctx), name, io_timeout));
   if (auth != nullptr) {
-    std::vector<absl::string_view> argv = {"AUTH"};
-    if (!auth->user.empty()) argv.push_back(auth->user);
-    argv.push_back(auth->password.view());
-    absl::StatusOr<ReplyPtr> reply = conn->Command(argv);
-    if (!reply.ok()) return reply.status();
-    if ((*reply)->type == REDIS_REPLY_ERROR) {
-      return absl::PermissionDeniedError(absl::StrCat(name, ": AUTH: ", DescribeReply(**reply)));
+    // The file's credentials first; when they are refused, the last accepted (a password
+    // rotated in the file before in Redis). The connection stays usable after a refused AUTH.
+    std::string refused;
+    for (const std::shared_ptr<const RedisAuth>& candidate : auth->Candidates()) {
+      std::vector<absl::string_view> argv = {"AUTH"};
+      if (!candidate->user.empty()) argv.push_back(candidate->user);
+      argv.push_back(candidate->password.view());
+      absl::StatusOr<ReplyPtr> reply = conn->Command(argv);
+      if (!reply.ok()) return reply.status();
+      if ((*reply)->type != REDIS_REPLY_ERROR) {
+        auth->Accepted(candidate);
+        refused.clear();
+        break;
+      }
+      if (refused.empty()) refused = DescribeReply(**reply);
+    }
+    if (!refused.empty()) {
+      return absl::PermissionDeniedError(absl::StrCat(name, ": AUTH: ", refused));
     }
   }
   if (endpoint.db != 0) {

@@ -20,6 +20,7 @@
 #include "absl/time/time.h"
 #include "absl/types/span.h"
 #include "common/secret_bytes.h"
+#include "server/store/redis/redis_credentials.h"
 
 namespace tlscache::server::redis {
 
@@ -31,15 +32,6 @@ struct Endpoint {
   std::string ToString() const;
 };
 
-// Credentials for AUTH: a password (the default user), or an ACL user and its password.
-struct RedisAuth {
-  std::string user;  // empty: the default user
-  SecretBytes password;
-};
-
-// A credentials file: one line, "PASSWORD" or "USER PASSWORD". Errors never hold the password.
-absl::StatusOr<RedisAuth> ParseRedisAuth(absl::string_view text);
-
 // Frees a reply after wiping every string in it: replies carry session bytes.
 struct ReplyDeleter {
   void operator()(redisReply* reply) const;
@@ -48,13 +40,13 @@ using ReplyPtr = std::unique_ptr<redisReply, ReplyDeleter>;
 
 class RedisConnection {
  public:
-  // Connects, authenticates with `auth` (when not null), then selects the endpoint's
-  // database. Fails with Unavailable (PermissionDenied when the credentials are refused), or
+  // Connects, authenticates with `auth` (when not null: its candidates in turn, telling it
+  // which was accepted), then selects the endpoint's database. Fails with Unavailable (PermissionDenied when the credentials are refused), or
   // DeadlineExceeded when the server does not answer in time.
   static absl::StatusOr<std::unique_ptr<RedisConnection>> Connect(const Endpoint& endpoint,
                                                                   absl::Duration connect_timeout,
                                                                   absl::Duration io_timeout,
-                                                                  const RedisAuth* auth = nullptr);
+                                                                  RedisCredentials* auth = nullptr);
 
   // Queues a command in the output buffer; nothing is sent until GetReply().
   void Append(absl::Span<const absl::string_view> argv);

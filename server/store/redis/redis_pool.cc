@@ -256,7 +256,7 @@ absl::Status RedisPool::RunBatch(RedisConnection& conn, std::vector<std::unique_
       if (op->asking) conn.Append({"ASKING"});
       std::vector<absl::string_view> args(op->argv.begin(), op->argv.end());
       conn.Append(args);
-      if (op->replicated) {
+      if (op->replication != Replication::kNone) {
         // Half of what the call has left: a replica that is not there (or still syncing)
         // costs the call that, and the WAIT's answer still comes within the read timeout.
         const std::string wait_ms =
@@ -280,7 +280,7 @@ absl::Status RedisPool::RunBatch(RedisConnection& conn, std::vector<std::unique_
       for (size_t j = i; j < live.size(); ++j) std::move(live[j]->handler)(reply.status());
       return reply.status();
     }
-    if (live[i]->replicated) {
+    if (live[i]->replication != Replication::kNone) {
       absl::StatusOr<ReplyPtr> replicas = conn.GetReply();  // the WAIT's: how many confirmed
       if (!replicas.ok()) {
         for (size_t j = i; j < live.size(); ++j) std::move(live[j]->handler)(replicas.status());
@@ -288,6 +288,13 @@ absl::Status RedisPool::RunBatch(RedisConnection& conn, std::vector<std::unique_
       }
       if ((*replicas)->type != REDIS_REPLY_INTEGER || (*replicas)->integer < 1) {
         unreplicated_.fetch_add(1, std::memory_order_relaxed);
+        if (live[i]->replication == Replication::kRequired &&
+            (*reply)->type != REDIS_REPLY_ERROR) {
+          std::move(live[i]->handler)(absl::UnavailableError(absl::StrCat(
+              name_, ": the write reached the master but no replica confirmed it in time; "
+                     "not acknowledging what a failover could discard")));
+          continue;
+        }
       }
     }
     if ((*reply)->type != REDIS_REPLY_ERROR) {

@@ -45,7 +45,7 @@ struct RedisPoolOptions {
   // announced by the sentinels drops every connection so that the new master is used at once.
   std::optional<SentinelConfig> sentinel;
   // AUTH on every connection to Redis (not to the sentinels: SentinelConfig::auth).
-  std::shared_ptr<const RedisAuth> auth;
+  std::shared_ptr<RedisCredentials> auth;
   int pool_size = 4;
   // Bound on one call: time queued plus the Redis round trip.
   absl::Duration timeout = absl::Milliseconds(100);

@@ -33,7 +33,7 @@ struct SubscriberOptions {
   bool sharded = false;  // SSUBSCRIBE (Redis Cluster) rather than SUBSCRIBE
   // Where to connect: the server, the master Sentinel names, or (Cluster) the next seed.
   std::function<absl::StatusOr<Endpoint>()> locate;
-  std::shared_ptr<const RedisAuth> auth;
+  std::shared_ptr<RedisCredentials> auth;
   // Runs on the subscriber's thread once each subscription is confirmed, before its messages.
   std::function<void()> on_subscribed;
   // Runs on the subscriber's thread when a confirmed subscription ends (not on destruction).

@@ -1,5 +1,6 @@
 #include "server/store/redis/sentinel.h"
 
+#include <optional>
 #include <utility>
 
 #include "absl/strings/match.h"
@@ -23,52 +24,126 @@ std::string SentinelConfig::ToString() const {
   return absl::StrCat("sentinel ", master_name, " (", absl::StrJoin(addresses, ","), ")");
 }
 
-absl::StatusOr<Endpoint> ResolveMaster(const SentinelConfig& config, absl::Duration timeout) {
-  std::vector<std::string> failures;
-  for (const Endpoint& sentinel : config.sentinels) {
-    const std::string where = absl::StrCat(sentinel.host, ":", sentinel.port);
-    Endpoint at = sentinel;
-    at.db = 0;  // sentinels have no databases to select
-    absl::StatusOr<std::unique_ptr<RedisConnection>> conn =
-        RedisConnection::Connect(at, timeout, timeout, config.auth.get());
-    if (!conn.ok()) {
-      failures.push_back(absl::StrCat(where, ": ", conn.status().message()));
-      continue;
-    }
-    absl::StatusOr<ReplyPtr> reply =
-        (*conn)->Command({"SENTINEL", "get-master-addr-by-name", config.master_name});
-    if (!reply.ok()) {
-      failures.push_back(absl::StrCat(where, ": ", reply.status().message()));
-      continue;
-    }
-    const redisReply& r = **reply;
-    Endpoint master;
-    master.db = config.db;
-    if (r.type != REDIS_REPLY_ARRAY || r.elements != 2 ||
-        r.element[0]->type != REDIS_REPLY_STRING || r.element[1]->type != REDIS_REPLY_STRING ||
-        r.element[0]->len == 0 || r.element[0]->len > 255 ||
-        !absl::SimpleAtoi(Str(*r.element[1]), &master.port) || master.port < 1 ||
-        master.port > 65535) {
-      failures.push_back(absl::StrCat(where, ": does not know master ", config.master_name, " (",
-                                      DescribeReply(r), ")"));
-      continue;
-    }
-    master.host = std::string(Str(*r.element[0]));
-    return master;
+namespace {
+
+// What `conn` (to `sentinel`) says the master is.
+absl::StatusOr<Endpoint> AskSentinel(RedisConnection& conn, const SentinelConfig& config) {
+  absl::StatusOr<ReplyPtr> reply =
+      conn.Command({"SENTINEL", "get-master-addr-by-name", config.master_name});
+  if (!reply.ok()) return reply.status();
+  const redisReply& r = **reply;
+  Endpoint master;
+  master.db = config.db;
+  if (r.type != REDIS_REPLY_ARRAY || r.elements != 2 ||
+      r.element[0]->type != REDIS_REPLY_STRING || r.element[1]->type != REDIS_REPLY_STRING ||
+      r.element[0]->len == 0 || r.element[0]->len > 255 ||
+      !absl::SimpleAtoi(Str(*r.element[1]), &master.port) || master.port < 1 ||
+      master.port > 65535) {
+    return absl::NotFoundError(
+        absl::StrCat("does not know master ", config.master_name, " (", DescribeReply(r), ")"));
   }
-  return absl::UnavailableError(absl::StrCat("no sentinel names the master ", config.master_name,
-                                             ": ", absl::StrJoin(failures, "; ")));
+  master.host = std::string(Str(*r.element[0]));
+  return master;
+}
+
+Endpoint SentinelAt(const Endpoint& sentinel) {
+  Endpoint at = sentinel;
+  at.db = 0;  // sentinels have no databases to select
+  return at;
+}
+
+}  // namespace
+
+absl::StatusOr<Endpoint> MajorityMaster(const SentinelConfig& config,
+                                        const std::vector<absl::StatusOr<Endpoint>>& answers) {
+  const size_t needed = config.sentinels.size() / 2 + 1;
+  std::vector<std::string> said;
+  size_t reached = 0;
+  for (size_t i = 0; i < answers.size() && i < config.sentinels.size(); ++i) {
+    const Endpoint& sentinel = config.sentinels[i];
+    if (!answers[i].ok()) {
+      said.push_back(absl::StrCat(sentinel.host, ":", sentinel.port, ": ",
+                                  answers[i].status().message()));
+      continue;
+    }
+    ++reached;
+    size_t agreeing = 0;
+    for (const absl::StatusOr<Endpoint>& other : answers) {
+      agreeing += other.ok() && other->host == answers[i]->host && other->port == answers[i]->port;
+    }
+    if (agreeing >= needed) return *answers[i];
+    said.push_back(absl::StrCat(sentinel.host, ":", sentinel.port, ": ", answers[i]->host, ":",
+                                answers[i]->port));
+  }
+  return absl::UnavailableError(absl::StrCat(
+      "no master named by a majority (", needed, " of ", config.sentinels.size(),
+      ") of the sentinels of ", config.master_name, " (", reached,
+      " answered; cut off from the others, or a failover in progress): ",
+      absl::StrJoin(said, "; ")));
+}
+
+absl::StatusOr<Endpoint> ResolveMaster(const SentinelConfig& config, absl::Duration timeout) {
+  std::vector<absl::StatusOr<Endpoint>> answers;
+  for (const Endpoint& sentinel : config.sentinels) {
+    absl::StatusOr<std::unique_ptr<RedisConnection>> conn =
+        RedisConnection::Connect(SentinelAt(sentinel), timeout, timeout, config.auth.get());
+    answers.push_back(conn.ok() ? AskSentinel(**conn, config) : conn.status());
+  }
+  return MajorityMaster(config, answers);
 }
 
 SentinelWatcher::SentinelWatcher(SentinelConfig config, absl::Duration timeout,
-                                 std::function<void()> on_switch)
-    : config_(std::move(config)), timeout_(timeout), on_switch_(std::move(on_switch)) {
+                                 std::function<void()> on_switch, absl::Duration check_every)
+    : config_(std::move(config)),
+      timeout_(timeout),
+      on_switch_(std::move(on_switch)),
+      check_every_(check_every) {
   thread_ = std::thread([this] { Run(); });
+  checker_ = std::thread([this] { CheckMajority(); });
 }
 
 SentinelWatcher::~SentinelWatcher() {
   stop_.Notify();
   thread_.join();
+  checker_.join();
+}
+
+void SentinelWatcher::CheckMajority() {
+  // One connection per sentinel, kept; a sentinel that fails is reconnected on the next round.
+  std::vector<std::unique_ptr<RedisConnection>> conns(config_.sentinels.size());
+  std::optional<absl::StatusOr<Endpoint>> last;
+  while (!stop_.WaitForNotificationWithTimeout(check_every_)) {
+    std::vector<absl::StatusOr<Endpoint>> answers;
+    for (size_t i = 0; i < conns.size(); ++i) {
+      if (conns[i] == nullptr) {
+        absl::StatusOr<std::unique_ptr<RedisConnection>> conn = RedisConnection::Connect(
+            SentinelAt(config_.sentinels[i]), timeout_, timeout_, config_.auth.get());
+        if (!conn.ok()) {
+          answers.push_back(conn.status());
+          continue;
+        }
+        conns[i] = *std::move(conn);
+      }
+      answers.push_back(AskSentinel(*conns[i], config_));
+      if (!answers.back().ok() && conns[i]->broken()) conns[i].reset();
+    }
+    absl::StatusOr<Endpoint> master = MajorityMaster(config_, answers);
+    const bool changed =
+        last.has_value() &&
+        (master.ok() != last->ok() ||
+         (master.ok() && (master->host != (*last)->host || master->port != (*last)->port)));
+    if (changed) {
+      if (master.ok()) {
+        LogWarning("redis %s: the majority names %s:%d", config_.ToString(), master->host,
+                   master->port);
+      } else {
+        LogWarning("redis %s: %s; not writing until a majority names a master",
+                   config_.ToString(), master.status().message());
+      }
+      on_switch_();
+    }
+    last = std::move(master);
+  }
 }
 
 void SentinelWatcher::Run() {

@@ -1,6 +1,8 @@
-// Redis Sentinel, from the client's side: which server is the master now, and a watch on the
-// sentinels' +switch-master announcements so that a failover is followed at once rather than
-// when the old master's connections break.
+// Redis Sentinel, from the client's side: which server is the master now (the one a majority
+// of the sentinels names), and a watch on the sentinels: their +switch-master announcements,
+// so that a failover is followed at once rather than when the old master's connections break,
+// and their majority, so that a store cut off from most sentinels (a partition) stops writing
+// to a master the others may already have replaced.
 //
 // Thread-safety: ResolveMaster is a pure function of the sentinels' answers; a SentinelWatcher
 // owns one thread.
@@ -21,33 +23,47 @@
 namespace tlscache::server::redis {
 
 struct SentinelConfig {
-  std::vector<Endpoint> sentinels;  // tried in order
+  std::vector<Endpoint> sentinels;  // all of them: a majority is counted against this list
   std::string master_name;
   int db = 0;                             // of the master
-  std::shared_ptr<const RedisAuth> auth;  // for the sentinels (the master's is the store's)
+  std::shared_ptr<RedisCredentials> auth;  // for the sentinels (the master's is the store's)
 
   std::string ToString() const;  // "sentinel MASTER (h:p,h:p)"
 };
 
-// The master the first answering sentinel reports (SENTINEL get-master-addr-by-name).
-// Unavailable, naming each sentinel's failure, when none knows it.
+// The master that more than half of config.sentinels name (SENTINEL get-master-addr-by-name),
+// not merely more than half of those that answer: a store that reaches one sentinel of three
+// may be on the minority side of a partition, where that sentinel still names the old master.
+// Unavailable, naming what each sentinel said, when no master has a majority.
 absl::StatusOr<Endpoint> ResolveMaster(const SentinelConfig& config, absl::Duration timeout);
+
+// The same count over answers already collected: one per sentinel, an Endpoint or why there
+// is none.
+absl::StatusOr<Endpoint> MajorityMaster(const SentinelConfig& config,
+                                        const std::vector<absl::StatusOr<Endpoint>>& answers);
 
 class SentinelWatcher {
  public:
   // Subscribes to +switch-master on one sentinel after another (moving on when one fails),
-  // and calls `on_switch` from its thread on each announcement for config.master_name.
-  SentinelWatcher(SentinelConfig config, absl::Duration timeout, std::function<void()> on_switch);
+  // and calls `on_switch` from its thread on each announcement for config.master_name; and
+  // asks every sentinel for the master every `check_every`, calling `on_switch` when the
+  // majority's answer changes (another master, or none with a majority: the store is cut off
+  // from most sentinels, or they are electing a new master).
+  SentinelWatcher(SentinelConfig config, absl::Duration timeout, std::function<void()> on_switch,
+                  absl::Duration check_every = absl::Seconds(1));
   ~SentinelWatcher();  // stops within about a second
 
  private:
   void Run();
+  void CheckMajority();
 
   const SentinelConfig config_;
   const absl::Duration timeout_;
   const std::function<void()> on_switch_;
+  const absl::Duration check_every_;
   absl::Notification stop_;
   std::thread thread_;
+  std::thread checker_;
 };
 
 }  // namespace tlscache::server::redis

@@ -487,17 +487,17 @@ TEST(RedisAuthTest, AStoreAuthenticatesAndAWrongPasswordSaysSoWithoutRevealingIt
   ASSERT_TRUE(started.ok()) << started.status();
   redis = *std::move(started);
   RedisStoreOptions options = OptionsFor(*redis);
-  auto auth = std::make_shared<RedisAuth>();
-  auth->user = "default";
-  auth->password = SecretBytes("s3cret-pw");
-  options.auth = auth;
+  RedisAuth auth;
+  auth.user = "default";
+  auth.password = SecretBytes("s3cret-pw");
+  options.auth = std::make_shared<RedisCredentials>(std::move(auth));
   auto store = ConnectedStore(options);
   ASSERT_NE(store, nullptr);
   ASSERT_TRUE(PutSync(*store, "ns", "id", "session", absl::Seconds(60)).ok());
   EXPECT_EQ(GetSync(*store, "ns", "id")->session.view(), "session");
 
   // A store with other credentials (or none) is refused, and its health says so: `says`.
-  auto refused_saying = [&](std::shared_ptr<const RedisAuth> credentials, const char* says) {
+  auto refused_saying = [&](std::shared_ptr<RedisCredentials> credentials, const char* says) {
     options.auth = std::move(credentials);
     auto refused = RedisStore::Create(options);
     EXPECT_TRUE(refused.ok());
@@ -505,9 +505,9 @@ TEST(RedisAuthTest, AStoreAuthenticatesAndAWrongPasswordSaysSoWithoutRevealingIt
         << (*refused)->Health();
     return std::string((*refused)->Health().message());
   };
-  auto wrong = std::make_shared<RedisAuth>();
-  wrong->password = SecretBytes("not-the-pw");
-  EXPECT_THAT(refused_saying(wrong, "WRONGPASS"), ::testing::Not(HasSubstr("not-the-pw")));
+  RedisAuth wrong;
+  wrong.password = SecretBytes("not-the-pw");
+  EXPECT_THAT(refused_saying(std::make_shared<RedisCredentials>(std::move(wrong)), "WRONGPASS"), ::testing::Not(HasSubstr("not-the-pw")));
   refused_saying(nullptr, "NOAUTH");
 }
 
