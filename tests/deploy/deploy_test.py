@@ -176,9 +176,51 @@ class ProductionManifestsTest(unittest.TestCase):
             "StatefulSet/tlscache-sentinel: no required spread": edit(
                 "StatefulSet", "tlscache-sentinel", lambda o: pod(o)["affinity"].pop(
                     "podAntiAffinity")),
-            "image redis:7.0 has no fixed version": edit(
+            "image redis:latest has no fixed version": edit(
                 "StatefulSet", "tlscache-redis",
-                lambda o: container(o, "redis").update(image="redis:7.0")),
+                lambda o: container(o, "redis").update(image="redis:latest")),
+            "image redis:7.4.7 is not pinned by digest": edit(
+                "StatefulSet", "tlscache-redis",
+                lambda o: container(o, "redis").update(image="redis:7.4.7")),
+            "is of an end-of-life line": edit(
+                "StatefulSet", "tlscache-redis", lambda o: container(o, "redis").update(
+                    image="redis:7.0.15@sha256:" + "0" * 64)),
+            "StatefulSet/tlscache-sentinel: no required spread over three zones": edit(
+                "StatefulSet", "tlscache-sentinel", lambda o: pod(o)[
+                    "topologySpreadConstraints"][0].update(whenUnsatisfiable="ScheduleAnyway")),
+            "StatefulSet/tlscache-redis: no required spread over three zones": edit(
+                "StatefulSet", "tlscache-redis", lambda o: pod(o)[
+                    "topologySpreadConstraints"][0].pop("minDomains")),
+            "podManagementPolicy is not Parallel": edit(
+                "StatefulSet", "tlscache-redis",
+                lambda o: o["spec"].update(podManagementPolicy="OrderedReady")),
+            "keeps its state on an emptyDir": edit(
+                "StatefulSet", "tlscache-sentinel", lambda o: (
+                    o["spec"].pop("volumeClaimTemplates"),
+                    pod(o)["volumes"].append({"name": "data", "emptyDir": {}}))),
+            "a CPU limit on tlscache-server": edit(
+                "Deployment", "tlscache-server", lambda o: container(o, "tlscache-server")[
+                    "resources"]["limits"].update(cpu="2")),
+            "Redis is ready on PING alone": edit(
+                "StatefulSet", "tlscache-redis", lambda o: container(o, "redis")[
+                    "readinessProbe"].update({"exec": {"command": ["redis-cli", "ping"]}})),
+            "sentinel has no livenessProbe": edit(
+                "StatefulSet", "tlscache-sentinel",
+                lambda o: container(o, "sentinel").pop("livenessProbe")),
+            "no min-replicas-to-write": config("redis.conf", "min-replicas-to-write 1", ""),
+            "DNS only to pods": edit("NetworkPolicy", "dns", lambda o: o["spec"]["egress"][0]
+                                     .update(to=[{"podSelector": {"matchLabels": {
+                                         "k8s-app": "kube-dns"}}}])),
+            "metrics open to a pod label in any namespace": edit(
+                "NetworkPolicy", "tlscache-server",
+                lambda o: o["spec"]["ingress"][1]
+                .update({"from": [{"namespaceSelector": {}, "podSelector": {"matchLabels": {
+                    "app.kubernetes.io/name": "prometheus"}}}]})),
+            "no PodMonitor or ServiceMonitor": without("PodMonitor", "tlscache-server"),
+            "given Redis's admin password": edit(
+                "Deployment", "tlscache-server", lambda o: next(
+                    v for v in pod(o)["volumes"] if v["name"] == "redis-auth")["secret"].pop(
+                        "items")),
             "replicas on a Deployment an autoscaler scales": edit(
                 "Deployment", "tlscache-server", lambda o: o["spec"].update(replicas=3)),
             "container tlscache-server has no preStop": edit(
@@ -188,11 +230,12 @@ class ProductionManifestsTest(unittest.TestCase):
             "(25 s)": edit("Deployment", "tlscache-server",
                            lambda o: pod(o).update(terminationGracePeriodSeconds=20)),
             "no default-deny NetworkPolicy": without("NetworkPolicy", "default-deny"),
-            "redis-init.sh sets no password": config("redis-init.sh", "requirepass", "#"),
-            "sentinel-init.sh sets no password": config("sentinel-init.sh", "auth-pass", "#"),
+            "redis-init.sh sets no password": config("redis-init.sh", "  redis_acl\n", ""),
+            "sentinel-init.sh sets no password": config("sentinel-init.sh", "  sentinel_acl\n",
+                                                        ""),
             "protected-mode off": config("redis.conf", "protected-mode yes", "protected-mode no"),
             "no --sentinel_password_file": config(
-                "server.flags", "--sentinel_password_file=/etc/tlscache/redis/password\n", ""),
+                "server.flags", "--sentinel_password_file=/etc/tlscache/redis/service\n", ""),
             "worker_processes auto": config("nginx.conf", "worker_processes 2;",
                                             "worker_processes auto;"),
             "worker_processes 64 for a CPU limit of 2": config(
