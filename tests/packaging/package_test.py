@@ -6,7 +6,10 @@ the system user and the private directory exist, the installed server checks its
 flags and serves a Put and a Get on loopback, systemd-analyze verifies the unit and the
 drop-ins, a C program built only from the -dev package (pkg-config, then CMake's
 find_package) resumes a session through the installed server, and stock nginx started with
-the nginx drop-in's environment resumes across two nodes."""
+the nginx drop-in's environment resumes across two nodes; and the maintainer scripts, run as
+on a host where systemd runs (a private mount namespace, systemd's tools recording their
+calls), start the service on a first install, restart nothing on an upgrade unless asked,
+fail the install when a start fails, and keep what the operator set in /etc/tlscache."""
 
 import glob
 import os
@@ -212,6 +215,106 @@ class PackagesTest(FarmTestCase):
         out = run([os.path.join(build, "resume"), self.server(), self.farm.cert,
                    self.farm.key], env=self.consumer_environment())
         self.report(f"find_package(tlscache CONFIG): {out.strip()}")
+
+    def maintainer_script(self, package, script, *args, start_fails=False, installed=False):
+        """Runs the installed `package`'s maintainer `script` as dpkg runs it on a host where
+        systemd runs: in a private mount namespace where /run/systemd/system exists and /etc
+        is this machine's under an overlay whose changes land in self.etc (kept from one call
+        to the next, as a host's /etc is), with deb-systemd-helper, deb-systemd-invoke,
+        systemctl and systemd-sysusers standing in for systemd (they record their calls; a
+        start or restart fails with start_fails; the unit was installed before with
+        installed). Returns (exit code, output, the calls)."""
+        tlsfarm.require("unshare")
+        work = tempfile.mkdtemp(prefix="tlscache-maint-", dir=self.workdir)
+        stubs = os.path.join(work, "stubs")
+        calls = os.path.join(work, "calls")
+        os.makedirs(stubs)
+        for name in ("deb-systemd-helper", "deb-systemd-invoke", "systemctl",
+                     "systemd-sysusers"):
+            with open(os.path.join(stubs, name), "w") as f:
+                f.write(f"#!/bin/sh\necho \"{name} $*\" >> {calls}\n"
+                        f"case \"$*\" in\n"
+                        f"  'debian-installed '*) exit {0 if installed else 1} ;;\n"
+                        f"  'start '* | 'restart '*) exit {1 if start_fails else 0} ;;\n"
+                        f"  'is-active '* | '--quiet is-active '*) exit 0 ;;\n"
+                        f"esac\n")
+                if name == "systemd-sysusers":  # creates the group as the real one does
+                    f.write("grep -q '^tlscache:' /etc/group || "
+                            "echo 'tlscache:x:990:' >> /etc/group\n")
+            os.chmod(os.path.join(stubs, name), 0o755)
+        path = self.installed(f"/var/lib/dpkg/info/{package}.{script}")
+        result = subprocess.run(
+            ["unshare", "-m", "sh", "-c",
+             'mount -t tmpfs tmpfs /run && mkdir -p /run/systemd/system "$1/w" && '
+             'mount -t overlay overlay -o "lowerdir=/etc,upperdir=$2,workdir=$1/w" /etc && '
+             'shift 2 && PATH="$0:$PATH" exec sh "$@"',
+             stubs, work, self.etc, path, *args],
+            capture_output=True, text=True, timeout=60)
+        recorded = open(calls).read().splitlines() if os.path.exists(calls) else []
+        return result.returncode, result.stdout + result.stderr, recorded
+
+    def etc_path(self, path):
+        return os.path.join(self.etc, path.lstrip("/").removeprefix("etc/"))
+
+    def test_an_upgrade_restarts_nothing_and_keeps_what_the_operator_set(self):
+        self.workdir = tempfile.mkdtemp(prefix="tlscache-etc-")
+        self.addCleanup(shutil.rmtree, self.workdir, True)
+        self.etc = os.path.join(self.workdir, "etc")
+        os.makedirs(self.etc)
+        # A first install starts the service, and creates the private directory.
+        code, output, calls = self.maintainer_script("tlscache-server", "postinst", "configure",
+                                                     "")
+        self.assertEqual(code, 0, output)
+        self.assertIn("deb-systemd-invoke start tlscache-server.service", calls)
+        private = self.etc_path("/etc/tlscache/private")
+        self.assertEqual(oct(os.stat(private).st_mode & 0o777), "0o750")
+        # The operator opens it to another group (and puts a key in the client directory).
+        os.chmod(private, 0o710)
+        code, output, calls = self.maintainer_script("libtlscache-openssl", "postinst",
+                                                     "configure", "")
+        self.assertEqual(code, 0, output)
+        client = self.etc_path("/etc/tlscache/client")
+        self.assertEqual(oct(os.stat(client).st_mode & 0o777), "0o755")
+        with open(os.path.join(client, "client.key"), "w") as f:
+            f.write("key")
+        os.chown(os.path.join(client, "client.key"), 0, 33)  # www-data
+        os.chmod(os.path.join(client, "client.key"), 0o640)
+        os.chmod(client, 0o750)
+        # An upgrade: no restart (the memory store would lose every session), a word saying
+        # so, and nothing the operator set undone.
+        code, output, calls = self.maintainer_script(
+            "tlscache-server", "postinst", "configure", "0.0.9", installed=True)
+        self.assertEqual(code, 0, output)
+        self.assertFalse([c for c in calls if c.startswith("deb-systemd-invoke")], calls)
+        self.assertIn("keeps running version 0.0.9 until restarted", output)
+        code, output, _ = self.maintainer_script("libtlscache-openssl", "postinst", "configure",
+                                                 "0.0.9")
+        self.assertEqual(code, 0, output)
+        self.assertEqual(oct(os.stat(private).st_mode & 0o777), "0o710")
+        self.assertEqual(oct(os.stat(client).st_mode & 0o777), "0o750")
+        key = os.stat(os.path.join(client, "client.key"))
+        self.assertEqual((key.st_gid, oct(key.st_mode & 0o777)), (33, "0o640"))
+        # Asked to restart on upgrade, it does; a restart that fails fails the upgrade.
+        with open(self.installed("/etc/default/tlscache-server")) as f:
+            default = f.read()
+        self.assertIn("RESTART_ON_UPGRADE=no", default)
+        os.makedirs(self.etc_path("/etc/default"), exist_ok=True)
+        with open(self.etc_path("/etc/default/tlscache-server"), "w") as f:
+            f.write(default.replace("RESTART_ON_UPGRADE=no", "RESTART_ON_UPGRADE=yes"))
+        code, output, calls = self.maintainer_script(
+            "tlscache-server", "postinst", "configure", "0.0.9", installed=True)
+        self.assertEqual(code, 0, output)
+        self.assertIn("deb-systemd-invoke restart tlscache-server.service", calls)
+        code, output, calls = self.maintainer_script(
+            "tlscache-server", "postinst", "configure", "0.0.9", installed=True,
+            start_fails=True)
+        self.assertNotEqual(code, 0)
+        self.assertIn("did not restart after the upgrade from 0.0.9", output)
+        # So does a first start that fails.
+        code, output, _ = self.maintainer_script("tlscache-server", "postinst", "configure", "",
+                                                 start_fails=True)
+        self.assertNotEqual(code, 0)
+        self.assertIn("tlscache-server did not start", output)
 
     def test_stock_nginx_with_the_drop_in_resumes_across_two_nodes(self):
         examples = self.installed("/usr/share/doc/libtlscache-openssl/examples")
