@@ -10,6 +10,7 @@
 #include <netdb.h>
 #include <openssl/pem.h>
 #include <openssl/rand.h>
+#include <openssl/x509.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -17,6 +18,7 @@
 #include <cerrno>
 #include <climits>
 #include <cstring>
+#include <ctime>
 #include <memory>
 #include <optional>
 #include <string>
@@ -125,6 +127,25 @@ absl::Status CheckTlsFiles(const ServerTlsOptions& tls) {
 }
 
 namespace {
+
+// When the first of the certificates in the PEM file `path` stops being valid (Unix seconds);
+// not ok when there is none. Read at each scrape, so a certificate renewed in place (the
+// service reloads its files) shows at once.
+absl::StatusOr<double> EarliestNotAfter(const std::string& path) {
+  absl::StatusOr<std::string> pem = ReadSmallFile(path);
+  if (!pem.ok()) return pem.status();
+  BioPtr bio = MemoryBio(*pem);
+  std::optional<double> earliest;
+  while (X509Ptr cert{PEM_read_bio_X509(bio.get(), nullptr, nullptr, nullptr)}) {
+    std::tm tm{};
+    if (ASN1_TIME_to_tm(X509_get0_notAfter(cert.get()), &tm) != 1) continue;
+    const double not_after = static_cast<double>(timegm(&tm));
+    if (!earliest || not_after < *earliest) earliest = not_after;
+  }
+  ConsumeOpenSslErrors();  // the end of the file reads as an error
+  if (!earliest) return absl::InvalidArgumentError(absl::StrCat(path, ": no certificate"));
+  return *earliest;
+}
 
 absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> Credentials(const ServerTlsOptions& tls) {
   if (tls.cert_file.empty()) return grpc::InsecureServerCredentials();
@@ -349,6 +370,25 @@ void CacheServer::AddServerMetrics() {
                               "Redis Cluster MOVED and ASK replies followed to another master",
                               stat(&StoreStats::redis_redirects));
   }
+  if (present.redis_connects) AddRedisHealthMetrics();
+  if (!options_.tls.cert_file.empty()) {
+    metrics_.AddGauge(
+        "tlscache_tls_certificate_expiry_timestamp_seconds",
+        "when the service's certificate (file=\"cert\") and the first of its client CAs "
+        "(file=\"client_ca\") expire (Unix time), read from the files at each scrape",
+        {"file"}, [this] {
+          Samples samples;
+          for (const auto& [label, path] :
+               {std::pair<const char*, const std::string*>{"cert", &options_.tls.cert_file},
+                {"client_ca", &options_.tls.client_ca_file}}) {
+            if (path->empty()) continue;
+            if (absl::StatusOr<double> when = EarliestNotAfter(*path); when.ok()) {
+              samples.push_back({{label}, *when});
+            }
+          }
+          return samples;
+        });
+  }
   if (present.open_failures) {
     metrics_.AddCounterReader("tlscache_sealed_open_failures_total",
                               "stored values that did not open (tampered, moved, unknown key)",
@@ -374,6 +414,57 @@ void CacheServer::AddServerMetrics() {
         return samples;
       });
   AddRotationBarrierMetrics();
+}
+
+void CacheServer::AddRedisHealthMetrics() {
+  using Samples = std::vector<Metrics::GaugeSample>;
+  // What the master (and the sentinels) said at the store's last look, every few seconds; no
+  // sample before the first.
+  auto stat = [this](std::optional<uint64_t> StoreStats::*field) {
+    return [this, field] {
+      StoreStats stats;
+      store_->AddStats(&stats);
+      const std::optional<uint64_t>& value = stats.*field;
+      return value ? Samples{{{}, static_cast<double>(*value)}} : Samples{};
+    };
+  };
+  const struct {
+    const char* name;
+    const char* help;
+    std::optional<uint64_t> StoreStats::*field;
+    bool counter;
+  } kHealth[] = {
+      {"tlscache_redis_master_replicas", "replicas connected to the Redis master",
+       &StoreStats::redis_master_replicas, false},
+      {"tlscache_redis_master_good_replicas",
+       "replicas that confirmed the master's stream within min-replicas-max-lag (below "
+       "min-replicas-to-write, the master refuses writes)",
+       &StoreStats::redis_master_good_replicas, false},
+      {"tlscache_redis_evicted_keys_total",
+       "keys the Redis master evicted for maxmemory since it started",
+       &StoreStats::redis_evicted_keys, true},
+      {"tlscache_redis_aof_ok", "1 while the master's last append-only file write and rewrite "
+       "succeeded", &StoreStats::redis_aof_ok, false},
+      {"tlscache_redis_memory_used_bytes", "memory the Redis master uses",
+       &StoreStats::redis_used_memory, false},
+      {"tlscache_redis_memory_max_bytes", "the Redis master's maxmemory (0: none)",
+       &StoreStats::redis_maxmemory, false},
+      {"tlscache_redis_sentinels", "sentinels the store was given",
+       &StoreStats::redis_sentinels, false},
+      {"tlscache_redis_sentinels_agreeing",
+       "sentinels naming the master a majority names (0: no majority; the store does not "
+       "write)", &StoreStats::redis_sentinels_agreeing, false},
+      {"tlscache_redis_master_changes_total",
+       "changes of the master a majority of the sentinels names (failovers, a majority lost "
+       "or regained)", &StoreStats::redis_master_changes, true},
+  };
+  for (const auto& metric : kHealth) {
+    if (metric.counter) {
+      metrics_.AddCounterReader(metric.name, metric.help, stat(metric.field));
+    } else {
+      metrics_.AddGauge(metric.name, metric.help, {}, stat(metric.field));
+    }
+  }
 }
 
 void CacheServer::AddRotationBarrierMetrics() {

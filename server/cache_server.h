@@ -103,6 +103,7 @@ class CacheServer {
   void SetServing(bool serving);
   void AddServerMetrics();
   void AddRotationBarrierMetrics();
+  void AddRedisHealthMetrics();
   v1::Stats CollectStats() const;
 
   const CacheServerOptions options_;

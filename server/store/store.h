@@ -131,6 +131,17 @@ struct StoreStats {
   // Redis with replicas: deletions no replica confirmed within the store timeout (WAIT)
   std::optional<uint64_t> redis_unreplicated;
   std::optional<uint64_t> open_failures;  // sealed store: values that did not open
+  // Redis (standalone, Sentinel): what the master said at its last check (INFO).
+  std::optional<uint64_t> redis_master_replicas;       // connected
+  std::optional<uint64_t> redis_master_good_replicas;  // within min-replicas-max-lag
+  std::optional<uint64_t> redis_evicted_keys;          // since the master started
+  std::optional<uint64_t> redis_aof_ok;                // 1: the last AOF write and rewrite ok
+  std::optional<uint64_t> redis_used_memory;
+  std::optional<uint64_t> redis_maxmemory;
+  // Sentinel: configured, naming the majority's master, and the master's changes seen.
+  std::optional<uint64_t> redis_sentinels;
+  std::optional<uint64_t> redis_sentinels_agreeing;
+  std::optional<uint64_t> redis_master_changes;
 };
 
 using PutDone = absl::AnyInvocable<void(absl::StatusOr<bool>) &&>;  // stored

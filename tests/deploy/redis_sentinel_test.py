@@ -16,7 +16,7 @@ import threading
 import time
 import unittest
 
-from tlsfarm import Farm, built, free_port, http_get, require
+from tlsfarm import Farm, built, free_port, http_get, require, scrape, value
 
 ROOT = os.path.normpath(os.path.join(os.path.dirname(__file__), "..", ".."))
 PROD = os.path.join(ROOT, "deploy", "k8s", "overlays", "prod")
@@ -507,6 +507,17 @@ class PartitionTest(RedisPodsTestCase):
         self.await_ready(cache)
         before = [f"b{i:03x}" for i in range(10)]
         self.put_sessions(cache, before)
+        # The store's own view of Redis (metrics, for the alerts): both replicas good, every
+        # sentinel naming the master.
+        deadline = time.monotonic() + 30
+        while value(scrape(cache.metrics_port), "tlscache_redis_master_good_replicas") != 2:
+            self.assertLess(time.monotonic(), deadline)
+            time.sleep(0.5)
+        samples = scrape(cache.metrics_port)
+        self.assertEqual(value(samples, "tlscache_redis_sentinels"), 3)
+        self.assertEqual(value(samples, "tlscache_redis_sentinels_agreeing"), 3)
+        self.assertEqual(value(samples, "tlscache_redis_memory_max_bytes"), 1 << 30)
+        self.assertEqual(value(samples, "tlscache_redis_aof_ok"), 1)
         majority_side = ["redis-1", "redis-2", "sentinel-1", "sentinel-2"]
 
         # The minority side alone: sentinel-0 still names redis-0, which still has its data.
@@ -532,6 +543,10 @@ class PartitionTest(RedisPodsTestCase):
         self.assertGreater(refused, 20)
         self.assertIn("NOREPLICAS", self.cli(self.redis_ports[0], "SET", "tlscache:x", "1"))
         self.assertNotEqual(self.ctl(cache, "keys", "rotate", "--timeout=2s")[0], 0)
+        samples = scrape(cache.metrics_port)
+        self.assertEqual(value(samples, "tlscache_redis_sentinels_agreeing"), 0)
+        self.assertGreaterEqual(value(samples, "tlscache_redis_master_changes_total"), 1)
+        self.assertEqual(value(samples, "tlscache_serving"), 0)
 
         # The majority side alone: it elects a new master, and the server follows it.
         for name in ("redis-0", "sentinel-0"):

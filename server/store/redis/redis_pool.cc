@@ -6,7 +6,10 @@
 #include <utility>
 
 #include "absl/strings/escaping.h"
+#include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_split.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "common/log.h"
@@ -14,6 +17,22 @@
 
 namespace tlscache::server::redis {
 namespace {
+
+constexpr absl::Duration kHealthEvery = absl::Seconds(5);
+
+// The value of `field` in INFO's text ("field:value\r\n"); empty when it is not there.
+absl::string_view InfoField(absl::string_view info, absl::string_view field) {
+  for (absl::string_view line : absl::StrSplit(info, '\n')) {
+    line = absl::StripTrailingAsciiWhitespace(line);
+    if (absl::ConsumePrefix(&line, field) && absl::ConsumePrefix(&line, ":")) return line;
+  }
+  return {};
+}
+
+uint64_t InfoNumber(absl::string_view info, absl::string_view field) {
+  uint64_t value = 0;
+  return absl::SimpleAtoi(InfoField(info, field), &value) ? value : 0;
+}
 
 // A cluster's answers about where a key lives or whether its slot can be served now: for the
 // router to act on, not a sign that the connection or the server changed.
@@ -60,7 +79,7 @@ RedisPool::RedisPool(const RedisPoolOptions& options, std::string name)
       name_(std::move(name)),
       last_error_(absl::UnavailableError(absl::StrCat(name_, ": not connected yet"))) {
   for (const std::string& script : options_.scripts) script_shas_.push_back(ScriptSha(script));
-  for (int i = 0; i < options_.pool_size; ++i) workers_.emplace_back([this] { WorkerLoop(); });
+  // The watcher before the workers, which may read it (health()) as soon as they run.
   if (options_.sentinel) {
     watcher_ =
         std::make_unique<SentinelWatcher>(*options_.sentinel, options_.connect_timeout, [this] {
@@ -70,10 +89,10 @@ RedisPool::RedisPool(const RedisPoolOptions& options, std::string name)
           backoff_cv_.SignalAll();
         });
   }
+  for (int i = 0; i < options_.pool_size; ++i) workers_.emplace_back([this] { WorkerLoop(); });
 }
 
 RedisPool::~RedisPool() {
-  watcher_.reset();  // it calls into this pool
   std::vector<std::unique_ptr<Op>> left;
   {
     absl::MutexLock lock(&mu_);
@@ -82,6 +101,7 @@ RedisPool::~RedisPool() {
     backoff_cv_.SignalAll();
   }
   for (std::thread& worker : workers_) worker.join();
+  watcher_.reset();  // after the workers; its calls only signal this pool
   {
     absl::MutexLock lock(&mu_);
     for (auto& op : queue_) left.push_back(std::move(op));
@@ -102,6 +122,43 @@ TransportCounters RedisPool::counters() const {
   counters.errors = errors_.load(std::memory_order_relaxed);
   counters.unreplicated = unreplicated_.load(std::memory_order_relaxed);
   return counters;
+}
+
+std::optional<MasterHealth> RedisPool::health() const {
+  std::optional<MasterHealth> health;
+  {
+    absl::MutexLock lock(&health_mu_);
+    health = health_;
+  }
+  if (health && watcher_ != nullptr) {  // the sentinels as they are now
+    health->sentinels = options_.sentinel->sentinels.size();
+    health->sentinels_agreeing = watcher_->agreeing();
+    health->master_changes = watcher_->master_changes();
+  }
+  return health;
+}
+
+absl::Status RedisPool::CheckHealth(RedisConnection& conn) {
+  absl::StatusOr<ReplyPtr> reply = conn.Command({"INFO", "replication", "persistence", "stats",
+                                                 "memory"});
+  if (!reply.ok()) return reply.status();
+  if ((*reply)->type != REDIS_REPLY_STRING) {
+    return absl::OkStatus();  // an error reply (a server that refuses INFO): no view, no harm
+  }
+  const absl::string_view info((*reply)->str, (*reply)->len);
+  MasterHealth health;
+  health.replicas = InfoNumber(info, "connected_slaves");
+  health.good_replicas = InfoField(info, "min_slaves_good_slaves").empty()
+                             ? health.replicas
+                             : InfoNumber(info, "min_slaves_good_slaves");
+  health.evicted_keys = InfoNumber(info, "evicted_keys");
+  health.aof_ok = InfoField(info, "aof_last_write_status") != "err" &&
+                  InfoField(info, "aof_last_bgrewrite_status") != "err";
+  health.used_memory = InfoNumber(info, "used_memory");
+  health.maxmemory = InfoNumber(info, "maxmemory");
+  absl::MutexLock lock(&health_mu_);
+  health_ = health;
+  return absl::OkStatus();
 }
 
 std::function<absl::StatusOr<Endpoint>()> RedisPool::SubscriberLocator() const {
@@ -204,6 +261,19 @@ void RedisPool::WorkerLoop() {
         }
         if (stopping_) return;
         backoff = std::min(backoff * 2, options_.max_backoff);
+        continue;
+      }
+    }
+    // One worker at a time looks at the server's health, busy or idle.
+    const int64_t now_ns = absl::GetCurrentTimeNanos();
+    int64_t due_ns = next_health_check_ns_.load(std::memory_order_relaxed);
+    if (now_ns >= due_ns &&
+        next_health_check_ns_.compare_exchange_strong(
+            due_ns, now_ns + absl::ToInt64Nanoseconds(kHealthEvery))) {
+      if (absl::Status s = CheckHealth(*conn); !s.ok()) {
+        errors_.fetch_add(1, std::memory_order_relaxed);
+        conn.reset();
+        MarkDown(s);
         continue;
       }
     }

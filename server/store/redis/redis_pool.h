@@ -81,6 +81,7 @@ class RedisPool final : public RedisTransport {
   // Ok while at least one connection is up.
   absl::Status Health() override;
   TransportCounters counters() const override;
+  std::optional<MasterHealth> health() const override;
   bool sharded() const override { return false; }
   std::function<absl::StatusOr<Endpoint>()> SubscriberLocator() const override;
   const std::string& name() const { return name_; }
@@ -91,6 +92,8 @@ class RedisPool final : public RedisTransport {
   absl::StatusOr<std::unique_ptr<RedisConnection>> Open();
   // Under Sentinel: ok if `conn` is to the master.
   absl::Status CheckMaster(RedisConnection& conn);
+  // Every kHealthEvery, on one worker's connection: INFO, kept for health().
+  absl::Status CheckHealth(RedisConnection& conn);
   void WorkerLoop();
   // Waits for work; empty after `idle_check` with nothing queued, or when stopping.
   std::vector<std::unique_ptr<Op>> TakeBatch();
@@ -118,6 +121,9 @@ class RedisPool final : public RedisTransport {
   std::atomic<uint64_t> connects_{0};
   std::atomic<uint64_t> errors_{0};
   std::atomic<uint64_t> unreplicated_{0};
+  std::atomic<int64_t> next_health_check_ns_{0};  // absl::GetCurrentTimeNanos()
+  mutable absl::Mutex health_mu_;
+  std::optional<MasterHealth> health_ ABSL_GUARDED_BY(health_mu_);
 };
 
 // The SHA-1 of a script, as EVALSHA names it (lower-case hex).

@@ -222,6 +222,19 @@ void RedisStore::AddStats(StoreStats* stats) const {
   stats->redis_errors = counters.errors;
   if (replicated_ != Replication::kNone) stats->redis_unreplicated = counters.unreplicated;
   if (transport_->sharded()) stats->redis_redirects = counters.redirects;
+  if (std::optional<MasterHealth> health = transport_->health()) {
+    stats->redis_master_replicas = health->replicas;
+    stats->redis_master_good_replicas = health->good_replicas;
+    stats->redis_evicted_keys = health->evicted_keys;
+    stats->redis_aof_ok = health->aof_ok ? 1 : 0;
+    stats->redis_used_memory = health->used_memory;
+    stats->redis_maxmemory = health->maxmemory;
+    if (options_.sentinel) {
+      stats->redis_sentinels = health->sentinels;
+      stats->redis_sentinels_agreeing = health->sentinels_agreeing;
+      stats->redis_master_changes = health->master_changes;
+    }
+  }
 }
 
 std::string RedisStore::RedisKey(const StoreKey& key) const {

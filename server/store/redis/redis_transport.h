@@ -8,6 +8,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <optional>
 #include <string>
 #include <utility>
 #include <vector>
@@ -77,6 +78,23 @@ struct TransportCounters {
   }
 };
 
+// What the server a pool writes to said of itself at its last check (INFO, every few
+// seconds), and, under Sentinel, what the sentinels say: the store's own view of Redis's
+// health, for metrics and alerts without an exporter.
+struct MasterHealth {
+  uint64_t replicas = 0;       // connected_slaves
+  uint64_t good_replicas = 0;  // within min-replicas-max-lag (min_slaves_good_slaves), else all
+  uint64_t evicted_keys = 0;   // since the server started
+  bool aof_ok = true;          // aof_last_write_status and aof_last_bgrewrite_status ok
+  uint64_t used_memory = 0;
+  uint64_t maxmemory = 0;  // 0: none
+  // Sentinel only: configured, naming the master the majority names (0 without a majority),
+  // and the changes of that master (failovers, losing or regaining a majority) seen.
+  uint64_t sentinels = 0;
+  uint64_t sentinels_agreeing = 0;
+  uint64_t master_changes = 0;
+};
+
 class RedisTransport {
  public:
   virtual ~RedisTransport() = default;
@@ -87,6 +105,8 @@ class RedisTransport {
   // Ok while commands can be served (a cluster: every slot's master has a connection up).
   virtual absl::Status Health() = 0;
   virtual TransportCounters counters() const = 0;
+  // The master's health as last seen; nothing before the first check, or for a cluster.
+  virtual std::optional<MasterHealth> health() const { return std::nullopt; }
   // Pub/sub channels live on the shard of their slot (SPUBLISH, SSUBSCRIBE): a cluster.
   virtual bool sharded() const = 0;
   // Where a subscriber connects first (a cluster's seeds in turn: a node that does not own

@@ -112,7 +112,8 @@ void SentinelWatcher::CheckMajority() {
   // One connection per sentinel, kept; a sentinel that fails is reconnected on the next round.
   std::vector<std::unique_ptr<RedisConnection>> conns(config_.sentinels.size());
   std::optional<absl::StatusOr<Endpoint>> last;
-  while (!stop_.WaitForNotificationWithTimeout(check_every_)) {
+  for (bool first = true; first || !stop_.WaitForNotificationWithTimeout(check_every_);
+       first = false) {
     std::vector<absl::StatusOr<Endpoint>> answers;
     for (size_t i = 0; i < conns.size(); ++i) {
       if (conns[i] == nullptr) {
@@ -128,11 +129,18 @@ void SentinelWatcher::CheckMajority() {
       if (!answers.back().ok() && conns[i]->broken()) conns[i].reset();
     }
     absl::StatusOr<Endpoint> master = MajorityMaster(config_, answers);
+    uint64_t agreeing = 0;
+    for (const absl::StatusOr<Endpoint>& answer : answers) {
+      agreeing += master.ok() && answer.ok() && answer->host == master->host &&
+                  answer->port == master->port;
+    }
+    agreeing_.store(agreeing, std::memory_order_relaxed);
     const bool changed =
         last.has_value() &&
         (master.ok() != last->ok() ||
          (master.ok() && (master->host != (*last)->host || master->port != (*last)->port)));
     if (changed) {
+      master_changes_.fetch_add(1, std::memory_order_relaxed);
       if (master.ok()) {
         LogWarning("redis %s: the majority names %s:%d", config_.ToString(), master->host,
                    master->port);

@@ -9,6 +9,7 @@
 #ifndef TLSCACHE_SERVER_STORE_REDIS_SENTINEL_H_
 #define TLSCACHE_SERVER_STORE_REDIS_SENTINEL_H_
 
+#include <atomic>
 #include <functional>
 #include <memory>
 #include <string>
@@ -53,6 +54,11 @@ class SentinelWatcher {
                   absl::Duration check_every = absl::Seconds(1));
   ~SentinelWatcher();  // stops within about a second
 
+  // At the last majority check: how many sentinels named the majority's master (0: none had
+  // a majority), and how many times that master changed.
+  uint64_t agreeing() const { return agreeing_.load(std::memory_order_relaxed); }
+  uint64_t master_changes() const { return master_changes_.load(std::memory_order_relaxed); }
+
  private:
   void Run();
   void CheckMajority();
@@ -62,6 +68,8 @@ class SentinelWatcher {
   const std::function<void()> on_switch_;
   const absl::Duration check_every_;
   absl::Notification stop_;
+  std::atomic<uint64_t> agreeing_{0};
+  std::atomic<uint64_t> master_changes_{0};
   std::thread thread_;
   std::thread checker_;
 };

@@ -3,8 +3,10 @@ calls (made with tlscachectl, the operator's CLI), parsed by the Prometheus clie
 own text-format parser; /healthz and /readyz; tlscachectl's commands and error cases; and
 tlscache-server --dry_run."""
 
+import calendar
 import os
 import subprocess
+import time
 import unittest
 
 import tlsfarm
@@ -73,6 +75,43 @@ class OperationsTest(FarmTestCase):
         self.assertEqual(value(after, "tlscache_sealed_open_failures_total"), 0)
         self.assertEqual(value(after, "tlscache_serving"), 1)
         self.report(f"{len(after)} samples parsed by prometheus_client")
+
+    def test_the_stores_view_of_redis_and_the_certificates_expiry_are_metrics(self):
+        # Redis as the store sees it (standalone: no replica, so none is good).
+        cache = self.metrics_cache()
+        samples = scrape(cache.metrics_port)
+        for name in ("tlscache_redis_master_replicas", "tlscache_redis_master_good_replicas",
+                     "tlscache_redis_aof_ok", "tlscache_redis_evicted_keys_total"):
+            self.assertIn((name, frozenset()), samples)
+        self.assertEqual(value(samples, "tlscache_redis_master_replicas"), 0)
+        self.assertEqual(value(samples, "tlscache_redis_master_good_replicas"), 0)
+        self.assertEqual(value(samples, "tlscache_redis_aof_ok"), 1)
+        self.assertEqual(value(samples, "tlscache_redis_evicted_keys_total"), 0)
+        self.assertGreater(value(samples, "tlscache_redis_memory_used_bytes"), 0)
+        self.assertNotIn(("tlscache_redis_sentinels", frozenset()), samples)
+        # The certificate and the client CA's expiry, as openssl reads them; a certificate
+        # renewed in place shows at the next scrape.
+        cert, key, ca = self.farm.issue("ops-server", "DNS:localhost", server=True)
+        port = tlsfarm.free_port()
+        self.farm.cache(extra=[f"--tls_cert={cert}", f"--tls_key={key}", f"--tls_client_ca={ca}",
+                               f"--metrics_listen=127.0.0.1:{port}"])
+
+        def not_after(path):
+            out = subprocess.run(["openssl", "x509", "-in", path, "-noout", "-enddate",
+                                  "-dateopt", "iso_8601"], capture_output=True, text=True,
+                                 check=True).stdout
+            return calendar.timegm(time.strptime(out.strip().split("=", 1)[1],
+                                                 "%Y-%m-%d %H:%M:%SZ"))
+
+        samples = scrape(port)
+        name = "tlscache_tls_certificate_expiry_timestamp_seconds"
+        self.assertEqual(value(samples, name, file="cert"), not_after(cert))
+        self.assertEqual(value(samples, name, file="client_ca"), not_after(ca))
+        subprocess.run(["openssl", "req", "-x509", "-key", key, "-out", cert + ".new", "-days",
+                        "30", "-subj", "/CN=localhost"], check=True, capture_output=True)
+        os.replace(cert + ".new", cert)
+        self.assertEqual(value(scrape(port), name, file="cert"), not_after(cert))
+        self.assertGreater(not_after(cert) - time.time(), 29 * 86400)
 
     def test_ticket_ring_metrics_follow_a_rotation(self):
         cache = self.metrics_cache()
