@@ -88,6 +88,20 @@ class RulesTest(unittest.TestCase):
             self.assertEqual(alert["annotations"]["runbook_url"],
                              f"docs/operations.md#{name.lower()}")
 
+    def test_each_runbook_states_the_alerts_severity_condition_and_steps(self):
+        with open(OPERATIONS) as f:
+            sections = {part.partition("\n")[0].strip(): part
+                        for part in re.split(r"^### ", f.read(), flags=re.MULTILINE)[1:]}
+        for alert in alerts():
+            name = alert["alert"]
+            expr = " ".join(alert["expr"].split())
+            head = f"**{alert['labels']['severity']}**, when `{expr}`"
+            if "for" in alert:
+                head += f" for {alert['for']}"
+            section = sections[name]
+            self.assertIn(head + ".", " ".join(section.split()), name)
+            self.assertRegex(section, r"\n1\. ", f"{name}: no steps")
+
     def test_every_series_the_rules_read_is_written_or_recorded(self):
         known = written_metrics() | {r["record"] for g in rules()["groups"] for r in g["rules"]
                                      if "record" in r}
