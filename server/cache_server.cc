@@ -335,14 +335,8 @@ void CacheServer::AddServerMetrics() {
                     });
   StoreStats present;
   store_->AddStats(&present);
-  // Each reads what the store has now; a field the store does not keep gives no sample.
   auto stat = [this](std::optional<uint64_t> StoreStats::*field) {
-    return [this, field] {
-      StoreStats stats;
-      store_->AddStats(&stats);
-      const std::optional<uint64_t>& value = stats.*field;
-      return value ? Samples{{{}, static_cast<double>(*value)}} : Samples{};
-    };
+    return StoreStatReader(field);
   };
   if (present.entries) {
     metrics_.AddGauge("tlscache_memory_store_entries", "sessions in the memory store", {},
@@ -416,18 +410,20 @@ void CacheServer::AddServerMetrics() {
   AddRotationBarrierMetrics();
 }
 
+Metrics::GaugeReader CacheServer::StoreStatReader(std::optional<uint64_t> StoreStats::*field) {
+  // Reads what the store has now; a field the store does not keep (yet) gives no sample.
+  return [this, field] {
+    StoreStats stats;
+    store_->AddStats(&stats);
+    const std::optional<uint64_t>& value = stats.*field;
+    return value ? std::vector<Metrics::GaugeSample>{{{}, static_cast<double>(*value)}}
+                 : std::vector<Metrics::GaugeSample>{};
+  };
+}
+
 void CacheServer::AddRedisHealthMetrics() {
-  using Samples = std::vector<Metrics::GaugeSample>;
   // What the master (and the sentinels) said at the store's last look, every few seconds; no
   // sample before the first.
-  auto stat = [this](std::optional<uint64_t> StoreStats::*field) {
-    return [this, field] {
-      StoreStats stats;
-      store_->AddStats(&stats);
-      const std::optional<uint64_t>& value = stats.*field;
-      return value ? Samples{{{}, static_cast<double>(*value)}} : Samples{};
-    };
-  };
   const struct {
     const char* name;
     const char* help;
@@ -460,9 +456,9 @@ void CacheServer::AddRedisHealthMetrics() {
   };
   for (const auto& metric : kHealth) {
     if (metric.counter) {
-      metrics_.AddCounterReader(metric.name, metric.help, stat(metric.field));
+      metrics_.AddCounterReader(metric.name, metric.help, StoreStatReader(metric.field));
     } else {
-      metrics_.AddGauge(metric.name, metric.help, {}, stat(metric.field));
+      metrics_.AddGauge(metric.name, metric.help, {}, StoreStatReader(metric.field));
     }
   }
 }

@@ -104,6 +104,8 @@ class CacheServer {
   void AddServerMetrics();
   void AddRotationBarrierMetrics();
   void AddRedisHealthMetrics();
+  // A gauge of one of the store's StoreStats.
+  Metrics::GaugeReader StoreStatReader(std::optional<uint64_t> StoreStats::*field);
   v1::Stats CollectStats() const;
 
   const CacheServerOptions options_;

@@ -103,7 +103,7 @@ void RedisCluster::Dispatch(int slot, std::shared_ptr<Command> command, int redi
         Dispatch(slot, std::move(command), redirects_left - 1,
                  redirect->ask ? std::optional<Endpoint>(redirect->to) : std::nullopt);
       },
-      command->replication);
+      command->replicated);
   sent.asking = ask.has_value();
   pool->Submit(std::move(sent));
 }

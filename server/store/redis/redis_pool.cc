@@ -249,6 +249,7 @@ void RedisPool::WorkerLoop() {
         connects_.fetch_add(1, std::memory_order_relaxed);
         conn = *std::move(opened);
         backoff = options_.min_backoff;
+        next_health_check_ns_.store(0);  // a new server, perhaps: look at it first
         MarkUp();
       } else {
         errors_.fetch_add(1, std::memory_order_relaxed);
@@ -281,6 +282,16 @@ void RedisPool::WorkerLoop() {
     {
       absl::MutexLock lock(&mu_);
       if (stopping_ && batch.empty()) break;
+    }
+    if (topology_epoch_.load() != conn_epoch) {
+      // The master changed (or lost its majority) while this worker waited for work: what it
+      // took must not go to the server it is connected to.
+      const absl::Status moving =
+          absl::UnavailableError(absl::StrCat(name_, ": failover: moving to the new master"));
+      Fail(std::move(batch), moving);
+      conn.reset();
+      MarkDown(moving);
+      continue;
     }
     absl::Status status;
     if (batch.empty() && options_.sentinel) {
@@ -326,7 +337,7 @@ absl::Status RedisPool::RunBatch(RedisConnection& conn, std::vector<std::unique_
       if (op->asking) conn.Append({"ASKING"});
       std::vector<absl::string_view> args(op->argv.begin(), op->argv.end());
       conn.Append(args);
-      if (op->replication != Replication::kNone) {
+      if (op->replicated) {
         // Half of what the call has left: a replica that is not there (or still syncing)
         // costs the call that, and the WAIT's answer still comes within the read timeout.
         const std::string wait_ms =
@@ -350,7 +361,7 @@ absl::Status RedisPool::RunBatch(RedisConnection& conn, std::vector<std::unique_
       for (size_t j = i; j < live.size(); ++j) std::move(live[j]->handler)(reply.status());
       return reply.status();
     }
-    if (live[i]->replication != Replication::kNone) {
+    if (live[i]->replicated) {
       absl::StatusOr<ReplyPtr> replicas = conn.GetReply();  // the WAIT's: how many confirmed
       if (!replicas.ok()) {
         for (size_t j = i; j < live.size(); ++j) std::move(live[j]->handler)(replicas.status());
@@ -358,13 +369,6 @@ absl::Status RedisPool::RunBatch(RedisConnection& conn, std::vector<std::unique_
       }
       if ((*replicas)->type != REDIS_REPLY_INTEGER || (*replicas)->integer < 1) {
         unreplicated_.fetch_add(1, std::memory_order_relaxed);
-        if (live[i]->replication == Replication::kRequired &&
-            (*reply)->type != REDIS_REPLY_ERROR) {
-          std::move(live[i]->handler)(absl::UnavailableError(absl::StrCat(
-              name_, ": the write reached the master but no replica confirmed it in time; "
-                     "not acknowledging what a failover could discard")));
-          continue;
-        }
       }
     }
     if ((*reply)->type != REDIS_REPLY_ERROR) {

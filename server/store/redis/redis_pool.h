@@ -92,7 +92,8 @@ class RedisPool final : public RedisTransport {
   absl::StatusOr<std::unique_ptr<RedisConnection>> Open();
   // Under Sentinel: ok if `conn` is to the master.
   absl::Status CheckMaster(RedisConnection& conn);
-  // Every kHealthEvery, on one worker's connection: INFO, kept for health().
+  // Every kHealthEvery, and after each connect, on one worker's connection: INFO, kept for
+  // health().
   absl::Status CheckHealth(RedisConnection& conn);
   void WorkerLoop();
   // Waits for work; empty after `idle_check` with nothing queued, or when stopping.

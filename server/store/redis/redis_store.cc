@@ -192,9 +192,7 @@ RedisStore::RedisStore(const RedisStoreOptions& options)
     : options_(options),
       name_(StoreName(options)),
       scope_(absl::StrCat(options.deployment, ":", options.cluster.empty() ? options.endpoint.db : 0)),
-      replicated_(options.sentinel.has_value() || !options.cluster.empty() ? Replication::kCounted
-                                                                           : Replication::kNone),
-      acknowledged_(options.sentinel.has_value() ? Replication::kRequired : Replication::kNone),
+      replicated_(options.sentinel.has_value() || !options.cluster.empty()),
       put_sha_(ScriptSha(kPutScript)),
       get_sha_(ScriptSha(kGetScript)),
       delete_sha_(ScriptSha(kDeleteScript)),
@@ -220,7 +218,7 @@ void RedisStore::AddStats(StoreStats* stats) const {
   const TransportCounters counters = transport_->counters();
   stats->redis_connects = counters.connects;
   stats->redis_errors = counters.errors;
-  if (replicated_ != Replication::kNone) stats->redis_unreplicated = counters.unreplicated;
+  if (replicated_) stats->redis_unreplicated = counters.unreplicated;
   if (transport_->sharded()) stats->redis_redirects = counters.redirects;
   if (std::optional<MasterHealth> health = transport_->health()) {
     stats->redis_master_replicas = health->replicas;
@@ -262,9 +260,8 @@ std::string RedisStore::Channel(absl::string_view kind, absl::string_view name) 
 }
 
 void RedisStore::Submit(absl::string_view key, std::vector<std::string> argv, absl::Time deadline,
-                        ReplyHandler handler, Replication replication) {
-  transport_->Submit(key,
-                     RedisCommand(std::move(argv), deadline, std::move(handler), replication));
+                        ReplyHandler handler, bool replicated) {
+  transport_->Submit(key, RedisCommand(std::move(argv), deadline, std::move(handler), replicated));
 }
 
 void RedisStore::Put(const StoreKey& key, absl::string_view session, absl::Duration ttl,
@@ -279,8 +276,7 @@ void RedisStore::Put(const StoreKey& key, absl::string_view session, absl::Durat
              return std::move(done)(UnexpectedReply("EVALSHA put", **reply));
            }
            std::move(done)((*reply)->integer == 1);
-         },
-         acknowledged_);
+         });
 }
 
 void RedisStore::Get(const StoreKey& key, bool consume, absl::Time deadline, GetDone done) {
@@ -309,7 +305,7 @@ void RedisStore::Get(const StoreKey& key, bool consume, absl::Time deadline, Get
         std::move(done)(StoreEntry{SecretBytes(Str(value)),
                                    pttl < 0 ? absl::InfiniteDuration() : absl::Milliseconds(pttl)});
       },
-      consume ? replicated_ : Replication::kNone);
+      /*replicated=*/consume && replicated_);
 }
 
 void RedisStore::Delete(const StoreKey& key, absl::Duration hold, absl::Time deadline,
@@ -379,8 +375,7 @@ void RedisStore::SwapRing(absl::string_view ns, uint64_t expected, uint64_t vers
              return std::move(done)(UnexpectedReply("EVAL swap ring", **reply));
            }
            std::move(done)((*reply)->integer == 1);
-         },
-         acknowledged_);
+         });
 }
 
 void RedisStore::ReportFollower(absl::string_view ns, const FollowerReport& report,

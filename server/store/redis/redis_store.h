@@ -95,7 +95,7 @@ class RedisStore final : public Store {
   std::string Channel(absl::string_view kind, absl::string_view name) const;
   // To the server, or to the cluster master of `key`'s slot.
   void Submit(absl::string_view key, std::vector<std::string> argv, absl::Time deadline,
-              ReplyHandler handler, Replication replication = Replication::kNone);
+              ReplyHandler handler, bool replicated = false);
   // Where the namespace's log stands, read now (blocking: for a subscriber's thread), and the
   // replication ID of the server that answered (empty if it did not say).
   LogEvent ReadLogPosition(absl::string_view ns, std::string* replication_id);
@@ -108,12 +108,8 @@ class RedisStore final : public Store {
   const RedisStoreOptions options_;
   const std::string name_;
   const std::string scope_;  // "<deployment>:<db>"
-  // Deletions and consuming Gets wait for a replica where there are replicas (Sentinel,
-  // Cluster).
-  const Replication replicated_;
-  // Puts and ring swaps are acknowledged only once a replica holds them under Sentinel, whose
-  // masters run with min-replicas-to-write (a Cluster's shards may have no replica).
-  const Replication acknowledged_;
+  // Deletions and consuming Gets wait for a replica: there are replicas (Sentinel, Cluster).
+  const bool replicated_;
   // What EVALSHA names the scripts by.
   const std::string put_sha_, get_sha_, delete_sha_, append_sha_;
   std::unique_ptr<RedisTransport> transport_;  // a pool (standalone, Sentinel) or a cluster

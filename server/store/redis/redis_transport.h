@@ -27,26 +27,15 @@ inline constexpr absl::string_view kRedisErrorPayload = "tlscache.redis.error_re
 
 using ReplyHandler = absl::AnyInvocable<void(absl::StatusOr<ReplyPtr>) &&>;
 
-// Whether a write waits for a replica (a WAIT for one follows it on the same connection,
-// within its deadline, and its handler runs once that answered).
-enum class Replication {
-  kNone,     // answered as soon as the master has it
-  kCounted,  // no replica confirming in time is counted (TransportCounters::unreplicated)
-  // ... and fails the command with Unavailable: a write is acknowledged only once a replica
-  // holds it, so a master cut off from its replicas (a partition; the others may be promoting
-  // one of them) acknowledges nothing that the failover would discard.
-  kRequired,
-};
-
 // One command and what to do with its reply. Its arguments may hold session bytes: they are
 // wiped when it is destroyed.
 struct RedisCommand {
   RedisCommand(std::vector<std::string> args, absl::Time until, ReplyHandler on_reply,
-               Replication wait_for_replica = Replication::kNone)
+               bool wait_for_replica = false)
       : argv(std::move(args)),
         deadline(until),
         handler(std::move(on_reply)),
-        replication(wait_for_replica) {}
+        replicated(wait_for_replica) {}
   RedisCommand(RedisCommand&&) = default;
   RedisCommand& operator=(RedisCommand&&) = default;
   ~RedisCommand() {
@@ -58,8 +47,10 @@ struct RedisCommand {
   ReplyHandler handler;
   // Sent right after an ASKING on the same connection (a cluster's ASK redirection).
   bool asking = false;
-  // A write a replica confirmed survives a failover to it.
-  Replication replication = Replication::kNone;
+  // A WAIT for one replica follows it on the same connection (within its deadline), and the
+  // handler runs once that answered: a write a replica confirmed survives a failover to it.
+  // A deadline passing first is counted (TransportCounters::unreplicated), not failed.
+  bool replicated = false;
 };
 
 // What a transport counted (a cluster: all its pools, those retired included).

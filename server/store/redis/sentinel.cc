@@ -112,6 +112,7 @@ void SentinelWatcher::CheckMajority() {
   // One connection per sentinel, kept; a sentinel that fails is reconnected on the next round.
   std::vector<std::unique_ptr<RedisConnection>> conns(config_.sentinels.size());
   std::optional<absl::StatusOr<Endpoint>> last;
+  int without_majority = 0;  // rounds in a row
   for (bool first = true; first || !stop_.WaitForNotificationWithTimeout(check_every_);
        first = false) {
     std::vector<absl::StatusOr<Endpoint>> answers;
@@ -129,12 +130,15 @@ void SentinelWatcher::CheckMajority() {
       if (!answers.back().ok() && conns[i]->broken()) conns[i].reset();
     }
     absl::StatusOr<Endpoint> master = MajorityMaster(config_, answers);
+    // A majority lost counts from its second round in a row: one round of slow answers (a
+    // busy host) does not drop every connection.
+    without_majority = master.ok() ? 0 : without_majority + 1;
+    if (without_majority == 1 && last.has_value() && last->ok()) continue;
     uint64_t agreeing = 0;
     for (const absl::StatusOr<Endpoint>& answer : answers) {
       agreeing += master.ok() && answer.ok() && answer->host == master->host &&
                   answer->port == master->port;
     }
-    agreeing_.store(agreeing, std::memory_order_relaxed);
     const bool changed =
         last.has_value() &&
         (master.ok() != last->ok() ||
@@ -150,6 +154,8 @@ void SentinelWatcher::CheckMajority() {
       }
       on_switch_();
     }
+    // After the switch: whoever reads "no majority" here finds the pool already moving.
+    agreeing_.store(agreeing, std::memory_order_relaxed);
     last = std::move(master);
   }
 }

@@ -48,8 +48,9 @@ class SentinelWatcher {
   // Subscribes to +switch-master on one sentinel after another (moving on when one fails),
   // and calls `on_switch` from its thread on each announcement for config.master_name; and
   // asks every sentinel for the master every `check_every`, calling `on_switch` when the
-  // majority's answer changes (another master, or none with a majority: the store is cut off
-  // from most sentinels, or they are electing a new master).
+  // majority's answer changes: another master at once, none with a majority (the store is cut
+  // off from most sentinels, or they are electing a new master) from its second check in a
+  // row.
   SentinelWatcher(SentinelConfig config, absl::Duration timeout, std::function<void()> on_switch,
                   absl::Duration check_every = absl::Seconds(1));
   ~SentinelWatcher();  // stops within about a second

@@ -14,7 +14,7 @@ SENTINEL_PORT="${SENTINEL_PORT:-26379}"
 
 case "$1 $2" in
   "redis ready")
-    info=$(timeout 3 redis-cli -p "${REDIS_PORT}" --raw info all 2>&1 | tr -d '\r')
+    info=$(timeout 3 redis-cli -p "${REDIS_PORT}" --raw info 2>&1 | tr -d '\r')
     field() { printf '%s\n' "${info}" | sed -n "s/^$1://p"; }
     if [ "$(field loading)" != 0 ]; then
       echo "not ready: loading (${info%%

@@ -48,7 +48,8 @@ class StoreContractTest : public ::testing::TestWithParam<StoreKind> {
 };
 
 TEST_P(StoreContractTest, GetReturnsWhatWasPutWithItsRemainingTtl) {
-  ASSERT_TRUE(PutSync(*store_, "ns", "id", "session", absl::Seconds(300)).ok());
+  auto put = PutSync(*store_, "ns", "id", "session", absl::Seconds(300));
+  ASSERT_TRUE(put.ok()) << put.status();
   auto entry = GetSync(*store_, "ns", "id");
   ASSERT_TRUE(entry.ok()) << entry.status();
   EXPECT_EQ(entry->session.view(), "session");
