@@ -53,7 +53,7 @@ class SentinelWatcher {
   // row.
   SentinelWatcher(SentinelConfig config, absl::Duration timeout, std::function<void()> on_switch,
                   absl::Duration check_every = absl::Seconds(1));
-  ~SentinelWatcher();  // stops within about a second
+  ~SentinelWatcher();  // stops within about a second (a round of checks: their timeouts)
 
   // At the last majority check: how many sentinels named the majority's master (0: none had
   // a majority), and how many times that master changed.
