@@ -283,14 +283,17 @@ void RedisPool::WorkerLoop() {
       absl::MutexLock lock(&mu_);
       if (stopping_ && batch.empty()) break;
     }
-    if (topology_epoch_.load() != conn_epoch) {
+    if (topology_epoch_.load() != conn_epoch && !batch.empty()) {
       // The master changed (or lost its majority) while this worker waited for work: what it
-      // took must not go to the server it is connected to.
-      const absl::Status moving =
-          absl::UnavailableError(absl::StrCat(name_, ": failover: moving to the new master"));
-      Fail(std::move(batch), moving);
+      // took goes back to the front of the queue, for a connection to the master a majority
+      // names now (or fails, with why, if there is none), never to this server.
+      {
+        absl::MutexLock lock(&mu_);
+        for (auto it = batch.rbegin(); it != batch.rend(); ++it) queue_.push_front(std::move(*it));
+        work_cv_.Signal();
+      }
       conn.reset();
-      MarkDown(moving);
+      MarkDown(absl::UnavailableError(absl::StrCat(name_, ": failover: moving to the new master")));
       continue;
     }
     absl::Status status;

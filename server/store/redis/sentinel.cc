@@ -113,6 +113,7 @@ void SentinelWatcher::CheckMajority() {
   std::vector<std::unique_ptr<RedisConnection>> conns(config_.sentinels.size());
   std::optional<absl::StatusOr<Endpoint>> last;
   int without_majority = 0;  // rounds in a row
+  uint64_t announced = announcements_.load();
   for (bool first = true; first || !stop_.WaitForNotificationWithTimeout(check_every_);
        first = false) {
     std::vector<absl::StatusOr<Endpoint>> answers;
@@ -143,11 +144,21 @@ void SentinelWatcher::CheckMajority() {
         last.has_value() &&
         (master.ok() != last->ok() ||
          (master.ok() && (master->host != (*last)->host || master->port != (*last)->port)));
+    // A new master that a +switch-master announcement already moved the pool to needs no
+    // second move.
+    const bool followed = master.ok() && last.has_value() && last->ok() &&
+                          announcements_.load() != announced;
+    announced = announcements_.load();
     if (changed) {
       master_changes_.fetch_add(1, std::memory_order_relaxed);
       if (master.ok()) {
         LogWarning("redis %s: the majority names %s:%d", config_.ToString(), master->host,
                    master->port);
+        if (followed) {
+          agreeing_.store(agreeing, std::memory_order_relaxed);
+          last = std::move(master);
+          continue;
+        }
       } else {
         LogWarning("redis %s: %s; not writing until a majority names a master",
                    config_.ToString(), master.status().message());
@@ -183,6 +194,7 @@ void SentinelWatcher::Run() {
           m.element[2]->type == REDIS_REPLY_STRING &&
           absl::StartsWith(Str(*m.element[2]), absl::StrCat(config_.master_name, " "))) {
         LogWarning("redis %s: failover announced: %s", config_.ToString(), Str(*m.element[2]));
+        announcements_.fetch_add(1);
         on_switch_();
       }
     }

@@ -71,6 +71,7 @@ class SentinelWatcher {
   absl::Notification stop_;
   std::atomic<uint64_t> agreeing_{0};
   std::atomic<uint64_t> master_changes_{0};
+  std::atomic<uint64_t> announcements_{0};  // +switch-master messages followed
   std::thread thread_;
   std::thread checker_;
 };
