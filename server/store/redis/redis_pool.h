@@ -89,7 +89,8 @@ class RedisPool final : public RedisTransport {
  private:
   using Op = RedisCommand;
 
-  absl::StatusOr<std::unique_ptr<RedisConnection>> Open();
+  // A connection to the master (or the endpoint), and where it goes.
+  absl::StatusOr<std::unique_ptr<RedisConnection>> Open(Endpoint* to);
   // Under Sentinel: ok if `conn` is to the master.
   absl::Status CheckMaster(RedisConnection& conn);
   // Every kHealthEvery, and after each connect, on one worker's connection: INFO, kept for

@@ -7,6 +7,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "absl/strings/str_split.h"
 #include "common/log.h"
 
 namespace tlscache::server::redis {
@@ -108,6 +109,11 @@ SentinelWatcher::~SentinelWatcher() {
   checker_.join();
 }
 
+std::optional<Endpoint> SentinelWatcher::master() const {
+  absl::MutexLock lock(&master_mu_);
+  return master_;
+}
+
 void SentinelWatcher::CheckMajority() {
   // One connection per sentinel, kept; a sentinel that fails is reconnected on the next round.
   std::vector<std::unique_ptr<RedisConnection>> conns(config_.sentinels.size());
@@ -156,6 +162,8 @@ void SentinelWatcher::CheckMajority() {
                    master->port);
         if (followed) {
           agreeing_.store(agreeing, std::memory_order_relaxed);
+          absl::MutexLock lock(&master_mu_);
+          master_ = *master;
           last = std::move(master);
           continue;
         }
@@ -167,6 +175,10 @@ void SentinelWatcher::CheckMajority() {
     }
     // After the switch: whoever reads "no majority" here finds the pool already moving.
     agreeing_.store(agreeing, std::memory_order_relaxed);
+    {
+      absl::MutexLock lock(&master_mu_);
+      master_ = master.ok() ? std::optional<Endpoint>(*master) : std::nullopt;
+    }
     last = std::move(master);
   }
 }
@@ -194,6 +206,15 @@ void SentinelWatcher::Run() {
           m.element[2]->type == REDIS_REPLY_STRING &&
           absl::StartsWith(Str(*m.element[2]), absl::StrCat(config_.master_name, " "))) {
         LogWarning("redis %s: failover announced: %s", config_.ToString(), Str(*m.element[2]));
+        // "<name> <old-ip> <old-port> <new-ip> <new-port>": the new master, for the pool.
+        std::vector<absl::string_view> words = absl::StrSplit(Str(*m.element[2]), ' ');
+        Endpoint announced;
+        announced.db = config_.db;
+        if (words.size() == 5 && absl::SimpleAtoi(words[4], &announced.port)) {
+          announced.host = std::string(words[3]);
+          absl::MutexLock lock(&master_mu_);
+          master_ = announced;
+        }
         announcements_.fetch_add(1);
         on_switch_();
       }

@@ -11,12 +11,15 @@
 
 #include <atomic>
 #include <functional>
+#include <optional>
 #include <memory>
 #include <string>
 #include <thread>
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "absl/base/thread_annotations.h"
+#include "absl/synchronization/mutex.h"
 #include "absl/synchronization/notification.h"
 #include "absl/time/time.h"
 #include "server/store/redis/redis_connection.h"
@@ -59,6 +62,9 @@ class SentinelWatcher {
   // a majority), and how many times that master changed.
   uint64_t agreeing() const { return agreeing_.load(std::memory_order_relaxed); }
   uint64_t master_changes() const { return master_changes_.load(std::memory_order_relaxed); }
+  // The master as last heard (an announcement, or the majority's answer); nothing while no
+  // majority names one.
+  std::optional<Endpoint> master() const;
 
  private:
   void Run();
@@ -72,6 +78,8 @@ class SentinelWatcher {
   std::atomic<uint64_t> agreeing_{0};
   std::atomic<uint64_t> master_changes_{0};
   std::atomic<uint64_t> announcements_{0};  // +switch-master messages followed
+  mutable absl::Mutex master_mu_;
+  std::optional<Endpoint> master_ ABSL_GUARDED_BY(master_mu_);
   std::thread thread_;
   std::thread checker_;
 };
