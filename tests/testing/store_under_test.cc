@@ -2,7 +2,6 @@
 
 #include <utility>
 
-#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "server/store/store_factory.h"
@@ -30,25 +29,13 @@ absl::StatusOr<std::string> StartServers(StoreKind kind, StoreUnderTest& out) {
       return out.redis->url();
     }
     case StoreKind::kSentinel: {
-      // The master sends its first sync at once (not after the default 5 s), and the store
-      // is handed over once the replica holds the data set: until then a put is not
-      // acknowledged (no replica holds it), as in a deployment whose replica is still syncing.
-      absl::StatusOr<std::unique_ptr<RedisServer>> master =
-          RedisServer::Start({"--repl-diskless-sync-delay", "0"});
+      absl::StatusOr<std::unique_ptr<RedisServer>> master = RedisServer::Start();
       if (!master.ok()) return master.status();
       out.redis = *std::move(master);
       absl::StatusOr<std::unique_ptr<RedisServer>> replica =
           RedisServer::Start({"--replicaof", "127.0.0.1", absl::StrCat(out.redis->port())});
       if (!replica.ok()) return replica.status();
       out.replica = *std::move(replica);
-      for (const absl::Time deadline = absl::Now() + absl::Seconds(30);;) {
-        absl::StatusOr<std::string> info = out.redis->Cli({"INFO", "replication"});
-        if (info.ok() && absl::StrContains(*info, "state=online")) break;
-        if (absl::Now() > deadline) {
-          return absl::DeadlineExceededError("the Sentinel fixture's replica did not sync");
-        }
-        absl::SleepFor(absl::Milliseconds(20));
-      }
       std::string url = "redis-sentinel://";
       for (int i = 0; i < 3; ++i) {
         absl::StatusOr<std::unique_ptr<RedisServer>> sentinel =
