@@ -128,7 +128,8 @@ struct StoreStats {
   std::optional<uint64_t> redis_connects;   // Redis store: connections opened, reconnects included
   std::optional<uint64_t> redis_errors;     // failed connects; connections dropped after an error
   std::optional<uint64_t> redis_redirects;  // Redis Cluster: MOVED and ASK replies followed
-  // Redis with replicas: deletions no replica confirmed within the store timeout (WAIT)
+  // Redis with replicas: deletions and consuming lookups failed because no replica confirmed
+  // them in time (WAIT)
   std::optional<uint64_t> redis_unreplicated;
   std::optional<uint64_t> open_failures;  // sealed store: values that did not open
   // Redis (standalone, Sentinel): what the master said at its last check (INFO).

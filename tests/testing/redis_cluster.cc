@@ -42,6 +42,14 @@ absl::StatusOr<std::unique_ptr<RedisClusterServers>> RedisClusterServers::Start(
   }
   if (absl::Status s = cluster->WaitUntilHealthy(masters, absl::Seconds(30)); !s.ok()) return s;
   if (absl::Status s = cluster->WaitUntilReplicasSynced(absl::Seconds(30)); !s.ok()) return s;
+  // Deletions and consuming lookups are acknowledged once a replica confirms them: every
+  // master's replicas take its stream before the cluster is handed over.
+  for (const auto& server : cluster->servers_) {
+    absl::StatusOr<std::string> info = server->Cli({"INFO", "replication"});
+    if (!info.ok()) return info.status();
+    if (!absl::StrContains(*info, "role:master")) continue;
+    if (absl::Status s = server->AwaitReplicas(replicas, absl::Seconds(30)); !s.ok()) return s;
+  }
   return cluster;
 }
 

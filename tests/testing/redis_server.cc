@@ -3,10 +3,15 @@
 #include <signal.h>
 #include <stdlib.h>
 
+#include <algorithm>
 #include <fstream>
 #include <vector>
 
+#include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
 #include "absl/strings/str_join.h"
 #include "absl/time/clock.h"
 
@@ -92,6 +97,53 @@ absl::Status RedisServer::Restart() {
     absl::SleepFor(absl::Milliseconds(100));
   }
   return status;
+}
+
+namespace {
+
+// From INFO replication: the master's offset, and each replica's acknowledged one.
+void ReplicationOffsets(absl::string_view info, int64_t* master, std::vector<int64_t>* replicas) {
+  for (absl::string_view line : absl::StrSplit(info, '\n')) {
+    line = absl::StripTrailingAsciiWhitespace(line);
+    if (absl::ConsumePrefix(&line, "master_repl_offset:")) {
+      (void)absl::SimpleAtoi(line, master);
+    } else if (absl::StartsWith(line, "slave") && absl::StrContains(line, ",offset=")) {
+      absl::string_view offset = line.substr(line.find(",offset=") + 8);
+      offset = offset.substr(0, offset.find(','));
+      int64_t acked = 0;
+      if (absl::SimpleAtoi(offset, &acked)) replicas->push_back(acked);
+    }
+  }
+}
+
+}  // namespace
+
+absl::Status RedisServer::AwaitReplicas(int replicas, absl::Duration timeout) const {
+  const absl::Time deadline = absl::Now() + timeout;
+  // A write (undone at once), then the replicas' acknowledged offsets until enough reach past
+  // it. (A WAIT could count a replica that has acknowledged nothing yet, at offset 0.)
+  absl::StatusOr<std::string> info = Cli({"SET", "tlscache-testing:replicated", "1"});
+  if (info.ok()) info = Cli({"DEL", "tlscache-testing:replicated"});
+  if (info.ok()) info = Cli({"INFO", "replication"});
+  if (!info.ok()) return info.status();
+  int64_t written = -1;
+  std::vector<int64_t> acked;
+  ReplicationOffsets(*info, &written, &acked);
+  while (absl::Now() < deadline) {
+    int64_t master = -1;
+    acked.clear();
+    info = Cli({"INFO", "replication"});
+    if (!info.ok()) return info.status();
+    ReplicationOffsets(*info, &master, &acked);
+    if (std::count_if(acked.begin(), acked.end(),
+                      [&](int64_t offset) { return offset >= written; }) >= replicas) {
+      return absl::OkStatus();
+    }
+    absl::SleepFor(absl::Milliseconds(50));
+  }
+  return absl::DeadlineExceededError(
+      absl::StrCat("redis 127.0.0.1:", port_, ": fewer than ", replicas,
+                   " replicas acknowledged offset ", written, ": ", *info));
 }
 
 absl::StatusOr<std::string> RedisServer::Cli(const std::vector<std::string>& args,

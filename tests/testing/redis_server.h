@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "absl/time/time.h"
 #include "tests/testing/subprocess.h"
 #include "tests/testing/temp_dir.h"
 
@@ -42,6 +43,10 @@ class RedisServer {
   absl::StatusOr<std::string> Cli(const std::vector<std::string>& args,
                                   absl::Duration timeout = absl::Seconds(10)) const;
   bool running() const { return process_ != nullptr && process_->running(); }
+  // Until `replicas` replicas confirm a write to this master (WAIT). A replica past its first
+  // sync ("state=online") is sent the stream only once its first acknowledgement reached the
+  // master, up to a second later: a WAIT before then is not confirmed.
+  absl::Status AwaitReplicas(int replicas, absl::Duration timeout) const;
 
  private:
   RedisServer() = default;

@@ -341,10 +341,20 @@ std::vector<std::unique_ptr<RedisPool::Op>> RedisPool::TakeBatch() {
   return batch;
 }
 
+bool RedisPool::MayHaveReplica() const {
+  absl::MutexLock lock(&health_mu_);
+  return !health_.has_value() || health_->replicas > 0;
+}
+
 absl::Status RedisPool::RunBatch(RedisConnection& conn, std::vector<std::unique_ptr<Op>> batch) {
   const absl::Time now = absl::Now();
+  // A master with no replica at its last look has nothing to confirm a write and nothing a
+  // failover could promote: its writes stand where they are, and no WAIT is sent.
+  const bool may_have_replica = MayHaveReplica();
   std::vector<std::unique_ptr<Op>> live;
+  std::vector<int64_t> wait_ms;  // of live's: how long its WAIT waits; 0: none sent
   live.reserve(batch.size());
+  wait_ms.reserve(batch.size());
   for (auto& op : batch) {
     if (op->deadline <= now) {
       std::move(op->handler)(absl::DeadlineExceededError(
@@ -353,12 +363,12 @@ absl::Status RedisPool::RunBatch(RedisConnection& conn, std::vector<std::unique_
       if (op->asking) conn.Append({"ASKING"});
       std::vector<absl::string_view> args(op->argv.begin(), op->argv.end());
       conn.Append(args);
-      if (op->replicated) {
+      wait_ms.push_back(0);
+      if (op->replicated && may_have_replica) {
         // Half of what the call has left: a replica that is not there (or still syncing)
         // costs the call that, and the WAIT's answer still comes within the read timeout.
-        const std::string wait_ms =
-            absl::StrCat(std::max<int64_t>(1, absl::ToInt64Milliseconds(op->deadline - now) / 2));
-        conn.Append({"WAIT", "1", wait_ms});
+        wait_ms.back() = std::max<int64_t>(1, absl::ToInt64Milliseconds(op->deadline - now) / 2);
+        conn.Append({"WAIT", "1", absl::StrCat(wait_ms.back())});
       }
       live.push_back(std::move(op));
     }
@@ -377,14 +387,23 @@ absl::Status RedisPool::RunBatch(RedisConnection& conn, std::vector<std::unique_
       for (size_t j = i; j < live.size(); ++j) std::move(live[j]->handler)(reply.status());
       return reply.status();
     }
-    if (live[i]->replicated) {
+    if (wait_ms[i] > 0) {
       absl::StatusOr<ReplyPtr> replicas = conn.GetReply();  // the WAIT's: how many confirmed
       if (!replicas.ok()) {
         for (size_t j = i; j < live.size(); ++j) std::move(live[j]->handler)(replicas.status());
         return replicas.status();
       }
-      if ((*replicas)->type != REDIS_REPLY_INTEGER || (*replicas)->integer < 1) {
+      if ((*reply)->type != REDIS_REPLY_ERROR &&
+          ((*replicas)->type != REDIS_REPLY_INTEGER || (*replicas)->integer < 1)) {
+        // Done on the master alone, where the failover that follows its loss would undo it:
+        // the caller learns it did not stand, and sends it again (a node does, with a
+        // deletion, until one stands; a consuming lookup that fails is a miss, so the session
+        // is used at most once whatever a failover undoes).
         unreplicated_.fetch_add(1, std::memory_order_relaxed);
+        std::move(live[i]->handler)(absl::UnavailableError(absl::StrCat(
+            name_, ": no replica confirmed the write within ", wait_ms[i],
+            " ms (WAIT 1); a failover now could undo it, so it is not acknowledged")));
+        continue;
       }
     }
     if ((*reply)->type != REDIS_REPLY_ERROR) {

@@ -96,6 +96,8 @@ class RedisPool final : public RedisTransport {
   // Every kHealthEvery, and after each connect, on one worker's connection: INFO, kept for
   // health().
   absl::Status CheckHealth(RedisConnection& conn);
+  // False once the last health check found the master with no replica connected.
+  bool MayHaveReplica() const;
   void WorkerLoop();
   // Waits for work; empty after `idle_check` with nothing queued, or when stopping.
   std::vector<std::unique_ptr<Op>> TakeBatch();

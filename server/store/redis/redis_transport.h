@@ -49,7 +49,10 @@ struct RedisCommand {
   bool asking = false;
   // A WAIT for one replica follows it on the same connection (within its deadline), and the
   // handler runs once that answered: a write a replica confirmed survives a failover to it.
-  // A deadline passing first is counted (TransportCounters::unreplicated), not failed.
+  // One no replica confirmed in time fails with Unavailable (it stands on the master alone)
+  // and is counted (TransportCounters::unreplicated). A master that had no replica connected
+  // at its last health check is not asked to wait: nothing could confirm the write, and a
+  // failover has nothing to promote.
   bool replicated = false;
 };
 
@@ -57,7 +60,7 @@ struct RedisCommand {
 struct TransportCounters {
   uint64_t connects = 0;      // connections opened, reconnects included
   uint64_t errors = 0;        // failed connects; connections dropped after an error
-  uint64_t unreplicated = 0;  // replicated commands no replica confirmed in time
+  uint64_t unreplicated = 0;  // replicated commands failed: no replica confirmed them in time
   uint64_t redirects = 0;     // MOVED and ASK replies followed (a cluster)
 
   TransportCounters& operator+=(const TransportCounters& other) {
