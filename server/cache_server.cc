@@ -335,34 +335,31 @@ void CacheServer::AddServerMetrics() {
                     });
   StoreStats present;
   store_->AddStats(&present);
-  auto stat = [this](std::optional<uint64_t> StoreStats::*field) {
-    return StoreStatReader(field);
-  };
   if (present.entries) {
     metrics_.AddGauge("tlscache_memory_store_entries", "sessions in the memory store", {},
-                      stat(&StoreStats::entries));
+                      StoreStatReader(&StoreStats::entries));
     metrics_.AddGauge("tlscache_memory_store_bytes", "bytes the memory store accounts for", {},
-                      stat(&StoreStats::bytes));
+                      StoreStatReader(&StoreStats::bytes));
   }
   if (present.redis_connects) {
     metrics_.AddCounterReader("tlscache_redis_connects_total",
                               "Redis connections opened, reconnects included",
-                              stat(&StoreStats::redis_connects));
+                              StoreStatReader(&StoreStats::redis_connects));
     metrics_.AddCounterReader("tlscache_redis_errors_total",
                               "failed Redis connects and connections dropped after an error",
-                              stat(&StoreStats::redis_errors));
+                              StoreStatReader(&StoreStats::redis_errors));
   }
   if (present.redis_unreplicated) {
     metrics_.AddCounterReader(
         "tlscache_redis_unreplicated_total",
-        "deletions and consuming lookups no Redis replica confirmed within the store timeout "
-        "(a failover to a replica could lose them)",
-        stat(&StoreStats::redis_unreplicated));
+        "deletions and consuming lookups failed because no Redis replica confirmed them in "
+        "time (a failover could undo them; deletions are sent again)",
+        StoreStatReader(&StoreStats::redis_unreplicated));
   }
   if (present.redis_redirects) {
     metrics_.AddCounterReader("tlscache_redis_redirects_total",
                               "Redis Cluster MOVED and ASK replies followed to another master",
-                              stat(&StoreStats::redis_redirects));
+                              StoreStatReader(&StoreStats::redis_redirects));
   }
   if (present.redis_connects) AddRedisHealthMetrics();
   if (!options_.tls.cert_file.empty()) {
@@ -386,7 +383,7 @@ void CacheServer::AddServerMetrics() {
   if (present.open_failures) {
     metrics_.AddCounterReader("tlscache_sealed_open_failures_total",
                               "stored values that did not open (tampered, moved, unknown key)",
-                              stat(&StoreStats::open_failures));
+                              StoreStatReader(&StoreStats::open_failures));
   }
   metrics_.AddGauge("tlscache_ticket_ring_version", "version of each namespace's ticket key ring",
                     {"namespace"}, [this] {
