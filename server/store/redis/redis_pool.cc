@@ -192,11 +192,14 @@ void RedisPool::Submit(RedisCommand command) {
   std::move(op->handler)(rejected);
 }
 
-absl::StatusOr<std::unique_ptr<RedisConnection>> RedisPool::Open(Endpoint* to) {
-  Endpoint& endpoint = *to;
-  endpoint = options_.endpoint;
+absl::StatusOr<std::unique_ptr<RedisConnection>> RedisPool::Open() {
+  Endpoint endpoint = options_.endpoint;
   if (options_.sentinel) {
-    absl::StatusOr<Endpoint> master = ResolveMaster(*options_.sentinel, options_.connect_timeout);
+    // The master the watcher names; until its first check has answered, the sentinels'.
+    std::optional<absl::StatusOr<Endpoint>> named = watcher_->master();
+    absl::StatusOr<Endpoint> master =
+        named.has_value() ? *std::move(named)
+                          : ResolveMaster(*options_.sentinel, options_.connect_timeout);
     if (!master.ok()) return master.status();
     endpoint = *std::move(master);
   }
@@ -236,28 +239,16 @@ absl::Status RedisPool::CheckMaster(RedisConnection& conn) {
 
 void RedisPool::WorkerLoop() {
   std::unique_ptr<RedisConnection> conn;
-  Endpoint conn_to;  // where conn goes
   uint64_t conn_epoch = 0;
-  // After a move (an announcement, the majority's answer changing), whether conn still goes
-  // to the master the sentinels name: then it is kept, and nothing fails for a move that
-  // moves nothing.
-  auto still_the_master = [&] {
-    if (watcher_ == nullptr) return false;
-    std::optional<Endpoint> master = watcher_->master();
-    return master.has_value() && master->host == conn_to.host && master->port == conn_to.port;
-  };
   absl::Duration backoff = options_.min_backoff;
   while (true) {
-    if (conn != nullptr && topology_epoch_.load() != conn_epoch && still_the_master()) {
-      conn_epoch = topology_epoch_.load();
-    }
     if (conn != nullptr && topology_epoch_.load() != conn_epoch) {
       conn.reset();
       MarkDown(absl::UnavailableError(absl::StrCat(name_, ": failover: moving to the new master")));
     }
     if (conn == nullptr) {
       conn_epoch = topology_epoch_.load();
-      absl::StatusOr<std::unique_ptr<RedisConnection>> opened = Open(&conn_to);
+      absl::StatusOr<std::unique_ptr<RedisConnection>> opened = Open();
       if (opened.ok()) {
         connects_.fetch_add(1, std::memory_order_relaxed);
         conn = *std::move(opened);
@@ -296,7 +287,7 @@ void RedisPool::WorkerLoop() {
       absl::MutexLock lock(&mu_);
       if (stopping_ && batch.empty()) break;
     }
-    if (topology_epoch_.load() != conn_epoch && !batch.empty() && !still_the_master()) {
+    if (topology_epoch_.load() != conn_epoch && !batch.empty()) {
       // The master changed (or lost its majority) while this worker waited for work: what it
       // took goes back to the front of the queue, for a connection to the master a majority
       // names now (or fails, with why, if there is none), never to this server.

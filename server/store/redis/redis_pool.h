@@ -89,8 +89,8 @@ class RedisPool final : public RedisTransport {
  private:
   using Op = RedisCommand;
 
-  // A connection to the master (or the endpoint), and where it goes.
-  absl::StatusOr<std::unique_ptr<RedisConnection>> Open(Endpoint* to);
+  // A connection to the master (or the endpoint).
+  absl::StatusOr<std::unique_ptr<RedisConnection>> Open();
   // Under Sentinel: ok if `conn` is to the master.
   absl::Status CheckMaster(RedisConnection& conn);
   // Every kHealthEvery, and after each connect, on one worker's connection: INFO, kept for

@@ -109,9 +109,25 @@ SentinelWatcher::~SentinelWatcher() {
   checker_.join();
 }
 
-std::optional<Endpoint> SentinelWatcher::master() const {
+std::optional<absl::StatusOr<Endpoint>> SentinelWatcher::master() const {
   absl::MutexLock lock(&master_mu_);
   return master_;
+}
+
+void SentinelWatcher::Name(absl::StatusOr<Endpoint> master, bool announced) {
+  {
+    absl::MutexLock lock(&master_mu_);
+    // The first check's answer: the pool connected to what the sentinels said meanwhile.
+    const bool first = !announced && !master_.has_value();
+    const bool same = master_.has_value() && master_->ok() == master.ok() &&
+                      (!master.ok() || ((*master_)->host == master->host &&
+                                        (*master_)->port == master->port));
+    if (same) return;
+    master_ = std::move(master);
+    if (first) return;
+  }
+  master_changes_.fetch_add(1, std::memory_order_relaxed);
+  on_switch_();
 }
 
 void SentinelWatcher::CheckMajority() {
@@ -119,7 +135,6 @@ void SentinelWatcher::CheckMajority() {
   std::vector<std::unique_ptr<RedisConnection>> conns(config_.sentinels.size());
   std::optional<absl::StatusOr<Endpoint>> last;
   int without_majority = 0;  // rounds in a row
-  uint64_t announced = announcements_.load();
   for (bool first = true; first || !stop_.WaitForNotificationWithTimeout(check_every_);
        first = false) {
     std::vector<absl::StatusOr<Endpoint>> answers;
@@ -146,40 +161,24 @@ void SentinelWatcher::CheckMajority() {
       agreeing += master.ok() && answer.ok() && answer->host == master->host &&
                   answer->port == master->port;
     }
+    // Only a change of the majority's answer is named: an announcement the majority has not
+    // caught up with yet is not undone by its previous answer.
     const bool changed =
-        last.has_value() &&
-        (master.ok() != last->ok() ||
-         (master.ok() && (master->host != (*last)->host || master->port != (*last)->port)));
-    // A new master that a +switch-master announcement already moved the pool to needs no
-    // second move.
-    const bool followed = master.ok() && last.has_value() && last->ok() &&
-                          announcements_.load() != announced;
-    announced = announcements_.load();
-    if (changed) {
-      master_changes_.fetch_add(1, std::memory_order_relaxed);
+        !last.has_value() || master.ok() != last->ok() ||
+        (master.ok() && (master->host != (*last)->host || master->port != (*last)->port));
+    if (changed && last.has_value()) {
       if (master.ok()) {
         LogWarning("redis %s: the majority names %s:%d", config_.ToString(), master->host,
                    master->port);
-        if (followed) {
-          agreeing_.store(agreeing, std::memory_order_relaxed);
-          absl::MutexLock lock(&master_mu_);
-          master_ = *master;
-          last = std::move(master);
-          continue;
-        }
       } else {
         LogWarning("redis %s: %s; not writing until a majority names a master",
                    config_.ToString(), master.status().message());
       }
-      on_switch_();
     }
+    last = master;
+    if (changed) Name(std::move(master), /*announced=*/false);
     // After the switch: whoever reads "no majority" here finds the pool already moving.
     agreeing_.store(agreeing, std::memory_order_relaxed);
-    {
-      absl::MutexLock lock(&master_mu_);
-      master_ = master.ok() ? std::optional<Endpoint>(*master) : std::nullopt;
-    }
-    last = std::move(master);
   }
 }
 
@@ -212,11 +211,8 @@ void SentinelWatcher::Run() {
         announced.db = config_.db;
         if (words.size() == 5 && absl::SimpleAtoi(words[4], &announced.port)) {
           announced.host = std::string(words[3]);
-          absl::MutexLock lock(&master_mu_);
-          master_ = announced;
+          Name(std::move(announced), /*announced=*/true);
         }
-        announcements_.fetch_add(1);
-        on_switch_();
       }
     }
   }

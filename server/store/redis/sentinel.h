@@ -48,12 +48,13 @@ absl::StatusOr<Endpoint> MajorityMaster(const SentinelConfig& config,
 
 class SentinelWatcher {
  public:
-  // Subscribes to +switch-master on one sentinel after another (moving on when one fails),
-  // and calls `on_switch` from its thread on each announcement for config.master_name; and
-  // asks every sentinel for the master every `check_every`, calling `on_switch` when the
-  // majority's answer changes: another master at once, none with a majority (the store is cut
-  // off from most sentinels, or they are electing a new master) from its second check in a
-  // row.
+  // Names the master the pool writes to, and calls `on_switch` from its threads whenever that
+  // changes: it subscribes to +switch-master on one sentinel after another (moving on when
+  // one fails) and names the master each announcement for config.master_name names; and it
+  // asks every sentinel for the master every `check_every`, naming the majority's answer when
+  // that changes: another master at once, none (the store is cut off from most sentinels, or
+  // they are electing a new master) from its second check in a row. The first check's answer
+  // is named without a call: nothing was connected by the watcher before it.
   SentinelWatcher(SentinelConfig config, absl::Duration timeout, std::function<void()> on_switch,
                   absl::Duration check_every = absl::Seconds(1));
   ~SentinelWatcher();  // stops within about a second (a round of checks: their timeouts)
@@ -62,13 +63,16 @@ class SentinelWatcher {
   // a majority), and how many times that master changed.
   uint64_t agreeing() const { return agreeing_.load(std::memory_order_relaxed); }
   uint64_t master_changes() const { return master_changes_.load(std::memory_order_relaxed); }
-  // The master as last heard (an announcement, or the majority's answer); nothing while no
-  // majority names one.
-  std::optional<Endpoint> master() const;
+  // The master named (an announcement, or the majority's answer), or why none is; nothing
+  // before the first check's answer.
+  std::optional<absl::StatusOr<Endpoint>> master() const;
 
  private:
   void Run();
   void CheckMajority();
+  // Names `master`; when that is a change, counts it and calls on_switch_ (not for the first
+  // check's answer, unless an announcement came first).
+  void Name(absl::StatusOr<Endpoint> master, bool announced);
 
   const SentinelConfig config_;
   const absl::Duration timeout_;
@@ -77,9 +81,8 @@ class SentinelWatcher {
   absl::Notification stop_;
   std::atomic<uint64_t> agreeing_{0};
   std::atomic<uint64_t> master_changes_{0};
-  std::atomic<uint64_t> announcements_{0};  // +switch-master messages followed
   mutable absl::Mutex master_mu_;
-  std::optional<Endpoint> master_ ABSL_GUARDED_BY(master_mu_);
+  std::optional<absl::StatusOr<Endpoint>> master_ ABSL_GUARDED_BY(master_mu_);
   std::thread thread_;
   std::thread checker_;
 };
