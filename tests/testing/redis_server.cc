@@ -102,19 +102,23 @@ absl::Status RedisServer::Restart() {
 namespace {
 
 // From INFO replication: the master's offset, and each replica's acknowledged one.
-void ReplicationOffsets(absl::string_view info, int64_t* master, std::vector<int64_t>* replicas) {
-  for (absl::string_view line : absl::StrSplit(info, '\n')) {
-    line = absl::StripTrailingAsciiWhitespace(line);
-    if (absl::ConsumePrefix(&line, "master_repl_offset:")) {
-      (void)absl::SimpleAtoi(line, master);
-    } else if (absl::StartsWith(line, "slave") && absl::StrContains(line, ",offset=")) {
-      absl::string_view offset = line.substr(line.find(",offset=") + 8);
-      offset = offset.substr(0, offset.find(','));
-      int64_t acked = 0;
-      if (absl::SimpleAtoi(offset, &acked)) replicas->push_back(acked);
+struct ReplicationOffsets {
+  explicit ReplicationOffsets(absl::string_view info) {
+    for (absl::string_view line : absl::StrSplit(info, '\n')) {
+      line = absl::StripTrailingAsciiWhitespace(line);
+      int64_t offset = 0;
+      if (absl::ConsumePrefix(&line, "master_repl_offset:")) {
+        (void)absl::SimpleAtoi(line, &master);
+      } else if (absl::StartsWith(line, "slave") && absl::StrContains(line, ",offset=")) {
+        absl::string_view acked = line.substr(line.find(",offset=") + 8);
+        if (absl::SimpleAtoi(acked.substr(0, acked.find(',')), &offset)) replicas.push_back(offset);
+      }
     }
   }
-}
+
+  int64_t master = -1;
+  std::vector<int64_t> replicas;
+};
 
 }  // namespace
 
@@ -126,15 +130,11 @@ absl::Status RedisServer::AwaitReplicas(int replicas, absl::Duration timeout) co
   if (info.ok()) info = Cli({"DEL", "tlscache-testing:replicated"});
   if (info.ok()) info = Cli({"INFO", "replication"});
   if (!info.ok()) return info.status();
-  int64_t written = -1;
-  std::vector<int64_t> acked;
-  ReplicationOffsets(*info, &written, &acked);
+  const int64_t written = ReplicationOffsets(*info).master;
   while (absl::Now() < deadline) {
-    int64_t master = -1;
-    acked.clear();
     info = Cli({"INFO", "replication"});
     if (!info.ok()) return info.status();
-    ReplicationOffsets(*info, &master, &acked);
+    const std::vector<int64_t> acked = ReplicationOffsets(*info).replicas;
     if (std::count_if(acked.begin(), acked.end(),
                       [&](int64_t offset) { return offset >= written; }) >= replicas) {
       return absl::OkStatus();

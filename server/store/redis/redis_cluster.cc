@@ -121,7 +121,7 @@ std::shared_ptr<RedisPool> RedisCluster::PoolLocked(const Endpoint& endpoint) {
 
 uint16_t RedisCluster::MasterIndexLocked(const Endpoint& endpoint) {
   for (size_t i = 0; i < masters_.size(); ++i) {
-    if (masters_[i].host == endpoint.host && masters_[i].port == endpoint.port) {
+    if (masters_[i].SameServer(endpoint)) {
       return static_cast<uint16_t>(i);
     }
   }
@@ -186,7 +186,7 @@ absl::Status RedisCluster::Refresh() {
   }
   for (const Endpoint& seed : options_.seeds) {
     const bool known = std::any_of(candidates.begin(), candidates.end(), [&](const Endpoint& c) {
-      return c.host == seed.host && c.port == seed.port;
+      return c.SameServer(seed);
     });
     if (!known) candidates.push_back(seed);
   }

@@ -30,6 +30,8 @@ struct Endpoint {
   int db = 0;
 
   std::string ToString() const;
+  // The same server (host and port), whatever the database.
+  bool SameServer(const Endpoint& other) const { return host == other.host && port == other.port; }
 };
 
 // Frees a reply after wiping every string in it: replies carry session bytes.

@@ -53,6 +53,11 @@ Endpoint SentinelAt(const Endpoint& sentinel) {
   return at;
 }
 
+// Both name the same server, or neither names one.
+bool SameAnswer(const absl::StatusOr<Endpoint>& a, const absl::StatusOr<Endpoint>& b) {
+  return a.ok() == b.ok() && (!a.ok() || a->SameServer(*b));
+}
+
 }  // namespace
 
 absl::StatusOr<Endpoint> MajorityMaster(const SentinelConfig& config,
@@ -70,7 +75,7 @@ absl::StatusOr<Endpoint> MajorityMaster(const SentinelConfig& config,
     ++reached;
     size_t agreeing = 0;
     for (const absl::StatusOr<Endpoint>& other : answers) {
-      agreeing += other.ok() && other->host == answers[i]->host && other->port == answers[i]->port;
+      agreeing += other.ok() && other->SameServer(*answers[i]);
     }
     if (agreeing >= needed) return *answers[i];
     said.push_back(absl::StrCat(sentinel.host, ":", sentinel.port, ": ", answers[i]->host, ":",
@@ -119,10 +124,7 @@ void SentinelWatcher::Name(absl::StatusOr<Endpoint> master, bool announced) {
     absl::MutexLock lock(&master_mu_);
     // The first check's answer: the pool connected to what the sentinels said meanwhile.
     const bool first = !announced && !master_.has_value();
-    const bool same = master_.has_value() && master_->ok() == master.ok() &&
-                      (!master.ok() || ((*master_)->host == master->host &&
-                                        (*master_)->port == master->port));
-    if (same) return;
+    if (master_.has_value() && SameAnswer(*master_, master)) return;
     master_ = std::move(master);
     if (first) return;
   }
@@ -158,14 +160,11 @@ void SentinelWatcher::CheckMajority() {
     if (without_majority == 1 && last.has_value() && last->ok()) continue;
     uint64_t agreeing = 0;
     for (const absl::StatusOr<Endpoint>& answer : answers) {
-      agreeing += master.ok() && answer.ok() && answer->host == master->host &&
-                  answer->port == master->port;
+      agreeing += master.ok() && answer.ok() && answer->SameServer(*master);
     }
     // Only a change of the majority's answer is named: an announcement the majority has not
     // caught up with yet is not undone by its previous answer.
-    const bool changed =
-        !last.has_value() || master.ok() != last->ok() ||
-        (master.ok() && (master->host != (*last)->host || master->port != (*last)->port));
+    const bool changed = !last.has_value() || !SameAnswer(*last, master);
     if (changed && last.has_value()) {
       if (master.ok()) {
         LogWarning("redis %s: the majority names %s:%d", config_.ToString(), master->host,
