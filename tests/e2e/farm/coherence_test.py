@@ -315,6 +315,23 @@ class FaultCoherenceTest(CoherenceTestCase):
                 version, client, f"{name}: node B's replica cut off from Redis for 1 s")
             self.await_gap(replica_b, gaps)
 
+    def test_a_deletion_the_store_did_not_take_is_sent_again_until_it_stands(self):
+        # Node A's replica is cut off from Redis when the session ends on A: the deletion
+        # fails there, and only node A sending it again, once the path is back, ends the
+        # session on B (whose replica never lost Redis and holds it in B's near cache).
+        redis = self.farm.redis()
+        proxy = tlsfarm.TcpProxy(redis.port)
+        self.addCleanup(proxy.close)
+        replica_a = self.replica(f"redis://127.0.0.1:{proxy.port}")
+        replica_b = self.replica(f"redis://127.0.0.1:{redis.port}")
+        self.nginx_nodes(replica_a.addr, replica_b.addr)
+        for name, version in VERSIONS.items():
+            client = self.deletion_inside(version, proxy.cut, f"cut {name}")
+            time.sleep(1.0)  # the deletion fails, and fails again, for a second
+            proxy.restore()
+            self.assert_dead_everywhere_and_new_sessions_shared(
+                version, client, f"{name}: node A's replica cut off from Redis for 1 s")
+
     def test_a_replica_whose_path_to_redis_goes_silent(self):
         # B's replica reaches Redis through a path that goes silent (no reset ever comes): its
         # subscription's PING goes unanswered (a quiet second, then two more), it pauses its
